@@ -1,0 +1,109 @@
+import { EXIT_FAILED, EXIT_USAGE, isLabctlError } from '@labctl/core/errors';
+import type { EventSink, ProgressEvent } from '@labctl/core/events';
+import { loadLabFile, type LoadedLabFile } from '@labctl/core/spec';
+import { resolveLabDir, StateStore } from '@labctl/core/state';
+import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
+
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof LabctlCommand)['baseFlags'] & T['flags']>;
+export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
+
+/** Flags every labctl command takes. Each has an environment variable, like Shopify CLI's global flags. */
+export const globalFlags = {
+  'lab-dir': Flags.string({
+    summary: 'Lab directory holding labctl.yaml and .labctl/state.json.',
+    description: 'Defaults to the current directory.',
+    env: 'LABCTL_LAB_DIR',
+    helpGroup: 'GLOBAL',
+  }),
+  debug: Flags.boolean({
+    summary: 'Show stack traces and every remote script labctl runs.',
+    env: 'LABCTL_DEBUG',
+    helpGroup: 'GLOBAL',
+  }),
+};
+
+/**
+ * The one base command: parses flags, owns error output and exit statuses (0 ok, 1 failed,
+ * 2 usage/input error), and gives `--json` to every command. Commands return a typed result;
+ * with --json it is printed as JSON and human output (`this.log`) is suppressed.
+ */
+export abstract class LabctlCommand<T extends typeof Command> extends Command {
+  static override enableJsonFlag = true;
+  static override baseFlags = globalFlags;
+
+  protected flags!: BaseFlags<T>;
+  protected args!: BaseArgs<T>;
+  /** Warnings collected for the JSON envelope and printed to stderr in human mode. */
+  protected warnings: string[] = [];
+
+  public override async init(): Promise<void> {
+    await super.init();
+    const { args, flags } = await this.parse({
+      flags: this.ctor.flags,
+      baseFlags: (this.ctor as typeof LabctlCommand).baseFlags,
+      enableJsonFlag: this.ctor.enableJsonFlag,
+      args: this.ctor.args,
+      strict: this.ctor.strict,
+    });
+    this.flags = flags as BaseFlags<T>;
+    this.args = args as BaseArgs<T>;
+  }
+
+  protected get labDir(): string {
+    return resolveLabDir(this.flags['lab-dir']);
+  }
+
+  protected stateStore(): StateStore {
+    return new StateStore(this.labDir);
+  }
+
+  protected async labFile(explicit?: string): Promise<LoadedLabFile> {
+    return loadLabFile(this.labDir, explicit);
+  }
+
+  /** A warning: stderr in human mode, `warnings` in the JSON result. */
+  protected note(message: string): void {
+    this.warnings.push(message);
+    if (!this.jsonEnabled()) process.stderr.write(`labctl: warning: ${message}\n`);
+  }
+
+  /** Progress events as plain lines on stderr (nothing with --json). */
+  protected progressSink(): EventSink {
+    if (this.jsonEnabled()) return () => {};
+    return (event: ProgressEvent) => {
+      const message = event.message ? `: ${event.message}` : '';
+      process.stderr.write(`${event.subject} ${event.phase} ${event.status}${message}\n`);
+    };
+  }
+
+  private debugEnabled(): boolean {
+    return this.argv.includes('--debug') || /^(1|true|yes)$/i.test(process.env.LABCTL_DEBUG ?? '');
+  }
+
+  protected override async catch(err: Error & { oclif?: { exit?: number } }): Promise<unknown> {
+    if (err instanceof Errors.ExitError) throw err;
+    const debug = this.debugEnabled();
+    let exitCode: number;
+    let payload: { code: string; message: string; hint?: string; details?: Record<string, unknown> };
+    if (isLabctlError(err)) {
+      exitCode = err.exitCode;
+      payload = err.toJSON();
+    } else if (err instanceof Errors.CLIError) {
+      // oclif's own parse errors: unknown flag, missing argument, bad option value.
+      exitCode = err.oclif?.exit ?? EXIT_USAGE;
+      payload = { code: 'USAGE', message: err.message.split('\n')[0] ?? err.message, hint: `See: labctl ${this.id?.replaceAll(':', ' ') ?? ''} --help` };
+    } else {
+      exitCode = EXIT_FAILED;
+      payload = { code: 'INTERNAL', message: `internal error: ${err.message}`, hint: 'This is a labctl bug; run with --debug and report the stack trace.' };
+    }
+    if (this.jsonEnabled()) {
+      this.logJson({ error: payload, ...(this.warnings.length ? { warnings: this.warnings } : {}) });
+    } else {
+      process.stderr.write(`labctl: error: ${payload.message}\n`);
+      if (payload.hint) process.stderr.write(`  hint: ${payload.hint}\n`);
+      if (debug && err.stack) process.stderr.write(`${err.stack}\n`);
+      if (debug && err.cause instanceof Error && err.cause.stack) process.stderr.write(`caused by: ${err.cause.stack}\n`);
+    }
+    this.exit(exitCode);
+  }
+}
