@@ -1,3 +1,3 @@
 import { labctlVitestConfig } from '../../vitest.shared.js';
 
-export default labctlVitestConfig({ testTimeout: 60_000 });
+export default labctlVitestConfig();

@@ -1,0 +1,2 @@
+/** @labctl/delegation: implementation lands with its issue. */
+export const PACKAGE_NAME = '@labctl/delegation';

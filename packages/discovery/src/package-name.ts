@@ -1,0 +1,2 @@
+/** @labctl/discovery: implementation lands with its issue. */
+export const PACKAGE_NAME = '@labctl/discovery';

@@ -1,0 +1,2 @@
+/** @labctl/hyperv: implementation lands with its issue. */
+export const PACKAGE_NAME = '@labctl/hyperv';

@@ -1,0 +1,2 @@
+/** @labctl/inventory: implementation lands with its issue. */
+export const PACKAGE_NAME = '@labctl/inventory';

@@ -1,0 +1,2 @@
+/** @labctl/remote: implementation lands with its issue. */
+export const PACKAGE_NAME = '@labctl/remote';

@@ -1,0 +1,2 @@
+/** @labctl/template: implementation lands with its issue. */
+export const PACKAGE_NAME = '@labctl/template';

@@ -1,0 +1,2 @@
+/** @labctl/vhd: implementation lands with its issue. */
+export const PACKAGE_NAME = '@labctl/vhd';

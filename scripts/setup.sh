@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Install what labctl's build, demo and tests need on a fresh Debian 12 machine. Safe to re-run:
+# packages already present are not fetched again. Debian packages need root; without root only the
+# npm part runs (tests that need the missing parts then skip and say why).
+#   ./scripts/setup.sh            # Debian packages + npm packages + build
+#   SETUP_APT=0 ./scripts/setup.sh  # npm + build only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# One list for every real part the tests and the demo start (see design.md, "Testing with real parts").
+DEBIAN_PACKAGES=(
+  # Ansible inventories and SSH test hosts
+  ansible-core openssh-server openssh-client sudo iproute2 procps
+  # KVM/libvirt provider, demo golden image, isolated network
+  qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-clients dnsmasq-base dnsmasq-utils
+  busybox-static dropbear-bin e2fsprogs cpio linux-image-amd64 syslinux syslinux-common mtools fdisk dosfstools ovmf
+  # VHD oracle
+  libvhdi-utils fuse3
+  # Samba AD DC for Kerberos delegation tests
+  samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind python3-samba krb5-user ldb-tools ldap-utils smbclient
+)
+
+if [ "${SETUP_APT:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
+  missing=()
+  for p in "${DEBIAN_PACKAGES[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${#missing[@]} Debian packages: ${missing[*]}"
+    # Keep package scripts from starting services (samba's nmbd, sshd on :22, libvirtd): the tests
+    # start their own instances, bound to loopback or to namespaces they create.
+    created_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; created_policy=1; fi
+    trap '[ "$created_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d' EXIT
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -o DPkg::Lock::Timeout=600 -qq
+    apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup: Debian packages already installed"
+  fi
+elif [ "${SETUP_APT:-1}" = 1 ]; then
+  echo "setup: not root, skipping Debian packages (${DEBIAN_PACKAGES[*]})"
+fi
+
+echo "setup: npm packages"
+if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
+echo "setup: build"
+npx turbo run build --output-logs=errors-only
