@@ -135,7 +135,7 @@ export function parseLabFile(text: string, file: string): LabSpec {
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
     const error = doc.errors[0]!;
-    const pos = error.linePos?.[0];
+    const pos = lineCounter.linePos(error.pos[0]);
     throw new UsageError('LABFILE_SYNTAX', `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: ${error.message.split('\n')[0]}`, {
       hint: 'Fix the YAML syntax; indentation uses spaces, not tabs.',
     });
