@@ -1,0 +1,86 @@
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+/** The built binary, as a user runs it: exit statuses, --json, --help. Needs `turbo run build` first. */
+const bin = resolve(import.meta.dirname, '../bin/run.js');
+
+async function labctl(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)('node', [bin, ...args], { env: { ...process.env, ...env } });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+async function labWithState(state: unknown): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'labctl-cli-'));
+  await mkdir(join(dir, '.labctl'));
+  await writeFile(join(dir, '.labctl', 'state.json'), JSON.stringify(state));
+  return dir;
+}
+
+describe('labctl binary', () => {
+  it('--help lists the commands', async () => {
+    const { code, stdout } = await labctl(['--help']);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/USAGE\s+\$ labctl/);
+    expect(stdout).toMatch(/\blist\b/);
+  });
+
+  it('list reads a hand-written state file (docs/state.md) and picks the usable address', async () => {
+    const dir = await labWithState({
+      version: 1,
+      lab: 'handmade',
+      vms: [
+        { name: 'db1', group: 'db', provider: 'manual', addresses: ['fe80::1', '169.254.3.3', '192.0.2.10'] },
+        { name: 'web1', group: 'web', provider: 'manual' },
+      ],
+    });
+    const json = await labctl(['list', '--json', '--lab-dir', dir]);
+    expect(json.code).toBe(0);
+    const result = JSON.parse(json.stdout);
+    expect(result.lab).toBe('handmade');
+    expect(result.vms.map((vm: { name: string; address: string | null }) => [vm.name, vm.address])).toEqual([
+      ['db1', '192.0.2.10'],
+      ['web1', null],
+    ]);
+    const human = await labctl(['list'], { LABCTL_LAB_DIR: dir });
+    expect(human.stdout).toMatch(/^NAME\s+GROUP\s+STATE\s+ADDRESS/m);
+    expect(human.stdout).toMatch(/^db1\s+db\s+unknown\s+192\.0\.2\.10/m);
+  });
+
+  it('an unknown flag is a usage error: exit 2, one line, a hint', async () => {
+    const { code, stderr } = await labctl(['list', '--no-such-flag']);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/^labctl: error: Nonexistent flag: --no-such-flag/m);
+    expect(stderr).toMatch(/hint: See: labctl list --help/);
+    expect(stderr).not.toMatch(/\s+at /); // no stack trace without --debug
+  });
+
+  it('a bad lab file is an input error naming file, line and key; --json puts it in an error object', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'labctl-cli-'));
+    await writeFile(join(dir, 'labctl.yaml'), 'lab: x\ngroups:\n  web:\n    cnt: 3\n');
+    const human = await labctl(['list', '--lab-dir', dir]);
+    expect(human.code).toBe(2);
+    expect(human.stderr).toContain(`${join(dir, 'labctl.yaml')}:4: groups.web.cnt: unknown key "cnt"`);
+    const json = await labctl(['list', '--json', '--lab-dir', dir]);
+    expect(json.code).toBe(2);
+    expect(JSON.parse(json.stdout).error).toMatchObject({ code: 'LABFILE_INVALID' });
+  });
+
+  it('a corrupt state file fails with exit 1 and a hint, and --debug adds the stack trace', async () => {
+    const dir = await labWithState('not a state');
+    const plain = await labctl(['list', '--lab-dir', dir]);
+    expect(plain.code).toBe(1);
+    expect(plain.stderr).toMatch(/does not look like a labctl state file/);
+    expect(plain.stderr).toMatch(/hint: /);
+    const debug = await labctl(['list', '--lab-dir', dir, '--debug']);
+    expect(debug.stderr).toMatch(/\n\s+at /);
+  });
+});
