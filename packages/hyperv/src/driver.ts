@@ -1,0 +1,89 @@
+import type { PowerShellSession } from '@labctl/remote/powershell';
+import { objectArray } from './parse.js';
+import { SCRIPTS } from './scripts/index.js';
+import type {
+  CreateVmResult,
+  CreateVmsInput,
+  HostFacts,
+  HostFactsInput,
+  ListedVm,
+  RegisterVmResult,
+  RegisterVmsInput,
+  RemoveVmResult,
+  RemoveVmsInput,
+  StartVmResult,
+  VmAdapterFacts,
+  VmRef,
+} from './types.js';
+
+/**
+ * One Hyper-V host, one method per script (style point 4: a driver interface in front of the
+ * PowerShell implementation). Every method is exactly one PowerShell invocation, whatever the
+ * number of VMs it is given.
+ */
+export interface HyperVDriver {
+  readonly host: string;
+  hostFacts(input: HostFactsInput): Promise<HostFacts>;
+  createVms(input: CreateVmsInput): Promise<CreateVmResult[]>;
+  startVms(lab: string, vms: VmRef[]): Promise<StartVmResult[]>;
+  adapters(vms: VmRef[]): Promise<VmAdapterFacts[]>;
+  listVms(lab: string): Promise<ListedVm[]>;
+  removeVms(input: RemoveVmsInput): Promise<RemoveVmResult[]>;
+  registerVms(input: RegisterVmsInput): Promise<RegisterVmResult[]>;
+  /** PowerShell invocations so far (for benchmarks and round-trip tests). */
+  readonly invocations: number;
+}
+
+export interface DriverTimeouts {
+  /** Per script run; creating a batch of full copies can take long. */
+  createMs?: number;
+  defaultMs?: number;
+}
+
+export class PowerShellHyperVDriver implements HyperVDriver {
+  constructor(
+    private readonly session: PowerShellSession,
+    private readonly timeouts: DriverTimeouts = {},
+  ) {}
+
+  get host(): string {
+    return this.session.host;
+  }
+
+  get invocations(): number {
+    return this.session.invocations;
+  }
+
+  private run<T>(script: keyof typeof SCRIPTS, input: unknown, timeoutMs?: number): Promise<T> {
+    return this.session.run<T>(SCRIPTS[script], input, { timeoutMs: timeoutMs ?? this.timeouts.defaultMs ?? 120_000 });
+  }
+
+  hostFacts(input: HostFactsInput): Promise<HostFacts> {
+    return this.run<HostFacts>('get_host_facts', input);
+  }
+
+  async createVms(input: CreateVmsInput): Promise<CreateVmResult[]> {
+    const data = await this.run<{ vms: unknown }>('create_vms', input, this.timeouts.createMs ?? 1_800_000);
+    return objectArray<CreateVmResult>(data?.vms);
+  }
+
+  async startVms(lab: string, vms: VmRef[]): Promise<StartVmResult[]> {
+    return objectArray<StartVmResult>((await this.run<{ vms: unknown }>('start_vms', { lab, vms }))?.vms);
+  }
+
+  async adapters(vms: VmRef[]): Promise<VmAdapterFacts[]> {
+    return objectArray<VmAdapterFacts>((await this.run<{ vms: unknown }>('get_adapters', { vms }))?.vms);
+  }
+
+  async listVms(lab: string): Promise<ListedVm[]> {
+    return objectArray<ListedVm>((await this.run<{ vms: unknown }>('list_vms', { lab }))?.vms);
+  }
+
+  async removeVms(input: RemoveVmsInput): Promise<RemoveVmResult[]> {
+    return objectArray<RemoveVmResult>((await this.run<{ vms: unknown }>('remove_vms', input, 600_000))?.vms);
+  }
+
+  async registerVms(input: RegisterVmsInput): Promise<RegisterVmResult[]> {
+    return objectArray<RegisterVmResult>((await this.run<{ vms: unknown }>('register_vms', input, 600_000))?.vms);
+  }
+}

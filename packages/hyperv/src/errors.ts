@@ -1,0 +1,36 @@
+import { LabctlError } from '@labctl/core/errors';
+
+/**
+ * The Hyper-V failures a user can see (style point 9): one class each, messages built here.
+ * Failures of single VMs inside a batch are not thrown: they are per-VM results and events.
+ */
+export class HyperVBatchError extends LabctlError {
+  constructor(operation: string, failures: Array<{ name: string; message: string }>) {
+    const first = failures[0];
+    super(
+      'HYPERV_BATCH_FAILED',
+      `${operation} failed for ${failures.length} VM(s)${first ? `; first: ${first.name}: ${first.message}` : ''}`,
+      {
+        hint: 'The other VMs are done. Fix the cause and run the same command again; finished VMs are skipped.',
+        details: { operation, failures },
+      },
+    );
+  }
+}
+
+export class HyperVPlacementError extends LabctlError {
+  constructor(vm: string) {
+    super('HYPERV_NOT_PLACED', `no Hyper-V host was chosen for ${vm}`, {
+      hint: 'Run preflight first, or name a host in labctl.yaml (hosts:) or with --host.',
+    });
+  }
+}
+
+export class HyperVNoHostsError extends LabctlError {
+  constructor() {
+    super('HYPERV_NO_HOSTS', 'no Hyper-V host configured', {
+      hint: 'Add `hosts: [{ name: hv01, address: admin@hv01.lab.example }]` to labctl.yaml or pass --host.',
+      exitCode: 2,
+    });
+  }
+}

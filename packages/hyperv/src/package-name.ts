@@ -1,2 +1,0 @@
-/** @labctl/hyperv: implementation lands with its issue. */
-export const PACKAGE_NAME = '@labctl/hyperv';

@@ -1,0 +1,391 @@
+import { mapLimit } from '@labctl/core/concurrency';
+import { describeError } from '@labctl/core/errors';
+import type { EventSink } from '@labctl/core/events';
+import type { AdapterReport, DestroyOptions, Plan, Provider, VmPlan } from '@labctl/core/provider';
+import type { VmRecord } from '@labctl/core/state';
+import type { Check } from '@labctl/core/checks';
+import { type CommandRunner, type PowerShellFlavor, PowerShellSession, type ScriptRunLog } from '@labctl/remote/powershell';
+import { adapterReports } from './discovery.js';
+import { type DriverTimeouts, type HyperVDriver, PowerShellHyperVDriver } from './driver.js';
+import { HyperVBatchError, HyperVNoHostsError, HyperVPlacementError } from './errors.js';
+import { createSpec, diskDirFor } from './inputs.js';
+import { colonMac, labctlState } from './parse.js';
+import { batches, placeVms } from './placement.js';
+import { evaluatePreflight, type HostFactsOutcome } from './preflight.js';
+import type { CreateVmsInput, HostFacts, VmRef } from './types.js';
+
+/** One create_vms run: the VMs of one batch on one host and the exact input the script gets. */
+export interface CreateBatch {
+  host: string;
+  vms: VmPlan[];
+  input: CreateVmsInput;
+}
+
+/**
+ * The Hyper-V provider. One connection per host, reused for the whole run; every operation is one
+ * PowerShell invocation per host (per batch when a host allows parallel batches), whatever the
+ * number of VMs. Placement by free memory happens in preflight and is kept for create.
+ */
+export interface HyperVHostConfig {
+  name: string;
+  /** Where VM disks and configurations go; default: the host's VirtualHardDiskPath. */
+  path?: string;
+  /** Script runs in parallel on this host (each one a batch of VMs). Default 1. */
+  concurrency?: number;
+}
+
+export interface ClosableRunner extends CommandRunner {
+  close?(): Promise<void> | void;
+}
+
+export interface HyperVProviderOptions {
+  lab: string;
+  hosts: HyperVHostConfig[];
+  /** Opens the one connection to a host (SSH with a pinned host key, or local PowerShell). */
+  connect(host: HyperVHostConfig): Promise<ClosableRunner>;
+  flavor?: PowerShellFlavor;
+  log?: (entry: ScriptRunLog) => void;
+  debug?: boolean;
+  timeouts?: DriverTimeouts;
+}
+
+interface Connection {
+  runner: ClosableRunner;
+  driver: HyperVDriver;
+}
+
+export class HyperVProvider implements Provider {
+  readonly name = 'hyperv';
+  private readonly connections = new Map<string, Promise<Connection>>();
+  private readonly hostOf = new Map<string, string>();
+  private readonly facts = new Map<string, HostFacts>();
+
+  constructor(private readonly options: HyperVProviderOptions) {
+    if (options.hosts.length === 0) throw new HyperVNoHostsError();
+  }
+
+  /** The driver of a host, connecting on first use (one connection per host for the whole run). */
+  driver(host: string): Promise<HyperVDriver> {
+    return this.connection(host).then((connection) => connection.driver);
+  }
+
+  /** PowerShell invocations per host so far. */
+  async invocations(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const [host, connection] of this.connections) out[host] = (await connection).driver.invocations;
+    return out;
+  }
+
+  private connection(host: string): Promise<Connection> {
+    let connection = this.connections.get(host);
+    if (!connection) {
+      const config = this.hostConfig(host);
+      connection = this.options.connect(config).then((runner) => {
+        const session = new PowerShellSession(runner, {
+          host: config.name,
+          ...(this.options.flavor ? { flavor: this.options.flavor } : {}),
+          ...(this.options.log ? { log: this.options.log } : {}),
+          ...(this.options.debug ? { debug: true } : {}),
+        });
+        return { runner, driver: new PowerShellHyperVDriver(session, this.options.timeouts) };
+      });
+      // A failed connection is not cached: a later call may try again.
+      connection.catch(() => this.connections.delete(host));
+      this.connections.set(host, connection);
+    }
+    return connection;
+  }
+
+  private hostConfig(host: string): HyperVHostConfig {
+    const config = this.options.hosts.find((item) => item.name === host);
+    if (!config) throw new HyperVPlacementError(`host ${host}`);
+    return config;
+  }
+
+  /** The directory preflight reports free space for (the configured path, else the host's default). */
+  private diskDir(host: string): string | undefined {
+    return this.hostConfig(host).path ?? this.facts.get(host)?.virtualHardDiskPath ?? undefined;
+  }
+
+  /** Host facts from every host in parallel, placement by free memory, then the checks. */
+  async preflight(plan: Plan): Promise<Check[]> {
+    const hosts = this.options.hosts;
+    const goldens = [...new Set(plan.vms.map((vm) => vm.golden))];
+    const switches = [...new Set(plan.vms.map((vm) => vm.network))];
+    const names = plan.vms.map((vm) => vm.name);
+    const outcomes: HostFactsOutcome[] = await Promise.all(
+      hosts.map(async (host): Promise<HostFactsOutcome> => {
+        try {
+          const driver = await this.driver(host.name);
+          const facts = await driver.hostFacts({
+            lab: this.options.lab,
+            goldens,
+            switches,
+            names,
+            diskDirs: host.path ? [host.path] : [],
+          });
+          this.facts.set(host.name, facts);
+          return { host: host.name, facts };
+        } catch (error) {
+          return { host: host.name, error: describeError(error) };
+        }
+      }),
+    );
+    const existing = new Map<string, string>();
+    for (const outcome of outcomes) {
+      for (const entry of outcome.facts?.names ?? []) if (entry.exists && entry.lab === this.options.lab) existing.set(entry.name, outcome.host);
+    }
+    const reachable = outcomes.filter((outcome) => outcome.facts?.hyperVModule);
+    const placement = placeVms(
+      plan.vms,
+      reachable.map((outcome) => ({ name: outcome.host, freeMemoryBytes: outcome.facts?.freeMemoryBytes ?? 0 })),
+      { existing },
+    );
+    for (const [vm, host] of placement.hostOf) this.hostOf.set(vm, host);
+    return evaluatePreflight(this.options.lab, plan.vms, outcomes, placement, (host) => this.diskDir(host));
+  }
+
+  /**
+   * Placement without contacting any host (dry run): a VM keeps a configured host named in its
+   * plan, the others are spread round-robin. The live run places by free memory instead.
+   */
+  placeOffline(vms: readonly VmPlan[]): void {
+    let next = 0;
+    for (const vm of vms) {
+      if (this.hostOf.has(vm.name)) continue;
+      const pinned = this.options.hosts.find((host) => host.name === vm.host);
+      const host = pinned ?? this.options.hosts[next++ % this.options.hosts.length];
+      if (host) this.hostOf.set(vm.name, host.name);
+    }
+  }
+
+  /** The host a VM was placed on (after preflight), else the plan's host when it is a configured one. */
+  placedHost(vm: VmPlan): string {
+    const host = this.hostOf.get(vm.name) ?? (this.options.hosts.some((item) => item.name === vm.host) ? vm.host : undefined);
+    if (!host) {
+      if (this.options.hosts.length === 1) return this.options.hosts[0]?.name ?? '';
+      throw new HyperVPlacementError(vm.name);
+    }
+    return host;
+  }
+
+  /** The create_vms inputs, per host and batch, exactly as create() sends them (also for --emit). */
+  createBatches(vms: readonly VmPlan[]): CreateBatch[] {
+    const byHost = new Map<string, VmPlan[]>();
+    for (const vm of vms) {
+      const host = this.placedHost(vm);
+      byHost.set(host, [...(byHost.get(host) ?? []), vm]);
+    }
+    const out: CreateBatch[] = [];
+    for (const [host, hostVms] of byHost) {
+      const diskDir = diskDirFor(this.hostConfig(host).path, this.options.lab);
+      for (const batch of batches(hostVms, this.hostConfig(host).concurrency ?? 1)) {
+        out.push({ host, vms: batch, input: { lab: this.options.lab, diskDir, vms: batch.map((vm) => createSpec(vm)) } });
+      }
+    }
+    return out;
+  }
+
+  async create(vms: VmPlan[], events: EventSink): Promise<VmRecord[]> {
+    const plan = this.createBatches(vms);
+    const byName = new Map(vms.map((vm) => [vm.name, vm]));
+    const records: VmRecord[] = [];
+    await this.perHost(plan, async (batch) => {
+      for (const vm of batch.vms) events({ subject: vm.name, phase: 'define', status: 'start', message: `on ${batch.host}` });
+      let results: Awaited<ReturnType<HyperVDriver['createVms']>>;
+      try {
+        results = await (await this.driver(batch.host)).createVms(batch.input);
+      } catch (error) {
+        const message = describeError(error);
+        for (const vm of batch.vms) {
+          events({ subject: vm.name, phase: 'define', status: 'failed', message });
+          records.push(this.record(vm, batch.host, { state: 'failed', error: message }));
+        }
+        return;
+      }
+      for (const result of results) {
+        const vm = byName.get(result.name);
+        if (!vm) continue;
+        const spec = batch.input.vms.find((item) => item.name === result.name);
+        if (!result.ok) {
+          const message = result.error?.message ?? 'failed';
+          events({ subject: vm.name, phase: 'define', status: 'failed', message });
+          records.push(this.record(vm, batch.host, { state: 'failed', error: message }));
+          continue;
+        }
+        events({ subject: vm.name, phase: 'define', status: result.created ? 'done' : 'skipped', message: result.created ? undefined : 'already exists' });
+        records.push(
+          this.record(vm, batch.host, {
+            state: labctlState(result.state) === 'running' ? 'running' : 'created',
+            mac: colonMac(result.mac) ?? vm.mac,
+            resources: { vmId: result.id, vhdPath: result.vhdPath, golden: vm.golden, generation: spec?.generation },
+          }),
+        );
+      }
+    });
+    return records;
+  }
+
+  private record(vm: VmPlan, host: string, extra: Partial<VmRecord>): VmRecord {
+    return {
+      name: vm.name,
+      group: vm.group,
+      provider: this.name,
+      host,
+      addresses: [],
+      ssh: { user: vm.ssh.user, port: vm.ssh.port, hostKeys: [], ...(vm.ssh.keyFile ? { keyFile: vm.ssh.keyFile } : {}) },
+      state: 'created',
+      mac: vm.mac,
+      ...(vm.vars ? { vars: vm.vars as VmRecord['vars'] } : {}),
+      ...extra,
+    };
+  }
+
+  private refs(vms: readonly VmRecord[]): Map<string, Array<VmRef & { record: VmRecord }>> {
+    const byHost = new Map<string, Array<VmRef & { record: VmRecord }>>();
+    for (const record of vms) {
+      const id = typeof record.resources?.vmId === 'string' ? record.resources.vmId : undefined;
+      const ref = { name: record.name, ...(id ? { id } : {}), record };
+      byHost.set(record.host, [...(byHost.get(record.host) ?? []), ref]);
+    }
+    return byHost;
+  }
+
+  /** Runs work per host in parallel, and per host at most `concurrency` batches at a time. */
+  private async perHost<B extends { host: string }>(items: readonly B[], fn: (item: B) => Promise<void>): Promise<void> {
+    const byHost = new Map<string, B[]>();
+    for (const item of items) byHost.set(item.host, [...(byHost.get(item.host) ?? []), item]);
+    await Promise.all(
+      [...byHost].map(async ([host, hostItems]) => {
+        const settled = await mapLimit(hostItems, this.hostConfig(host).concurrency ?? 1, fn);
+        const failed = settled.find((item) => !item.ok);
+        if (failed && !failed.ok) throw failed.error;
+      }),
+    );
+  }
+
+  async start(vms: VmRecord[], events: EventSink): Promise<void> {
+    const failures: Array<{ name: string; message: string }> = [];
+    const work = [...this.refs(vms)].flatMap(([host, refs]) =>
+      batches(refs, this.hostConfig(host).concurrency ?? 1).map((batch) => ({ host, refs: batch })),
+    );
+    await this.perHost(work, async ({ host, refs }) => {
+      for (const ref of refs) events({ subject: ref.name, phase: 'start', status: 'start' });
+      let results: Awaited<ReturnType<HyperVDriver['startVms']>>;
+      try {
+        results = await (await this.driver(host)).startVms(
+          this.options.lab,
+          refs.map(({ record: _record, ...ref }) => ref),
+        );
+      } catch (error) {
+        for (const ref of refs) failures.push({ name: ref.name, message: describeError(error) });
+        for (const ref of refs) events({ subject: ref.name, phase: 'start', status: 'failed', message: describeError(error) });
+        return;
+      }
+      for (const result of results) {
+        const ref = refs.find((item) => item.name === result.name);
+        if (!result.ok || result.state === 'not_created') {
+          const message = result.error?.message ?? `the VM does not exist on ${host}`;
+          failures.push({ name: result.name, message });
+          events({ subject: result.name, phase: 'start', status: 'failed', message });
+          continue;
+        }
+        if (ref) ref.record.state = labctlState(result.state);
+        events({ subject: result.name, phase: 'start', status: result.started ? 'done' : 'skipped', message: result.started ? undefined : 'already running' });
+      }
+    });
+    if (failures.length > 0) throw new HyperVBatchError('start', failures);
+  }
+
+  async adapters(vms: VmRecord[]): Promise<AdapterReport[]> {
+    const reports: AdapterReport[] = [];
+    await Promise.all(
+      [...this.refs(vms)].map(async ([host, refs]) => {
+        const facts = await (await this.driver(host)).adapters(refs.map(({ record: _record, ...ref }) => ref));
+        reports.push(...adapterReports(facts, host));
+      }),
+    );
+    return reports;
+  }
+
+  async list(lab: string): Promise<VmRecord[]> {
+    const records: VmRecord[] = [];
+    await Promise.all(
+      this.options.hosts.map(async (host) => {
+        for (const vm of await (await this.driver(host.name)).listVms(lab)) {
+          const mac = colonMac(vm.mac);
+          records.push({
+            name: vm.name,
+            group: vm.group || 'default',
+            provider: this.name,
+            host: host.name,
+            addresses: [],
+            ssh: { hostKeys: [] },
+            state: labctlState(vm.state),
+            ...(mac ? { mac } : {}),
+            resources: { vmId: vm.id, vhdPath: vm.vhdPath, generation: vm.generation },
+          });
+        }
+      }),
+    );
+    return records;
+  }
+
+  async destroy(vms: VmRecord[], options: DestroyOptions, events: EventSink, protect: readonly string[] = []): Promise<void> {
+    const failures: Array<{ name: string; message: string }> = [];
+    await Promise.all(
+      [...this.refs(vms)].map(async ([host, refs]) => {
+        const goldens = new Set(protect);
+        for (const ref of refs) if (typeof ref.record.resources?.golden === 'string') goldens.add(ref.record.resources.golden);
+        for (const ref of refs) events({ subject: ref.name, phase: 'destroy', status: 'start' });
+        let results: Awaited<ReturnType<HyperVDriver['removeVms']>>;
+        try {
+          results = await (await this.driver(host)).removeVms({
+            lab: this.options.lab,
+            keepDisks: options.keepDisks ?? false,
+            protect: [...goldens],
+            vms: refs.map(({ record, ...ref }) => ({
+              ...ref,
+              ...(typeof record.resources?.vhdPath === 'string' ? { vhdPath: record.resources.vhdPath } : {}),
+            })),
+          });
+        } catch (error) {
+          for (const ref of refs) failures.push({ name: ref.name, message: describeError(error) });
+          return;
+        }
+        for (const result of results) {
+          if (!result.ok) {
+            const message = result.error?.message ?? 'failed';
+            failures.push({ name: result.name, message });
+            events({ subject: result.name, phase: 'destroy', status: 'failed', message });
+            continue;
+          }
+          const kept = (result.keptDisks ?? []).map((disk) => `${disk.path} (${disk.reason})`);
+          events({
+            subject: result.name,
+            phase: 'destroy',
+            status: result.state === 'removed' ? 'done' : 'skipped',
+            message: [result.state === 'removed' ? undefined : 'was not there', kept.length ? `kept ${kept.join(', ')}` : undefined]
+              .filter(Boolean)
+              .join('; ') || undefined,
+          });
+        }
+      }),
+    );
+    if (failures.length > 0) throw new HyperVBatchError('destroy', failures);
+  }
+
+  async close(): Promise<void> {
+    const connections = [...this.connections.values()];
+    this.connections.clear();
+    await Promise.all(
+      connections.map(async (connection) => {
+        try {
+          await (await connection).runner.close?.();
+        } catch {
+          // A connection that failed to open has nothing to close.
+        }
+      }),
+    );
+  }
+}

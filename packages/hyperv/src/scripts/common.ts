@@ -1,0 +1,105 @@
+/**
+ * What every labctl Hyper-V script shares: the header (param block, strict error handling, quiet
+ * progress), the helper functions, and the result envelope printed between markers. A script is
+ * self-contained (it is sent whole to the host), so the helpers are included in each one.
+ *
+ * Contract (docs/hyperv.md): input is one JSON document, `-InputJson TEXT` or `-InputPath FILE`,
+ * decoded with ConvertFrom-Json; user values never become code. Output is exactly one JSON object
+ * `{"ok":true,"data":…}` or `{"ok":false,"error":{…}}` between `<<<LABCTL-JSON` and `LABCTL-JSON>>>`;
+ * exit status 1 on failure. Enums, GUIDs and dates are converted to strings inside the script
+ * because Windows PowerShell 5.1 and PowerShell 7 serialize them differently.
+ */
+import { RESULT_END, RESULT_START } from '@labctl/remote/powershell';
+
+export const HELPERS = String.raw`
+function ConvertTo-LabctlError {
+  <#
+  .SYNOPSIS
+  An ErrorRecord as a small object: message, exception type, FullyQualifiedErrorId, category.
+  Callers decide on type and id, never on the (localized) message.
+  #>
+  param($Record)
+  [ordered]@{
+    message  = [string]$Record.Exception.Message
+    type     = [string]$Record.Exception.GetType().FullName
+    fqid     = [string]$Record.FullyQualifiedErrorId
+    category = [string]$Record.CategoryInfo.Category
+  }
+}
+
+function Get-LabctlMarker {
+  <#
+  .SYNOPSIS
+  The labctl marker in a VM's Notes ("labctl:" followed by one line of JSON), or $null.
+  #>
+  param($Vm)
+  $notes = [string]$Vm.Notes
+  $at = $notes.IndexOf('labctl:')
+  if ($at -lt 0) { return $null }
+  $line = $notes.Substring($at + 7).Split([char]10)[0]
+  try { return (ConvertFrom-Json -InputObject $line) } catch { return $null }
+}
+
+function Test-LabctlSamePath {
+  <#
+  .SYNOPSIS
+  Whether two Windows paths name the same file (full path, case-insensitive).
+  #>
+  param([string]$A, [string]$B)
+  if (-not $A -or -not $B) { return $false }
+  $fullA = [IO.Path]::GetFullPath($A).TrimEnd([char]92)
+  $fullB = [IO.Path]::GetFullPath($B).TrimEnd([char]92)
+  return [string]::Equals($fullA, $fullB, [StringComparison]::OrdinalIgnoreCase)
+}
+
+function Find-LabctlVm {
+  <#
+  .SYNOPSIS
+  A VM from the list by its Id when known (names can repeat), else by exact name (no wildcards).
+  #>
+  param($All, [string]$Id, [string]$Name)
+  if ($Id) {
+    $byId = @($All | Where-Object { $_.Id.ToString() -eq $Id })
+    if ($byId.Count -gt 0) { return $byId[0] }
+  }
+  $byName = @($All | Where-Object { $_.Name -eq $Name })
+  if ($byName.Count -gt 0) { return $byName[0] }
+  return $null
+}
+`;
+
+export interface ScriptParts {
+  name: string;
+  synopsis: string;
+  /** Defines `function Invoke-LabctlOperation { param($In) … }` returning one hashtable. */
+  body: string;
+}
+
+export function composeScript(parts: ScriptParts): string {
+  return [
+    `# labctl-script: ${parts.name}`,
+    `# ${parts.synopsis}`,
+    '# Input: one JSON document (-InputJson TEXT or -InputPath FILE). Output: one JSON object between markers.',
+    'param([string]$InputJson, [string]$InputPath)',
+    "$ErrorActionPreference = 'Stop'",
+    "$ProgressPreference = 'SilentlyContinue'",
+    "$WarningPreference = 'SilentlyContinue'",
+    'try { [Console]::OutputEncoding = New-Object System.Text.UTF8Encoding $false } catch { }',
+    HELPERS.trim(),
+    parts.body.trim(),
+    'try {',
+    '  if ($InputPath) { $InputJson = [IO.File]::ReadAllText($InputPath) }',
+    '  $labctlIn = ConvertFrom-Json -InputObject $InputJson',
+    '  $labctlData = Invoke-LabctlOperation -In $labctlIn',
+    '  $labctlOut = [ordered]@{ ok = $true; data = $labctlData }',
+    '} catch {',
+    '  $labctlOut = [ordered]@{ ok = $false; error = (ConvertTo-LabctlError -Record $_) }',
+    '}',
+    `Write-Output '${RESULT_START}'`,
+    'ConvertTo-Json -InputObject $labctlOut -Depth 10 -Compress',
+    `Write-Output '${RESULT_END}'`,
+    'if (-not $labctlOut.ok) { exit 1 }',
+    'exit 0',
+    '',
+  ].join('\n');
+}

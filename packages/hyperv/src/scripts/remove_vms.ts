@@ -1,0 +1,73 @@
+import type { ScriptParts } from './common.js';
+
+/**
+ * Removes VMs of one lab and each VM's own disk. A disk is deleted only when it is the disk labctl
+ * recorded for that VM, is not one of the protected golden disks and is attached to no other VM.
+ * Parents are never touched. A VM that is not there is a state ("not_created"), not an error; its
+ * recorded disk is still cleaned up when it is left over from an interrupted run.
+ */
+export const removeVms: ScriptParts = {
+  name: 'remove_vms',
+  synopsis: "Removes a lab's VMs and their own differencing disks; never a golden or parent disk.",
+  body: String.raw`
+function Test-LabctlProtected {
+  param([string]$Path, $Protected)
+  foreach ($keep in @($Protected)) { if (Test-LabctlSamePath $Path $keep) { return $true } }
+  return $false
+}
+
+function Invoke-LabctlOperation {
+  param($In)
+  $all = @(Hyper-V\Get-VM)
+  $results = @(foreach ($spec in @($In.vms)) {
+    try {
+      $removedDisks = @()
+      $keptDisks = @()
+      $vm = Find-LabctlVm -All $all -Id $spec.id -Name $spec.name
+      $ownDisk = [string]$spec.vhdPath
+      $removed = $false
+      if ($vm) {
+        $marker = Get-LabctlMarker -Vm $vm
+        if (-not $marker -or [string]$marker.lab -ne [string]$In.lab) {
+          throw (New-Object System.InvalidOperationException ('The VM "' + $spec.name + '" was not made by this lab; labctl leaves it alone.'))
+        }
+        if (-not $ownDisk) { $ownDisk = [string]$marker.disk }
+        $disks = @(Hyper-V\Get-VMHardDiskDrive -VM $vm | ForEach-Object { [string]$_.Path })
+        if ($vm.State.ToString() -ne 'Off') { Hyper-V\Stop-VM -VM $vm -TurnOff -Force }
+        Hyper-V\Remove-VM -VM $vm -Force
+        $removed = $true
+        $others = @($all | Where-Object { $_.Id -ne $vm.Id })
+      } else {
+        $disks = @()
+        if ($ownDisk -and (Test-Path -LiteralPath $ownDisk)) { $disks = @($ownDisk) }
+        $others = $all
+      }
+      $inUse = @($others | ForEach-Object { Hyper-V\Get-VMHardDiskDrive -VM $_ } | ForEach-Object { [string]$_.Path })
+      foreach ($disk in $disks) {
+        $reason = $null
+        if ($In.keepDisks) { $reason = 'kept as asked' }
+        elseif (-not (Test-LabctlSamePath $disk $ownDisk)) { $reason = 'not the disk labctl made for this VM' }
+        elseif (Test-LabctlProtected -Path $disk -Protected $In.protect) { $reason = 'golden disk' }
+        elseif (@($inUse | Where-Object { Test-LabctlSamePath $_ $disk }).Count -gt 0) { $reason = 'attached to another VM' }
+        if ($reason) {
+          $keptDisks += [ordered]@{ path = $disk; reason = $reason }
+        } else {
+          Remove-Item -LiteralPath $disk -Force
+          $removedDisks += $disk
+        }
+      }
+      [ordered]@{
+        name         = [string]$spec.name
+        ok           = $true
+        state        = if ($removed) { 'removed' } else { 'not_created' }
+        removedDisks = $removedDisks
+        keptDisks    = $keptDisks
+      }
+    } catch {
+      [ordered]@{ name = [string]$spec.name; ok = $false; error = (ConvertTo-LabctlError -Record $_) }
+    }
+  })
+  return [ordered]@{ vms = $results }
+}
+`,
+};

@@ -1,0 +1,161 @@
+/**
+ * The JSON documents labctl's Hyper-V scripts take and print (the `data` of the envelope). Field
+ * names are camelCase and chosen by labctl's scripts; values are already strings where
+ * PowerShell 5.1 and 7 would disagree (enums, GUIDs).
+ */
+export interface ScriptFailure {
+  message: string;
+  type?: string;
+  fqid?: string;
+  category?: string;
+}
+
+export interface HostFactsInput {
+  lab: string;
+  goldens: string[];
+  switches: string[];
+  names: string[];
+  /** Volumes to report free space for; empty: the host's VirtualHardDiskPath. */
+  diskDirs: string[];
+}
+
+export interface GoldenFacts {
+  path: string;
+  exists: boolean;
+  vhdType?: string;
+  vhdFormat?: string;
+  parentPath?: string;
+  sizeBytes?: number;
+  fileSizeBytes?: number;
+  attachedTo?: Array<{ vm: string; state: string }>;
+  writableBy?: string[];
+}
+
+export interface HostFacts {
+  computerName: string;
+  psVersion: string;
+  hyperVModule: boolean;
+  memoryCapacityBytes?: number;
+  freeMemoryBytes?: number;
+  logicalProcessors?: number;
+  virtualHardDiskPath?: string;
+  virtualMachinePath?: string;
+  secureBootTemplates?: string[];
+  secureBootTemplateParameter?: boolean;
+  goldens?: GoldenFacts[];
+  switches?: Array<{ name: string; exists: boolean; switchType?: string }>;
+  names?: Array<{ name: string; exists: boolean; state?: string; lab?: string | null }>;
+  volumes?: Array<{ dir: string; root: string; freeBytes: number; totalBytes: number }>;
+}
+
+export interface CreateVmSpec {
+  name: string;
+  group: string;
+  generation: 1 | 2;
+  memoryBytes: number;
+  dynamicMemory?: { minimumBytes: number; maximumBytes: number };
+  processors: number;
+  switch: string;
+  /** 12 hex digits, or null for a dynamic MAC. */
+  mac: string | null;
+  vlan: number | null;
+  secureBoot: 'linux' | 'windows' | 'off';
+  golden: string;
+  clone: 'linked' | 'full';
+  /** File name of the VM's own disk inside the batch's disk directory. */
+  diskFile: string;
+}
+
+export interface CreateVmsInput {
+  lab: string;
+  /** Where disks and VM configurations go; null: `<host VirtualHardDiskPath>\\<lab>`, decided on the host. */
+  diskDir: string | null;
+  vms: CreateVmSpec[];
+}
+
+export interface CreateVmResult {
+  name: string;
+  ok: boolean;
+  created: boolean;
+  id?: string;
+  state?: string;
+  vhdPath?: string;
+  mac?: string;
+  error?: ScriptFailure;
+}
+
+export interface VmRef {
+  name: string;
+  id?: string;
+}
+
+export interface StartVmResult {
+  name: string;
+  ok: boolean;
+  state?: string;
+  started?: boolean;
+  error?: ScriptFailure;
+}
+
+export interface AdapterFacts {
+  name: string;
+  macAddress: string;
+  ipAddresses: unknown;
+  switchName: string;
+  status: unknown;
+}
+
+export interface VmAdapterFacts {
+  name: string;
+  state: string;
+  uptimeSeconds?: number;
+  kvpEnabled?: boolean | null;
+  kvpStatus?: string | null;
+  adapters: unknown;
+}
+
+export interface ListedVm {
+  name: string;
+  id: string;
+  state: string;
+  group: string;
+  vhdPath: string;
+  generation: number;
+  mac: string | null;
+}
+
+export interface RemoveVmsInput {
+  lab: string;
+  keepDisks: boolean;
+  /** Golden disks: never deleted, whatever else a record says. */
+  protect: string[];
+  vms: Array<VmRef & { vhdPath?: string }>;
+}
+
+export interface RemoveVmResult {
+  name: string;
+  ok: boolean;
+  state?: 'removed' | 'not_created';
+  removedDisks?: string[];
+  keptDisks?: Array<{ path: string; reason: string }>;
+  error?: ScriptFailure;
+}
+
+export interface RegisterVmsInput {
+  paths: string[];
+  vhdDir?: string;
+  switch?: string;
+  dryRun: boolean;
+}
+
+export interface RegisterVmResult {
+  path: string;
+  ok: boolean;
+  registered: boolean;
+  already?: boolean;
+  name?: string;
+  id?: string;
+  fixes?: Array<{ problem: string; fix: string }>;
+  remaining?: Array<{ message: string; messageId: number; sourceType: string | null; sourceName: string | null }>;
+  error?: ScriptFailure;
+}
