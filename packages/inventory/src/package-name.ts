@@ -1,2 +1,0 @@
-/** @labctl/inventory: implementation lands with its issue. */
-export const PACKAGE_NAME = '@labctl/inventory';
