@@ -1,0 +1,251 @@
+import { open, realpath, stat } from 'node:fs/promises';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { VHDX_SIGNATURE, MAX_CHAIN_DEPTH } from './constants.js';
+import { vhdError } from './errors.js';
+import type { DiskImage, DiskInfo, ParentLink } from './image.js';
+import { VhdImage } from './vhd-image.js';
+import { vhdTimestampToDate } from './vhd-structs.js';
+import { VhdxImage } from './vhdx-image.js';
+
+/** Opens a VHD or VHDX read-only, telling them apart by signature. */
+export async function openDisk(path: string, options: { strict?: boolean } = {}): Promise<DiskImage> {
+  const fh = await open(path, 'r');
+  const head = Buffer.alloc(8);
+  try {
+    await fh.read(head, 0, 8, 0);
+  } finally {
+    await fh.close();
+  }
+  if (head.toString('latin1') === VHDX_SIGNATURE) return VhdxImage.open(path, options);
+  return VhdImage.open(path, options);
+}
+
+export type ResolvedBy = 'absolute' | 'relative' | 'name' | 'search';
+
+export interface ParentCandidate {
+  path: string;
+  via: ResolvedBy;
+  locator: string;
+}
+
+/** A Windows path ("C:\\...", "\\\\server\\share") cannot be opened on this host as it is. */
+function isWindowsAbsolute(p: string): boolean {
+  return /^[A-Za-z]:[\\/]/.test(p) || p.startsWith('\\\\');
+}
+
+/**
+ * The places Hyper-V looks for a parent, in its order: the absolute locator, the relative locator
+ * (against the child's directory), the parent's file name next to the child, then each --search
+ * directory. Windows-style absolute paths are skipped (their file name still counts).
+ */
+export function parentCandidates(
+  childPath: string,
+  link: ParentLink,
+  searchDirs: readonly string[] = [],
+): ParentCandidate[] {
+  const childDir = dirname(resolve(childPath));
+  const out: ParentCandidate[] = [];
+  const names = new Set<string>();
+  const nameOf = (p: string) => p.split(/[\\/]/).pop() ?? '';
+  for (const locator of link.locators) {
+    if (locator.path) names.add(nameOf(locator.path));
+    const local = locator.path.replaceAll('\\', '/');
+    if (locator.kind === 'absolute' && !isWindowsAbsolute(locator.path) && isAbsolute(local)) {
+      out.push({ path: local, via: 'absolute', locator: locator.key });
+    } else if (locator.kind === 'relative') {
+      out.push({ path: resolve(childDir, locator.path.replaceAll('\\', '/')), via: 'relative', locator: locator.key });
+    }
+  }
+  const primaryName = nameOf(link.name) || [...names][0] || '';
+  const allNames = [primaryName, ...names].filter((n, i, a) => n && a.indexOf(n) === i);
+  for (const name of allNames) out.push({ path: join(childDir, name), via: 'name', locator: 'parent name' });
+  for (const dir of searchDirs)
+    for (const name of allNames)
+      out.push({ path: join(resolve(dir), name), via: 'search', locator: `--search ${dir}` });
+  const seen = new Set<string>();
+  return out.filter((c) => (seen.has(c.path) ? false : (seen.add(c.path), true)));
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+export interface ChainLink {
+  path: string;
+  realPath: string;
+  info: DiskInfo;
+  /** How this layer was found from its child (absent for the top). */
+  resolvedBy?: ResolvedBy;
+  locator?: string;
+  /** VHD: the child's recorded parent timestamp differs from this parent's (a warning, see docs/vhd.md). */
+  timestampMismatch?: { expected: string; found: string };
+}
+
+/**
+ * An opened chain, top (the file asked for) first, base last. Reads resolve through the layers:
+ * a sector comes from the first layer that holds it; explicit zeros and holes read as zeros.
+ */
+export class Chain {
+  constructor(
+    readonly layers: DiskImage[],
+    readonly links: ChainLink[],
+  ) {}
+
+  get top(): DiskImage {
+    return this.layers[0]!;
+  }
+
+  get virtualSize(): number {
+    return this.top.virtualSize;
+  }
+
+  /** Runs of [offset, offset+length): `layer` index holding the data at `fileOffset`, or -1 for zeros/holes. */
+  async resolve(offset: number, length: number): Promise<ResolvedExtent[]> {
+    const out: ResolvedExtent[] = [];
+    await this.resolveIn(0, offset, Math.min(length, this.virtualSize - offset), out);
+    return out;
+  }
+
+  private async resolveIn(index: number, offset: number, length: number, out: ResolvedExtent[]): Promise<void> {
+    const layer = this.layers[index];
+    const push = (e: ResolvedExtent) => {
+      const last = out[out.length - 1];
+      if (last && last.layer === -1 && e.layer === -1 && last.offset + last.length === e.offset)
+        last.length += e.length;
+      else out.push(e);
+    };
+    if (!layer || offset >= layer.virtualSize) {
+      push({ offset, length, layer: -1, fileOffset: 0 });
+      return;
+    }
+    const inLayer = Math.min(length, layer.virtualSize - offset);
+    for (const extent of await layer.map(offset, inLayer)) {
+      if (extent.kind === 'data')
+        push({ offset: extent.offset, length: extent.length, layer: index, fileOffset: extent.fileOffset });
+      else if (extent.kind === 'parent') await this.resolveIn(index + 1, extent.offset, extent.length, out);
+      else push({ offset: extent.offset, length: extent.length, layer: -1, fileOffset: 0 });
+    }
+    // A parent smaller than its child: the rest reads as zeros.
+    if (inLayer < length) push({ offset: offset + inLayer, length: length - inLayer, layer: -1, fileOffset: 0 });
+  }
+
+  /** Fills `into` with the virtual disk at `offset`; returns false when the whole range is a hole. */
+  async read(offset: number, into: Buffer, extents?: ResolvedExtent[]): Promise<boolean> {
+    const runs = extents ?? (await this.resolve(offset, into.length));
+    let any = false;
+    for (const run of runs) {
+      const slice = into.subarray(run.offset - offset, run.offset - offset + run.length);
+      if (run.layer === -1) slice.fill(0);
+      else {
+        await this.layers[run.layer]!.readStored(run.fileOffset, slice);
+        any = true;
+      }
+    }
+    return any;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.layers.map((l) => l.close()));
+  }
+}
+
+export interface ResolvedExtent {
+  offset: number;
+  length: number;
+  layer: number;
+  fileOffset: number;
+}
+
+/** Finds and verifies `child`'s parent. Throws VHD_PARENT_NOT_FOUND / VHD_PARENT_MISMATCH. */
+export async function findParent(
+  child: DiskImage,
+  searchDirs: readonly string[],
+): Promise<{ image: DiskImage; candidate: ParentCandidate; timestampMismatch?: ChainLink['timestampMismatch'] }> {
+  const link = child.parent!;
+  const candidates = parentCandidates(child.path, link, searchDirs);
+  let mismatch: Error | undefined;
+  for (const candidate of candidates) {
+    if (!(await exists(candidate.path))) continue;
+    const image = await openDisk(candidate.path);
+    if (image.format !== child.format) {
+      await image.close();
+      mismatch ??= vhdError('VHD_PARENT_MISMATCH', {
+        path: child.path,
+        field: 'format',
+        expected: child.format,
+        candidate: candidate.path,
+        found: image.format,
+      });
+      continue;
+    }
+    if (image.linkId.toLowerCase() !== link.id.toLowerCase()) {
+      await image.close();
+      mismatch ??= vhdError('VHD_PARENT_MISMATCH', {
+        path: child.path,
+        field: link.idField,
+        expected: link.id,
+        candidate: candidate.path,
+        found: image.linkId,
+      });
+      continue;
+    }
+    let timestampMismatch: ChainLink['timestampMismatch'];
+    if (link.timestamp !== undefined && image.timestamp !== undefined && link.timestamp !== image.timestamp) {
+      timestampMismatch = {
+        expected: vhdTimestampToDate(link.timestamp).toISOString(),
+        found: vhdTimestampToDate(image.timestamp).toISOString(),
+      };
+    }
+    return { image, candidate, ...(timestampMismatch ? { timestampMismatch } : {}) };
+  }
+  if (mismatch) throw mismatch;
+  throw vhdError('VHD_PARENT_NOT_FOUND', {
+    path: child.path,
+    parent: link.name || link.locators[0]?.path || link.id,
+    tried: candidates.map((c) => c.path).join(', ') || 'nowhere (no locator)',
+  });
+}
+
+/** Opens `path` and every parent down to the base; on any failure closes what it opened. */
+export async function openChain(path: string, options: { search?: readonly string[] } = {}): Promise<Chain> {
+  const layers: DiskImage[] = [];
+  const links: ChainLink[] = [];
+  try {
+    let image = await openDisk(path);
+    let real = await realpath(path);
+    layers.push(image);
+    links.push({ path, realPath: real, info: image.info() });
+    while (image.parent) {
+      if (layers.length > MAX_CHAIN_DEPTH) throw vhdError('VHD_CHAIN_TOO_DEEP', { path, limit: MAX_CHAIN_DEPTH });
+      const found = await findParent(image, options.search ?? []);
+      real = await realpath(found.candidate.path);
+      // A parent that is already in the chain (same file, or same identity) is a cycle.
+      if (links.some((l) => l.realPath === real) || layers.some((l) => l.linkId === found.image.linkId)) {
+        await found.image.close();
+        throw vhdError('VHD_CHAIN_CYCLE', {
+          path,
+          repeated: found.candidate.path,
+          chain: [...links.map((l) => l.path), found.candidate.path].join(' -> '),
+        });
+      }
+      image = found.image;
+      layers.push(image);
+      links.push({
+        path: found.candidate.path,
+        realPath: real,
+        info: image.info(),
+        resolvedBy: found.candidate.via,
+        locator: found.candidate.locator,
+        ...(found.timestampMismatch ? { timestampMismatch: found.timestampMismatch } : {}),
+      });
+    }
+    return new Chain(layers, links);
+  } catch (err) {
+    await Promise.all(layers.map((l) => l.close()));
+    throw err;
+  }
+}

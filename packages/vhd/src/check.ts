@@ -1,0 +1,57 @@
+import { isLabctlError } from '@labctl/core/errors';
+import { findParent, openDisk } from './chain.js';
+import type { DiskFormat, DiskType, Finding } from './image.js';
+
+export interface CheckResult {
+  path: string;
+  format?: DiskFormat;
+  type?: DiskType;
+  ok: boolean;
+  findings: Finding[];
+}
+
+/**
+ * Structural validation of one file: checksums (footer, dynamic header, VHDX headers and region
+ * tables), BAT entries inside the file, aligned and not overlapping each other or the metadata,
+ * sector-bitmap blocks present for partially present VHDX blocks, locators inside the file, a clean
+ * VHDX log; for a differencing disk, that its parent can be found and matches. Collects every
+ * problem it can instead of stopping at the first; `ok` is false when any finding is an error.
+ */
+export async function checkDisk(path: string, options: { search?: readonly string[] } = {}): Promise<CheckResult> {
+  const findings: Finding[] = [];
+  let image: Awaited<ReturnType<typeof openDisk>>;
+  try {
+    image = await openDisk(path, { strict: false });
+  } catch (err) {
+    if (!isLabctlError(err)) throw err;
+    return { path, ok: false, findings: [{ severity: 'error', code: err.code, message: err.message }] };
+  }
+  try {
+    findings.push(...image.findings);
+    if (image.parent && !findings.some((f) => f.severity === 'error')) {
+      try {
+        const found = await findParent(image, options.search ?? []);
+        await found.image.close();
+        if (found.timestampMismatch) {
+          findings.push({
+            severity: 'warning',
+            code: 'VHD_PARENT_TIMESTAMP',
+            message: `${path}: parent timestamp: expected ${found.timestampMismatch.expected}, ${found.candidate.path} has ${found.timestampMismatch.found}`,
+          });
+        }
+      } catch (err) {
+        if (!isLabctlError(err)) throw err;
+        findings.push({ severity: 'error', code: err.code, message: err.message });
+      }
+    }
+    return {
+      path,
+      format: image.format,
+      type: image.type,
+      ok: !findings.some((f) => f.severity === 'error'),
+      findings,
+    };
+  } finally {
+    await image.close();
+  }
+}

@@ -1,0 +1,148 @@
+import { randomBytes } from 'node:crypto';
+import { lstat, realpath, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { EventSink } from '@labctl/core/events';
+import { isZero } from './binary.js';
+import { type Chain, openChain } from './chain.js';
+import { vhdError } from './errors.js';
+import { createDisk, type DiskWriter, type OutputFormat } from './writer.js';
+
+export interface FlattenOptions {
+  format?: OutputFormat;
+  type?: 'dynamic' | 'fixed';
+  search?: readonly string[];
+  events?: EventSink;
+  signal?: AbortSignal;
+}
+
+export interface FlattenResult {
+  source: string;
+  output: string;
+  format: OutputFormat;
+  type: 'dynamic' | 'fixed';
+  virtualSize: number;
+  /** Bytes of data written (holes and all-zero blocks are skipped). */
+  dataBytes: number;
+  chain: string[];
+  seconds: number;
+}
+
+/** Output format from the flag, else from the output's extension (.vhd, .vhdx, anything else raw). */
+export function outputFormatFor(out: string, format?: OutputFormat): OutputFormat {
+  if (format) return format;
+  const lower = out.toLowerCase();
+  if (lower.endsWith('.vhdx') || lower.endsWith('.avhdx')) return 'vhdx';
+  if (lower.endsWith('.vhd') || lower.endsWith('.avhd')) return 'vhd';
+  return 'raw';
+}
+
+async function pathExists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Refuses an output that is a member of the chain or that exists already (checked before any write). */
+export async function assertNewOutput(out: string, chain?: Chain): Promise<void> {
+  if (chain) {
+    let real = resolve(out);
+    try {
+      real = await realpath(out);
+    } catch {
+      // Does not exist: compare the path it would have.
+      real = join(await realpath(dirname(resolve(out))).catch(() => dirname(resolve(out))), basename(out));
+    }
+    const member = chain.links.find((l) => l.realPath === real);
+    if (member) throw vhdError('VHD_OUTPUT_IN_CHAIN', { path: out, member: member.path });
+  }
+  if (await pathExists(out)) throw vhdError('VHD_OUTPUT_EXISTS', { path: out });
+}
+
+/**
+ * Reads the whole chain of `source` and writes a new standalone disk `out`. The chain is opened
+ * read-only and never written; the output goes to a temporary name in the same directory and is
+ * renamed only when complete, so a failure or an interrupt leaves no partial `out` behind.
+ * Reads of the next unit overlap the write of the previous one; ranges that are holes in every
+ * layer (or read as zeros) are not written, so holes stay holes.
+ */
+export async function flatten(source: string, out: string, options: FlattenOptions = {}): Promise<FlattenResult> {
+  const started = performance.now();
+  const format = outputFormatFor(out, options.format);
+  const type = options.type ?? 'dynamic';
+  const events = options.events ?? (() => {});
+  const chain = await openChain(source, { search: options.search ?? [] });
+  let writer: DiskWriter | undefined;
+  const temp = join(
+    dirname(resolve(out)),
+    `.${basename(out)}.labctl-${process.pid}-${randomBytes(4).toString('hex')}.tmp`,
+  );
+  try {
+    await assertNewOutput(out, chain);
+    const top = chain.top;
+    const logical = top.format === 'vhdx' ? (top.info().logicalSectorSize ?? 512) : 512;
+    writer = await createDisk(temp, {
+      format,
+      type,
+      virtualSize: chain.virtualSize,
+      ...(format === 'vhdx' && logical !== 512 ? { logicalSectorSize: logical } : {}),
+    });
+    const unit = writer.blockSize;
+    const size = chain.virtualSize;
+    const buffers = [Buffer.allocUnsafe(unit), Buffer.allocUnsafe(unit)];
+    let pendingWrite: Promise<void> = Promise.resolve();
+    let dataBytes = 0;
+    let lastFraction = 0;
+    events({
+      subject: out,
+      phase: 'flatten',
+      status: 'start',
+      message: `${chain.layers.length} layer(s), ${size} bytes`,
+    });
+    for (let offset = 0, i = 0; offset < size; offset += unit, i++) {
+      if (options.signal?.aborted) throw vhdError('VHD_ABORTED', { path: out });
+      const length = Math.min(unit, size - offset);
+      const extents = await chain.resolve(offset, length);
+      if (extents.every((e) => e.layer === -1)) continue;
+      const buf = buffers[i % 2]!.subarray(0, length);
+      await chain.read(offset, buf, extents);
+      if (isZero(buf)) continue;
+      await pendingWrite;
+      const w = writer;
+      pendingWrite = w.write(offset, buf);
+      // Keep one write in flight while the next unit is read; catch here so an early failure is not unhandled.
+      pendingWrite.catch(() => {});
+      dataBytes += length;
+      const fraction = (offset + length) / size;
+      if (fraction - lastFraction >= 0.01) {
+        lastFraction = fraction;
+        events({ subject: out, phase: 'flatten', status: 'progress', fraction });
+      }
+    }
+    await pendingWrite;
+    await writer.finish();
+    writer = undefined;
+    if (await pathExists(out)) throw vhdError('VHD_OUTPUT_EXISTS', { path: out });
+    await rename(temp, out);
+    const result: FlattenResult = {
+      source,
+      output: out,
+      format,
+      type,
+      virtualSize: size,
+      dataBytes,
+      chain: chain.links.map((l) => l.path),
+      seconds: (performance.now() - started) / 1000,
+    };
+    events({ subject: out, phase: 'flatten', status: 'done', fraction: 1, message: `${dataBytes} bytes of data` });
+    return result;
+  } catch (err) {
+    if (writer) await writer.abort().catch(() => {});
+    await unlink(temp).catch(() => {});
+    throw err;
+  } finally {
+    await chain.close();
+  }
+}

@@ -1,2 +1,0 @@
-/** @labctl/vhd: implementation lands with its issue. */
-export const PACKAGE_NAME = '@labctl/vhd';
