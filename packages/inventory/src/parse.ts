@@ -1,6 +1,6 @@
 import { UsageError } from '@labctl/core/errors';
 import type { VarValue } from '@labctl/core/state';
-import { isMap, isScalar, LineCounter, parseDocument, type ScalarTag } from 'yaml';
+import { isMap, LineCounter, parseDocument, type ScalarTag } from 'yaml';
 import type { Vars } from './model.js';
 import { iniValue, shlexSplit } from './python-literal.js';
 
@@ -192,20 +192,53 @@ export function parseIniInventory(text: string, source = 'inventory'): ParsedInv
 /** `!unsafe` marks a string Ansible must not template; its value is the string itself. */
 const unsafeTag: ScalarTag = { tag: '!unsafe', resolve: (value: string) => value };
 const vaultTag: ScalarTag = { tag: '!vault', resolve: (value: string) => value };
+/** PyYAML's YAML 1.1 float needs a dot and a signed exponent: `1.5e3` and `1e3` stay strings. */
+const PYYAML_EXP_FLOAT = /^[-+]?(?:[0-9][0-9_]*)\.[0-9_]*[eE][-+][0-9]+$/;
+function ansibleTags(tags: Array<ScalarTag | unknown>): Array<ScalarTag | unknown> {
+  const adjusted = tags.map((tag) => {
+    const scalar = tag as ScalarTag;
+    return scalar.tag === 'tag:yaml.org,2002:float' && scalar.format === 'EXP' ? { ...scalar, test: PYYAML_EXP_FLOAT } : tag;
+  });
+  return [...adjusted, unsafeTag, vaultTag];
+}
+
+/** Ansible reads a file as JSON first (its decoder turns `{"__ansible_unsafe": s}` into s), then as YAML. */
+function fromAnsibleJson(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(fromAnsibleJson);
+  if (value === null || typeof value !== 'object') return value;
+  const entries = Object.entries(value);
+  if (entries.length === 1 && entries[0]?.[0] === '__ansible_unsafe') return entries[0][1];
+  return Object.fromEntries(entries.map(([k, v]) => [k, fromAnsibleJson(v)]));
+}
+
+function readJson(text: string): Record<string, unknown> | undefined {
+  try {
+    const data = JSON.parse(text) as unknown;
+    return data !== null && typeof data === 'object' && !Array.isArray(data) ? (fromAnsibleJson(data) as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export function parseYamlInventory(text: string, source = 'inventory'): ParsedInventory {
+  const data = readJson(text) ?? readYaml(text, source);
+  if ('plugin' in data) throw new UsageError('INVENTORY_PARSE', `${source}: this is an inventory plugin configuration, not a YAML inventory`);
+  return inventoryFromTree(data, source);
+}
+
+function readYaml(text: string, source: string): Record<string, unknown> {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { version: '1.1', customTags: [unsafeTag, vaultTag], lineCounter, uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(text, { version: '1.1', customTags: ansibleTags as never, lineCounter, uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length) {
     const error = doc.errors[0];
     const pos = error ? lineCounter.linePos(error.pos[0]) : undefined;
     throw new UsageError('INVENTORY_PARSE', `${source}${pos ? `:${pos.line}` : ''}: ${error?.message.split('\n')[0]}`);
   }
   if (!isMap(doc.contents)) throw new UsageError('INVENTORY_PARSE', `${source}: a YAML inventory is a mapping of groups`);
-  if (doc.contents.items.some((pair) => isScalar(pair.key) && pair.key.value === 'plugin')) {
-    throw new UsageError('INVENTORY_PARSE', `${source}: this is an inventory plugin configuration, not a YAML inventory`);
-  }
-  const data = doc.toJS({ maxAliasCount: 1000 }) as Record<string, unknown>;
+  return doc.toJS({ maxAliasCount: 1000 }) as Record<string, unknown>;
+}
+
+function inventoryFromTree(data: Record<string, unknown>, source: string): ParsedInventory {
   const builder = new InventoryBuilder();
   builder.group('all');
   builder.group('ungrouped');
