@@ -52,6 +52,11 @@ export interface AdapterReport {
   source: string;
   /** When the VM has no adapter or is not running. */
   problem?: string;
+  /**
+   * When the address was handed out (epoch ms), if the source knows (DHCP leases). Discovery drops
+   * reports older than the VM's start: stale leases of a destroyed VM that had the same MAC.
+   */
+  obtainedAt?: number;
 }
 
 export interface DestroyOptions {
@@ -60,6 +65,8 @@ export interface DestroyOptions {
 
 export interface Provider {
   readonly name: string;
+  /** How many VMs one `create` call should get; the flows write state after every call. Default 1. */
+  readonly batchSize?: number;
   /** Checks run before anything is changed; any `error` check stops the run. */
   preflight(plan: Plan): Promise<Check[]>;
   create(vms: VmPlan[], events: EventSink): Promise<VmRecord[]>;

@@ -1,0 +1,146 @@
+import { createLab, type CreateSummary } from '@labctl/core/flows/create';
+import { type CreateFlags, planLab } from '@labctl/core/flows/plan-lab';
+import type { Plan } from '@labctl/core/provider';
+import { discover } from '@labctl/discovery/discover';
+import { Flags } from '@oclif/core';
+import { LabctlCommand } from '../base-command.js';
+import { interruptOnSigint } from '../interrupt.js';
+import { createProgress } from '../progress.js';
+import { makeProvider } from '../providers.js';
+import { renderTable } from '../render.js';
+
+export type CreateResult = (CreateSummary & { dryRun: false }) | { dryRun: true; lab: string; provider: string; plan: Plan };
+
+export default class Create extends LabctlCommand<typeof Create> {
+  static override summary = 'Create the lab\'s VMs from a golden disk, start them, find their IPs and record their SSH host keys.';
+  static override description = [
+    'Plans the VMs from labctl.yaml and the flags (flags win), checks everything before changing anything (golden image',
+    'readable and intact, network exists, no name taken by a VM labctl did not make), then creates the missing VMs in',
+    'parallel (--concurrency at a time), each with its own copy-on-write overlay on the golden disk, which is only ever',
+    'read. The state in .labctl/state.json is written after every VM. Re-running converges: VMs that exist are kept, missing',
+    'ones are made; `--count 12` after 10 adds two. A failure on one VM does not stop the others: the summary says what',
+    'failed and why (exit status 1) and a re-run finishes the job. Ctrl-C stops after the VMs in flight; the state stays',
+    'consistent for a re-run or `labctl destroy`.',
+    '',
+    'Without --no-wait, labctl waits until every VM has a usable address (no 0.0.0.0, APIPA, link-local or stale lease) and',
+    'answers an SSH handshake, and records its host key; on timeout it says per VM what it saw and what to check.',
+  ].join('\n');
+  static override examples = [
+    { description: 'Ten VMs from a golden VHD on the local libvirt', command: '<%= config.bin %> <%= command.id %> --count 10 --golden /var/lib/labctl/golden.vhd --network labnet' },
+    { description: 'Two more web VMs with 2 GiB each, without waiting for their IPs', command: '<%= config.bin %> <%= command.id %> --group web --count 5 --memory 2G --no-wait' },
+    { description: 'Show what would be made, change nothing', command: '<%= config.bin %> <%= command.id %> --count 3 --dry-run' },
+    { description: 'On a remote KVM host', command: '<%= config.bin %> <%= command.id %> --count 4 --uri qemu+ssh://root@kvm01/system' },
+  ];
+  static override flags = {
+    count: Flags.integer({ char: 'n', summary: 'How many VMs the group should have (existing ones count).', min: 0 }),
+    group: Flags.string({ char: 'g', summary: 'Group to create (default: every group of labctl.yaml, or "vm").' }),
+    name: Flags.string({ summary: 'Name pattern: {group}, {n}, {nn}, {nnn}. Default "{group}-{nn}".' }),
+    golden: Flags.string({ summary: 'Golden disk (.vhd, .vhdx, .qcow2, raw); read in place, never written.' }),
+    clone: Flags.string({ summary: 'linked: qcow2 overlay on the golden disk; full: an independent copy.', options: ['linked', 'full'] }),
+    cpus: Flags.integer({ summary: 'Virtual CPUs per VM.', min: 1 }),
+    memory: Flags.string({ summary: 'Memory per VM: MiB (512) or 512M, 2G.' }),
+    network: Flags.string({ summary: 'libvirt network name, or bridge:NAME for a host bridge.' }),
+    kernel: Flags.string({ summary: 'Direct kernel boot: kernel file (for images without a bootloader).' }),
+    initrd: Flags.string({ summary: 'Direct kernel boot: initrd file.' }),
+    cmdline: Flags.string({ summary: 'Direct kernel boot: kernel command line (labctl.hostname=NAME is added).' }),
+    provider: Flags.string({ summary: 'Hypervisor provider.', options: ['libvirt', 'hyperv'] }),
+    uri: Flags.string({ summary: 'libvirt connection URI (default qemu:///system).', env: 'LIBVIRT_DEFAULT_URI' }),
+    concurrency: Flags.integer({ summary: 'VMs created/started at the same time (default 4).', min: 1, max: 256 }),
+    start: Flags.boolean({ summary: 'Start the VMs (--no-start: only define them).', allowNo: true, default: true }),
+    wait: Flags.boolean({ summary: 'Wait for addresses and SSH (--no-wait: return once started).', allowNo: true, default: true }),
+    timeout: Flags.integer({ summary: 'Seconds to wait for addresses and SSH (default 300).', min: 1 }),
+    'dry-run': Flags.boolean({ summary: 'Print the plan and change nothing.' }),
+  };
+
+  async run(): Promise<CreateResult> {
+    const flags = this.flags;
+    const lab = await this.labFile();
+    const createFlags: CreateFlags = {
+      ...(flags.count !== undefined ? { count: flags.count } : {}),
+      ...(flags.group ? { group: flags.group } : {}),
+      ...(flags.name ? { name: flags.name } : {}),
+      ...(flags.golden ? { golden: flags.golden } : {}),
+      ...(flags.clone ? { clone: flags.clone as 'linked' | 'full' } : {}),
+      ...(flags.cpus ? { cpus: flags.cpus } : {}),
+      ...(flags.memory ? { memory: flags.memory } : {}),
+      ...(flags.network ? { network: flags.network } : {}),
+      ...(flags.kernel ? { kernel: flags.kernel } : {}),
+      ...(flags.initrd ? { initrd: flags.initrd } : {}),
+      ...(flags.cmdline !== undefined ? { cmdline: flags.cmdline } : {}),
+      ...(flags.provider ? { provider: flags.provider } : {}),
+      ...(flags.uri ? { uri: flags.uri } : {}),
+      ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
+    };
+    const { plan, uri } = planLab(lab, createFlags);
+    if (flags['dry-run']) {
+      this.log(`Plan for lab "${plan.lab}" (${plan.provider}${uri ? ` at ${uri}` : ''}), nothing changed:`);
+      this.log(
+        renderTable(plan.vms, [
+          { header: 'name', get: (vm) => vm.name },
+          { header: 'group', get: (vm) => vm.group },
+          { header: 'mac', get: (vm) => vm.mac },
+          { header: 'cpus', get: (vm) => vm.cpus },
+          { header: 'memory', get: (vm) => `${vm.memoryMiB}M` },
+          { header: 'network', get: (vm) => vm.network },
+          { header: 'golden', get: (vm) => `${vm.golden} (${vm.clone})` },
+        ]),
+      );
+      return { dryRun: true, lab: plan.lab, provider: plan.provider, plan };
+    }
+    const provider = makeProvider(plan.provider, { lab, labDir: this.labDir, ...(uri ? { uri } : {}) });
+    const progress = createProgress({
+      json: this.jsonEnabled(),
+      subjects: plan.vms.map((vm) => vm.name),
+      finishedBy: (event) =>
+        (event.phase === 'ssh' && event.status === 'done') ||
+        (!flags.wait && event.phase === 'start' && event.status !== 'start') ||
+        (!flags.start && event.phase === 'define' && event.status === 'done'),
+    });
+    const interrupt = interruptOnSigint((message) => this.note(message));
+    let summary: CreateSummary;
+    try {
+      summary = await createLab({
+        plan,
+        provider,
+        store: this.stateStore(),
+        events: progress.sink,
+        start: flags.start,
+        wait: flags.wait,
+        timeoutMs: (flags.timeout ?? lab.spec.timeout ?? 300) * 1000,
+        discover,
+        signal: interrupt.signal,
+        command: `labctl ${this.argv.join(' ')}`.slice(0, 200),
+      });
+    } finally {
+      await progress.stop();
+      interrupt.dispose();
+    }
+    const accelerator = summary.checks.find((check) => check.id === 'libvirt.accelerator');
+    if (accelerator) this.log(accelerator.message);
+    for (const check of summary.checks) if (check.level === 'warning') this.note(check.message);
+    this.log(
+      renderTable(summary.vms, [
+        { header: 'name', get: (vm) => vm.name },
+        { header: 'group', get: (vm) => vm.group },
+        { header: 'action', get: (vm) => vm.action },
+        { header: 'state', get: (vm) => vm.state },
+        { header: 'address', get: (vm) => vm.address },
+        { header: 'problem', get: (vm) => vm.error ?? '' },
+      ]),
+    );
+    const c = summary.counts;
+    this.log(
+      `${c.planned} planned: ${c.created} created, ${c.kept} kept, ${c.adopted} adopted, ${c.failed} failed` +
+        (flags.start && flags.wait ? `, ${c.reachable} reachable over SSH` : '') +
+        ` (${(summary.durationMs / 1000).toFixed(1)} s)`,
+    );
+    for (const vm of summary.vms) if (vm.hint) this.log(`  ${vm.name}: ${vm.hint}`);
+    if (summary.interrupted) {
+      this.note('interrupted: the state is saved; run the same command again to finish, or `labctl destroy --all`');
+      process.exitCode = 130;
+    } else if (c.failed > 0) {
+      process.exitCode = 1;
+    }
+    return { ...summary, dryRun: false, ...(this.warnings.length ? { warnings: this.warnings } : {}) };
+  }
+}

@@ -1,0 +1,45 @@
+import { UsageError } from '@labctl/core/errors';
+import type { Provider } from '@labctl/core/provider';
+import type { LoadedLabFile } from '@labctl/core/spec';
+import { LibvirtProvider } from '@labctl/libvirt/provider';
+import { libvirtOptions, parseLibvirtSettings } from '@labctl/libvirt/settings';
+
+/**
+ * Provider registry: name -> factory. A provider is made per lab (and per host, when a lab spans
+ * several); it never prints and never touches the state file.
+ */
+export interface ProviderContext {
+  lab: LoadedLabFile;
+  labDir: string;
+  /** Connection (libvirt URI, Hyper-V host); the lab file's or the provider's default when absent. */
+  uri?: string;
+}
+
+export type ProviderFactory = (context: ProviderContext) => Provider;
+
+export const providers: Record<string, ProviderFactory> = {
+  libvirt: ({ lab, labDir, uri }) =>
+    new LibvirtProvider(libvirtOptions(lab.lab, labDir, uri ?? lab.spec.uri, parseLibvirtSettings(lab.spec.libvirt, lab.resolvePath))),
+};
+
+export function makeProvider(name: string, context: ProviderContext): Provider {
+  const factory = providers[name];
+  if (!factory) {
+    throw new UsageError('PROVIDER_UNKNOWN', `unknown provider "${name}"`, { hint: `Known providers: ${Object.keys(providers).join(', ')}.` });
+  }
+  return factory(context);
+}
+
+/** One provider per (provider name, host) for the VMs of a state file. */
+export function providerCache(context: Omit<ProviderContext, 'uri'>): (vm: { provider: string; host: string }) => Provider {
+  const made = new Map<string, Provider>();
+  return (vm) => {
+    const key = `${vm.provider}\0${vm.host}`;
+    let provider = made.get(key);
+    if (!provider) {
+      provider = makeProvider(vm.provider, { ...context, ...(vm.host && vm.host !== 'local' ? { uri: vm.host } : {}) });
+      made.set(key, provider);
+    }
+    return provider;
+  };
+}

@@ -1,0 +1,257 @@
+import { type Check, failedChecks } from '../checks.js';
+import { mapLimit } from '../concurrency.js';
+import { describeError, LabctlError } from '../errors.js';
+import { type EventSink, silentSink } from '../events.js';
+import type { Plan, Provider, VmPlan } from '../provider.js';
+import type { StateSession, StateStore, VmRecord } from '../state.js';
+import { type Discover, recordDiscovery, type VmDiscoveryResult } from './discovery.js';
+import { serialSaver } from './save.js';
+
+/**
+ * `labctl create`, provider-neutral: preflight -> create in bounded parallel batches (state written
+ * after every batch) -> start -> discovery -> summary. Converges: VMs that exist are kept, missing
+ * ones created, orphans of an interrupted run (a domain without state, a 'creating' record without a
+ * domain) adopted or re-made. A failure on one VM never loses the others.
+ */
+export type VmAction = 'created' | 'kept' | 'adopted' | 'failed' | 'skipped';
+
+export interface CreateVmSummary {
+  name: string;
+  group: string;
+  action: VmAction;
+  state: VmRecord['state'];
+  address: string | null;
+  addresses: string[];
+  hostKeys: string[];
+  /** Why this VM failed or is not reachable, and what to check. */
+  error?: string;
+  hint?: string;
+}
+
+export interface CreateSummary {
+  lab: string;
+  provider: string;
+  checks: Check[];
+  vms: CreateVmSummary[];
+  counts: { planned: number; created: number; kept: number; adopted: number; failed: number; reachable: number };
+  interrupted: boolean;
+  durationMs: number;
+}
+
+export interface CreateFlowOptions {
+  plan: Plan;
+  provider: Provider;
+  store: StateStore;
+  events?: EventSink;
+  /** Start the VMs (default true). */
+  start?: boolean;
+  /** Wait for addresses and SSH (default true; needs start). */
+  wait?: boolean;
+  timeoutMs: number;
+  discover?: Discover;
+  signal?: AbortSignal;
+  /** Recorded in the lock file: who holds the lab. */
+  command?: string;
+}
+
+/** The preflight found something that must be fixed first. Nothing was changed. Exit status 2. */
+export class PreflightError extends LabctlError {}
+
+export class InterruptedError extends LabctlError {}
+
+export async function createLab(options: CreateFlowOptions): Promise<CreateSummary> {
+  const { plan, provider, store } = options;
+  const events = options.events ?? silentSink;
+  const started = Date.now();
+  return store.withLock(plan.lab, options.command ?? 'labctl create', async (session) => {
+    const onHypervisor = new Map((await provider.list(plan.lab)).map((vm) => [vm.name, vm]));
+    const checks = await provider.preflight(plan);
+    for (const check of checks) {
+      if (check.level !== 'ok') events({ subject: check.subject ?? plan.lab, phase: 'preflight', status: check.level === 'error' ? 'failed' : 'warning', message: check.message });
+    }
+    const refused = failedChecks(checks);
+    if (refused.length > 0) {
+      throw new PreflightError('PREFLIGHT_FAILED', refused.map((check) => check.message).join('; '), {
+        hint: [...new Set(refused.map((check) => check.hint).filter(Boolean))].join(' ') || 'Nothing was created.',
+        details: { checks: refused },
+        exitCode: 2,
+      });
+    }
+    const save = serialSaver(session);
+    const actions = new Map<string, VmAction>();
+    const discoveries = new Map<string, VmDiscoveryResult>();
+    reconcile(session, plan, provider.name, onHypervisor, actions);
+    await save();
+
+    const summary = (interrupted: boolean): CreateSummary => summarize(plan, provider.name, checks, session, actions, discoveries, interrupted, started);
+    const toCreate = plan.vms.filter((vm) => !onHypervisor.has(vm.name));
+    // Recorded before anything is touched: after a SIGKILL the next run knows these may be half-made.
+    for (const vm of toCreate) {
+      session.upsertVm({ ...plannedRecord(vm, provider.name), state: 'creating', error: undefined });
+    }
+    await save();
+
+    const batchSize = Math.max(1, provider.batchSize ?? 1);
+    const batches: VmPlan[][] = [];
+    for (let i = 0; i < toCreate.length; i += batchSize) batches.push(toCreate.slice(i, i + batchSize));
+    await mapLimit(
+      batches,
+      plan.concurrency,
+      async (batch) => {
+        try {
+          const records = await provider.create(batch, events);
+          for (const record of records) {
+            session.upsertVm({ ...record, state: 'created', error: undefined });
+            actions.set(record.name, 'created');
+          }
+          for (const vm of batch) {
+            if (!records.some((record) => record.name === vm.name)) markFailed(session, actions, vm.name, 'the provider returned no record for it');
+          }
+        } catch (err) {
+          for (const vm of batch) {
+            markFailed(session, actions, vm.name, describeError(err));
+            events({ subject: vm.name, phase: 'create', status: 'failed', message: describeError(err) });
+          }
+        }
+        await save();
+      },
+      { signal: options.signal },
+    );
+    if (options.signal?.aborted) return summary(true);
+
+    if (options.start ?? true) {
+      const startable = plan.vms.map((vm) => session.vm(vm.name)).filter((vm): vm is VmRecord => !!vm && vm.state !== 'failed' && vm.state !== 'creating');
+      await mapLimit(
+        startable,
+        plan.concurrency,
+        async (vm) => {
+          const alreadyRunning = vm.state === 'running';
+          try {
+            const startedAt = new Date().toISOString();
+            await provider.start([vm], events);
+            session.upsertVm({
+              name: vm.name,
+              state: 'running',
+              error: undefined,
+              resources: { ...vm.resources, ...(alreadyRunning && vm.resources?.startedAt ? {} : { startedAt }) },
+            });
+          } catch (err) {
+            markFailed(session, actions, vm.name, describeError(err));
+          }
+          await save();
+        },
+        { signal: options.signal },
+      );
+      if (options.signal?.aborted) return summary(true);
+
+      if ((options.wait ?? true) && options.discover) {
+        const running = plan.vms.map((vm) => session.vm(vm.name)).filter((vm): vm is VmRecord => vm?.state === 'running');
+        const results = await options.discover(provider, running, { timeoutMs: options.timeoutMs, events, ...(options.signal ? { signal: options.signal } : {}) });
+        for (const result of results) {
+          discoveries.set(result.name, result);
+          recordDiscovery(session, result);
+        }
+        await save();
+        if (options.signal?.aborted) return summary(true);
+      }
+    }
+    return summary(false);
+  });
+}
+
+function plannedRecord(vm: VmPlan, provider: string): Partial<VmRecord> & { name: string } {
+  return {
+    name: vm.name,
+    group: vm.group,
+    provider,
+    host: vm.host,
+    mac: vm.mac,
+    addresses: [],
+    ssh: { user: vm.ssh.user, port: vm.ssh.port, hostKeys: [], ...(vm.ssh.keyFile ? { keyFile: vm.ssh.keyFile } : {}) },
+    ...(vm.vars ? { vars: vm.vars as VmRecord['vars'] } : {}),
+  };
+}
+
+function markFailed(session: StateSession, actions: Map<string, VmAction>, name: string, error: string): void {
+  session.upsertVm({ name, state: 'failed', error });
+  actions.set(name, 'failed');
+}
+
+/**
+ * State vs. what the hypervisor has. A domain of this lab unknown to the state is adopted (it was made
+ * by a run that died before writing state); a record whose domain is gone is re-made.
+ */
+function reconcile(session: StateSession, plan: Plan, provider: string, onHypervisor: Map<string, VmRecord>, actions: Map<string, VmAction>): void {
+  const planned = new Map(plan.vms.map((vm) => [vm.name, vm]));
+  for (const [name, found] of onHypervisor) {
+    const known = session.vm(name);
+    const vmPlan = planned.get(name);
+    if (!known || known.state === 'creating' || known.state === 'failed' || known.state === 'missing') {
+      session.upsertVm({
+        ...(vmPlan ? plannedRecord(vmPlan, provider) : {}),
+        ...(known ?? {}),
+        name,
+        group: known?.group ?? found.group,
+        provider,
+        host: found.host,
+        state: found.state,
+        error: undefined,
+        resources: { ...known?.resources, ...found.resources },
+      });
+      if (vmPlan) actions.set(name, known && known.state !== 'creating' && known.state !== 'failed' ? 'kept' : 'adopted');
+    } else {
+      session.upsertVm({ name, state: found.state });
+      if (vmPlan) actions.set(name, 'kept');
+    }
+  }
+  for (const known of session.state.vms) {
+    if (known.provider !== provider || onHypervisor.has(known.name)) continue;
+    if (known.state !== 'creating' && known.state !== 'planned') session.upsertVm({ name: known.name, state: 'missing' });
+  }
+}
+
+function summarize(
+  plan: Plan,
+  provider: string,
+  checks: Check[],
+  session: StateSession,
+  actions: Map<string, VmAction>,
+  discoveries: Map<string, VmDiscoveryResult>,
+  interrupted: boolean,
+  started: number,
+): CreateSummary {
+  const vms = plan.vms.map((vmPlan): CreateVmSummary => {
+    const record = session.vm(vmPlan.name);
+    const action = actions.get(vmPlan.name) ?? 'skipped';
+    const discovery = discoveries.get(vmPlan.name);
+    const unreachable = discovery && discovery.status !== 'reachable' && discovery.status !== 'addressed';
+    return {
+      name: vmPlan.name,
+      group: vmPlan.group,
+      action,
+      state: record?.state ?? 'planned',
+      address: record?.addresses[0] ?? null,
+      addresses: record?.addresses ?? [],
+      hostKeys: record?.ssh.hostKeys ?? [],
+      ...(record?.error ? { error: record.error } : {}),
+      ...(unreachable && discovery.hint ? { hint: discovery.hint } : {}),
+    };
+  });
+  const count = (action: VmAction) => vms.filter((vm) => vm.action === action).length;
+  return {
+    lab: plan.lab,
+    provider,
+    checks,
+    vms,
+    counts: {
+      planned: plan.vms.length,
+      created: count('created'),
+      kept: count('kept'),
+      adopted: count('adopted'),
+      failed: vms.filter((vm) => vm.error !== undefined).length,
+      reachable: vms.filter((vm) => discoveries.get(vm.name)?.status === 'reachable').length,
+    },
+    interrupted,
+    durationMs: Date.now() - started,
+  };
+}

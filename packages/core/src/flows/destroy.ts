@@ -1,0 +1,77 @@
+import { describeError } from '../errors.js';
+import { type EventSink, silentSink } from '../events.js';
+import type { Provider } from '../provider.js';
+import type { StateStore, VmRecord } from '../state.js';
+import { serialSaver } from './save.js';
+
+/**
+ * `labctl destroy`: removes VMs and their own disks, never the golden image. The record is marked
+ * 'destroying' before the provider is called and removed right after, one VM at a time, so an
+ * interrupted destroy is finished by the next one. Destroying what is already gone is not an error.
+ */
+export interface DestroyFlowOptions {
+  lab: string;
+  /** Providers by name; each VM goes to the provider that made it. */
+  provider: (vm: VmRecord) => Provider;
+  /** Providers to ask for this lab's VMs that the state does not know (orphans of a killed run). */
+  scan?: Provider[];
+  store: StateStore;
+  names?: string[];
+  all?: boolean;
+  keepDisks?: boolean;
+  events?: EventSink;
+  signal?: AbortSignal;
+  command?: string;
+}
+
+export interface DestroyVmSummary {
+  name: string;
+  result: 'destroyed' | 'absent' | 'failed';
+  error?: string;
+}
+
+export interface DestroySummary {
+  lab: string;
+  vms: DestroyVmSummary[];
+  keptDisks: boolean;
+  interrupted: boolean;
+}
+
+export async function destroyLab(options: DestroyFlowOptions): Promise<DestroySummary> {
+  const events = options.events ?? silentSink;
+  return options.store.withLock(options.lab, options.command ?? 'labctl destroy', async (session) => {
+    const save = serialSaver(session);
+    const targets = new Map<string, VmRecord>();
+    const wanted = options.names && options.names.length > 0 ? new Set(options.names) : undefined;
+    for (const vm of session.state.vms) if (options.all || wanted?.has(vm.name)) targets.set(vm.name, vm);
+    for (const provider of options.scan ?? []) {
+      for (const vm of await provider.list(options.lab)) {
+        if (targets.has(vm.name) || !(options.all || wanted?.has(vm.name))) continue;
+        targets.set(vm.name, session.vm(vm.name) ? { ...vm, ...session.vm(vm.name) } : vm);
+      }
+    }
+    const results: DestroyVmSummary[] = [];
+    for (const name of wanted ?? []) if (!targets.has(name)) results.push({ name, result: 'absent' });
+    let interrupted = false;
+    for (const vm of targets.values()) {
+      if (options.signal?.aborted) {
+        interrupted = true;
+        break;
+      }
+      if (session.vm(vm.name)) {
+        session.upsertVm({ name: vm.name, state: 'destroying' });
+        await save();
+      }
+      try {
+        await options.provider(vm).destroy([vm], { keepDisks: options.keepDisks ?? false }, events);
+        session.removeVm(vm.name);
+        results.push({ name: vm.name, result: 'destroyed' });
+      } catch (err) {
+        session.upsertVm({ ...vm, state: 'failed', error: `destroy failed: ${describeError(err)}` });
+        results.push({ name: vm.name, result: 'failed', error: describeError(err) });
+      }
+      await save();
+    }
+    return { lab: session.state.lab, vms: results, keptDisks: options.keepDisks ?? false, interrupted };
+  });
+}

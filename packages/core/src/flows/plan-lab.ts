@@ -1,0 +1,129 @@
+import { homedir } from 'node:os';
+import { resolve } from 'node:path';
+import { UsageError } from '../errors.js';
+import { DEFAULT_NAME_PATTERN, deterministicMac, planNames } from '../plan.js';
+import type { Plan, VmPlan } from '../provider.js';
+import { type GroupSpec, type LoadedLabFile, type MachineSettings, parseSizeMiB } from '../spec.js';
+
+/**
+ * Lab file + flags -> the plan: which VMs, with which names, MACs and settings. Flags win over the
+ * group, the group over `defaults:`. Pure: nothing is contacted, so `--dry-run` shows exactly this.
+ */
+export interface CreateFlags {
+  count?: number;
+  group?: string;
+  name?: string;
+  golden?: string;
+  clone?: 'linked' | 'full';
+  cpus?: number;
+  memory?: string;
+  network?: string;
+  provider?: string;
+  uri?: string;
+  concurrency?: number;
+  kernel?: string;
+  initrd?: string;
+  cmdline?: string;
+  firmware?: 'bios' | 'uefi';
+}
+
+export const DEFAULT_GROUP = 'vm';
+export const DEFAULT_PROVIDER = 'libvirt';
+export const DEFAULT_CONCURRENCY = 4;
+export const DEFAULT_MEMORY_MIB = 512;
+export const DEFAULT_NETWORK = 'default';
+
+function expandHome(path: string): string {
+  return path === '~' || path.startsWith('~/') ? `${homedir()}${path.slice(1)}` : path;
+}
+
+interface GroupTarget {
+  group: string;
+  count: number;
+  spec: GroupSpec;
+}
+
+function targetGroups(lab: LoadedLabFile, flags: CreateFlags): GroupTarget[] {
+  const groups = lab.spec.groups ?? {};
+  const names = Object.keys(groups);
+  if (flags.group) {
+    const spec = groups[flags.group] ?? {};
+    const count = flags.count ?? spec.count;
+    if (count === undefined) {
+      throw new UsageError('COUNT_REQUIRED', `how many VMs in group ${flags.group}?`, { hint: `Pass --count N, or set groups.${flags.group}.count in labctl.yaml.` });
+    }
+    return [{ group: flags.group, count, spec }];
+  }
+  if (names.length === 0) return [{ group: DEFAULT_GROUP, count: flags.count ?? 1, spec: {} }];
+  if (flags.count !== undefined) {
+    if (names.length > 1) {
+      throw new UsageError('GROUP_REQUIRED', `--count needs --group: labctl.yaml has the groups ${names.join(', ')}`, {
+        hint: `e.g. labctl create --group ${names[0]} --count ${flags.count}`,
+      });
+    }
+    return [{ group: names[0]!, count: flags.count, spec: groups[names[0]!]! }];
+  }
+  return names.map((group) => ({ group, count: groups[group]!.count ?? 1, spec: groups[group]! }));
+}
+
+export interface PlannedLab {
+  plan: Plan;
+  uri: string | undefined;
+}
+
+export function planLab(lab: LoadedLabFile, flags: CreateFlags): PlannedLab {
+  const spec = lab.spec;
+  const provider = flags.provider ?? spec.provider ?? DEFAULT_PROVIDER;
+  const uri = flags.uri ?? spec.uri;
+  const fromFile = (value: string | undefined) => (value === undefined ? undefined : lab.resolvePath(expandHome(value)));
+  const fromFlag = (value: string | undefined) => (value === undefined ? undefined : resolve(expandHome(value)));
+  let memoryFlag: number | undefined;
+  if (flags.memory !== undefined) {
+    memoryFlag = /^\d+$/.test(flags.memory) ? Number(flags.memory) : parseSizeMiB(flags.memory);
+    if (!memoryFlag) throw new UsageError('MEMORY_INVALID', `--memory ${flags.memory} is not a size`, { hint: 'Use MiB (512) or 512M, 2G.' });
+  }
+  const vms: VmPlan[] = [];
+  const seen = new Map<string, string>();
+  for (const target of targetGroups(lab, flags)) {
+    const settings: MachineSettings = { ...spec.defaults, ...target.spec, ssh: { ...spec.defaults?.ssh, ...target.spec.ssh } };
+    const golden = fromFlag(flags.golden) ?? fromFile(settings.golden);
+    if (!golden) {
+      throw new UsageError('GOLDEN_REQUIRED', `no golden image for group ${target.group}`, {
+        hint: 'Pass --golden PATH (a .vhd, .vhdx, .qcow2 or raw disk), or set defaults.golden in labctl.yaml.',
+      });
+    }
+    const pattern = flags.name ?? target.spec.name ?? DEFAULT_NAME_PATTERN;
+    for (const name of planNames(pattern, target.group, target.count)) {
+      const other = seen.get(name);
+      if (other !== undefined) {
+        throw new UsageError('NAME_CLASH', `groups ${other} and ${target.group} would both make a VM named ${name}`, { hint: 'Give one of them another name pattern (name: in labctl.yaml).' });
+      }
+      seen.set(name, target.group);
+      const kernel = fromFlag(flags.kernel) ?? fromFile(settings.kernel);
+      const initrd = fromFlag(flags.initrd) ?? fromFile(settings.initrd);
+      const cmdline = flags.cmdline ?? settings.cmdline;
+      const keyFile = fromFile(settings.ssh?.keyFile);
+      vms.push({
+        name,
+        group: target.group,
+        host: uri ?? 'local',
+        mac: deterministicMac(lab.lab, name),
+        cpus: flags.cpus ?? settings.cpus ?? 1,
+        memoryMiB: memoryFlag ?? settings.memory ?? DEFAULT_MEMORY_MIB,
+        golden,
+        clone: flags.clone ?? settings.clone ?? 'linked',
+        network: flags.network ?? settings.network ?? settings.switch ?? DEFAULT_NETWORK,
+        firmware: flags.firmware ?? settings.firmware ?? 'bios',
+        ...(settings.generation ? { generation: settings.generation } : {}),
+        ...(settings.secureBoot ? { secureBoot: settings.secureBoot } : {}),
+        ...(settings.vlan ? { vlan: settings.vlan } : {}),
+        ...(kernel ? { kernel } : {}),
+        ...(initrd ? { initrd } : {}),
+        ...(cmdline !== undefined ? { cmdline } : {}),
+        ssh: { user: settings.ssh?.user ?? 'root', port: settings.ssh?.port ?? 22, ...(keyFile ? { keyFile } : {}) },
+        ...(target.spec.vars ? { vars: target.spec.vars } : {}),
+      });
+    }
+  }
+  return { plan: { lab: lab.lab, provider, vms, concurrency: flags.concurrency ?? spec.concurrency ?? DEFAULT_CONCURRENCY }, uri };
+}

@@ -1,0 +1,272 @@
+import { classifyAddress, rankAddresses } from '@labctl/core/address';
+import { Semaphore, sleep } from '@labctl/core/concurrency';
+import { type EventSink, silentSink } from '@labctl/core/events';
+import type { AdapterReport, Provider } from '@labctl/core/provider';
+import type { VmRecord } from '@labctl/core/state';
+import { type ProbeResult, type SshProbe, sshHandshakeProbe } from './ssh-probe.js';
+
+/**
+ * IP discovery, provider-neutral. Per VM: poll the provider's adapter reports -> keep usable
+ * addresses of the VM's own MAC that are not stale leases -> SSH handshake on them (host key
+ * recorded, or checked when already pinned) -> reachable. Polls back off, every wait has a deadline,
+ * and on timeout each VM says what was seen and what to check.
+ */
+export type DiscoveryStatus = 'reachable' | 'addressed' | 'timeout' | 'failed';
+
+/** What was last seen for a VM, in the order a VM normally goes through. */
+export type Seen =
+  | 'not-polled'
+  | 'no-domain'
+  | 'no-adapter'
+  | 'no-lease'
+  | 'stale-lease'
+  | 'unusable-address'
+  | 'ssh-closed'
+  | 'ssh-key-mismatch'
+  | 'reachable';
+
+export interface VmDiscovery {
+  name: string;
+  status: DiscoveryStatus;
+  /** Usable addresses, best first. */
+  addresses: string[];
+  /** The address SSH answered on. */
+  sshAddress?: string;
+  /** Host keys as OpenSSH lines; the pinned ones, or the one recorded now. */
+  hostKeys: string[];
+  seen: Seen;
+  /** One line: what was seen. */
+  detail: string;
+  /** What to check next (on timeout or failure). */
+  hint?: string;
+}
+
+export interface DiscoveryOptions {
+  /** Overall deadline for all VMs. */
+  timeoutMs: number;
+  /** Also wait for an SSH handshake (and record the host key). Default true. */
+  ssh?: boolean;
+  signal?: AbortSignal;
+  events?: EventSink;
+  probe?: SshProbe;
+  /** Concurrent SSH handshakes per provider host (sshd's MaxStartups is 10 by default). */
+  handshakesPerHost?: number;
+  /** One handshake attempt's own deadline. */
+  probeTimeoutMs?: number;
+  /** First poll interval; grows by half each round up to `maxIntervalMs`. */
+  intervalMs?: number;
+  maxIntervalMs?: number;
+  /** When each VM was (last) started, epoch ms: leases handed out before that are stale. */
+  startedAt?: (vm: VmRecord) => number | undefined;
+  now?: () => number;
+  wait?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+/** Lease timestamps have a resolution of one second and clocks differ a little. */
+const STALE_SLACK_MS = 3_000;
+
+interface Tracker {
+  vm: VmRecord;
+  result: VmDiscovery;
+  probing: boolean;
+  done: boolean;
+}
+
+export function startedAtFromResources(vm: VmRecord): number | undefined {
+  const value = (vm.resources as { startedAt?: unknown } | undefined)?.startedAt;
+  if (typeof value === 'number') return value;
+  if (typeof value === 'string') {
+    const parsed = Date.parse(value);
+    return Number.isNaN(parsed) ? undefined : parsed;
+  }
+  return undefined;
+}
+
+/** Usable addresses of one VM from its adapter reports, or why there are none. */
+export function evaluateReports(
+  vm: VmRecord,
+  reports: readonly AdapterReport[],
+  startedAt: number | undefined,
+): { addresses: string[]; seen: Seen; detail: string } {
+  const mine = reports.filter((report) => report.vm === vm.name);
+  const problem = mine.find((report) => report.problem)?.problem;
+  if (mine.length === 0 || (problem && mine.every((report) => report.problem))) {
+    const noDomain = problem !== undefined && /no domain|not exist|not found/i.test(problem);
+    return { addresses: [], seen: noDomain ? 'no-domain' : 'no-adapter', detail: problem ?? 'the hypervisor reports no network adapter' };
+  }
+  const vmMac = vm.mac?.toLowerCase();
+  const candidates: string[] = [];
+  const stale: string[] = [];
+  for (const report of mine) {
+    if (vmMac && report.mac && report.mac.toLowerCase() !== vmMac) continue;
+    if (startedAt !== undefined && report.obtainedAt !== undefined && report.obtainedAt < startedAt - STALE_SLACK_MS) {
+      stale.push(...report.addresses);
+      continue;
+    }
+    candidates.push(...report.addresses);
+  }
+  const usable = rankAddresses(candidates);
+  if (usable.length > 0) return { addresses: usable, seen: 'no-lease', detail: `address ${usable.join(', ')}` };
+  if (candidates.length > 0) {
+    const reasons = candidates.map((address) => `${address} (${classifyAddress(address).reason})`);
+    return { addresses: [], seen: 'unusable-address', detail: `only unusable addresses: ${reasons.join(', ')}` };
+  }
+  if (stale.length > 0) {
+    return { addresses: [], seen: 'stale-lease', detail: `only a stale lease from before this VM started (${stale.join(', ')}), ignored` };
+  }
+  const sources = [...new Set(mine.map((report) => report.source))].join('/');
+  return { addresses: [], seen: 'no-lease', detail: `adapter ${vmMac ?? '?'} has no address yet (${sources})` };
+}
+
+/** What to check, per kind of "seen", for the timeout explanation. */
+export function hintFor(seen: Seen, vm: VmRecord): string {
+  const consoleLog = (vm.resources as { consoleLog?: string } | undefined)?.consoleLog;
+  const console = consoleLog ? ` Its console output is in ${consoleLog}.` : '';
+  switch (seen) {
+    case 'no-domain':
+      return 'The VM does not exist on the hypervisor any more: run `labctl create` again to re-create it.';
+    case 'no-adapter':
+      return `Is the VM running and does it have a network adapter? Check it on the hypervisor.${console}`;
+    case 'no-lease':
+    case 'stale-lease':
+      return `No DHCP lease: did the guest boot, and does it run a DHCP client on that adapter? Is a DHCP server on the network (libvirt network with <dhcp>)?${console}`;
+    case 'unusable-address':
+      return 'The guest only has self-assigned/link-local addresses: its DHCP request got no answer. Check the DHCP server of that network.';
+    case 'ssh-closed':
+      return `The VM has an address but SSH does not answer: is sshd enabled in the golden image, and is port ${vm.ssh?.port ?? 22} open?${console}`;
+    case 'ssh-key-mismatch':
+      return 'The SSH host key differs from the one recorded at creation: the address may now belong to another machine. Check before trusting it; if the VM was really re-built, `labctl destroy NAME` and create it again.';
+    default:
+      return 'Run `labctl ip --wait` again with a longer --timeout.';
+  }
+}
+
+export async function discover(provider: Provider, vms: readonly VmRecord[], options: DiscoveryOptions): Promise<VmDiscovery[]> {
+  const now = options.now ?? Date.now;
+  const wait = options.wait ?? sleep;
+  const events = options.events ?? silentSink;
+  const wantSsh = options.ssh ?? true;
+  const probe = options.probe ?? sshHandshakeProbe;
+  const probeTimeoutMs = options.probeTimeoutMs ?? 5_000;
+  const maxInterval = options.maxIntervalMs ?? 3_000;
+  const startedAt = options.startedAt ?? startedAtFromResources;
+  const deadline = now() + options.timeoutMs;
+  const semaphores = new Map<string, Semaphore>();
+  const semaphoreFor = (host: string) => {
+    let semaphore = semaphores.get(host);
+    if (!semaphore) {
+      semaphore = new Semaphore(options.handshakesPerHost ?? 10);
+      semaphores.set(host, semaphore);
+    }
+    return semaphore;
+  };
+
+  const trackers: Tracker[] = vms.map((vm) => ({
+    vm,
+    probing: false,
+    done: false,
+    result: { name: vm.name, status: 'timeout', addresses: [], hostKeys: [...(vm.ssh?.hostKeys ?? [])], seen: 'not-polled', detail: 'not polled yet' },
+  }));
+  const probes = new Set<Promise<void>>();
+
+  const runProbe = async (tracker: Tracker, addresses: string[]): Promise<void> => {
+    const { vm, result } = tracker;
+    let last: ProbeResult | undefined;
+    for (const address of addresses) {
+      const remaining = deadline - now();
+      if (remaining <= 0 || options.signal?.aborted) break;
+      last = await semaphoreFor(vm.host ?? 'local').run(() =>
+        probe({ address, port: vm.ssh?.port ?? 22, pinnedKeys: vm.ssh?.hostKeys ?? [] }, Math.min(probeTimeoutMs, remaining)),
+      );
+      if (last.ok) {
+        result.status = 'reachable';
+        result.seen = 'reachable';
+        result.sshAddress = address;
+        result.addresses = [address, ...addresses.filter((a) => a !== address)];
+        if (!result.hostKeys.some((key) => key === last!.hostKey)) result.hostKeys = [...result.hostKeys, last.hostKey];
+        result.detail = `SSH answered on ${address}`;
+        tracker.done = true;
+        events({ subject: vm.name, phase: 'ssh', status: 'done', message: address });
+        return;
+      }
+      if (last.reason === 'key-mismatch') {
+        result.status = 'failed';
+        result.seen = 'ssh-key-mismatch';
+        result.detail = `${address}: ${last.message}`;
+        result.hint = hintFor('ssh-key-mismatch', vm);
+        tracker.done = true;
+        events({ subject: vm.name, phase: 'ssh', status: 'failed', message: result.detail });
+        return;
+      }
+    }
+    if (last && !last.ok) {
+      result.seen = 'ssh-closed';
+      result.detail = `address ${addresses.join(', ')}, but SSH ${last.reason === 'refused' ? 'refuses connections' : `did not answer (${last.message})`}`;
+    }
+  };
+
+  let interval = options.intervalMs ?? 500;
+  let firstRound = true;
+  while (true) {
+    const pending = trackers.filter((t) => !t.done && !t.probing);
+    if (pending.length > 0) {
+      let reports: AdapterReport[] = [];
+      try {
+        reports = await provider.adapters(pending.map((t) => t.vm));
+      } catch (err) {
+        // A transient hypervisor error: keep polling until the deadline.
+        for (const t of pending) {
+          t.result.seen = t.result.seen === 'not-polled' ? 'no-adapter' : t.result.seen;
+          t.result.detail = `the hypervisor did not answer: ${(err as Error).message}`;
+        }
+      }
+      for (const tracker of pending) {
+        if (!reports.some((r) => r.vm === tracker.vm.name)) continue;
+        const evaluated = evaluateReports(tracker.vm, reports, startedAt(tracker.vm));
+        if (evaluated.addresses.length === 0) {
+          // Keep the more advanced explanation from an SSH attempt while the lease is still there.
+          tracker.result.seen = evaluated.seen;
+          tracker.result.detail = evaluated.detail;
+          continue;
+        }
+        const changed = evaluated.addresses.join() !== tracker.result.addresses.join();
+        tracker.result.addresses = evaluated.addresses;
+        if (changed) events({ subject: tracker.vm.name, phase: 'address', status: 'done', message: evaluated.addresses.join(', ') });
+        if (!wantSsh) {
+          tracker.result.status = 'addressed';
+          tracker.result.seen = 'no-lease';
+          tracker.result.detail = evaluated.detail;
+          tracker.done = true;
+          continue;
+        }
+        if (tracker.result.seen !== 'ssh-closed') {
+          tracker.result.seen = 'no-lease';
+          tracker.result.detail = evaluated.detail;
+        }
+        tracker.probing = true;
+        const running = runProbe(tracker, evaluated.addresses).finally(() => {
+          tracker.probing = false;
+          probes.delete(running);
+        });
+        probes.add(running);
+      }
+    }
+    if (trackers.every((t) => t.done)) break;
+    if (firstRound && options.timeoutMs <= 0) break;
+    firstRound = false;
+    const remaining = deadline - now();
+    if (remaining <= 0 || options.signal?.aborted) break;
+    // Wait for the next poll, or earlier when a probe finishes (so a failed probe is retried promptly).
+    await Promise.race([wait(Math.min(interval, remaining), options.signal).catch(() => {}), ...(probes.size > 0 ? [Promise.race(probes)] : [])]);
+    interval = Math.min(maxInterval, Math.round(interval * 1.5));
+  }
+  await Promise.allSettled([...probes]);
+  for (const tracker of trackers) {
+    if (tracker.done) continue;
+    tracker.result.status = 'timeout';
+    if (tracker.result.seen === 'not-polled') tracker.result.detail = 'never polled: the deadline was already over';
+    tracker.result.hint = hintFor(tracker.result.seen, tracker.vm);
+    events({ subject: tracker.vm.name, phase: wantSsh ? 'ssh' : 'address', status: 'failed', message: tracker.result.detail });
+  }
+  return trackers.map((t) => t.result);
+}

@@ -1,2 +1,0 @@
-/** @labctl/discovery: implementation lands with its issue. */
-export const PACKAGE_NAME = '@labctl/discovery';

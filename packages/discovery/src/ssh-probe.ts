@@ -1,0 +1,86 @@
+import { Client } from 'ssh2';
+
+/**
+ * Is SSH really there? A full SSH handshake with ssh2 (key exchange, host key signature checked),
+ * stopped at authentication: no login is attempted, no credentials are needed. The server's host key
+ * comes back as an OpenSSH public-key line ("ssh-ed25519 AAAA..."). When keys are already pinned for
+ * the VM, any other key is refused before the handshake completes.
+ */
+export interface ProbeTarget {
+  address: string;
+  port: number;
+  /** Pinned keys ("ssh-ed25519 AAAA..."); empty = first contact, record what is offered. */
+  pinnedKeys: readonly string[];
+}
+
+export type ProbeResult =
+  | { ok: true; hostKey: string }
+  | { ok: false; reason: 'refused' | 'timeout' | 'closed' | 'key-mismatch' | 'error'; message: string; hostKey?: string };
+
+export type SshProbe = (target: ProbeTarget, timeoutMs: number) => Promise<ProbeResult>;
+
+/** Host key algorithms in order of preference: one handshake yields one key, ed25519 when offered. */
+const HOST_KEY_ALGORITHMS = [
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  'rsa-sha2-512',
+  'rsa-sha2-256',
+  'ssh-rsa',
+] as const;
+
+/** An OpenSSH public-key line from the raw key blob (its first field is the key type). */
+export function openSshKeyLine(blob: Buffer): string {
+  const length = blob.readUInt32BE(0);
+  const type = blob.subarray(4, 4 + length).toString('ascii');
+  return `${type} ${blob.toString('base64')}`;
+}
+
+/** Keys compare by type and base64 body; comments are ignored. */
+export function sameKey(a: string, b: string): boolean {
+  const [typeA, bodyA] = a.trim().split(/\s+/);
+  const [typeB, bodyB] = b.trim().split(/\s+/);
+  return typeA === typeB && bodyA === bodyB;
+}
+
+export const sshHandshakeProbe: SshProbe = (target, timeoutMs) =>
+  new Promise((resolve) => {
+    const client = new Client();
+    let hostKey: string | undefined;
+    let settled = false;
+    const finish = (result: ProbeResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      client.removeAllListeners();
+      client.on('error', () => {});
+      client.end();
+      resolve(result);
+    };
+    const timer = setTimeout(() => finish({ ok: false, reason: 'timeout', message: `no SSH handshake within ${timeoutMs} ms` }), timeoutMs);
+    client.on('ready', () => finish(hostKey ? { ok: true, hostKey } : { ok: false, reason: 'error', message: 'no host key seen' }));
+    client.on('error', (err: Error & { level?: string; code?: string }) => {
+      // Authentication was reached: the handshake (and the host key's signature) is complete.
+      if (err.level === 'client-authentication' && hostKey) return finish({ ok: true, hostKey });
+      if (err.message.includes('Host denied')) {
+        return finish({ ok: false, reason: 'key-mismatch', message: `host key ${hostKey ?? '?'} is not the one recorded for this VM`, ...(hostKey ? { hostKey } : {}) });
+      }
+      if (err.code === 'ECONNREFUSED') return finish({ ok: false, reason: 'refused', message: `connection refused on port ${target.port}` });
+      if (err.level === 'client-timeout') return finish({ ok: false, reason: 'timeout', message: `no SSH handshake within ${timeoutMs} ms` });
+      finish({ ok: false, reason: 'closed', message: err.message });
+    });
+    client.on('close', () => finish({ ok: false, reason: 'closed', message: 'connection closed before the SSH handshake finished' }));
+    client.connect({
+      host: target.address,
+      port: target.port,
+      username: 'labctl-probe',
+      readyTimeout: timeoutMs,
+      authHandler: (_methods, _partial, next) => next(false as unknown as Parameters<typeof next>[0]),
+      algorithms: { serverHostKey: [...HOST_KEY_ALGORITHMS] },
+      hostVerifier: (key: Buffer) => {
+        hostKey = openSshKeyLine(key);
+        return target.pinnedKeys.length === 0 || target.pinnedKeys.some((pinned) => sameKey(pinned, hostKey!));
+      },
+    });
+  });

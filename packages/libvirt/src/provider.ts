@@ -1,0 +1,438 @@
+import { existsSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { Check } from '@labctl/core/checks';
+import { mapLimit } from '@labctl/core/concurrency';
+import { describeError, LabctlError } from '@labctl/core/errors';
+import type { EventSink } from '@labctl/core/events';
+import type { AdapterReport, DestroyOptions, Plan, Provider, VmPlan } from '@labctl/core/provider';
+import type { VmRecord, VmState } from '@labctl/core/state';
+import { type Accelerator, type AcceleratorChoice, chooseAccelerator } from './accelerator.js';
+import { createFullCopy, createOverlay, type GoldenInfo, inspectGolden } from './disks.js';
+import { run } from './exec.js';
+import { parseDhcpLeases, parseDomifaddr, parseLeaseSeconds, parseNeighbours } from './parse.js';
+import { isNoDomain, isNotRunning, Virsh } from './virsh.js';
+import { domainXml, LABCTL_XMLNS, type LabctlMetadata, networkSource, parseLabctlMetadata } from './xml.js';
+
+/**
+ * The KVM/libvirt provider: `virsh` with generated domain XML, a qcow2 overlay per VM on the golden
+ * image, identity through the kernel command line and the SMBIOS serial, labctl's own `<metadata>`
+ * in every domain so `list` finds exactly this lab's VMs, even after a crash.
+ */
+export const DEFAULT_URI = 'qemu:///system';
+
+export interface LibvirtProviderOptions {
+  lab: string;
+  uri?: string;
+  /** Where overlays, console logs and domain XML go (as the libvirt host sees it). */
+  diskDir: string;
+  accelerator?: 'auto' | Accelerator;
+  /** Where the accelerator probe result is cached (default ~/.cache/labctl/accelerator.json). */
+  acceleratorCacheFile?: string;
+  virshProgram?: string;
+}
+
+export class LibvirtError extends LabctlError {}
+
+/** Local URIs: the neighbour table of this machine is the hypervisor's (the bridge lives here). */
+export function isLocalUri(uri: string): boolean {
+  return /^[a-z0-9+]+:\/\/\/(system|session)/.test(uri) && !uri.includes('+ssh') && !uri.includes('+tcp') && !uri.includes('+tls');
+}
+
+const VIRSH_STATE: Record<string, VmState> = {
+  running: 'running',
+  idle: 'running',
+  paused: 'running',
+  'in shutdown': 'running',
+  'shut off': 'stopped',
+  crashed: 'failed',
+  pmsuspended: 'stopped',
+};
+
+export class LibvirtProvider implements Provider {
+  readonly name = 'libvirt';
+  readonly batchSize = 1;
+  readonly uri: string;
+  readonly virsh: Virsh;
+  private readonly goldens = new Map<string, GoldenInfo>();
+  private acceleratorChoice: AcceleratorChoice | undefined;
+  private readonly agentUnavailable = new Set<string>();
+
+  constructor(private readonly options: LibvirtProviderOptions) {
+    this.uri = options.uri ?? DEFAULT_URI;
+    this.virsh = new Virsh(this.uri, options.virshProgram);
+  }
+
+  diskPath(name: string): string {
+    return join(this.options.diskDir, `${name}.qcow2`);
+  }
+
+  private consolePath(name: string): string {
+    return join(this.options.diskDir, `${name}.console.log`);
+  }
+
+  private xmlPath(name: string): string {
+    return join(this.options.diskDir, `${name}.xml`);
+  }
+
+  /** KVM or TCG, decided once per provider (see accelerator.ts), with the reason. */
+  async accelerator(kernel?: string): Promise<AcceleratorChoice> {
+    if (!this.acceleratorChoice) {
+      const forced = this.options.accelerator && this.options.accelerator !== 'auto' ? this.options.accelerator : undefined;
+      this.acceleratorChoice = await chooseAccelerator(this.virsh, {
+        ...(kernel ? { kernel } : {}),
+        workDir: this.options.diskDir,
+        ...(this.options.acceleratorCacheFile ? { cacheFile: this.options.acceleratorCacheFile } : {}),
+        ...(forced ? { forced } : {}),
+      });
+    }
+    return this.acceleratorChoice;
+  }
+
+  private async golden(path: string): Promise<GoldenInfo> {
+    let info = this.goldens.get(path);
+    if (!info) {
+      info = await inspectGolden(path);
+      this.goldens.set(path, info);
+    }
+    return info;
+  }
+
+  async preflight(plan: Plan): Promise<Check[]> {
+    const checks: Check[] = [];
+    try {
+      await this.virsh.run(['uri'], { timeoutMs: 30_000 });
+      checks.push({ id: 'libvirt.connect', level: 'ok', message: `connected to ${this.uri}` });
+    } catch (err) {
+      checks.push({
+        id: 'libvirt.connect',
+        level: 'error',
+        message: `cannot connect to libvirt at ${this.uri}: ${describeError(err)}`,
+        hint: 'Is libvirtd running (and virtlogd)? Check the URI (--uri, uri: in labctl.yaml) and your rights (group libvirt).',
+      });
+      return checks;
+    }
+    await mkdir(this.options.diskDir, { recursive: true, mode: 0o700 });
+
+    for (const golden of new Set(plan.vms.map((vm) => vm.golden))) {
+      try {
+        const info = await this.golden(golden);
+        checks.push({ id: 'golden.readable', level: 'ok', subject: golden, message: `golden image ${golden} (${info.format}, ${info.virtualSize} bytes)` });
+        if (info.writable) {
+          checks.push({
+            id: 'golden.readonly',
+            level: 'warning',
+            subject: golden,
+            message: `golden image ${golden} is writable on disk; VMs only ever read it (qcow2 overlays), but other tools could change it under them`,
+            hint: `chmod a-w ${golden}`,
+          });
+        }
+      } catch (err) {
+        checks.push({ id: 'golden.readable', level: 'error', subject: golden, message: describeError(err), hint: (err as LabctlError).hint });
+      }
+    }
+    for (const file of new Set(plan.vms.flatMap((vm) => [vm.kernel, vm.initrd].filter((f): f is string => Boolean(f))))) {
+      if (!existsSync(file)) {
+        checks.push({ id: 'boot.file', level: 'error', subject: file, message: `boot file ${file} does not exist`, hint: 'Check kernel:/initrd: in labctl.yaml.' });
+      }
+    }
+    for (const network of new Set(plan.vms.map((vm) => vm.network))) checks.push(await this.checkNetwork(network));
+    if (plan.vms.some((vm) => vm.firmware === 'uefi')) checks.push(await this.checkUefi());
+    checks.push(...(await this.checkNames(plan)));
+
+    const choice = await this.accelerator(plan.vms.find((vm) => vm.kernel)?.kernel);
+    checks.push({
+      id: 'libvirt.accelerator',
+      level: 'ok',
+      message: choice.accelerator === 'kvm' ? `accelerator: KVM (${choice.reason})` : `accelerator: TCG, software emulation (${choice.reason})`,
+    });
+    return checks;
+  }
+
+  private async checkNetwork(network: string): Promise<Check> {
+    const source = networkSource(network);
+    if (source.type === 'bridge') {
+      if (!isLocalUri(this.uri) || existsSync(`/sys/class/net/${basename(source.name)}`)) {
+        return { id: 'network.exists', level: 'ok', subject: network, message: `bridge ${source.name}` };
+      }
+      return { id: 'network.exists', level: 'error', subject: network, message: `bridge ${source.name} does not exist on this host`, hint: 'ip link show type bridge' };
+    }
+    try {
+      const info = await this.virsh.text(['net-info', source.name]);
+      if (!/^Active:\s+yes/m.test(info)) {
+        return { id: 'network.exists', level: 'error', subject: network, message: `libvirt network ${source.name} is not active`, hint: `virsh -c ${this.uri} net-start ${source.name}` };
+      }
+      return { id: 'network.exists', level: 'ok', subject: network, message: `libvirt network ${source.name} is active` };
+    } catch {
+      let known = '';
+      try {
+        known = (await this.virsh.text(['net-list', '--all', '--name'])).split('\n').filter(Boolean).join(', ');
+      } catch {}
+      return {
+        id: 'network.exists',
+        level: 'error',
+        subject: network,
+        message: `libvirt network "${source.name}" does not exist at ${this.uri}`,
+        hint: `Networks there: ${known || 'none'}. Use --network NAME, or bridge:NAME for a host bridge.`,
+      };
+    }
+  }
+
+  private async checkUefi(): Promise<Check> {
+    try {
+      const caps = await this.virsh.text(['domcapabilities', '--machine', 'q35', '--arch', 'x86_64']);
+      if (/<value>efi<\/value>/.test(caps) || /OVMF|edk2/i.test(caps)) return { id: 'firmware.uefi', level: 'ok', message: 'UEFI firmware (OVMF) available' };
+    } catch {}
+    return { id: 'firmware.uefi', level: 'error', message: 'firmware: uefi asked for, but libvirt has no UEFI firmware', hint: 'Install ovmf (Debian) or use firmware: bios.' };
+  }
+
+  private async checkNames(plan: Plan): Promise<Check[]> {
+    const existing = new Set(await this.virsh.domainNames());
+    const checks: Check[] = [];
+    for (const vm of plan.vms) {
+      if (!existing.has(vm.name)) continue;
+      const meta = await this.metadata(vm.name);
+      if (meta?.lab === plan.lab) continue;
+      checks.push({
+        id: 'name.collision',
+        level: 'error',
+        subject: vm.name,
+        message: meta
+          ? `a domain named ${vm.name} already exists and belongs to labctl lab "${meta.lab}"`
+          : `a domain named ${vm.name} already exists and was not made by labctl`,
+        hint: 'labctl never touches domains it did not make. Choose other names (--name PATTERN, --group) or remove that domain yourself.',
+      });
+    }
+    return checks;
+  }
+
+  private async metadata(name: string): Promise<LabctlMetadata | undefined> {
+    try {
+      return parseLabctlMetadata(await this.virsh.text(['metadata', name, LABCTL_XMLNS]));
+    } catch {
+      return undefined;
+    }
+  }
+
+  async create(vms: VmPlan[], events: EventSink): Promise<VmRecord[]> {
+    await mkdir(this.options.diskDir, { recursive: true, mode: 0o700 });
+    const choice = await this.accelerator(vms.find((vm) => vm.kernel)?.kernel);
+    const records: VmRecord[] = [];
+    for (const vm of vms) records.push(await this.createOne(vm, choice.accelerator, events));
+    return records;
+  }
+
+  private async createOne(vm: VmPlan, accelerator: Accelerator, events: EventSink): Promise<VmRecord> {
+    const golden = await this.golden(vm.golden);
+    const disk = this.diskPath(vm.name);
+    const consoleLog = this.consolePath(vm.name);
+    const xmlFile = this.xmlPath(vm.name);
+    if (disk === golden.path) throw new LibvirtError('DISK_IS_GOLDEN', `refusing to use the golden image ${disk} as ${vm.name}'s own disk`);
+    events({ subject: vm.name, phase: 'disk', status: 'start', message: vm.clone === 'full' ? 'full copy' : 'overlay' });
+    // A disk without a domain is left over from an interrupted run of this lab: ours to replace.
+    await rm(disk, { force: true });
+    if (vm.clone === 'full') await createFullCopy(golden, disk);
+    else await createOverlay(golden, disk);
+    events({ subject: vm.name, phase: 'disk', status: 'done', message: disk });
+    const xml = domainXml({
+      name: vm.name,
+      domainType: accelerator === 'kvm' ? 'kvm' : 'qemu',
+      memoryMiB: vm.memoryMiB,
+      cpus: vm.cpus,
+      firmware: vm.firmware,
+      disk,
+      diskFormat: 'qcow2',
+      mac: vm.mac,
+      network: vm.network,
+      ...(vm.kernel ? { kernel: vm.kernel } : {}),
+      ...(vm.initrd ? { initrd: vm.initrd } : {}),
+      ...(vm.cmdline !== undefined ? { cmdline: vm.cmdline } : {}),
+      consoleLog,
+      metadata: { lab: this.options.lab, group: vm.group, disk, golden: golden.path },
+    });
+    await writeFile(xmlFile, xml, { mode: 0o600 });
+    events({ subject: vm.name, phase: 'define', status: 'start' });
+    try {
+      await this.virsh.run(['define', xmlFile]);
+    } catch (err) {
+      // Undo only what this step made: the overlay (never a domain that already existed).
+      await rm(disk, { force: true });
+      throw err;
+    }
+    events({ subject: vm.name, phase: 'define', status: 'done', message: accelerator === 'kvm' ? 'KVM' : 'TCG' });
+    return {
+      name: vm.name,
+      group: vm.group,
+      provider: this.name,
+      host: this.uri,
+      mac: vm.mac,
+      addresses: [],
+      ssh: { user: vm.ssh.user, port: vm.ssh.port, hostKeys: [], ...(vm.ssh.keyFile ? { keyFile: vm.ssh.keyFile } : {}) },
+      state: 'created',
+      ...(vm.vars ? { vars: vm.vars as VmRecord['vars'] } : {}),
+      resources: { disk, consoleLog, xml: xmlFile, golden: golden.path, network: vm.network, accelerator, clone: vm.clone },
+    };
+  }
+
+  async start(vms: VmRecord[], events: EventSink): Promise<void> {
+    const results = await mapLimit(vms, 4, async (vm) => {
+      const state = await this.virsh.domainState(vm.name);
+      if (state === undefined) throw new LibvirtError('DOMAIN_MISSING', `domain ${vm.name} does not exist at ${this.uri}`);
+      if (state === 'running') {
+        events({ subject: vm.name, phase: 'start', status: 'skipped', message: 'already running' });
+        return;
+      }
+      events({ subject: vm.name, phase: 'start', status: 'start' });
+      await this.virsh.run(['start', vm.name], { timeoutMs: 120_000 });
+      events({ subject: vm.name, phase: 'start', status: 'done' });
+    });
+    const failed = results.flatMap((result, i) => (result.ok ? [] : [`${vms[i]!.name}: ${describeError(result.error)}`]));
+    if (failed.length > 0) throw new LibvirtError('START_FAILED', `could not start ${failed.join('; ')}`, { details: { failed } });
+  }
+
+  /**
+   * Addresses as libvirt sees them: DHCP leases of the VM's network (with their age, so stale
+   * leases can be told apart), else the guest agent, else this host's neighbour table.
+   */
+  async adapters(vms: VmRecord[]): Promise<AdapterReport[]> {
+    const reports: AdapterReport[] = [];
+    const leasesByNetwork = new Map<string, { leases: ReturnType<typeof parseDhcpLeases>; leaseSeconds: number } | undefined>();
+    let neighbours: ReturnType<typeof parseNeighbours> | undefined;
+    const running = new Map<string, string | undefined>();
+    for (const vm of vms) running.set(vm.name, await this.virsh.domainState(vm.name).catch(() => undefined));
+    for (const vm of vms) {
+      const state = running.get(vm.name);
+      if (state === undefined) {
+        reports.push({ vm: vm.name, addresses: [], source: 'libvirt', problem: `no domain ${vm.name} at ${this.uri}` });
+        continue;
+      }
+      if (state !== 'running') {
+        reports.push({ vm: vm.name, addresses: [], source: 'libvirt', problem: `domain is ${state}` });
+        continue;
+      }
+      const mac = vm.mac?.toLowerCase();
+      const network = String((vm.resources as { network?: string } | undefined)?.network ?? '');
+      const source = network ? networkSource(network) : undefined;
+      if (source?.type === 'network') {
+        if (!leasesByNetwork.has(source.name)) leasesByNetwork.set(source.name, await this.networkLeases(source.name));
+        const net = leasesByNetwork.get(source.name);
+        const mine = net?.leases.filter((lease) => lease.mac === mac) ?? [];
+        if (mine.length > 0) {
+          for (const lease of mine) {
+            const obtainedAt = Number.isFinite(net!.leaseSeconds) ? lease.expiresAt - net!.leaseSeconds * 1000 : undefined;
+            reports.push({ vm: vm.name, mac: lease.mac, addresses: [lease.address], source: 'lease', ...(obtainedAt !== undefined ? { obtainedAt } : {}) });
+          }
+          continue;
+        }
+      }
+      if (!this.agentUnavailable.has(vm.name)) {
+        try {
+          const agent = parseDomifaddr(await this.virsh.text(['domifaddr', vm.name, '--source', 'agent'], { timeoutMs: 10_000 }));
+          const adapter = agent.find((a) => a.mac === mac);
+          if (adapter) {
+            reports.push({ vm: vm.name, adapter: adapter.adapter, mac: adapter.mac, addresses: adapter.addresses, source: 'agent' });
+            continue;
+          }
+        } catch {
+          // No guest agent in this guest: do not ask again on every poll.
+          this.agentUnavailable.add(vm.name);
+        }
+      }
+      if (isLocalUri(this.uri)) {
+        neighbours ??= await run('ip', ['neigh', 'show'], { timeoutMs: 10_000 })
+          .then((r) => parseNeighbours(r.stdout))
+          .catch(() => []);
+        const seen = neighbours.filter((entry) => entry.mac === mac);
+        if (seen.length > 0) {
+          reports.push({ vm: vm.name, mac, addresses: seen.map((entry) => entry.address), source: 'arp' });
+          continue;
+        }
+      }
+      reports.push({ vm: vm.name, mac, addresses: [], source: 'lease' });
+    }
+    return reports;
+  }
+
+  private async networkLeases(network: string) {
+    try {
+      const [leases, xml] = await Promise.all([this.virsh.text(['net-dhcp-leases', network]), this.virsh.text(['net-dumpxml', network])]);
+      return { leases: parseDhcpLeases(leases), leaseSeconds: parseLeaseSeconds(xml) };
+    } catch {
+      return undefined;
+    }
+  }
+
+  async list(lab: string): Promise<VmRecord[]> {
+    const out = await this.virsh.text(['list', '--all']);
+    const domains = out
+      .split('\n')
+      .map((line) => /^\s*(\S+)\s+(\S+)\s+(.+?)\s*$/.exec(line))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => ({ name: m[2]!, state: m[3]! }));
+    const found = await mapLimit(domains, 8, async (domain) => ({ domain, meta: await this.metadata(domain.name) }));
+    const records: VmRecord[] = [];
+    for (const result of found) {
+      if (!result.ok || !result.value.meta || result.value.meta.lab !== lab) continue;
+      const { domain, meta } = result.value;
+      records.push({
+        name: domain.name,
+        group: meta.group,
+        provider: this.name,
+        host: this.uri,
+        addresses: [],
+        ssh: { hostKeys: [] },
+        state: VIRSH_STATE[domain.state] ?? 'unknown',
+        resources: { disk: meta.disk, golden: meta.golden, consoleLog: this.consolePath(domain.name), xml: this.xmlPath(domain.name) },
+      });
+    }
+    return records;
+  }
+
+  async destroy(vms: VmRecord[], options: DestroyOptions, events: EventSink): Promise<void> {
+    const failed: string[] = [];
+    for (const vm of vms) {
+      try {
+        await this.destroyOne(vm, options, events);
+      } catch (err) {
+        failed.push(`${vm.name}: ${describeError(err)}`);
+        events({ subject: vm.name, phase: 'destroy', status: 'failed', message: describeError(err) });
+      }
+    }
+    if (failed.length > 0) throw new LibvirtError('DESTROY_FAILED', `could not destroy ${failed.join('; ')}`, { details: { failed } });
+  }
+
+  private async destroyOne(vm: VmRecord, options: DestroyOptions, events: EventSink): Promise<void> {
+    events({ subject: vm.name, phase: 'destroy', status: 'start' });
+    const meta = await this.metadata(vm.name);
+    const exists = (await this.virsh.domainState(vm.name)) !== undefined;
+    if (exists && meta?.lab !== this.options.lab) {
+      throw new LibvirtError('NOT_OURS', `domain ${vm.name} was not made by labctl for lab "${this.options.lab}"; left alone`);
+    }
+    if (exists) {
+      await this.virsh.run(['destroy', vm.name], { timeoutMs: 60_000 }).catch((err) => {
+        if (!isNotRunning(err) && !isNoDomain(err)) throw err;
+      });
+      await this.virsh.run(['undefine', '--nvram', vm.name], { timeoutMs: 60_000 }).catch(async (err) => {
+        if (isNoDomain(err)) return;
+        // Domains without NVRAM on older libvirt refuse --nvram.
+        await this.virsh.run(['undefine', vm.name], { timeoutMs: 60_000 }).catch((again) => {
+          if (!isNoDomain(again)) throw again;
+        });
+      });
+    }
+    if (!options.keepDisks) {
+      const resources = (vm.resources ?? {}) as { disk?: string; golden?: string; consoleLog?: string; xml?: string };
+      const golden = resources.golden ?? meta?.golden;
+      const disks = new Set([resources.disk, meta?.disk, this.diskPath(vm.name)].filter((d): d is string => Boolean(d)));
+      for (const disk of disks) {
+        // Never the golden image, never anything that is not this VM's own qcow2.
+        if (disk === golden || !basename(disk).startsWith(vm.name) || !disk.endsWith('.qcow2')) continue;
+        await rm(disk, { force: true });
+      }
+      for (const file of [resources.consoleLog, resources.xml, this.consolePath(vm.name), this.xmlPath(vm.name)]) {
+        if (file && file !== golden) await rm(file, { force: true });
+      }
+    }
+    events({ subject: vm.name, phase: 'destroy', status: 'done', message: exists ? undefined : 'domain was already gone' });
+  }
+}
