@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# A private libvirt for KVM tests and the demo: libvirtd + virtlogd started by hand inside a network
+# namespace of their own, plus an isolated libvirt network (bridge + DHCP, no forward/NAT, DNS off).
+#   scripts/testbed/kvm-up.sh STATE_DIR        (idempotent: re-running keeps what is up)
+#   scripts/testbed/kvm-down.sh STATE_DIR      (stops exactly what this started; safe to repeat)
+# Env: KVM_NETNS (default labctl-kvm), KVM_NETWORK (default labnet), KVM_BRIDGE (default labbr0),
+#      KVM_SUBNET (a /24, default 10.78.0.0/24: gateway .1, DHCP .10-.250).
+# Prints, and writes to STATE_DIR/kvm.env, KEY=VALUE lines:
+#   LIBVIRT_URI / LIBVIRT_DEFAULT_URI   qemu:///system?socket=STATE_DIR/run/libvirt-sock
+#   KVM_NETNS KVM_NETWORK KVM_BRIDGE KVM_SUBNET KVM_GATEWAY KVM_STATE_DIR
+# Use: `ip netns exec $KVM_NETNS labctl create --uri "$LIBVIRT_URI" --network "$KVM_NETWORK" ...`
+# (anything that talks to the VMs — SSH, ansible, labctl's discovery — runs inside the netns; virsh
+# works from anywhere through the socket path).
+#
+# Nothing outside STATE_DIR is changed except creating the netns and the empty mount points
+# /run/libvirt, /var/lib/libvirt, /var/log/libvirt, /var/cache/libvirt if missing. The daemons run in a
+# private mount namespace (ip netns exec makes one) where STATE_DIR/{etc,run,lib,log,cache} are bound
+# over /etc/libvirt, /run/libvirt, /var/lib/libvirt, /var/log/libvirt and /var/cache/libvirt, so:
+# - the host's /etc/libvirt is never read or written (its autostarting NAT "default" network included);
+# - several test beds (different STATE_DIR and KVM_NETNS) run side by side without sharing anything;
+# - leases live in STATE_DIR/lib/dnsmasq, so a new test bed starts with no stale leases of old VMs.
+# Pitfalls handled (see reference/kvm/README.md): no systemd here, so the daemons are started by hand;
+# qemu.conf has security_driver "none" and dynamic_ownership 0, so libvirt never chowns a disk or its
+# backing file (the golden image keeps its owner and mode); VMs run as root. `virsh domifaddr
+# --source arp` is broken with libvirt 9.0 on this kernel: use --source lease (or `ip neigh` in the netns).
+# Needs root and the Debian packages libvirt-daemon-system, libvirt-clients, qemu-system-x86, dnsmasq-base.
+set -euo pipefail
+state=${1:?usage: kvm-up.sh STATE_DIR}
+netns=${KVM_NETNS:-labctl-kvm}; network=${KVM_NETWORK:-labnet}; bridge=${KVM_BRIDGE:-labbr0}
+subnet=${KVM_SUBNET:-10.78.0.0/24}
+[ "$(id -u)" = 0 ] || { echo "kvm-up.sh: needs root (network namespace, libvirtd)" >&2; exit 1; }
+[[ $subnet =~ ^([0-9]+\.[0-9]+\.[0-9]+)\.0/24$ ]] || { echo "kvm-up.sh: KVM_SUBNET must be a /24 like 10.78.0.0/24" >&2; exit 2; }
+prefix=${BASH_REMATCH[1]}
+for tool in libvirtd virtlogd virsh qemu-system-x86_64 dnsmasq; do
+  command -v "$tool" >/dev/null || { echo "kvm-up.sh: $tool not found; run scripts/setup.sh" >&2; exit 1; }
+done
+t0=$(date +%s%N)
+mkdir -p "$state"; state=$(cd "$state" && pwd)
+mkdir -p "$state"/{etc,run,lib,log,cache}
+chmod 755 "$state"
+uri="qemu:///system?socket=$state/run/libvirt-sock"
+exec 9>"$state/.up.lock"; flock 9
+
+alive() { # pidfile name -> true when the pid in it is a running process called name
+  local pid; pid=$(cat "$1" 2>/dev/null) || return 1
+  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ]
+}
+
+if ! ip netns list | grep -qx "$netns\( (id: [0-9]*)\)\?"; then
+  ip netns add "$netns"
+  touch "$state/netns.created"
+fi
+ip netns exec "$netns" ip link set lo up
+
+cat > "$state/etc/libvirtd.conf" <<EOF
+# labctl test bed: local UNIX socket only, root only.
+unix_sock_group = "root"
+unix_sock_ro_perms = "0700"
+unix_sock_rw_perms = "0700"
+auth_unix_ro = "none"
+auth_unix_rw = "none"
+log_outputs = "3:file:$state/libvirtd.log"
+EOF
+cat > "$state/etc/virtlogd.conf" <<EOF
+log_outputs = "3:file:$state/virtlogd.log"
+EOF
+cat > "$state/etc/qemu.conf" <<'EOF'
+# labctl test bed: VMs run as root and libvirt never relabels or chowns disks, so the golden image
+# (a backing file) keeps its owner and mode.
+user = "root"
+group = "root"
+dynamic_ownership = 0
+remember_owner = 0
+security_driver = "none"
+EOF
+# The daemons' private view: STATE_DIR's directories over libvirt's fixed paths.
+binds=(etc:/etc/libvirt run:/run/libvirt lib:/var/lib/libvirt log:/var/log/libvirt cache:/var/cache/libvirt)
+mounts=""
+for b in "${binds[@]}"; do
+  mkdir -p "${b#*:}"
+  mounts+="mount --bind '$state/${b%%:*}' '${b#*:}' && "
+done
+start_daemon() { # name args...: inside the netns (whose own mount namespace keeps the binds private)
+  local name=$1; shift
+  # 9>&-: the daemons must not inherit (and hold forever) this script's lock.
+  ip netns exec "$netns" sh -c "$mounts exec $name $*" 9>&-
+}
+if ! alive "$state/virtlogd.pid" virtlogd; then
+  start_daemon virtlogd --daemon --config "$state/etc/virtlogd.conf" --pid-file "$state/virtlogd.pid"
+fi
+if ! alive "$state/libvirtd.pid" libvirtd; then
+  start_daemon libvirtd --daemon --config "$state/etc/libvirtd.conf" --pid-file "$state/libvirtd.pid"
+fi
+virsh_() { virsh -q -c "$uri" "$@"; }
+for _ in $(seq 1 300); do virsh_ version >/dev/null 2>&1 && break; sleep 0.1; done
+virsh_ version >/dev/null || { echo "kvm-up.sh: libvirtd did not answer on $uri; see $state/libvirtd.log" >&2; exit 1; }
+
+if ! virsh_ net-info "$network" >/dev/null 2>&1; then
+  cat > "$state/$network.xml" <<EOF
+<network>
+  <name>$network</name>
+  <bridge name='$bridge' stp='off' delay='0'/>
+  <dns enable='no'/>
+  <ip address='$prefix.1' netmask='255.255.255.0'>
+    <dhcp><range start='$prefix.10' end='$prefix.250'/></dhcp>
+  </ip>
+</network>
+EOF
+  virsh_ net-define "$state/$network.xml" >/dev/null
+  echo "$network" > "$state/network.created"
+fi
+[[ $(virsh_ net-info "$network") =~ Active:\ *yes ]] || virsh_ net-start "$network" >/dev/null
+
+{
+  echo "LIBVIRT_URI='$uri'"
+  echo "LIBVIRT_DEFAULT_URI='$uri'"
+  echo "KVM_NETNS=$netns"
+  echo "KVM_NETWORK=$network"
+  echo "KVM_BRIDGE=$bridge"
+  echo "KVM_SUBNET=$subnet"
+  echo "KVM_GATEWAY=$prefix.1"
+  echo "KVM_STATE_DIR=$state"
+} > "$state/kvm.env"
+cat "$state/kvm.env"
+echo "kvm-up: libvirtd pid $(cat "$state/libvirtd.pid") in netns $netns, network $network ($subnet) ready in $(( ($(date +%s%N) - t0) / 1000000 )) ms" >&2
