@@ -1,5 +1,5 @@
 import { isLabctlError } from '@labctl/core/errors';
-import { findParent, openDisk } from './chain.js';
+import { openChain, openDisk } from './chain.js';
 import type { DiskFormat, DiskType, Finding } from './image.js';
 
 export interface CheckResult {
@@ -14,7 +14,7 @@ export interface CheckResult {
  * Structural validation of one file: checksums (footer, dynamic header, VHDX headers and region
  * tables), BAT entries inside the file, aligned and not overlapping each other or the metadata,
  * sector-bitmap blocks present for partially present VHDX blocks, locators inside the file, a clean
- * VHDX log; for a differencing disk, that its parent can be found and matches. Collects every
+ * VHDX log; for a differencing disk, that its whole parent chain can be found, matches and does not loop. Collects every
  * problem it can instead of stopping at the first; `ok` is false when any finding is an error.
  */
 export async function checkDisk(path: string, options: { search?: readonly string[] } = {}): Promise<CheckResult> {
@@ -30,13 +30,15 @@ export async function checkDisk(path: string, options: { search?: readonly strin
     findings.push(...image.findings);
     if (image.parent && !findings.some((f) => f.severity === 'error')) {
       try {
-        const found = await findParent(image, options.search ?? []);
-        await found.image.close();
-        if (found.timestampMismatch) {
+        // The whole chain, not just the parent: a loop or a broken link further down makes this disk unreadable too.
+        const chain = await openChain(path, { search: options.search ?? [] });
+        await chain.close();
+        for (const link of chain.links) {
+          if (!link.timestampMismatch) continue;
           findings.push({
             severity: 'warning',
             code: 'VHD_PARENT_TIMESTAMP',
-            message: `${path}: parent timestamp: expected ${found.timestampMismatch.expected}, ${found.candidate.path} has ${found.timestampMismatch.found}`,
+            message: `${link.path}: parent timestamp: expected ${link.timestampMismatch.expected}, found ${link.timestampMismatch.found}`,
           });
         }
       } catch (err) {
