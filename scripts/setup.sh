@@ -13,7 +13,7 @@ DEBIAN_PACKAGES=(
   ansible-core openssh-server openssh-client sudo iproute2 procps
   # KVM/libvirt provider, demo golden image, isolated network
   qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-clients dnsmasq-base dnsmasq-utils
-  busybox-static dropbear-bin e2fsprogs cpio linux-image-amd64 syslinux syslinux-common mtools fdisk dosfstools ovmf
+  busybox-static dropbear-bin e2fsprogs cpio linux-image-amd64 syslinux syslinux-common mtools fdisk dosfstools ovmf python3
   # VHD oracle
   libvhdi-utils fuse3
   # Samba AD DC for Kerberos delegation tests

@@ -36,7 +36,7 @@
 # - Serial console (ttyS0) lines for harnesses: `LABCTL-HOSTKEY <name> ssh-ed25519 AAAA...` (the host key,
 #   for pinning it out of band), `LABCTL-LEASE eth0 <ip>`, `LABCTL-READY <name> uptime=<s>` (DHCP started,
 #   dropbear listening), `LABCTL-BOOTFAIL` (root disk not mountable).
-# - ACPI power button (virsh shutdown) powers the guest off; `sudo` is a shim that just runs the command
+# - ACPI power button (virsh shutdown; the domain needs <features><acpi/>) powers the guest off; `sudo` is a shim that just runs the command
 #   (Vagrant uses sudo even as root). No Python: Ansible works with `-m raw` only.
 # Needs root (or fakeroot, used automatically) so that guest files are owned by root.
 set -euo pipefail
