@@ -12,7 +12,8 @@ cmd=${1:?usage: hyperv-hosts.sh up|down DIR [N] [BASE_PORT]}; dir=${2:?DIR}; n=$
 here=$(cd "$(dirname "$0")" && pwd)
 if [ "$cmd" = down ]; then exec "$here/ssh-hosts.sh" down "$dir"; fi
 [ "$cmd" = up ] || { echo "usage: hyperv-hosts.sh up|down DIR [N] [BASE_PORT]" >&2; exit 2; }
-"$here/ssh-hosts.sh" up "$dir" "$n" "$base" >/dev/null
+# sshd inherits these descriptors: keep them off the caller's pipes, or a caller waiting for EOF hangs.
+"$here/ssh-hosts.sh" up "$dir" "$n" "$base" >"$dir/ssh-hosts.log" 2>&1 </dev/null || { cat "$dir/ssh-hosts.log" >&2; exit 1; }
 node=$(command -v node)
 cp "$here/../../packages/hyperv/src/testing/fake-powershell.mjs" "$dir/fake-powershell.mjs"
 chmod 755 "$dir/fake-powershell.mjs"

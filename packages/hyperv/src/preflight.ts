@@ -1,6 +1,6 @@
 import type { Check } from '@labctl/core/checks';
 import type { VmPlan } from '@labctl/core/provider';
-import { GiB, generationOf, MiB, secureBootOf } from './inputs.js';
+import { GiB, generationOf, isVhd, MiB, secureBootOf } from './inputs.js';
 import type { PlacementResult } from './placement.js';
 import type { HostFacts } from './types.js';
 
@@ -178,6 +178,16 @@ export function evaluatePreflight(
     }
 
     const generation2 = newVms.filter((vm) => generationOf(vm) === 2);
+    const vhdOnGeneration2 = generation2.filter((vm) => isVhd(vm.golden));
+    if (vhdOnGeneration2.length > 0) {
+      checks.push({
+        id: 'hyperv.generation.vhd',
+        level: 'error',
+        subject: vhdOnGeneration2.map((vm) => vm.name).join(', '),
+        message: `Generation 2 VMs cannot boot from a .vhd disk (${vhdOnGeneration2[0]?.golden})`,
+        hint: 'Use `generation: 1` for this golden disk, or convert it to VHDX (Convert-VHD).',
+      });
+    }
     if (generation2.some((vm) => secureBootOf(vm) === 'linux')) {
       const templates = facts.secureBootTemplates ?? [];
       if (facts.secureBootTemplateParameter === false || (templates.length > 0 && !templates.includes(LINUX_SECURE_BOOT_TEMPLATE))) {

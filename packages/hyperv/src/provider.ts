@@ -1,4 +1,4 @@
-import { mapLimit } from '@labctl/core/concurrency';
+import { mapLimit, sleep } from '@labctl/core/concurrency';
 import { describeError } from '@labctl/core/errors';
 import type { EventSink } from '@labctl/core/events';
 import type { AdapterReport, DestroyOptions, Plan, Provider, VmPlan } from '@labctl/core/provider';
@@ -8,11 +8,14 @@ import { type CommandRunner, type PowerShellFlavor, PowerShellSession, type Scri
 import { adapterReports } from './discovery.js';
 import { type DriverTimeouts, type HyperVDriver, PowerShellHyperVDriver } from './driver.js';
 import { HyperVBatchError, HyperVNoHostsError, HyperVPlacementError } from './errors.js';
-import { createSpec, diskDirFor } from './inputs.js';
+import { createSpec, diskDirFor, forHyperV } from './inputs.js';
 import { colonMac, labctlState } from './parse.js';
 import { batches, placeVms } from './placement.js';
 import { evaluatePreflight, type HostFactsOutcome } from './preflight.js';
-import type { CreateVmsInput, HostFacts, VmRef } from './types.js';
+import type { CreateVmsInput, HostFacts, StartVmResult, VmRef } from './types.js';
+
+/** How long a start call waits for others to join its run (see `start`). */
+export const START_WINDOW_MS = 25;
 
 /** One create_vms run: the VMs of one batch on one host and the exact input the script gets. */
 export interface CreateBatch {
@@ -56,6 +59,8 @@ interface Connection {
 
 export class HyperVProvider implements Provider {
   readonly name = 'hyperv';
+  /** The flows hand create() this many VMs at once: one create_vms run per host and batch. */
+  readonly batchSize = 50;
   private readonly connections = new Map<string, Promise<Connection>>();
   private readonly hostOf = new Map<string, string>();
   private readonly facts = new Map<string, HostFacts>();
@@ -108,7 +113,8 @@ export class HyperVProvider implements Provider {
   }
 
   /** Host facts from every host in parallel, placement by free memory, then the checks. */
-  async preflight(plan: Plan): Promise<Check[]> {
+  async preflight(original: Plan): Promise<Check[]> {
+    const plan = { ...original, vms: original.vms.map(forHyperV) };
     const hosts = this.options.hosts;
     const goldens = [...new Set(plan.vms.map((vm) => vm.golden))];
     const switches = [...new Set(plan.vms.map((vm) => vm.network))];
@@ -170,7 +176,8 @@ export class HyperVProvider implements Provider {
   }
 
   /** The create_vms inputs, per host and batch, exactly as create() sends them (also for --emit). */
-  createBatches(vms: readonly VmPlan[]): CreateBatch[] {
+  createBatches(planned: readonly VmPlan[]): CreateBatch[] {
+    const vms = planned.map(forHyperV);
     const byHost = new Map<string, VmPlan[]>();
     for (const vm of vms) {
       const host = this.placedHost(vm);
@@ -188,7 +195,7 @@ export class HyperVProvider implements Provider {
 
   async create(vms: VmPlan[], events: EventSink): Promise<VmRecord[]> {
     const plan = this.createBatches(vms);
-    const byName = new Map(vms.map((vm) => [vm.name, vm]));
+    const byName = new Map(plan.flatMap((batch) => batch.vms).map((vm) => [vm.name, vm]));
     const records: VmRecord[] = [];
     await this.perHost(plan, async (batch) => {
       for (const vm of batch.vms) events({ subject: vm.name, phase: 'define', status: 'start', message: `on ${batch.host}` });
@@ -264,37 +271,73 @@ export class HyperVProvider implements Provider {
     );
   }
 
+  /**
+   * Starts VMs. Calls that arrive within START_WINDOW_MS of each other (the flows start VMs one call
+   * per VM, several at a time) are merged into one start_vms run per host, so starting a batch
+   * stays one PowerShell invocation instead of one per VM.
+   */
   async start(vms: VmRecord[], events: EventSink): Promise<void> {
-    const failures: Array<{ name: string; message: string }> = [];
-    const work = [...this.refs(vms)].flatMap(([host, refs]) =>
-      batches(refs, this.hostConfig(host).concurrency ?? 1).map((batch) => ({ host, refs: batch })),
+    const outcomes = await Promise.all(
+      [...this.refs(vms)].map(([host, refs]) => this.queueStart(host, refs.map(({ record: _record, ...ref }) => ref), events)),
     );
-    await this.perHost(work, async ({ host, refs }) => {
-      for (const ref of refs) events({ subject: ref.name, phase: 'start', status: 'start' });
-      let results: Awaited<ReturnType<HyperVDriver['startVms']>>;
-      try {
-        results = await (await this.driver(host)).startVms(
-          this.options.lab,
-          refs.map(({ record: _record, ...ref }) => ref),
-        );
-      } catch (error) {
-        for (const ref of refs) failures.push({ name: ref.name, message: describeError(error) });
-        for (const ref of refs) events({ subject: ref.name, phase: 'start', status: 'failed', message: describeError(error) });
-        return;
-      }
+    const failures: Array<{ name: string; message: string }> = [];
+    for (const results of outcomes) {
       for (const result of results) {
-        const ref = refs.find((item) => item.name === result.name);
+        const record = vms.find((vm) => vm.name === result.name);
         if (!result.ok || result.state === 'not_created') {
-          const message = result.error?.message ?? `the VM does not exist on ${host}`;
-          failures.push({ name: result.name, message });
-          events({ subject: result.name, phase: 'start', status: 'failed', message });
-          continue;
+          failures.push({ name: result.name, message: result.error?.message ?? `the VM does not exist on ${record?.host ?? 'its host'}` });
+        } else if (record) {
+          record.state = labctlState(result.state);
         }
-        if (ref) ref.record.state = labctlState(result.state);
-        events({ subject: result.name, phase: 'start', status: result.started ? 'done' : 'skipped', message: result.started ? undefined : 'already running' });
       }
-    });
+    }
     if (failures.length > 0) throw new HyperVBatchError('start', failures);
+  }
+
+  private readonly pendingStarts = new Map<string, { refs: VmRef[]; sinks: EventSink[]; done: Promise<StartVmResult[]> }>();
+
+  private queueStart(host: string, refs: VmRef[], events: EventSink): Promise<StartVmResult[]> {
+    let pending = this.pendingStarts.get(host);
+    if (!pending) {
+      const created: { refs: VmRef[]; sinks: EventSink[]; done: Promise<StartVmResult[]> } = { refs: [], sinks: [], done: Promise.resolve([]) };
+      created.done = sleep(START_WINDOW_MS).then(() => {
+        this.pendingStarts.delete(host);
+        return this.runStart(host, created.refs, created.sinks);
+      });
+      this.pendingStarts.set(host, created);
+      pending = created;
+    }
+    pending.refs.push(...refs);
+    if (!pending.sinks.includes(events)) pending.sinks.push(events);
+    const names = new Set(refs.map((ref) => ref.name));
+    return pending.done.then((results) => results.filter((result) => names.has(result.name)));
+  }
+
+  private async runStart(host: string, refs: VmRef[], sinks: EventSink[]): Promise<StartVmResult[]> {
+    const emit: EventSink = (event) => {
+      for (const sink of sinks) sink(event);
+    };
+    for (const ref of refs) emit({ subject: ref.name, phase: 'start', status: 'start' });
+    const results: StartVmResult[] = [];
+    await this.perHost(
+      batches(refs, this.hostConfig(host).concurrency ?? 1).map((batch) => ({ host, refs: batch })),
+      async ({ refs: batch }) => {
+        try {
+          results.push(...(await (await this.driver(host)).startVms(this.options.lab, batch)));
+        } catch (error) {
+          const message = describeError(error);
+          results.push(...batch.map((ref) => ({ name: ref.name, ok: false, error: { message } })));
+        }
+      },
+    );
+    for (const result of results) {
+      if (!result.ok || result.state === 'not_created') {
+        emit({ subject: result.name, phase: 'start', status: 'failed', message: result.error?.message ?? `the VM does not exist on ${host}` });
+      } else {
+        emit({ subject: result.name, phase: 'start', status: result.started ? 'done' : 'skipped', message: result.started ? undefined : 'already running' });
+      }
+    }
+    return results;
   }
 
   async adapters(vms: VmRecord[]): Promise<AdapterReport[]> {
