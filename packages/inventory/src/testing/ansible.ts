@@ -18,7 +18,6 @@ export interface Canonical {
 export const ansibleEnv = (dir: string): NodeJS.ProcessEnv => ({
   ...process.env,
   ANSIBLE_LOCAL_TEMP: dir,
-  ANSIBLE_REMOTE_TEMP: dir,
   ANSIBLE_NOCOLOR: '1',
   ANSIBLE_FORCE_COLOR: '0',
   // An inventory Ansible cannot read must fail the run, not become a warning and an empty inventory.
