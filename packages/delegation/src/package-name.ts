@@ -1,2 +1,0 @@
-/** @labctl/delegation: implementation lands with its issue. */
-export const PACKAGE_NAME = '@labctl/delegation';

@@ -1,0 +1,174 @@
+/**
+ * The delegation commands as library calls: connect, read once, (maybe) write, report. Each
+ * returns a plain, JSON-ready report with the number of directory operations it cost.
+ */
+import type { EventSink } from '@labctl/core/events';
+import {
+  type DelegationPlan,
+  executePlan,
+  type HostOutcome,
+  hex,
+  type MeshInput,
+  type PlanMode,
+  planDelegation,
+  verifyDelegation,
+} from './delegation.js';
+import { type ConnectOptions, connectDirectory, type Directory, type OperationCounts } from './directory.js';
+import type { HostGap } from './mesh.js';
+import type { DelegationSettings } from './options.js';
+
+export interface ConnectionSettings {
+  url: string;
+  bindUser: string;
+  password: string;
+  caFile?: string | undefined;
+  insecure?: boolean | undefined;
+}
+
+interface ReportBase {
+  domain: string;
+  baseDn: string;
+  services: string[];
+  hosts: string[];
+  /** Names given more than once (ignored after the first). */
+  duplicates: string[];
+  /** Hosts with no computer object under the base DN. */
+  missing: string[];
+  /** Hosts that more than one computer object answers to. */
+  ambiguous: string[];
+  /** Hosts without a `Microsoft Virtual System Migration Service/*` SPN: the Hyper-V role was not seen. */
+  withoutMigrationSpn: string[];
+  operations: OperationCounts;
+}
+
+export interface PlannedHost {
+  host: string;
+  dn: string;
+  add: string[];
+  remove: string[];
+  userAccountControl: { from: string; to: string } | null;
+}
+
+export interface PlanReport extends ReportBase {
+  changes: PlannedHost[];
+  /** Hosts already as wanted. */
+  unchanged: string[];
+}
+
+type ChangedOutcome = Extract<HostOutcome, { status: 'changed' }>;
+export type ReportedOutcome =
+  | Exclude<HostOutcome, ChangedOutcome>
+  | (Omit<ChangedOutcome, 'userAccountControl'> & { userAccountControl: { from: string; to: string } | null });
+
+export interface ExecuteReport extends ReportBase {
+  ok: boolean;
+  outcomes: ReportedOutcome[];
+  changed: number;
+  unchanged: number;
+  failed: number;
+}
+
+export interface VerifyReport extends ReportBase {
+  ok: boolean;
+  gaps: HostGap[];
+}
+
+export function meshInput(settings: DelegationSettings): MeshInput {
+  return { hosts: settings.hosts, domain: settings.domain, baseDn: settings.baseDn, services: settings.services };
+}
+
+async function withDirectory<T>(
+  connection: ConnectionSettings,
+  work: (directory: Directory) => Promise<T>,
+): Promise<T> {
+  const options: ConnectOptions = { url: connection.url, bindUser: connection.bindUser, password: connection.password };
+  if (connection.caFile !== undefined) options.caFile = connection.caFile;
+  if (connection.insecure !== undefined) options.insecure = connection.insecure;
+  const directory = await connectDirectory(options);
+  try {
+    return await work(directory);
+  } finally {
+    await directory.close();
+  }
+}
+
+function base(
+  settings: DelegationSettings,
+  plan: Pick<DelegationPlan, 'read'>,
+  operations: OperationCounts,
+): ReportBase {
+  return {
+    domain: settings.domain,
+    baseDn: settings.baseDn,
+    services: settings.services,
+    hosts: settings.hosts.map((host) => host.short),
+    duplicates: settings.duplicates,
+    missing: plan.read.missing,
+    ambiguous: plan.read.ambiguous,
+    withoutMigrationSpn: plan.read.withoutMigrationSpn,
+    operations: { ...operations },
+  };
+}
+
+const flagsText = (uac: { from: number; to: number } | null) => (uac ? { from: hex(uac.from), to: hex(uac.to) } : null);
+
+/** What apply (or remove) would do; nothing written. One search. */
+export async function planReport(
+  settings: DelegationSettings,
+  connection: ConnectionSettings,
+  mode: PlanMode = { kind: 'apply' },
+): Promise<PlanReport> {
+  return withDirectory(connection, async (directory) => {
+    const plan = await planDelegation(directory, meshInput(settings), mode);
+    const active = plan.changes.filter((c) => c.add.length || c.remove.length || c.userAccountControl);
+    return {
+      ...base(settings, plan, directory.operations),
+      changes: active.map((c) => ({
+        host: c.host,
+        dn: c.dn,
+        add: c.add,
+        remove: c.remove,
+        userAccountControl: flagsText(c.userAccountControl),
+      })),
+      unchanged: plan.changes.filter((c) => !active.includes(c)).map((c) => c.host),
+    };
+  });
+}
+
+/** apply or remove: one search, then one modify per host that needs a change. */
+export async function executeReport(
+  settings: DelegationSettings,
+  connection: ConnectionSettings,
+  mode: PlanMode,
+  options: { events?: EventSink; concurrency?: number } = {},
+): Promise<ExecuteReport> {
+  return withDirectory(connection, async (directory) => {
+    const plan = await planDelegation(directory, meshInput(settings), mode);
+    const outcomes = await executePlan(directory, plan, mode, options);
+    const count = (status: HostOutcome['status']) => outcomes.filter((outcome) => outcome.status === status).length;
+    const failed = count('failed');
+    return {
+      ...base(settings, plan, directory.operations),
+      ok: failed === 0 && plan.read.missing.length === 0 && plan.read.ambiguous.length === 0,
+      outcomes: outcomes.map((outcome) =>
+        outcome.status === 'changed'
+          ? { ...outcome, userAccountControl: flagsText(outcome.userAccountControl) }
+          : outcome,
+      ),
+      changed: count('changed'),
+      unchanged: count('unchanged'),
+      failed,
+    };
+  });
+}
+
+/** One search: every pair present, protocol transition set, unconstrained clear. */
+export async function verifyReport(
+  settings: DelegationSettings,
+  connection: ConnectionSettings,
+): Promise<VerifyReport> {
+  return withDirectory(connection, async (directory) => {
+    const result = await verifyDelegation(directory, meshInput(settings));
+    return { ...base(settings, result, directory.operations), ok: result.ok, gaps: result.gaps };
+  });
+}
