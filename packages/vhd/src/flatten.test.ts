@@ -5,7 +5,7 @@ import { requireTestbed } from '@labctl/core/testing/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openChain, openDisk } from './chain.js';
 import { flatten } from './flatten.js';
-import { type BuiltChain, buildChain } from './testing/chains.js';
+import { type BuiltChain, buildChain, LEVEL_WRITES } from './testing/chains.js';
 import { firstDifference, readChain, sha256, tempDir, tryRun } from './testing/fixtures.js';
 
 /**
@@ -34,7 +34,11 @@ describe.skipIf(gate.skip).each(['vhd', 'vhdx'] as const)('flatten a 4-level %s 
   let mtimesBefore: number[];
   beforeAll(async () => {
     ({ dir, cleanup } = await tempDir(`flatten-${source}`));
-    built = await buildChain(dir, source, 3, { tag: 'f', size: 24 * MiB }); // 16..24 MiB: a hole in every layer
+    // Holes between data blocks (16-20, 22-26, 28-32 MiB) catch a writer that reuses a buffer too early.
+    const writes = LEVEL_WRITES.map((w, level) =>
+      level === 1 ? [...w, [20 * MiB, 65536]] : level === 2 ? [...w, [26 * MiB, MiB]] : w,
+    ) as Array<Array<[number, number]>>;
+    built = await buildChain(dir, source, 3, { tag: 'f', size: 32 * MiB, writes });
     hashesBefore = await Promise.all(built.files.map(sha256));
     mtimesBefore = await Promise.all(built.files.map(async (f) => (await stat(f)).mtimeMs));
   });

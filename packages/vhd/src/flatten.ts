@@ -36,6 +36,9 @@ export function outputFormatFor(out: string, format?: OutputFormat): OutputForma
   return 'raw';
 }
 
+/** Units read concurrently per batch. */
+const BATCH = 4;
+
 async function pathExists(path: string): Promise<boolean> {
   try {
     await lstat(path);
@@ -91,8 +94,10 @@ export async function flatten(source: string, out: string, options: FlattenOptio
     });
     const unit = writer.blockSize;
     const size = chain.virtualSize;
-    const buffers = [Buffer.allocUnsafe(unit), Buffer.allocUnsafe(unit)];
-    let pendingWrite: Promise<void> = Promise.resolve();
+    // Reads go out BATCH units at a time (the disk serves several requests better than one), and
+    // the writes of one batch overlap the reads of the next: two sets of buffers, fixed memory.
+    const sets = [0, 1].map(() => Array.from({ length: BATCH }, () => Buffer.allocUnsafe(unit)));
+    let pendingWrites: Promise<void> = Promise.resolve();
     let dataBytes = 0;
     let lastFraction = 0;
     events({
@@ -101,27 +106,37 @@ export async function flatten(source: string, out: string, options: FlattenOptio
       status: 'start',
       message: `${chain.layers.length} layer(s), ${size} bytes`,
     });
-    for (let offset = 0, i = 0; offset < size; offset += unit, i++) {
+    for (let offset = 0, batch = 0; offset < size; offset += unit * BATCH, batch++) {
       if (options.signal?.aborted) throw vhdError('VHD_ABORTED', { path: out });
-      const length = Math.min(unit, size - offset);
-      const extents = await chain.resolve(offset, length);
-      if (extents.every((e) => e.layer === -1)) continue;
-      const buf = buffers[i % 2]!.subarray(0, length);
-      await chain.read(offset, buf, extents);
-      if (isZero(buf)) continue;
-      await pendingWrite;
+      const buffers = sets[batch % 2]!;
+      const units = await Promise.all(
+        buffers.map(async (buffer, k) => {
+          const at = offset + k * unit;
+          if (at >= size) return undefined;
+          const length = Math.min(unit, size - at);
+          const extents = await chain.resolve(at, length);
+          if (extents.every((e) => e.layer === -1)) return undefined;
+          const buf = buffer.subarray(0, length);
+          await chain.read(at, buf, extents);
+          return isZero(buf) ? undefined : { at, buf };
+        }),
+      );
+      // The previous batch's writes must be done before its buffers are reused by the next batch.
+      await pendingWrites;
       const w = writer;
-      pendingWrite = w.write(offset, buf);
-      // Keep one write in flight while the next unit is read; catch here so an early failure is not unhandled.
-      pendingWrite.catch(() => {});
-      dataBytes += length;
-      const fraction = (offset + length) / size;
+      pendingWrites = (async () => {
+        for (const u of units) if (u) await w.write(u.at, u.buf);
+      })();
+      // Caught here so a failure is not unhandled while the next batch is read; awaited (and thrown) above.
+      pendingWrites.catch(() => {});
+      for (const u of units) if (u) dataBytes += u.buf.length;
+      const fraction = Math.min(1, (offset + unit * BATCH) / size);
       if (fraction - lastFraction >= 0.01) {
         lastFraction = fraction;
         events({ subject: out, phase: 'flatten', status: 'progress', fraction });
       }
     }
-    await pendingWrite;
+    await pendingWrites;
     await writer.finish();
     writer = undefined;
     if (await pathExists(out)) throw vhdError('VHD_OUTPUT_EXISTS', { path: out });
