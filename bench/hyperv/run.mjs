@@ -1,0 +1,105 @@
+// PowerShell round trips for "create + start + find IPs" of N VMs on one Hyper-V host, through the
+// real provider, real ssh2 and a real sshd whose forced command is the recorded powershell.exe
+// (scripts/testbed/hyperv-hosts.sh). Compares labctl's batches with one invocation per VM and
+// operation (the by-hand loop of seed 002: New-VM, copy VHD, Start-VM, Get-VMNetworkAdapter per VM).
+// Needs root (test sshd) and a build (npx turbo run build). Usage: node bench/hyperv/run.mjs [N...]
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const { HyperVProvider } = await import(join(root, 'packages/hyperv/dist/provider.js'));
+const { connect } = await import(join(root, 'packages/remote/dist/ssh.js'));
+const sizes = process.argv.slice(2).map(Number).filter(Boolean);
+const counts = sizes.length ? sizes : [1, 10, 50];
+const GiB = 1024 ** 3;
+const GOLDEN = 'D:\\Golden\\centos7.vhdx';
+
+const dir = mkdtempSync(join(tmpdir(), 'hyperv-bench-'));
+const base = 22430;
+const port = base + 1;
+execFileSync(join(root, 'scripts/testbed/hyperv-hosts.sh'), ['up', dir, '1', String(base)], { stdio: 'pipe' });
+const stateFile = (name) => join(dir, 'hv', String(port), name);
+const reset = () => {
+  for (const [name, value] of [
+    ['host.json', { vms: [], files: { [GOLDEN]: { type: 'Dynamic', size: 40 * GiB, fileSize: 3 * GiB } }, switches: [{ name: 'LabSwitch', type: 'Internal' }], unregistered: {} }],
+    ['scenario.json', { freeMemoryBytes: 512 * GiB, freeBytes: 8192 * GiB }],
+  ]) {
+    writeFileSync(stateFile(name), JSON.stringify(value));
+    chmodSync(stateFile(name), 0o666);
+  }
+  writeFileSync(stateFile('invocations.log'), '');
+  chmodSync(stateFile('invocations.log'), 0o666);
+};
+const hostInvocations = () => readFileSync(stateFile('invocations.log'), 'utf8').split('\n').filter(Boolean).length;
+const plan = (n) =>
+  Array.from({ length: n }, (_, i) => ({
+    name: `web-${String(i + 1).padStart(3, '0')}`,
+    group: 'web',
+    host: 'hv01',
+    mac: '',
+    cpus: 2,
+    memoryMiB: 2048,
+    golden: GOLDEN,
+    clone: 'linked',
+    network: 'LabSwitch',
+    firmware: 'uefi',
+    ssh: { user: 'root', port: 22 },
+  }));
+const provider = () =>
+  new HyperVProvider({
+    lab: 'bench',
+    hosts: [{ name: 'hv01' }],
+    connect: async () => {
+      const ssh = await connect(`labctl-np@127.0.0.1:${port}`, {
+        knownHostsFile: join(dir, 'known_hosts'),
+        identityFiles: [join(dir, 'client', 'id_ed25519')],
+        agent: false,
+        sshConfigFile: false,
+        hostKeyPolicy: 'strict',
+      });
+      ssh.setNoDelay(true);
+      return ssh;
+    },
+  });
+const sink = () => {};
+
+const rows = [];
+try {
+  for (const n of counts) {
+    reset();
+    const batched = provider();
+    let t = performance.now();
+    const vms = plan(n);
+    const checks = await batched.preflight({ lab: 'bench', provider: 'hyperv', vms, concurrency: 10 });
+    if (checks.some((c) => c.level === 'error')) throw new Error(JSON.stringify(checks));
+    const records = await batched.create(vms, sink);
+    await batched.start(records, sink);
+    const reports = await batched.adapters(records);
+    const batchedMs = performance.now() - t;
+    if (reports.filter((r) => r.addresses.length > 0).length !== n) throw new Error('not every VM reported an address');
+    const batchedRuns = hostInvocations();
+    await batched.close();
+
+    reset();
+    const perVm = provider();
+    t = performance.now();
+    await perVm.preflight({ lab: 'bench', provider: 'hyperv', vms, concurrency: 1 });
+    const one = [];
+    for (const vm of vms) one.push(...(await perVm.create([vm], sink)));
+    for (const record of one) await perVm.start([record], sink);
+    for (const record of one) await perVm.adapters([record]);
+    const perVmMs = performance.now() - t;
+    const perVmRuns = hostInvocations();
+    await perVm.close();
+    rows.push({ vms: n, batchedRuns, batchedMs: Math.round(batchedMs), perVmRuns, perVmMs: Math.round(perVmMs) });
+  }
+} finally {
+  execFileSync(join(root, 'scripts/testbed/hyperv-hosts.sh'), ['down', dir], { stdio: 'pipe' });
+  rmSync(dir, { recursive: true, force: true });
+}
+console.log('| VMs | labctl: PowerShell runs | labctl: wall time | one run per VM and step | wall time |');
+console.log('|---:|---:|---:|---:|---:|');
+for (const r of rows) console.log(`| ${r.vms} | ${r.batchedRuns} | ${r.batchedMs} ms | ${r.perVmRuns} | ${r.perVmMs} ms |`);
