@@ -1,0 +1,35 @@
+import { parseLabFile } from '@labctl/core/spec';
+import { describe, expect, it } from 'vitest';
+import { hyperVHosts, parseHyperVSettings } from './settings.js';
+
+describe('hyperv: settings and hosts: from labctl.yaml', () => {
+  const spec = parseLabFile(
+    [
+      'provider: hyperv',
+      'hosts:',
+      "  - { name: hv01, address: admin@hv01.lab.example, path: 'D:\\Labs', concurrency: 2 }",
+      '  - { name: hv02, user: ops, port: 2222 }',
+      'hyperv: { shell: pwsh, hostKeys: accept-new, knownHosts: keys/known_hosts }',
+      '',
+    ].join('\n'),
+    'labctl.yaml',
+  );
+
+  it('turns hosts into SSH targets, keeping path and concurrency', () => {
+    expect(hyperVHosts(spec)).toEqual([
+      { name: 'hv01', target: 'admin@hv01.lab.example', path: 'D:\\Labs', concurrency: 2 },
+      { name: 'hv02', target: 'ops@hv02:2222' },
+    ]);
+  });
+
+  it('one host: a name from hosts:, or an SSH target that is not in the file', () => {
+    expect(hyperVHosts(spec, 'hv02').map((host) => host.name)).toEqual(['hv02']);
+    expect(hyperVHosts(spec, 'root@hv09:22')).toEqual([{ name: 'hv09', target: 'root@hv09:22' }]);
+  });
+
+  it('hyperv: keys are checked; paths resolve against the lab directory', () => {
+    expect(parseHyperVSettings(spec.hyperv, (path) => `/lab/${path}`)).toEqual({ shell: 'pwsh', hostKeys: 'accept-new', knownHosts: '/lab/keys/known_hosts' });
+    expect(() => parseHyperVSettings({ shel: 'pwsh' }, (path) => path)).toThrow('hyperv.shel: unknown key');
+    expect(() => parseHyperVSettings({ hostKeys: 'yes' }, (path) => path)).toThrow('expected strict or accept-new');
+  });
+});
