@@ -1,2 +1,0 @@
-/** @labctl/remote: implementation lands with its issue. */
-export const PACKAGE_NAME = '@labctl/remote';
