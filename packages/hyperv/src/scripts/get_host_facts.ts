@@ -15,7 +15,8 @@ function Get-LabctlWritableBy {
   #>
   param([string]$Path)
   $broad = @('S-1-1-0', 'S-1-5-32-545', 'S-1-5-11')
-  $writeRights = [Security.AccessControl.FileSystemRights]'Write, Modify, FullControl'
+  # Only the bits that change data: Modify and FullControl include Read, which is harmless.
+  $writeRights = [Security.AccessControl.FileSystemRights]'WriteData, AppendData'
   $found = @()
   foreach ($rule in (Get-Acl -LiteralPath $Path).Access) {
     if ($rule.AccessControlType -ne 'Allow') { continue }
@@ -23,7 +24,7 @@ function Get-LabctlWritableBy {
     try { $sid = $rule.IdentityReference.Translate([Security.Principal.SecurityIdentifier]).Value } catch { continue }
     if ($broad -contains $sid) { $found += [string]$rule.IdentityReference }
   }
-  return ,$found
+  return $found
 }
 
 function Invoke-LabctlOperation {
@@ -43,7 +44,7 @@ function Invoke-LabctlOperation {
   $facts.virtualHardDiskPath = [string]$vmHost.VirtualHardDiskPath
   $facts.virtualMachinePath = [string]$vmHost.VirtualMachinePath
   $facts.secureBootTemplates = @()
-  try { $facts.secureBootTemplates = @($vmHost.SecureBootTemplates | ForEach-Object { [string]$_.Name }) } catch { }
+  try { $facts.secureBootTemplates = @($vmHost.SecureBootTemplates | Where-Object { $_ } | ForEach-Object { [string]$_.Name }) } catch { }
   $facts.secureBootTemplateParameter = (Get-Command Hyper-V\Set-VMFirmware).Parameters.ContainsKey('SecureBootTemplate')
 
   $all = @(Hyper-V\Get-VM)
