@@ -74,6 +74,11 @@ export class HyperVProvider implements Provider {
     return this.connection(host).then((connection) => connection.driver);
   }
 
+  /** The configured hosts, in lab-file order. */
+  hostNames(): string[] {
+    return this.options.hosts.map((host) => host.name);
+  }
+
   /** PowerShell invocations per host so far. */
   async invocations(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};

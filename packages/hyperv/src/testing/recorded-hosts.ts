@@ -1,0 +1,147 @@
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connect, type SshConnection } from '@labctl/remote/ssh';
+
+/**
+ * Recorded Hyper-V hosts behind real sshd (scripts/testbed/hyperv-hosts.sh), for tests and the
+ * benchmark. Each host's state is a JSON file the stand-in powershell.exe reads and changes.
+ */
+export const GOLDEN = 'D:\\Golden\\centos7.vhdx';
+export const GiB = 1024 ** 3;
+
+export interface FakeFile {
+  type: 'Dynamic' | 'Fixed' | 'Differencing';
+  parent?: string;
+  size: number;
+  fileSize: number;
+  writableBy?: string[];
+}
+
+export interface FakeVm {
+  name: string;
+  id: string;
+  state: string;
+  generation: number;
+  memoryBytes: number;
+  notes: string;
+  disks: string[];
+  adapters: Array<{ name: string; mac: string; switch: string | null }>;
+  secureBoot?: string | null;
+  bootAt?: number;
+}
+
+export interface FakeHost {
+  vms: FakeVm[];
+  files: Record<string, FakeFile>;
+  switches: Array<{ name: string; type: string }>;
+  unregistered: Record<string, { name: string; switch: string; disks: string[]; notes?: string }>;
+}
+
+export interface Scenario {
+  sleepMs?: number;
+  dropOn?: string;
+  throwOn?: string;
+  failCreate?: string[];
+  kvp?: Record<string, 'none' | 'nocontact' | 'disabled' | 'late'>;
+  freeMemoryBytes?: number;
+  freeBytes?: number;
+  noHyperV?: boolean;
+  secureBootTemplates?: string[];
+  uptimeOffset?: number;
+}
+
+export function defaultHost(): FakeHost {
+  return {
+    vms: [],
+    files: { [GOLDEN]: { type: 'Dynamic', size: 40 * GiB, fileSize: 3 * GiB } },
+    switches: [{ name: 'LabSwitch', type: 'Internal' }],
+    unregistered: {},
+  };
+}
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
+
+export class RecordedHosts {
+  readonly dir: string;
+  readonly ports: number[];
+
+  constructor(count: number, basePort: number) {
+    this.dir = mkdtempSync(join(tmpdir(), 'hyperv-test-'));
+    execFileSync(join(repoRoot, 'scripts/testbed/hyperv-hosts.sh'), ['up', this.dir, String(count), String(basePort)], { stdio: 'pipe' });
+    this.ports = Array.from({ length: count }, (_, index) => basePort + index + 1);
+    for (const port of this.ports) this.reset(port);
+  }
+
+  private file(port: number, name: string): string {
+    return join(this.dir, 'hv', String(port), name);
+  }
+
+  private write(port: number, name: string, value: unknown): void {
+    const file = this.file(port, name);
+    writeFileSync(file, JSON.stringify(value, null, 1));
+    chmodSync(file, 0o666);
+  }
+
+  reset(port: number, host: FakeHost = defaultHost(), scenario: Scenario = {}): void {
+    this.write(port, 'host.json', host);
+    this.write(port, 'scenario.json', scenario);
+    writeFileSync(this.file(port, 'invocations.log'), '');
+    chmodSync(this.file(port, 'invocations.log'), 0o666);
+  }
+
+  scenario(port: number, scenario: Scenario): void {
+    this.write(port, 'scenario.json', scenario);
+  }
+
+  host(port: number): FakeHost {
+    return JSON.parse(readFileSync(this.file(port, 'host.json'), 'utf8')) as FakeHost;
+  }
+
+  /** Script names the host ran, in order (what the host saw, not what the client counted). */
+  invocations(port: number): Array<{ script: string; commandLength: number; vms?: number }> {
+    return readFileSync(this.file(port, 'invocations.log'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line));
+  }
+
+  /** SSH logins sshd accepted on this host so far (from its own log). */
+  logins(port: number): number {
+    const index = this.ports.indexOf(port) + 1;
+    return (readFileSync(join(this.dir, `h${index}`, 'sshd.log'), 'utf8').match(/Accepted publickey for labctl-np/g) ?? []).length;
+  }
+
+  connect(port: number, knownHostsFile = join(this.dir, 'known_hosts')): Promise<SshConnection> {
+    return connect(`labctl-np@127.0.0.1:${port}`, {
+      knownHostsFile,
+      identityFiles: [join(this.dir, 'client', 'id_ed25519')],
+      agent: false,
+      sshConfigFile: false,
+      hostKeyPolicy: 'strict',
+      readyTimeoutMs: 10_000,
+    });
+  }
+
+  /** A known_hosts file where this port's host keys are replaced by another key: a changed host key. */
+  changedKnownHosts(port: number): string {
+    const file = join(this.dir, `known_hosts.changed-${port}`);
+    const other = readFileSync(join(this.dir, 'client', 'wrong_ed25519.pub'), 'utf8').split(' ').slice(0, 2).join(' ');
+    const kept = readFileSync(join(this.dir, 'known_hosts'), 'utf8')
+      .split('\n')
+      .filter((line) => line && !line.startsWith(`[127.0.0.1]:${port} `));
+    writeFileSync(file, `${kept.join('\n')}\n`);
+    appendFileSync(file, `[127.0.0.1]:${port} ${other}\n`);
+    return file;
+  }
+
+  stop(): void {
+    try {
+      execFileSync(join(repoRoot, 'scripts/testbed/hyperv-hosts.sh'), ['down', this.dir], { stdio: 'pipe' });
+    } finally {
+      rmSync(this.dir, { recursive: true, force: true });
+    }
+  }
+}
