@@ -1,0 +1,155 @@
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { requireTestbed } from '@labctl/core/testing/testbed';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/** `labctl vhd ...` as a user runs it (the built binary): exit statuses, --json shapes, messages. */
+const bin = resolve(import.meta.dirname, '../../../bin/run.js');
+const exec = promisify(execFile);
+const gate = requireTestbed('labctl vhd commands', { commands: ['qemu-img', 'qemu-io'] });
+
+async function labctl(args: string[], cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await exec('node', [bin, ...args], { cwd });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe.skipIf(gate.skip)('labctl vhd', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'labctl-vhd-cli-'));
+    const base = join(dir, 'golden.vhd');
+    await exec('qemu-img', ['create', '-q', '-f', 'vpc', '-o', 'subformat=dynamic,force_size=on', base, '16M']);
+    await exec('qemu-io', ['-f', 'vpc', '-c', 'write -P 0x5a 1M 3M', base]);
+  });
+  afterAll(async () => rm(dir, { recursive: true, force: true }));
+
+  it('diff makes a child; info and chain show the link; --json has the documented shape', async () => {
+    const diff = await labctl(['vhd', 'diff', join(dir, 'golden.vhd'), '-o', join(dir, 'vm1.vhd'), '--json']);
+    expect(diff.code).toBe(0);
+    const made = JSON.parse(diff.stdout);
+    expect(made).toMatchObject({ format: 'vhd', virtualSize: 16 * 1024 * 1024 });
+
+    const info = await labctl(['vhd', 'info', join(dir, 'vm1.vhd')]);
+    expect(info.code).toBe(0);
+    expect(info.stdout).toMatch(/Format\s+: VHD differencing/);
+    expect(info.stdout).toMatch(new RegExp(`Parent UUID\\s+: ${made.parentId}`));
+    expect(info.stdout).toMatch(/Parent name\s+: golden\.vhd/);
+    expect(info.stdout).toMatch(/Checksums\s+: footer good, dynamicHeader good/);
+
+    const chain = JSON.parse((await labctl(['vhd', 'chain', join(dir, 'vm1.vhd'), '--json'])).stdout);
+    expect(chain.depth).toBe(2);
+    expect(chain.links[1]).toMatchObject({ resolvedBy: 'absolute', info: { type: 'dynamic', linkId: made.parentId } });
+  });
+
+  it('a parent moved away: chain names where it looked (exit 1); --search finds it', async () => {
+    await labctl(['vhd', 'diff', join(dir, 'golden.vhd'), '-o', join(dir, 'moved-child.vhd')]);
+    await mkdir(join(dir, 'elsewhere'));
+    await exec('cp', [join(dir, 'golden.vhd'), join(dir, 'elsewhere', 'golden-copy.vhd')]);
+    await exec('cp', [join(dir, 'moved-child.vhd'), join(dir, 'elsewhere', 'child.vhd')]);
+    await mkdir(join(dir, 'store'));
+    await rename(join(dir, 'elsewhere', 'golden-copy.vhd'), join(dir, 'store', 'golden.vhd'));
+    const lost = await labctl(['vhd', 'chain', join(dir, 'elsewhere', 'child.vhd')]);
+    // The absolute locator still points at the original, which exists: found there.
+    expect(lost.code).toBe(0);
+    await rename(join(dir, 'golden.vhd'), join(dir, 'golden.vhd.bak'));
+    const missing = await labctl(['vhd', 'chain', join(dir, 'elsewhere', 'child.vhd')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(
+      /^labctl: error: .*child\.vhd: parent golden\.vhd not found \(looked in: .*golden\.vhd, .*elsewhere\/golden\.vhd\)/m,
+    );
+    expect(missing.stderr).toMatch(/hint: .*--search DIR/);
+    expect(missing.stderr).not.toMatch(/\s+at /);
+    const found = JSON.parse(
+      (await labctl(['vhd', 'chain', join(dir, 'elsewhere', 'child.vhd'), '--search', join(dir, 'store'), '--json']))
+        .stdout,
+    );
+    expect(found.links[1]).toMatchObject({ resolvedBy: 'search', path: join(dir, 'store', 'golden.vhd') });
+    await rename(join(dir, 'golden.vhd.bak'), join(dir, 'golden.vhd'));
+  });
+
+  it('scan draws the tree and flags an orphan and its child', async () => {
+    const tree = join(dir, 'tree');
+    await mkdir(tree);
+    await exec('cp', [join(dir, 'golden.vhd'), join(tree, 'base.vhd')]);
+    await labctl(['vhd', 'diff', join(tree, 'base.vhd'), '-o', join(tree, 'a.vhd')]);
+    await labctl(['vhd', 'diff', join(tree, 'a.vhd'), '-o', join(tree, 'a1.vhd')]);
+    await labctl(['vhd', 'diff', join(tree, 'base.vhd'), '-o', join(tree, 'b.vhd')]);
+    await exec('cp', [join(tree, 'base.vhd'), join(tree, 'lost-parent.vhd')]);
+    await labctl(['vhd', 'diff', join(tree, 'lost-parent.vhd'), '-o', join(tree, 'orphan.vhd')]);
+    await labctl(['vhd', 'diff', join(tree, 'orphan.vhd'), '-o', join(tree, 'orphan-child.vhd')]);
+    await rm(join(tree, 'lost-parent.vhd'));
+    const human = await labctl(['vhd', 'scan', tree]);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/^base\.vhd .*parent=none\n {2}a\.vhd .*\n {4}a1\.vhd .*\n {2}b\.vhd /m);
+    expect(human.stdout).toMatch(/^orphan\.vhd .*ORPHAN: .*parent lost-parent\.vhd not found/m);
+    expect(human.stdout).toMatch(/^ {2}orphan-child\.vhd .*ANCESTOR-MISSING/m);
+    const json = JSON.parse((await labctl(['vhd', 'scan', tree, '--json'])).stdout);
+    const status = Object.fromEntries(
+      json.disks.map((d: { path: string; status: string }) => [d.path.split('/').pop(), d.status]),
+    );
+    expect(status).toEqual({
+      'a.vhd': 'ok',
+      'a1.vhd': 'ok',
+      'b.vhd': 'ok',
+      'base.vhd': 'ok',
+      'orphan.vhd': 'orphan',
+      'orphan-child.vhd': 'ancestor-missing',
+    });
+  });
+
+  it('check: exit 0 when sound, exit 1 with the findings when damaged', async () => {
+    await labctl(['vhd', 'diff', join(dir, 'golden.vhd'), '-o', join(dir, 'checked.vhd')]);
+    const good = await labctl(['vhd', 'check', join(dir, 'checked.vhd')]);
+    expect(good.code).toBe(0);
+    expect(good.stdout).toMatch(/checked\.vhd: ok \(vhd differencing\)/);
+    const bad = join(dir, 'bad.vhd');
+    await exec('cp', [join(dir, 'golden.vhd'), bad]);
+    await exec('dd', ['if=/dev/zero', `of=${bad}`, 'bs=1', 'count=4', 'seek=1536', 'conv=notrunc']); // BAT entry 0 -> sector 0
+    const human = await labctl(['vhd', 'check', bad]);
+    expect(human.code).toBe(1);
+    expect(human.stdout).toMatch(
+      /ERROR VHD_BLOCK_OVERLAP: .*(block 0 \(offset 0\) overlaps footer copy|footer copy \(offset 0\) overlaps block 0)/,
+    );
+    const json = await labctl(['vhd', 'check', bad, '--json']);
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      ok: false,
+      findings: [{ severity: 'error', code: 'VHD_BLOCK_OVERLAP' }],
+    });
+  });
+
+  it('flatten writes a standalone disk qemu-img agrees with, refuses to overwrite, and never leaves partial output', async () => {
+    const out = join(dir, 'flat.vhdx');
+    await labctl(['vhd', 'diff', join(dir, 'golden.vhd'), '-o', join(dir, 'to-flatten.vhd')]);
+    const run = await labctl(['vhd', 'flatten', join(dir, 'to-flatten.vhd'), '-o', out]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/flat\.vhdx: vhdx dynamic, 16\.0 MiB virtual, 4\.00 MiB of data from 2 layer\(s\)/);
+    expect(run.stderr).toMatch(/flat\.vhdx: 100%/);
+    const compare = await exec('qemu-img', ['compare', '-F', 'vhdx', '-f', 'vpc', join(dir, 'golden.vhd'), out]);
+    expect(compare.stdout).toMatch(/Images are identical/);
+    const again = await labctl(['vhd', 'flatten', join(dir, 'to-flatten.vhd'), '-o', out, '--json']);
+    expect(again.code).toBe(2);
+    expect(JSON.parse(again.stdout).error).toMatchObject({ code: 'VHD_OUTPUT_EXISTS' });
+    const notADisk = join(dir, 'notes.txt');
+    await writeFile(notADisk, 'hello');
+    const before = await readdir(dir);
+    const refused = await labctl(['vhd', 'flatten', notADisk, '-o', join(dir, 'never.vhd')]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^labctl: error: .*notes\.txt: not a VHD or VHDX file/m);
+    expect(await readdir(dir)).toEqual(before);
+  });
+
+  it('--help has a summary and examples', async () => {
+    const help = await labctl(['vhd', 'flatten', '--help']);
+    expect(help.stdout).toMatch(/Merge a differencing chain into a new standalone disk/);
+    expect(help.stdout).toMatch(/EXAMPLES/);
+  });
+});
