@@ -57,6 +57,7 @@ const INVALID_GROUP_CHARS = /^[\p{Nd}]|[^\p{L}\p{N}_]/gu;
 const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Host names labctl writes: nothing that an inventory would read as a range, a port, a comment or quoting. */
 const HOST_NAME = /^[\p{L}\p{N}_][\p{L}\p{N}_.-]*$/u;
+const HOST_KEY_LINE = /^(ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+={0,2}(\s.*)?$/;
 const RESERVED_GROUPS = new Set(['all', 'ungrouped']);
 const GONE_STATES = new Set(['missing', 'destroying', 'planned']);
 
@@ -150,15 +151,17 @@ export function buildInventory(state: LabState, spec: LabSpec, options: BuildOpt
 
   const hosts: InventoryHost[] = [];
   const knownHosts: string[] = [];
-  const sorted = [...state.vms].sort((a, b) => a.group.localeCompare(b.group) || a.name.localeCompare(b.name, undefined, { numeric: true }));
+  const collator = new Intl.Collator('en', { numeric: true });
+  const sorted = [...state.vms].sort((a, b) => collator.compare(a.group, b.group) || collator.compare(a.name, b.name));
   for (const vm of sorted) {
-    const reason = unusableReason(vm);
+    const ranked = rankAddresses(vm.addresses);
+    const reason = unusableReason(vm, ranked);
     if (reason) {
       skipped.push({ name: vm.name, reason });
       warnings.push(`VM ${vm.name} left out: ${reason}`);
       continue;
     }
-    const address = rankAddresses(vm.addresses)[0] as string;
+    const address = ranked[0] as string;
     const groupSpec = spec.groups?.[vm.group];
     const ssh = { ...spec.defaults?.ssh, ...groupSpec?.ssh };
     const port = vm.ssh.port ?? ssh.port;
@@ -178,7 +181,7 @@ export function buildInventory(state: LabState, spec: LabSpec, options: BuildOpt
     const connectHost = typeof vars.ansible_host === 'string' ? vars.ansible_host : address;
     const connectPort = typeof vars.ansible_port === 'number' ? vars.ansible_port : Number(vars.ansible_port ?? 22) || 22;
     const keys = vm.ssh.hostKeys.filter((line) => {
-      const ok = /^(ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+={0,2}(\s.*)?$/.test(line.trim());
+      const ok = HOST_KEY_LINE.test(line.trim());
       if (!ok) warnings.push(`VM ${vm.name}: recorded host key "${line.slice(0, 40)}" is not an OpenSSH public key line; left out of known_hosts`);
       return ok;
     });
@@ -226,10 +229,10 @@ export function buildInventory(state: LabState, spec: LabSpec, options: BuildOpt
   };
 }
 
-function unusableReason(vm: VmRecord): string | undefined {
+function unusableReason(vm: VmRecord, ranked: string[]): string | undefined {
   if (GONE_STATES.has(vm.state)) return `its state is "${vm.state}"`;
   if (!HOST_NAME.test(vm.name)) return `its name "${vm.name}" cannot be an inventory host name (letters, digits, "_", "-", "." only)`;
-  if (rankAddresses(vm.addresses).length === 0) {
+  if (ranked.length === 0) {
     const seen = vm.addresses.length ? ` (seen: ${vm.addresses.join(', ')})` : '';
     return `no usable address${seen}; run labctl ip --wait`;
   }

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { VarValue } from '@labctl/core/state';
 
 /**
@@ -224,7 +225,12 @@ export function iniValue(text: string): VarValue {
 
 /** Strings safe to write bare in INI: no shell-like quoting needed and not read back as a number, bool or None. */
 export function isBareIniString(value: string): boolean {
-  return /^[A-Za-z0-9_./:@%+,-]+$/.test(value) && iniValue(value) === value;
+  if (!/^[A-Za-z0-9_./:@%+,-]+$/.test(value)) return false;
+  // Fast path: a name-like start without a comma is never a Python literal, except these three.
+  if (/^[A-Za-z_][^,]*$/.test(value)) return value !== 'True' && value !== 'False' && value !== 'None';
+  // An IP address is never a Python literal (dots or colons make it a syntax error).
+  if (isIP(value)) return true;
+  return iniValue(value) === value;
 }
 
 /**
