@@ -34,7 +34,8 @@ guest=$work/guest; testbed=$work/testbed
 set -a; . "$testbed/kvm.env"; set +a
 V=(virsh -q -c "$LIBVIRT_URI")
 in_ns() { ip netns exec "$KVM_NETNS" "$@"; }
-labctl() { in_ns node "$root/packages/cli/bin/run.js" "$@"; }
+labctl_bin=${LABCTL_BIN:-$root/packages/cli/bin/run.js}   # e.g. a copy of a known-good build
+labctl() { in_ns node "$labctl_bin" "$@"; }
 now() { date +%s.%N; }
 secs() { echo "$2 - $1" | bc; }
 cmdline='console=ttyS0 quiet panic=-1'

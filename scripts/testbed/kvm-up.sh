@@ -39,6 +39,8 @@ mkdir -p "$state"; state=$(cd "$state" && pwd)
 mkdir -p "$state"/{etc,run,lib,log,cache}
 chmod 755 "$state"
 uri="qemu:///system?socket=$state/run/libvirt-sock"
+# UNIX socket paths are limited to 107 bytes; libvirtd would fail with a less helpful error.
+[ ${#state} -le 80 ] || { echo "kvm-up.sh: STATE_DIR path too long for libvirt's socket (${#state} > 80 characters): $state" >&2; exit 2; }
 exec 9>"$state/.up.lock"; flock 9
 
 alive() { # pidfile name -> true when the pid in it is a running process called name
