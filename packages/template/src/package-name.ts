@@ -1,2 +1,0 @@
-/** @labctl/template: implementation lands with its issue. */
-export const PACKAGE_NAME = '@labctl/template';
