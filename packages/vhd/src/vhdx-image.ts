@@ -293,9 +293,15 @@ export class VhdxImage implements DiskImage {
     const batBuf = await readExact(fh, path, size, batOffset, batBytes, 'block allocation table');
 
     // Every present block inside the file, aligned, states valid, nothing overlapping.
-    const starts: number[] = [];
-    const lengths: number[] = [];
-    const labels: string[] = [];
+    // Typed arrays and labels made on demand: a 1M-entry BAT costs 20 MB here, not a million strings.
+    const starts = new Float64Array(geometry.batEntries);
+    const lengths = new Float64Array(geometry.batEntries);
+    const entryOf = new Uint32Array(geometry.batEntries);
+    let count = 0;
+    const labelOf = (i: number) =>
+      (i + 1) % (geometry.chunkRatio + 1) === 0
+        ? `sector bitmap block ${Math.floor(i / (geometry.chunkRatio + 1))}`
+        : `payload block ${i - Math.floor(i / (geometry.chunkRatio + 1))}`;
     const metaOffset = safeNumber(metadata.fileOffset, path, 'metadata offset');
     const fixedRanges: FileRange[] = [
       { start: 0, end: VHDX_REGION_OFFSETS[1] + VHDX_REGION_SIZE, label: 'headers and region tables' },
@@ -309,9 +315,6 @@ export class VhdxImage implements DiskImage {
       const hi = batBuf.readUInt32LE(i * 8 + 4);
       const state = lo & 7;
       const isBitmap = (i + 1) % (geometry.chunkRatio + 1) === 0;
-      const label = isBitmap
-        ? `sector bitmap block ${Math.floor(i / (geometry.chunkRatio + 1))}`
-        : `payload block ${i - Math.floor(i / (geometry.chunkRatio + 1))}`;
       const offset = (hi * 2 ** 32 + (lo - (lo % MiB))) as number;
       const present = isBitmap
         ? state === VHDX_BLOCK.fullyPresent
@@ -322,7 +325,7 @@ export class VhdxImage implements DiskImage {
           ? [0, 1, 2, 3, 6, 7]
           : [0, 1, 2, 3, 6];
       if (!validStates.includes(state)) {
-        problems.error(vhdError('VHD_BAD_STRUCTURE', { path, what: `${label} has invalid state ${state}` }));
+        problems.error(vhdError('VHD_BAD_STRUCTURE', { path, what: `${labelOf(i)} has invalid state ${state}` }));
         batBuf.writeUInt32LE(0, i * 8);
         batBuf.writeUInt32LE(0, i * 8 + 4);
         continue;
@@ -330,6 +333,7 @@ export class VhdxImage implements DiskImage {
       if (!present) continue;
       const length = isBitmap ? VHDX_SECTOR_BITMAP_BLOCK_SIZE : bs;
       if (offset % VHDX_ALIGNMENT !== 0 || offset + length > size) {
+        const label = labelOf(i);
         problems.error(
           vhdError('VHD_BLOCK_PAST_EOF', {
             path,
@@ -343,14 +347,15 @@ export class VhdxImage implements DiskImage {
         batBuf.writeUInt32LE(0, i * 8 + 4);
         continue;
       }
-      starts.push(offset);
-      lengths.push(length);
-      labels.push(label);
+      starts[count] = offset;
+      lengths[count] = length;
+      entryOf[count] = i;
+      count++;
     }
     const overlap = findOverlap(fixedRanges, {
-      starts: Float64Array.from(starts),
-      lengths: Float64Array.from(lengths),
-      label: (k) => labels[k]!,
+      starts: starts.subarray(0, count),
+      lengths: lengths.subarray(0, count),
+      label: (k) => labelOf(entryOf[k]!),
     });
     if (overlap) {
       problems.error(
