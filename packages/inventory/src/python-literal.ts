@@ -37,9 +37,20 @@ class LiteralReader {
   read(): VarValue | typeof NOT_LITERAL {
     try {
       this.skipSpace();
-      const value = this.value();
+      const first = this.value();
       this.skipSpace();
-      return this.pos === this.text.length ? value : NOT_LITERAL;
+      // `1, 2` (and `1,`) without brackets is a tuple in Python.
+      const items = [first];
+      let tuple = false;
+      while (this.text[this.pos] === ',') {
+        tuple = true;
+        this.pos++;
+        this.skipSpace();
+        if (this.pos < this.text.length) items.push(this.value());
+        this.skipSpace();
+      }
+      if (this.pos !== this.text.length) return NOT_LITERAL;
+      return tuple ? items : first;
     } catch {
       return NOT_LITERAL;
     }
