@@ -3,13 +3,12 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Semaphore, sleep } from '@labctl/core/concurrency';
 import { LabctlError, UsageError } from '@labctl/core/errors';
-import {
+import ssh2, {
   type AnyAuthMethod,
   type AuthenticationType,
-  Client,
+  type Client as ClientType,
   type ClientChannel,
   type ConnectConfig,
-  utils,
 } from 'ssh2';
 import { defaultSshConfigFile, loadSshConfig } from './ssh-config.js';
 import {
@@ -23,6 +22,9 @@ import {
   sshHostKeyAlgorithms,
   verifyHostKey,
 } from './ssh-known-hosts.js';
+
+// ssh2 is CommonJS: Node's ESM loader gives only its default export (vitest hides this).
+const { Client, utils } = ssh2;
 
 /**
  * labctl's SSH client (ssh2): pinned host keys from OpenSSH known_hosts, key/agent/password auth,
@@ -150,7 +152,7 @@ export class SshConnection {
   private closed = false;
 
   constructor(
-    private readonly client: Client,
+    private readonly client: ClientType,
     readonly target: ResolvedTarget,
     /** The host key this connection was verified with; `recorded` when accept-new just added it. */
     readonly hostKey: { type: string; fingerprint: string; recorded: boolean },
