@@ -11,7 +11,44 @@ import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const { HyperVProvider } = await import(join(root, 'packages/hyperv/dist/provider.js'));
-const { connect } = await import(join(root, 'packages/remote/dist/ssh.js'));
+// ssh2 directly (default import: it is CommonJS), with the host key pinned to the test host's key.
+const { default: ssh2 } = await import('ssh2');
+function sshRunner(dir, port) {
+  const hostKeys = ['ed25519', 'rsa'].map((type) => readFileSync(join(dir, 'h1', `ssh_host_${type}_key.pub`), 'utf8').split(' ')[1]);
+  return new Promise((resolvePromise, reject) => {
+    const client = new ssh2.Client();
+    client
+      .on('ready', () =>
+        resolvePromise({
+          exec: (command, options = {}) =>
+            new Promise((ok, fail) =>
+              client.exec(command, (err, stream) => {
+                if (err) return fail(err);
+                const out = [];
+                const errOut = [];
+                let code = null;
+                stream.on('data', (d) => out.push(d));
+                stream.stderr.on('data', (d) => errOut.push(d));
+                stream.on('exit', (c) => {
+                  code = c;
+                });
+                stream.on('close', () => ok({ stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errOut).toString('utf8'), code }));
+                stream.end(options.stdin ?? '');
+              }),
+            ),
+          close: () => client.end(),
+        }),
+      )
+      .on('error', reject)
+      .connect({
+        host: '127.0.0.1',
+        port,
+        username: 'labctl-np',
+        privateKey: readFileSync(join(dir, 'client', 'id_ed25519')),
+        hostVerifier: (key) => hostKeys.includes(key.toString('base64')),
+      });
+  });
+}
 const sizes = process.argv.slice(2).map(Number).filter(Boolean);
 const counts = sizes.length ? sizes : [1, 10, 50];
 const GiB = 1024 ** 3;
@@ -52,17 +89,7 @@ const provider = () =>
   new HyperVProvider({
     lab: 'bench',
     hosts: [{ name: 'hv01' }],
-    connect: async () => {
-      const ssh = await connect(`labctl-np@127.0.0.1:${port}`, {
-        knownHostsFile: join(dir, 'known_hosts'),
-        identityFiles: [join(dir, 'client', 'id_ed25519')],
-        agent: false,
-        sshConfigFile: false,
-        hostKeyPolicy: 'strict',
-      });
-      ssh.setNoDelay(true);
-      return ssh;
-    },
+    connect: () => sshRunner(dir, port),
   });
 const sink = () => {};
 

@@ -1,6 +1,7 @@
 import { UsageError } from '@labctl/core/errors';
 import type { Provider } from '@labctl/core/provider';
 import type { LoadedLabFile } from '@labctl/core/spec';
+import { hyperVProvider } from '@labctl/hyperv/factory';
 import { LibvirtProvider } from '@labctl/libvirt/provider';
 import { libvirtOptions, parseLibvirtSettings } from '@labctl/libvirt/settings';
 
@@ -20,6 +21,8 @@ export type ProviderFactory = (context: ProviderContext) => Provider;
 export const providers: Record<string, ProviderFactory> = {
   libvirt: ({ lab, labDir, uri }) =>
     new LibvirtProvider(libvirtOptions(lab.lab, labDir, uri ?? lab.spec.uri, parseLibvirtSettings(lab.spec.libvirt, lab.resolvePath))),
+  // Hyper-V: hosts from `hosts:`; a uri (--uri, or a VM record's host) narrows to that one host.
+  hyperv: ({ lab, labDir, uri }) => hyperVProvider({ lab, labDir, ...(uri ? { host: uri } : {}) }),
 };
 
 export function makeProvider(name: string, context: ProviderContext): Provider {

@@ -2,7 +2,6 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadedLabFile } from '@labctl/core/spec';
 import type { ScriptRunLog } from '@labctl/remote/powershell';
-import { connect } from '@labctl/remote/ssh';
 import { HyperVProvider } from './provider.js';
 import { hyperVHosts, parseHyperVSettings } from './settings.js';
 
@@ -48,6 +47,8 @@ export function hyperVProvider(options: HyperVFactoryOptions): HyperVProvider {
     debug,
     log,
     connect: async (host) => {
+      // Loaded on first connection only: making the provider (dry runs, --help) needs no SSH stack.
+      const { connect } = await import('@labctl/remote/ssh');
       const target = hosts.find((item) => item.name === host.name)?.target ?? host.name;
       const ssh = await connect(target, {
         // A changed key is refused under both policies; accept-new only records a host never seen.

@@ -50,6 +50,11 @@ export interface HyperVProviderOptions {
   log?: (entry: ScriptRunLog) => void;
   debug?: boolean;
   timeouts?: DriverTimeouts;
+  /**
+   * Close a host's connection after this long without a script running (default 2000 ms), so a
+   * finished command can exit; the next call reconnects. 0 keeps connections until close().
+   */
+  idleCloseMs?: number;
 }
 
 interface Connection {
@@ -91,7 +96,7 @@ export class HyperVProvider implements Provider {
     if (!connection) {
       const config = this.hostConfig(host);
       connection = this.options.connect(config).then((runner) => {
-        const session = new PowerShellSession(runner, {
+        const session = new PowerShellSession(this.closingWhenIdle(host, runner), {
           host: config.name,
           ...(this.options.flavor ? { flavor: this.options.flavor } : {}),
           ...(this.options.log ? { log: this.options.log } : {}),
@@ -104,6 +109,32 @@ export class HyperVProvider implements Provider {
       this.connections.set(host, connection);
     }
     return connection;
+  }
+
+  /** Counts scripts in flight; when none has run for idleCloseMs, drops and closes the connection. */
+  private closingWhenIdle(host: string, runner: ClosableRunner): CommandRunner {
+    const idleMs = this.options.idleCloseMs ?? 2000;
+    let inFlight = 0;
+    let timer: NodeJS.Timeout | undefined;
+    return {
+      exec: async (command, options) => {
+        inFlight++;
+        clearTimeout(timer);
+        try {
+          return await runner.exec(command, options);
+        } finally {
+          inFlight--;
+          if (inFlight === 0 && idleMs > 0) {
+            timer = setTimeout(() => {
+              if (inFlight > 0) return;
+              this.connections.delete(host);
+              Promise.resolve(runner.close?.()).catch(() => {});
+            }, idleMs);
+            timer.unref();
+          }
+        }
+      },
+    };
   }
 
   private hostConfig(host: string): HyperVHostConfig {

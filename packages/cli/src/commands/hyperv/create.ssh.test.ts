@@ -1,0 +1,90 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { requireTestbed } from '@labctl/core/testing/testbed';
+import { defaultHost, GOLDEN, RecordedHosts } from '@labctl/hyperv/testing/recorded-hosts';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import Create, { type CreateResult } from '../create.js';
+import Destroy from '../destroy.js';
+import HyperVRegister, { type HyperVRegisterResult } from './register.js';
+
+/**
+ * `labctl create --provider hyperv` and `labctl destroy --all` as commands (in process), through the
+ * provider registry and the provider-neutral flows, against a recorded Hyper-V host over real SSH.
+ * --no-wait: the recorded guests' addresses are not reachable (nothing leaves 127.0.0.1).
+ */
+const gate = requireTestbed('labctl create --provider hyperv (sshd with a recorded powershell.exe)', { root: true, commands: ['sshd', 'ssh-keygen', 'unshare'] });
+const cliRoot = resolve(import.meta.dirname, '../../..');
+
+describe.skipIf(gate.skip)('labctl create/destroy with provider hyperv', () => {
+  let hosts: RecordedHosts;
+  let port: number;
+  let lab: string;
+  beforeAll(() => {
+    hosts = new RecordedHosts(1, 22420);
+    port = hosts.ports[0] ?? 0;
+    lab = mkdtempSync(join(tmpdir(), 'labctl-hyperv-lab-'));
+    writeFileSync(
+      join(lab, 'labctl.yaml'),
+      [
+        'lab: hvlab',
+        'provider: hyperv',
+        'defaults:',
+        `  golden: '${GOLDEN}'`,
+        '  network: LabSwitch',
+        '  memory: 1G',
+        'groups:',
+        '  web: {}',
+        'hosts:',
+        `  - { name: hv01, address: 'labctl-np@127.0.0.1:${port}' }`,
+        'hyperv:',
+        `  knownHosts: ${join(hosts.dir, 'known_hosts')}`,
+        `  identityFile: ${join(hosts.dir, 'client', 'id_ed25519')}`,
+        '',
+      ].join('\n'),
+    );
+  });
+  afterAll(() => hosts?.stop());
+
+  it('creates and starts 10 VMs in 4 PowerShell runs, records them, logs every run; destroy removes them and keeps the golden disk', async () => {
+    vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const created = (await Create.run(['--count', '10', '--no-wait', '--concurrency', '10', '--json', '--lab-dir', lab], cliRoot)) as CreateResult;
+    expect(created.dryRun).toBe(false);
+    if (created.dryRun) return;
+    expect(created.counts).toMatchObject({ planned: 10, created: 10, failed: 0 });
+    expect(hosts.invocations(port).map((entry) => entry.script)).toEqual(['list_vms', 'get_host_facts', 'create_vms', 'start_vms']);
+    const state = JSON.parse(await readFile(join(lab, '.labctl', 'state.json'), 'utf8'));
+    expect(state.vms.map((vm: { name: string; host: string; state: string }) => [vm.name, vm.host, vm.state])).toContainEqual(['web-10', 'hv01', 'running']);
+    const log = (await readFile(join(lab, '.labctl', 'powershell.log'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
+    expect(log.map((entry: { script: string; host: string; exit: number }) => [entry.script, entry.host, entry.exit])).toContainEqual(['create_vms', 'hv01', 0]);
+    expect(log[0].scriptText).toBeUndefined();
+
+    await Destroy.run(['--all', '--json', '--lab-dir', lab], cliRoot);
+    const host = hosts.host(port);
+    expect(host.vms).toEqual([]);
+    expect(Object.keys(host.files)).toEqual([GOLDEN]);
+    vi.restoreAllMocks();
+  });
+
+  it('labctl hyperv register fixes the switch and disk path, registers in place, and exits 1 for what it cannot fix', async () => {
+    const config = 'E:\\Moved\\Virtual Machines\\5D2B7A9C-1111-4C3B-8D7E-0A1B2C3D4E5F.vmcx';
+    const broken = 'E:\\Moved\\Virtual Machines\\6E3C8B0D-2222-4C3B-8D7E-0A1B2C3D4E5F.vmcx';
+    const host = defaultHost();
+    host.files['F:\\NewDisks\\app.vhdx'] = { type: 'Dynamic', size: 20 * 1024 ** 3, fileSize: 1024 ** 3 };
+    host.unregistered[config] = { name: 'app01', switch: 'OldSwitch', disks: ['C:\\Old\\app.vhdx'] };
+    host.unregistered[broken] = { name: 'app02', switch: 'LabSwitch', disks: ['C:\\Old\\lost.vhdx'] };
+    hosts.reset(port, host);
+    vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const result = (await HyperVRegister.run([config, broken, '--host', 'hv01', '--vhd-dir', 'F:\\NewDisks', '--switch', 'LabSwitch', '--json', '--lab-dir', lab], cliRoot)) as HyperVRegisterResult;
+    vi.restoreAllMocks();
+    expect(result.vms.map((vm) => [vm.name, vm.registered, (vm.fixes ?? []).length, (vm.remaining ?? []).length])).toEqual([
+      ['app01', true, 2, 0],
+      ['app02', false, 0, 1],
+    ]);
+    expect(process.exitCode).toBe(1);
+    process.exitCode = 0;
+    expect(hosts.host(port).files).toEqual(host.files);
+    expect(hosts.invocations(port).map((entry) => entry.script)).toEqual(['register_vms']);
+  });
+});
