@@ -11,9 +11,12 @@ cd "$(dirname "$0")/.."
 DEBIAN_PACKAGES=(
   # Ansible inventories and SSH test hosts
   ansible-core openssh-server openssh-client sudo iproute2 procps
+  # Template prep: the emitted bash script must pass shellcheck
+  shellcheck
   # KVM/libvirt provider, demo golden image, isolated network
   qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-clients dnsmasq-base dnsmasq-utils
   busybox-static dropbear-bin e2fsprogs cpio linux-image-amd64 syslinux syslinux-common mtools fdisk dosfstools ovmf python3
+  libxml2-utils  # xmllint, for virt-xml-validate of generated domain XML
   # VHD oracle
   libvhdi-utils fuse3
   # Samba AD DC for Kerberos delegation tests

@@ -210,7 +210,7 @@ export async function discover(provider: Provider, vms: readonly VmRecord[], opt
   while (true) {
     const pending = trackers.filter((t) => !t.done && !t.probing);
     if (pending.length > 0) {
-      let reports: AdapterReport[] = [];
+      let reports: AdapterReport[] | undefined;
       try {
         reports = await provider.adapters(pending.map((t) => t.vm));
       } catch (err) {
@@ -220,9 +220,8 @@ export async function discover(provider: Provider, vms: readonly VmRecord[], opt
           t.result.detail = `the hypervisor did not answer: ${(err as Error).message}`;
         }
       }
-      for (const tracker of pending) {
-        if (!reports.some((r) => r.vm === tracker.vm.name)) continue;
-        const evaluated = evaluateReports(tracker.vm, reports, startedAt(tracker.vm));
+      for (const tracker of reports ? pending : []) {
+        const evaluated = evaluateReports(tracker.vm, reports ?? [], startedAt(tracker.vm));
         if (evaluated.addresses.length === 0) {
           // Keep the more advanced explanation from an SSH attempt while the lease is still there.
           tracker.result.seen = evaluated.seen;

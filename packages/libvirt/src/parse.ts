@@ -47,8 +47,8 @@ export function parseDomifaddr(text: string): InterfaceAddresses[] {
     if (fields.length === 4 && MAC_RE.test(fields[1]!)) {
       current = { adapter: fields[0]!, mac: normalizeMac(fields[1]!), addresses: [fields[3]!] };
       out.push(current);
-    } else if (fields.length === 3 && fields[0] === '-' && current) {
-      current.addresses.push(fields[2]!);
+    } else if (fields[0] === '-' && current && fields.length >= 3) {
+      current.addresses.push(fields.at(-1)!);
     } else if (fields.length === 2 && current && /^ipv[46]$/.test(fields[0]!)) {
       current.addresses.push(fields[1]!);
     }

@@ -2,6 +2,8 @@ import { createLab, type CreateSummary } from '@labctl/core/flows/create';
 import { type CreateFlags, planLab } from '@labctl/core/flows/plan-lab';
 import type { Plan } from '@labctl/core/provider';
 import { discover } from '@labctl/discovery/discover';
+import type { InventoryFormat } from '@labctl/inventory/emit';
+import { writeInventory } from '@labctl/inventory/service';
 import { Flags } from '@oclif/core';
 import { LabctlCommand } from '../base-command.js';
 import { interruptOnSigint } from '../interrupt.js';
@@ -9,7 +11,7 @@ import { createProgress } from '../progress.js';
 import { makeProvider } from '../providers.js';
 import { renderTable } from '../render.js';
 
-export type CreateResult = (CreateSummary & { dryRun: false }) | { dryRun: true; lab: string; provider: string; plan: Plan };
+export type CreateResult = (CreateSummary & { dryRun: false; inventory?: { output: string; knownHostsFile: string; hosts: number } }) | { dryRun: true; lab: string; provider: string; plan: Plan };
 
 export default class Create extends LabctlCommand<typeof Create> {
   static override summary = 'Create the lab\'s VMs from a golden disk, start them, find their IPs and record their SSH host keys.';
@@ -28,6 +30,7 @@ export default class Create extends LabctlCommand<typeof Create> {
   static override examples = [
     { description: 'Ten VMs from a golden VHD on the local libvirt', command: '<%= config.bin %> <%= command.id %> --count 10 --golden /var/lib/labctl/golden.vhd --network labnet' },
     { description: 'Two more web VMs with 2 GiB each, without waiting for their IPs', command: '<%= config.bin %> <%= command.id %> --group web --count 5 --memory 2G --no-wait' },
+    { description: 'Then write an Ansible inventory (and known_hosts beside it)', command: '<%= config.bin %> <%= command.id %> --count 10 --inventory hosts.ini' },
     { description: 'Show what would be made, change nothing', command: '<%= config.bin %> <%= command.id %> --count 3 --dry-run' },
     { description: 'On a remote KVM host', command: '<%= config.bin %> <%= command.id %> --count 4 --uri qemu+ssh://root@kvm01/system' },
   ];
@@ -49,6 +52,7 @@ export default class Create extends LabctlCommand<typeof Create> {
     start: Flags.boolean({ summary: 'Start the VMs (--no-start: only define them).', allowNo: true, default: true }),
     wait: Flags.boolean({ summary: 'Wait for addresses and SSH (--no-wait: return once started).', allowNo: true, default: true }),
     timeout: Flags.integer({ summary: 'Seconds to wait for addresses and SSH (default 300).', min: 1 }),
+    inventory: Flags.string({ summary: 'Then write the Ansible inventory to FILE (format from the extension: .ini, .yml/.yaml, .json) and known_hosts beside it.' }),
     'dry-run': Flags.boolean({ summary: 'Print the plan and change nothing.' }),
   };
 
@@ -135,12 +139,24 @@ export default class Create extends LabctlCommand<typeof Create> {
         ` (${(summary.durationMs / 1000).toFixed(1)} s)`,
     );
     for (const vm of summary.vms) if (vm.hint) this.log(`  ${vm.name}: ${vm.hint}`);
+    let inventory: { output: string; knownHostsFile: string; hosts: number } | undefined;
+    if (flags.inventory && !summary.interrupted) {
+      const written = await writeInventory({ labDir: this.labDir, format: inventoryFormatFor(flags.inventory), output: flags.inventory });
+      inventory = { output: written.output, knownHostsFile: written.knownHostsFile, hosts: written.hosts };
+      this.log(`Inventory: ${written.output} (${written.hosts} hosts; host keys in ${written.knownHostsFile})`);
+    }
     if (summary.interrupted) {
       this.note('interrupted: the state is saved; run the same command again to finish, or `labctl destroy --all`');
       process.exitCode = 130;
     } else if (c.failed > 0) {
       process.exitCode = 1;
     }
-    return { ...summary, dryRun: false, ...(this.warnings.length ? { warnings: this.warnings } : {}) };
+    return { ...summary, dryRun: false, ...(inventory ? { inventory } : {}), ...(this.warnings.length ? { warnings: this.warnings } : {}) };
   }
+}
+
+export function inventoryFormatFor(file: string): InventoryFormat {
+  if (/\.ya?ml$/i.test(file)) return 'yaml';
+  if (/\.json$/i.test(file)) return 'json';
+  return 'ini';
 }

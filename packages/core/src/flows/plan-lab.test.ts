@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { UsageError } from '../errors.js';
+import type { LoadedLabFile } from '../spec.js';
+import { parseLabFile } from '../spec.js';
+import { planLab } from './plan-lab.js';
+
+function labFile(yaml: string): LoadedLabFile {
+  const spec = parseLabFile(yaml, 'labctl.yaml');
+  return { path: '/labs/demo/labctl.yaml', spec, lab: spec.lab ?? 'demo', resolvePath: (p) => (p.startsWith('/') ? p : `/labs/demo/${p}`) };
+}
+
+describe('planLab', () => {
+  it('without a lab file: group "vm", vm-01.., deterministic MACs, defaults', () => {
+    const { plan } = planLab(labFile(''), { count: 3, golden: '/g/golden.vhd' });
+    expect(plan.vms.map((vm) => vm.name)).toEqual(['vm-01', 'vm-02', 'vm-03']);
+    expect(plan.vms[0]).toMatchObject({ group: 'vm', cpus: 1, memoryMiB: 512, network: 'default', clone: 'linked', firmware: 'bios', ssh: { user: 'root', port: 22 } });
+    expect(plan.vms[0]!.mac).toMatch(/^52:54:00(:[0-9a-f]{2}){3}$/);
+    expect(new Set(plan.vms.map((vm) => vm.mac)).size).toBe(3);
+    expect(planLab(labFile(''), { count: 3, golden: '/g/golden.vhd' }).plan.vms.map((vm) => vm.mac)).toEqual(plan.vms.map((vm) => vm.mac));
+    expect(plan.concurrency).toBe(4);
+  });
+
+  it('group settings win over defaults, flags over both; lab-file paths are relative to the file', () => {
+    const file = labFile(`
+lab: demo
+concurrency: 8
+defaults: { golden: images/golden.vhd, memory: 1G, cpus: 2, network: labnet, kernel: boot/vmlinux, ssh: { keyFile: keys/id } }
+groups:
+  web: { count: 2, memory: 2G, name: "web{n}", vars: { port: 80 } }
+  db: { count: 1 }
+`);
+    const { plan } = planLab(file, {});
+    expect(plan.vms.map((vm) => `${vm.name}:${vm.group}:${vm.memoryMiB}:${vm.cpus}`)).toEqual(['web1:web:2048:2', 'web2:web:2048:2', 'db-01:db:1024:2']);
+    expect(plan.vms[0]).toMatchObject({ golden: '/labs/demo/images/golden.vhd', kernel: '/labs/demo/boot/vmlinux', ssh: { keyFile: '/labs/demo/keys/id' }, vars: { port: 80 } });
+    expect(plan.concurrency).toBe(8);
+    const flagged = planLab(file, { group: 'db', count: 2, memory: '256M', network: 'other', golden: '/abs/g.qcow2' }).plan;
+    expect(flagged.vms.map((vm) => [vm.name, vm.memoryMiB, vm.network, vm.golden])).toEqual([
+      ['db-01', 256, 'other', '/abs/g.qcow2'],
+      ['db-02', 256, 'other', '/abs/g.qcow2'],
+    ]);
+  });
+
+  it('refuses what cannot be planned, before anything happens', () => {
+    expect(() => planLab(labFile(''), { count: 2 })).toThrow(/no golden image/);
+    const two = labFile('defaults: { golden: /g.vhd }\ngroups: { a: { count: 1 }, b: { count: 1 } }');
+    expect(() => planLab(two, { count: 3 })).toThrow(/--count needs --group/);
+    expect(() => planLab(labFile('defaults: { golden: /g.vhd }'), { count: 1, name: 'x' })).toThrow(UsageError);
+    expect(() => planLab(labFile('defaults: { golden: /g.vhd }'), { count: 1, memory: 'lots' })).toThrow(/not a size/);
+    const clash = labFile('defaults: { golden: /g.vhd }\ngroups: { a: { count: 1, name: "n{n}" }, b: { count: 1, name: "n{n}" } }');
+    expect(() => planLab(clash, {})).toThrow(/would both make a VM named n1/);
+  });
+});

@@ -1,0 +1,106 @@
+import type { Check } from '../checks.js';
+import type { EventSink } from '../events.js';
+import type { AdapterReport, DestroyOptions, Plan, Provider, VmPlan } from '../provider.js';
+import type { VmRecord } from '../state.js';
+
+/**
+ * A hand-written recording fake of the Provider contract, for orchestration tests of the flows and of
+ * discovery (style point 5): every method records its calls (`X_Called`, `X_Args`) and answers from
+ * `X_Return` / fails with `X_Err`. It keeps a small in-memory hypervisor so create/list/destroy agree.
+ */
+export class FakeProvider implements Provider {
+  readonly name = 'fake';
+  batchSize = 1;
+  /** Domains "on the hypervisor", by name. */
+  readonly domains = new Map<string, VmRecord>();
+
+  preflight_Called = 0;
+  preflight_Return: Check[] = [];
+  create_Called = 0;
+  create_Args: string[][] = [];
+  /** Per VM name: fail creating it with this error. */
+  create_Err = new Map<string, Error>();
+  start_Called = 0;
+  start_Args: string[][] = [];
+  start_Err = new Map<string, Error>();
+  adapters_Called = 0;
+  adapters_Args: string[][] = [];
+  /** Answers per poll (the last one repeats); a function gets the poll number. */
+  adapters_Return: AdapterReport[][] | ((poll: number, vms: VmRecord[]) => AdapterReport[]) = [[]];
+  adapters_Err: Error | undefined;
+  list_Called = 0;
+  destroy_Called = 0;
+  destroy_Args: Array<{ names: string[]; options: DestroyOptions }> = [];
+  /** Called inside create for each VM, after it "exists" (e.g. to abort a signal mid-way). */
+  onCreate: ((name: string) => void) | undefined;
+
+  async preflight(_plan: Plan): Promise<Check[]> {
+    this.preflight_Called++;
+    return this.preflight_Return;
+  }
+
+  async create(vms: VmPlan[], events: EventSink): Promise<VmRecord[]> {
+    this.create_Called++;
+    this.create_Args.push(vms.map((vm) => vm.name));
+    const made: VmRecord[] = [];
+    for (const vm of vms) {
+      const err = this.create_Err.get(vm.name);
+      if (err) throw err;
+      const record: VmRecord = {
+        name: vm.name,
+        group: vm.group,
+        provider: this.name,
+        host: vm.host,
+        mac: vm.mac,
+        addresses: [],
+        ssh: { user: vm.ssh.user, port: vm.ssh.port, hostKeys: [] },
+        state: 'created',
+        resources: { disk: `/fake/${vm.name}.qcow2` },
+      };
+      this.domains.set(vm.name, { ...record, state: 'stopped' });
+      events({ subject: vm.name, phase: 'define', status: 'done' });
+      made.push(record);
+      this.onCreate?.(vm.name);
+    }
+    return made;
+  }
+
+  async start(vms: VmRecord[], events: EventSink): Promise<void> {
+    this.start_Called++;
+    this.start_Args.push(vms.map((vm) => vm.name));
+    for (const vm of vms) {
+      const err = this.start_Err.get(vm.name);
+      if (err) throw err;
+      const domain = this.domains.get(vm.name);
+      if (!domain) throw new Error(`no domain ${vm.name}`);
+      domain.state = 'running';
+      events({ subject: vm.name, phase: 'start', status: 'done' });
+    }
+  }
+
+  async adapters(vms: VmRecord[]): Promise<AdapterReport[]> {
+    const poll = this.adapters_Called++;
+    this.adapters_Args.push(vms.map((vm) => vm.name));
+    if (this.adapters_Err) throw this.adapters_Err;
+    const all =
+      typeof this.adapters_Return === 'function'
+        ? this.adapters_Return(poll, vms)
+        : (this.adapters_Return[Math.min(poll, this.adapters_Return.length - 1)] ?? []);
+    const names = new Set(vms.map((vm) => vm.name));
+    return all.filter((report) => names.has(report.vm));
+  }
+
+  async list(_lab: string): Promise<VmRecord[]> {
+    this.list_Called++;
+    return [...this.domains.values()].map((vm) => ({ ...vm }));
+  }
+
+  async destroy(vms: VmRecord[], options: DestroyOptions, events: EventSink): Promise<void> {
+    this.destroy_Called++;
+    this.destroy_Args.push({ names: vms.map((vm) => vm.name), options });
+    for (const vm of vms) {
+      this.domains.delete(vm.name);
+      events({ subject: vm.name, phase: 'destroy', status: 'done' });
+    }
+  }
+}
