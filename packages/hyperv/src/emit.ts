@@ -98,3 +98,11 @@ export async function writeBundle(dir: string, files: readonly EmittedFile[]): P
   }
   return written;
 }
+
+/**
+ * The whole dry run in one call (for `labctl hyperv scripts --emit` and `labctl create --provider
+ * hyperv --dry-run --emit-powershell`): plan -> steps -> files in DIR. Contacts no host.
+ */
+export async function emitDryRun(provider: HyperVProvider, plan: Plan, dir: string): Promise<string[]> {
+  return writeBundle(dir, powershellBundle(dryRunSteps(provider, plan, provider.hostNames())));
+}

@@ -1,5 +1,5 @@
 import { planLab } from '@labctl/core/flows/plan-lab';
-import { dryRunSteps, powershellBundle, writeBundle } from '@labctl/hyperv/emit';
+import { emitDryRun } from '@labctl/hyperv/emit';
 import { hyperVProvider } from '@labctl/hyperv/factory';
 import { SCRIPT_NAMES, SCRIPTS } from '@labctl/hyperv/scripts/index';
 import { Flags } from '@oclif/core';
@@ -58,7 +58,7 @@ export default class HyperVScripts extends LabctlCommand<typeof HyperVScripts> {
       ...(flags.host ? { uri: flags.host } : {}),
     });
     const provider = hyperVProvider({ lab, labDir: this.labDir, ...(flags.host ? { host: flags.host } : {}) });
-    const files = await writeBundle(flags.emit, powershellBundle(dryRunSteps(provider, plan, provider.hostNames())));
+    const files = await emitDryRun(provider, plan, flags.emit);
     this.log(`Wrote ${files.length} files for ${plan.vms.length} VMs to ${flags.emit} (nothing was contacted). Review, then run run-<host>.ps1 on each host.`);
     return { scripts, emitted: { dir: flags.emit, files, vms: plan.vms.length } };
   }
