@@ -33,7 +33,7 @@ describe.skipIf(gate.skip)('PowerShell over SSH to a recorded Hyper-V host', () 
       await ssh.close();
     }
     const seen = hosts.invocations(port);
-    expect(seen.map((entry) => entry.script)).toEqual(['list_vms']);
+    expect(seen.map((entry) => [entry.script, entry.shell])).toEqual([['list_vms', 'powershell.exe']]);
     expect(seen[0]?.commandLength).toBeLessThan(8191);
     expect(logs[0]).toMatchObject({ script: 'list_vms', host: 'hv01', exit: 0, ok: true, scriptText: SCRIPTS.list_vms.text });
     expect(logs[0]?.durationMs).toBeGreaterThanOrEqual(0);
@@ -115,7 +115,9 @@ describe.skipIf(gate.skip)('PowerShell over SSH to a recorded Hyper-V host', () 
     try {
       const error = await new PowerShellSession(ssh, { host: 'hv01' }).run(SCRIPTS.list_vms, { lab: 'x' }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(Error);
-      expect((error as Error).message).toMatch(/connection ended without an exit status|closed|ECONNRESET|ended/);
+      expect(error).toBeInstanceOf(PowerShellHostError);
+      expect((error as Error).message).toBe('list_vms on hv01 failed: the connection ended without an exit status');
+      expect((error as PowerShellHostError).hint).toContain('Re-run the command');
     } finally {
       await ssh.close().catch(() => {});
     }
@@ -126,6 +128,17 @@ describe.skipIf(gate.skip)('PowerShell over SSH to a recorded Hyper-V host', () 
     } finally {
       await again.close();
     }
+  });
+
+  it('pwsh (PowerShell 7) gets the same bootstrap under its own name', async () => {
+    hosts.reset(port);
+    const ssh = await hosts.connect(port);
+    try {
+      expect(await new PowerShellSession(ssh, { host: 'hv01', flavor: 'pwsh' }).run(SCRIPTS.list_vms, { lab: 'x' })).toEqual({ vms: [] });
+    } finally {
+      await ssh.close();
+    }
+    expect(hosts.invocations(port)).toEqual([expect.objectContaining({ script: 'list_vms', shell: 'pwsh' })]);
   });
 
   it('a changed host key is refused before any PowerShell runs', async () => {

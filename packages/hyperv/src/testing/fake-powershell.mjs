@@ -87,7 +87,7 @@ const leaves = [];
 })(input);
 for (const leaf of leaves) if (leaf.length >= 5 && !SCRIPT_WORDS.has(leaf) && script.includes(leaf)) fail(`fake host: input value spliced into script: ${leaf}`);
 
-appendFileSync(join(stateDir, 'invocations.log'), `${JSON.stringify({ script: name, commandLength: command.length, stdinBytes: stdin.length, vms: Array.isArray(input.vms) ? input.vms.length : undefined })}\n`);
+appendFileSync(join(stateDir, 'invocations.log'), `${JSON.stringify({ script: name, shell: match[1], commandLength: command.length, stdinBytes: stdin.length, vms: Array.isArray(input.vms) ? input.vms.length : undefined })}\n`);
 
 if (scenario.dropOn === name) {
   // The SSH session dies mid-run: kill sshd's session process (our parent, exec'd into).

@@ -101,7 +101,7 @@ export class RecordedHosts {
   }
 
   /** Script names the host ran, in order (what the host saw, not what the client counted). */
-  invocations(port: number): Array<{ script: string; commandLength: number; vms?: number }> {
+  invocations(port: number): Array<{ script: string; shell: string; commandLength: number; vms?: number }> {
     return readFileSync(this.file(port, 'invocations.log'), 'utf8')
       .split('\n')
       .filter(Boolean)
