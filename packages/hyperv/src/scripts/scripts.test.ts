@@ -1,6 +1,6 @@
 import { win32 } from 'node:path';
 import { powershellSyntaxProblems } from '@labctl/core/testing/powershell-syntax';
-import { BOOTSTRAP, decodeBootstrapStdin, bootstrapStdin } from '@labctl/remote/powershell';
+import { BOOTSTRAP, bootstrapCommandLine, bootstrapStdin, decodeBootstrapStdin, encodePowerShellCommand } from '@labctl/remote/powershell';
 import { describe, expect, it } from 'vitest';
 import { explainNoAddress } from '../discovery.js';
 import { dryRunSteps, powershellBundle } from '../emit.js';
@@ -27,6 +27,11 @@ describe('every Hyper-V script parses (tree-sitter-powershell, no ERROR or MISSI
 
   it('the encoded bootstrap parses', async () => {
     expect(await powershellSyntaxProblems(BOOTSTRAP)).toEqual([]);
+  });
+
+  it('sent whole as -EncodedCommand, every script would pass cmd.exe\'s 8191 characters; the bootstrap line stays far below', () => {
+    for (const name of SCRIPT_NAMES) expect([name, encodePowerShellCommand(SCRIPTS[name].text).length > 8191]).toEqual([name, true]);
+    expect(bootstrapCommandLine().length).toBeLessThan(1500);
   });
 
   it('the check has teeth: a value spliced into code is caught', async () => {
