@@ -140,6 +140,8 @@ export class LibvirtProvider implements Provider {
     if (plan.vms.some((vm) => vm.firmware === 'uefi')) checks.push(await this.checkUefi());
     checks.push(...(await this.checkNames(plan)));
 
+    // The accelerator probe boots a VM: only worth it when nothing else has refused the plan.
+    if (checks.some((check) => check.level === 'error')) return checks;
     const choice = await this.accelerator(plan.vms.find((vm) => vm.kernel)?.kernel);
     checks.push({
       id: 'libvirt.accelerator',

@@ -51,6 +51,7 @@ export default class Destroy extends LabctlCommand<typeof Destroy> {
         names,
         all: this.flags.all,
         keepDisks: this.flags['keep-disks'],
+        ...(lab.spec.concurrency ? { concurrency: lab.spec.concurrency } : {}),
         events: progress.sink,
         signal: interrupt.signal,
       });

@@ -1,3 +1,4 @@
+import { mapLimit } from '../concurrency.js';
 import { describeError } from '../errors.js';
 import { type EventSink, silentSink } from '../events.js';
 import type { Provider } from '../provider.js';
@@ -6,7 +7,7 @@ import { serialSaver } from './save.js';
 
 /**
  * `labctl destroy`: removes VMs and their own disks, never the golden image. The record is marked
- * 'destroying' before the provider is called and removed right after, one VM at a time, so an
+ * 'destroying' before the provider is called and removed right after each VM, so an
  * interrupted destroy is finished by the next one. Destroying what is already gone is not an error.
  */
 export interface DestroyFlowOptions {
@@ -22,6 +23,8 @@ export interface DestroyFlowOptions {
   events?: EventSink;
   signal?: AbortSignal;
   command?: string;
+  /** VMs destroyed at the same time (default 4). */
+  concurrency?: number;
 }
 
 export interface DestroyVmSummary {
@@ -52,26 +55,30 @@ export async function destroyLab(options: DestroyFlowOptions): Promise<DestroySu
     }
     const results: DestroyVmSummary[] = [];
     for (const name of wanted ?? []) if (!targets.has(name)) results.push({ name, result: 'absent' });
-    let interrupted = false;
-    for (const vm of targets.values()) {
-      if (options.signal?.aborted) {
-        interrupted = true;
-        break;
-      }
-      if (session.vm(vm.name)) {
-        session.upsertVm({ name: vm.name, state: 'destroying' });
+    // Several at once: stopping a busy VM can take seconds (libvirt waits for qemu to exit).
+    await mapLimit(
+      [...targets.values()],
+      options.concurrency ?? 4,
+      async (vm) => {
+        if (session.vm(vm.name)) {
+          session.upsertVm({ name: vm.name, state: 'destroying' });
+          await save();
+        }
+        try {
+          await options.provider(vm).destroy([vm], { keepDisks: options.keepDisks ?? false }, events);
+          session.removeVm(vm.name);
+          results.push({ name: vm.name, result: 'destroyed' });
+        } catch (err) {
+          session.upsertVm({ ...vm, state: 'failed', error: `destroy failed: ${describeError(err)}` });
+          results.push({ name: vm.name, result: 'failed', error: describeError(err) });
+        }
         await save();
-      }
-      try {
-        await options.provider(vm).destroy([vm], { keepDisks: options.keepDisks ?? false }, events);
-        session.removeVm(vm.name);
-        results.push({ name: vm.name, result: 'destroyed' });
-      } catch (err) {
-        session.upsertVm({ ...vm, state: 'failed', error: `destroy failed: ${describeError(err)}` });
-        results.push({ name: vm.name, result: 'failed', error: describeError(err) });
-      }
-      await save();
-    }
+      },
+      { signal: options.signal },
+    );
+    const interrupted = options.signal?.aborted ?? false;
+    const order = new Map([...(wanted ?? []), ...targets.keys()].map((name, i) => [name, i]));
+    results.sort((a, b) => (order.get(a.name) ?? 0) - (order.get(b.name) ?? 0));
     return { lab: session.state.lab, vms: results, keptDisks: options.keepDisks ?? false, interrupted };
   });
 }

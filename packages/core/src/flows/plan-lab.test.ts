@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../errors.js';
 import type { LoadedLabFile } from '../spec.js';
@@ -48,5 +50,15 @@ groups:
     expect(() => planLab(labFile('defaults: { golden: /g.vhd }'), { count: 1, memory: 'lots' })).toThrow(/not a size/);
     const clash = labFile('defaults: { golden: /g.vhd }\ngroups: { a: { count: 1, name: "n{n}" }, b: { count: 1, name: "n{n}" } }');
     expect(() => planLab(clash, {})).toThrow(/would both make a VM named n1/);
+  });
+});
+
+describe('docs/lab-file.md', () => {
+  it('its example is a valid lab file and plans web-01..03 and db-01', () => {
+    const doc = readFileSync(join(import.meta.dirname, '../../../../docs/lab-file.md'), 'utf8');
+    const example = /```yaml\n([\s\S]*?)```/.exec(doc)![1]!;
+    const { plan } = planLab(labFile(example), {});
+    expect(plan.vms.map((vm) => vm.name)).toEqual(['web-01', 'web-02', 'web-03', 'db-01']);
+    expect(plan.vms[3]).toMatchObject({ memoryMiB: 2048, cpus: 2, network: 'labnet', golden: '/labs/demo/images/golden.vhd' });
   });
 });
