@@ -20,7 +20,7 @@ DEBIAN_PACKAGES=(
   # VHD oracle
   libvhdi-utils fuse3
   # Samba AD DC for Kerberos delegation tests
-  samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind python3-samba krb5-user ldb-tools ldap-utils smbclient
+  samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind python3-samba krb5-user ldb-tools ldap-utils smbclient openssl
 )
 
 if [ "${SETUP_APT:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
