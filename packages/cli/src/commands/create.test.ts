@@ -1,0 +1,86 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { createProgress } from '../progress.js';
+
+/** The built binary for what needs no hypervisor: plans, refusals, help. Real VMs: test/e2e/kvm-create.test.ts. */
+const bin = resolve(import.meta.dirname, '../../bin/run.js');
+
+async function labctl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)('node', [bin, ...args], { env: { ...process.env, LIBVIRT_DEFAULT_URI: '' } });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('labctl create / destroy / ip (no hypervisor needed)', { timeout: 90_000 }, () => {
+  it('--dry-run prints the plan from the lab file and flags, and changes nothing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'labctl-create-'));
+    await writeFile(join(dir, 'labctl.yaml'), 'lab: dry\ndefaults: { golden: g.vhd, memory: 1G }\ngroups: { web: { count: 2 } }\n');
+    const run = await labctl(['create', '--dry-run', '--json', '--lab-dir', dir, '--memory', '256']);
+    expect(run.code, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout);
+    expect(result.dryRun).toBe(true);
+    expect(result.plan.vms.map((vm: { name: string; memoryMiB: number; golden: string }) => [vm.name, vm.memoryMiB, vm.golden])).toEqual([
+      ['web-01', 256, join(dir, 'g.vhd')],
+      ['web-02', 256, join(dir, 'g.vhd')],
+    ]);
+    const human = await labctl(['create', '--dry-run', '--lab-dir', dir]);
+    expect(human.stdout).toMatch(/^web-01\s+web\s+52:54:00:/m);
+    const list = JSON.parse((await labctl(['list', '--json', '--lab-dir', dir])).stdout);
+    expect(list.vms).toEqual([]);
+  });
+
+  it('refuses bad input with exit 2 and a hint, before contacting anything', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'labctl-create-'));
+    const noGolden = await labctl(['create', '--count', '2', '--lab-dir', dir]);
+    expect(noGolden.code).toBe(2);
+    expect(noGolden.stderr).toMatch(/no golden image for group vm\n\s+hint: Pass --golden PATH/);
+    expect((await labctl(['create', '--count', '2', '--golden', 'g.vhd', '--name', 'web', '--lab-dir', dir])).code).toBe(2);
+    const destroy = await labctl(['destroy', '--lab-dir', dir, '--json']);
+    expect(destroy.code).toBe(2);
+    expect(JSON.parse(destroy.stdout).error.code).toBe('NOTHING_TO_DESTROY');
+  });
+
+  it('ip on an empty lab reports no VMs', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'labctl-create-'));
+    const run = await labctl(['ip', '--json', '--lab-dir', dir]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout).vms).toEqual([]);
+  });
+
+  it('help teaches with examples', async () => {
+    for (const command of ['create', 'destroy', 'ip']) {
+      const { stdout } = await labctl([command, '--help']);
+      expect(stdout).toMatch(/EXAMPLES/);
+      expect(stdout).toMatch(new RegExp(`\\$ labctl ${command}`));
+    }
+  });
+});
+
+describe('progress', () => {
+  function stream() {
+    const lines: string[] = [];
+    return { lines, stream: { isTTY: false, write: (text: string) => lines.push(text) } as unknown as NodeJS.WriteStream };
+  }
+
+  it('not a TTY: one line per event; --json: nothing', async () => {
+    const plain = stream();
+    const progress = createProgress({ json: false, subjects: ['vm-01'], finishedBy: () => false, stream: plain.stream });
+    progress.sink({ subject: 'vm-01', phase: 'disk', status: 'done', message: '/d/vm-01.qcow2' });
+    progress.sink({ subject: 'vm-01', phase: 'ssh', status: 'failed' });
+    await progress.stop();
+    expect(plain.lines).toEqual(['vm-01 disk done: /d/vm-01.qcow2\n', 'vm-01 ssh failed\n']);
+    const json = stream();
+    const quiet = createProgress({ json: true, subjects: ['vm-01'], finishedBy: () => false, stream: json.stream });
+    quiet.sink({ subject: 'vm-01', phase: 'disk', status: 'done' });
+    await quiet.stop();
+    expect(json.lines).toEqual([]);
+  });
+});
