@@ -108,7 +108,7 @@ describe.skipIf(gate.skip)('--merge keeps what the user wrote and replaces only 
     });
   }
 
-  it('refuses, before writing anything, a block without its END marker and a YAML file that already has the root group', async () => {
+  it('refuses, before writing anything, a block without its END marker, a YAML file that already has the root group, a format mismatch and JSON', async () => {
     const broken = join(dir, 'broken.ini');
     const text = `${HAND_INI}# BEGIN labctl managed block (lab tricky-lab)\n[web_1]\nweb-01\n`;
     await writeFile(broken, text);
@@ -120,6 +120,7 @@ describe.skipIf(gate.skip)('--merge keeps what the user wrote and replaces only 
     await expectRefused(mergeInventory({ labDir: dir, existing: clash }), 'INVENTORY_MERGE');
 
     await expectRefused(mergeInventory({ labDir: dir, existing: join(dir, 'merge-ini', 'hosts'), format: 'yaml' }), 'INVENTORY_MERGE_FORMAT');
+    await expectRefused(mergeInventory({ labDir: dir, existing: join(dir, 'theirs.json') }), 'INVENTORY_MERGE_FORMAT');
   });
 
   it('-o refuses to replace a file (or known_hosts) labctl did not write, unless --force; its own files it replaces', async () => {

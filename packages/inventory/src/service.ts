@@ -104,9 +104,14 @@ export interface MergeOptions extends LabSource {
 /** `--merge EXISTING`: keep the hand-written part, replace labctl's block. */
 export async function mergeInventory(options: MergeOptions): Promise<InventorySummary & { output: string; knownHostsFile: string; format: 'ini' | 'yaml'; appended: boolean }> {
   const existingPath = resolve(options.existing);
+  if (/\.json$/i.test(existingPath) || options.format === 'json') {
+    throw new UsageError('INVENTORY_MERGE_FORMAT', `cannot merge into JSON (${existingPath}): JSON has no comments to mark labctl's block`, {
+      hint: 'Write labctl\'s inventory to its own file (-o labctl.json) and give Ansible both: ansible -i yours.json -i labctl.json',
+    });
+  }
   const existing = (await readIfExists(existingPath)) ?? '';
   const format = detectInventoryFormat(existingPath, existing);
-  if (options.format && options.format !== format && !(options.format === 'json' && format === 'yaml')) {
+  if (options.format && options.format !== format) {
     throw new UsageError('INVENTORY_MERGE_FORMAT', `${existingPath} is a ${format.toUpperCase()} inventory; cannot merge it as ${options.format}`, {
       hint: `Leave out --format (the existing file decides), or use --format ${format}.`,
     });
