@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { collectingSink } from '@labctl/core/events';
@@ -6,7 +6,7 @@ import { createLab } from '@labctl/core/flows/create';
 import { StateStore } from '@labctl/core/state';
 import type { VmRecord } from '@labctl/core/state';
 import { requireTestbed } from '@labctl/core/testing/testbed';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { HyperVProvider } from './provider.js';
 import { defaultHost, GiB, GOLDEN, RecordedHosts } from './testing/recorded-hosts.js';
 import { labPlan, NASTY_VALUES, numbered, vmPlan } from './testing/plans.js';
@@ -69,7 +69,9 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
 
   it('through the provider-neutral create flow (labctl create): state written, 10 VMs in 4 PowerShell runs', async () => {
     const hv = provider('flow');
-    const store = new StateStore(mkdtempSync(join(tmpdir(), 'hyperv-flow-')));
+    const labDir = mkdtempSync(join(tmpdir(), 'hyperv-flow-'));
+    onTestFinished(() => rmSync(labDir, { recursive: true, force: true }));
+    const store = new StateStore(labDir);
     const plan = { ...labPlan('flow', numbered('web', 10, { host: 'hv01' })), concurrency: 10 };
     const summary = await createLab({ plan, provider: hv, store, start: true, wait: false, timeoutMs: 10_000 });
     expect(summary.counts).toMatchObject({ planned: 10, created: 10, failed: 0 });

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -45,7 +45,10 @@ describe.skipIf(gate.skip)('labctl create/destroy with provider hyperv', () => {
       ].join('\n'),
     );
   });
-  afterAll(() => hosts?.stop());
+  afterAll(() => {
+    hosts?.stop();
+    if (lab) rmSync(lab, { recursive: true, force: true });
+  });
 
   it('creates and starts 10 VMs in 4 PowerShell runs, records them, logs every run; destroy removes them and keeps the golden disk', async () => {
     vi.spyOn(process.stdout, 'write').mockImplementation(() => true);

@@ -1,15 +1,19 @@
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { powershellSyntaxProblems } from '@labctl/core/testing/powershell-syntax';
 import { SCRIPTS } from '@labctl/hyperv/scripts/index';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import HyperVScripts, { type HyperVScriptsResult } from './scripts.js';
 
 const cliRoot = resolve(import.meta.dirname, '../../..');
 
+const made: string[] = [];
+afterAll(() => Promise.all(made.map((dir) => rm(dir, { recursive: true, force: true }))));
+
 async function labDir(yaml: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'labctl-hyperv-cli-'));
+  made.push(dir);
   await writeFile(join(dir, 'labctl.yaml'), yaml);
   return dir;
 }
