@@ -28,7 +28,7 @@ const gate = requireTestbed('delegation tests against a Samba AD DC', {
 const MVSMS = 'Microsoft Virtual System Migration Service';
 const DONT_EXPIRE_PASSWORD = 0x10000;
 
-describe.skipIf(gate.skip)('delegation against Samba AD', () => {
+describe.skipIf(gate.skip)('delegation against Samba AD', { timeout: 120_000 }, () => {
   let dc: SambaDc;
   let admin: Client;
 
