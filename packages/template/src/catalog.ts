@@ -25,6 +25,8 @@ export interface Step {
   check: string;
   /** Shell (bash) run with `set -e`; must leave the check passing. */
   apply: string;
+  /** Re-run the check after the apply (default). Off for steps like seal whose apply ends the machine's run. */
+  verify: boolean;
   /** The profile file the step's final definition comes from. */
   source: string;
 }
@@ -79,6 +81,7 @@ interface RawStep {
   default?: unknown;
   check?: unknown;
   apply?: unknown;
+  verify?: unknown;
 }
 
 function fail(file: string, where: string, message: string): never {
@@ -164,6 +167,8 @@ function validateStep(step: Partial<Step> & { id: string }, file: string, where:
   }
   if (step.default !== undefined && typeof step.default !== 'boolean')
     fail(file, where, `step "${id}": default must be true or false`);
+  if (step.verify !== undefined && typeof step.verify !== 'boolean')
+    fail(file, where, `step "${id}": verify must be true or false`);
   if (step.notes !== undefined && typeof step.notes !== 'string') fail(file, where, `step "${id}": notes must be text`);
   return {
     id,
@@ -173,6 +178,7 @@ function validateStep(step: Partial<Step> & { id: string }, file: string, where:
     default: step.default ?? true,
     check: (step.check as string).trimEnd(),
     apply: (step.apply as string).trimEnd(),
+    verify: step.verify ?? true,
     source: step.source ?? file,
   };
 }

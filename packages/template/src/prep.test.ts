@@ -246,6 +246,22 @@ describe.skipIf(gate.skip)(
       expect(going.steps.map((s) => s.status)).toEqual(['failed', 'changed']);
     });
 
+    it('--seal runs the final scrub and powers off (the systemctl STAND-IN records poweroff after the session ends)', async () => {
+      const sealed = await prepTemplate({
+        target: target(1),
+        ssh,
+        profile,
+        selection: { steps: ['seal'] },
+        sudo: true,
+      });
+      expect(sealed.steps.map((s) => [s.id, s.status])).toEqual([['seal', 'changed']]);
+      for (let i = 0; i < 50 && !(await calls(1)).includes('systemctl poweroff'); i++)
+        await new Promise((r) => setTimeout(r, 100));
+      expect(await calls(1)).toContain('systemctl poweroff');
+      const unsealed = await prepTemplate({ target: target(1), ssh, profile, sudo: true });
+      expect(unsealed.recap.changed).toBe(0); // seal is off by default and left nothing to redo
+    });
+
     it('refuses a host whose key differs from known_hosts, before running anything', async () => {
       const known = await readFile(hosts?.knownHostsFile ?? '', 'utf8');
       const swapped = join(dir, 'swapped_known_hosts');

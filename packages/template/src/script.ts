@@ -68,17 +68,18 @@ export function renderScript(profile: Profile, steps: Step[]): string {
   lines.push(
     'ok=0 changed=0 failed=0',
     'run_step() {',
-    '  local id=$1 check=$2 apply=$3 rc',
+    '  local id=$1 check=$2 apply=$3 verify=$4 rc',
     '  "$check" >/dev/null 2>&1; rc=$?',
     '  if [ "$rc" = 0 ]; then echo "ok: $id"; ok=$((ok + 1)); return 0; fi',
-    '  if [ "$rc" = 1 ] && "$apply" && "$check" >/dev/null 2>&1; then echo "changed: $id"; changed=$((changed + 1)); return 0; fi',
+    '  if [ "$rc" = 1 ] && "$apply" && { [ "$verify" = no ] || "$check" >/dev/null 2>&1; }; then echo "changed: $id"; changed=$((changed + 1)); return 0; fi',
     '  echo "failed: $id" >&2; failed=$((failed + 1))',
     '  [ "${LABCTL_KEEP_GOING:-0}" = 1 ]',
     '}',
     '',
     'all_steps() {',
     ...steps.map(
-      (step) => `  run_step ${step.id} ${functionName(step, 'check')} ${functionName(step, 'apply')} || return 1`,
+      (step) =>
+        `  run_step ${step.id} ${functionName(step, 'check')} ${functionName(step, 'apply')} ${step.verify ? 'yes' : 'no'} || return 1`,
     ),
     '}',
     'all_steps',

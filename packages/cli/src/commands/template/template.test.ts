@@ -1,7 +1,15 @@
 import { execFile } from 'node:child_process';
-import { resolve } from 'node:path';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { requireTestbed } from '@labctl/core/testing/testbed';
+import {
+  runTestbedScript,
+  SSH_TESTBED_SUDO_PASSWORD,
+  type SshTestHosts,
+  startSshHosts,
+} from '@labctl/remote/ssh-testbed';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /** The built binary (`turbo run build` first), as a user runs it: exit statuses and --json. */
 const bin = resolve(import.meta.dirname, '../../../bin/run.js');
@@ -56,3 +64,72 @@ describe('labctl template', () => {
     expect(JSON.parse(stdout).error).toMatchObject({ code: 'SSH_CONNECT_FAILED' });
   });
 });
+
+const gate = requireTestbed('labctl template prep against a real sshd (fake CentOS root)', {
+  root: true,
+  commands: ['sshd', 'unshare', 'nsenter', 'sudo'],
+});
+
+describe.skipIf(gate.skip)(
+  'labctl template prep, the binary, on a fake CentOS 7 root over real SSH (yum/firewall-cmd/systemctl are STAND-INS)',
+  () => {
+    const dir = `/run/labctl-cli-template-test-${process.pid}`; // not /tmp: the target gets its own /tmp
+    const port = 22331;
+    let hosts: SshTestHosts | undefined;
+    let common: string[] = [];
+    beforeAll(async () => {
+      await mkdir(dir, { recursive: true });
+      hosts = await startSshHosts(dir, 1, port - 1);
+      await runTestbedScript(resolve(import.meta.dirname, '../../../../../scripts/testbed/template-targets.sh'), [
+        'up',
+        dir,
+        '1',
+        'centos7',
+      ]);
+      common = [
+        'template',
+        'prep',
+        '--target',
+        `labctl-pw@127.0.0.1:${port}`,
+        '--sudo',
+        '--known-hosts',
+        hosts.knownHostsFile,
+        '-i',
+        hosts.identityFile,
+      ];
+    });
+    afterAll(async () => {
+      await hosts?.stop();
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    it('prep with the sudo password from LABCTL_SUDO_PASSWORD changes the target, a second run changes nothing, the password never shows', async () => {
+      const env = { LABCTL_SUDO_PASSWORD: SSH_TESTBED_SUDO_PASSWORD };
+      const first = await labctl([...common, '--json'], env);
+      expect(first.code).toBe(0);
+      const result = JSON.parse(first.stdout);
+      expect(result.recap).toMatchObject({ changed: 17, failed: 0 });
+      expect(await readFile(join(dir, 'root1/etc/sysconfig/network-scripts/ifcfg-eth0'), 'utf8')).toContain(
+        'NM_CONTROLLED=no',
+      );
+      const second = await labctl(common, env);
+      expect(second.code).toBe(0);
+      expect(second.stdout).toMatch(/ok=17 changed=0 skipped=1 failed=0/);
+      expect(first.stdout + second.stdout + second.stderr).not.toContain(SSH_TESTBED_SUDO_PASSWORD);
+    }, 120_000);
+
+    it('a failing step exits 1 and names the failed command and its stderr', async () => {
+      const profile = join(dir, 'broken.yaml');
+      await writeFile(
+        profile,
+        'profile: broken\nextends: [centos7]\nsteps:\n  - id: broken-copy\n    description: Copy a missing file\n    check: exit 1\n    apply: cp /no/such/file /etc/x\n',
+      );
+      const { code, stderr } = await labctl([...common, '--profile', profile, '--step', 'broken-copy'], {
+        LABCTL_SUDO_PASSWORD: SSH_TESTBED_SUDO_PASSWORD,
+      });
+      expect(code).toBe(1);
+      expect(stderr).toContain('step broken-copy failed');
+      expect(stderr).toContain("cp: cannot stat '/no/such/file'");
+    }, 60_000);
+  },
+);
