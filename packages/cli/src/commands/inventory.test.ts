@@ -21,7 +21,8 @@ async function labctl(args: string[]): Promise<{ code: number; stdout: string; s
   }
 }
 
-describe('labctl inventory (built binary)', () => {
+// Each case starts the binary a few times; on a loaded 2-core machine that is seconds per start.
+describe('labctl inventory (built binary)', { timeout: 90_000 }, () => {
   let dir: string;
   beforeAll(async () => {
     dir = await makeTrickyLab('labctl-cli-inventory-');
@@ -94,5 +95,5 @@ describe('labctl inventory (built binary)', () => {
     expect(canonicalFromAnsible(await ansibleInventoryList(script, dir), found)).toEqual(canonicalFromModel(inventory));
     expect(found.count).toBe(4);
     expect(await readFile(join(dir, '.labctl', 'known_hosts'), 'utf8')).toMatch(/^\[192\.0\.2\.11\]:2201 ssh-ed25519 /m);
-  }, 60_000);
+  });
 });
