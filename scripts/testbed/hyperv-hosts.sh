@@ -15,6 +15,8 @@ if [ "$cmd" = down ]; then exec "$here/ssh-hosts.sh" down "$dir"; fi
 # sshd inherits these descriptors: keep them off the caller's pipes, or a caller waiting for EOF hangs.
 "$here/ssh-hosts.sh" up "$dir" "$n" "$base" >"$dir/ssh-hosts.log" 2>&1 </dev/null || { cat "$dir/ssh-hosts.log" >&2; exit 1; }
 node=$(command -v node)
+# The forced command runs as labctl-np: node must be reachable for that user (not under /root/.nvm).
+runuser -u labctl-np -- test -x "$node" || { echo "hyperv-hosts.sh: $node is not executable for user labctl-np; install node system-wide" >&2; exit 1; }
 cp "$here/../../packages/hyperv/src/testing/fake-powershell.mjs" "$dir/fake-powershell.mjs"
 chmod 755 "$dir/fake-powershell.mjs"
 mkdir -p "$dir/hv"; chmod 777 "$dir/hv"

@@ -21,7 +21,7 @@ export class HyperVBatchError extends LabctlError {
 export class HyperVPlacementError extends LabctlError {
   constructor(vm: string) {
     super('HYPERV_NOT_PLACED', `no Hyper-V host was chosen for ${vm}`, {
-      hint: 'Run preflight first, or name a host in labctl.yaml (hosts:) or with --host.',
+      hint: 'Run preflight first, or name a host in labctl.yaml (hosts:) or with --uri.',
     });
   }
 }
