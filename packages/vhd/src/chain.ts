@@ -1,7 +1,7 @@
 import { open, realpath, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { VHDX_SIGNATURE, MAX_CHAIN_DEPTH } from './constants.js';
-import { vhdError } from './errors.js';
+import { openError, vhdError } from './errors.js';
 import type { DiskImage, DiskInfo, ParentLink } from './image.js';
 import { VhdImage } from './vhd-image.js';
 import { vhdTimestampToDate } from './vhd-structs.js';
@@ -9,12 +9,16 @@ import { VhdxImage } from './vhdx-image.js';
 
 /** Opens a VHD or VHDX read-only, telling them apart by signature. */
 export async function openDisk(path: string, options: { strict?: boolean } = {}): Promise<DiskImage> {
-  const fh = await open(path, 'r');
   const head = Buffer.alloc(8);
   try {
-    await fh.read(head, 0, 8, 0);
-  } finally {
-    await fh.close();
+    const fh = await open(path, 'r');
+    try {
+      await fh.read(head, 0, 8, 0);
+    } finally {
+      await fh.close();
+    }
+  } catch (err) {
+    throw openError(path, err);
   }
   if (head.toString('latin1') === VHDX_SIGNATURE) return VhdxImage.open(path, options);
   return VhdImage.open(path, options);

@@ -11,6 +11,14 @@ const catalogue = {
     message: (d: D) => `${d.path}: not a VHD or VHDX file (no "conectix" footer, no "vhdxfile" signature)`,
     hint: 'Check the path; `file` or `qemu-img info` tell what the file is.',
   },
+  VHD_FILE_NOT_FOUND: {
+    message: (d: D) => `${d.path}: no such file`,
+    hint: 'Check the path.',
+  },
+  VHD_CANNOT_OPEN: {
+    message: (d: D) => `${d.path}: cannot open: ${d.reason}`,
+    hint: 'Check that it is a regular file you can read.',
+  },
   VHD_TRUNCATED: {
     message: (d: D) => `${d.path}: truncated: ${d.what} needs bytes up to ${d.end}, but the file has ${d.size}`,
     hint: 'The file was cut short (copy interrupted, disk full). Copy it again from the source.',
@@ -89,7 +97,12 @@ const catalogue = {
 type D = Record<string, string | number | bigint>;
 export type VhdErrorCode = keyof typeof catalogue;
 
-const usageCodes = new Set<VhdErrorCode>(['VHD_OUTPUT_EXISTS', 'VHD_OUTPUT_IN_CHAIN', 'VHD_BAD_ARGUMENT']);
+const usageCodes = new Set<VhdErrorCode>([
+  'VHD_OUTPUT_EXISTS',
+  'VHD_OUTPUT_IN_CHAIN',
+  'VHD_BAD_ARGUMENT',
+  'VHD_FILE_NOT_FOUND',
+]);
 
 /** The file is damaged, truncated, hostile or unsupported. */
 export class VhdFormatError extends LabctlError {}
@@ -107,4 +120,13 @@ export function vhdError(code: VhdErrorCode, details: D): LabctlError {
   if (usageCodes.has(code)) return new UsageError(code, message, options);
   if (code.startsWith('VHD_PARENT') || code.startsWith('VHD_CHAIN')) return new VhdChainError(code, message, options);
   return new VhdFormatError(code, message, options);
+}
+
+/** An fs error on opening an input, as a typed error (a missing file is bad input; exit 2). */
+export function openError(path: string, err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (code === 'ENOENT') return vhdError('VHD_FILE_NOT_FOUND', { path });
+  if (code === 'EISDIR') return vhdError('VHD_CANNOT_OPEN', { path, reason: 'it is a directory' });
+  if (code === 'EACCES' || code === 'EPERM') return vhdError('VHD_CANNOT_OPEN', { path, reason: 'permission denied' });
+  return err;
 }

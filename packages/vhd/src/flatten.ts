@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { lstat, realpath, rename, unlink } from 'node:fs/promises';
+import { lstat, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { EventSink } from '@labctl/core/events';
 import { isZero } from './binary.js';
@@ -64,6 +64,14 @@ export async function assertNewOutput(out: string, chain?: Chain): Promise<void>
     if (member) throw vhdError('VHD_OUTPUT_IN_CHAIN', { path: out, member: member.path });
   }
   if (await pathExists(out)) throw vhdError('VHD_OUTPUT_EXISTS', { path: out });
+  const dir = dirname(resolve(out));
+  if (
+    !(await stat(dir)
+      .then((s) => s.isDirectory())
+      .catch(() => false))
+  ) {
+    throw vhdError('VHD_BAD_ARGUMENT', { what: `${out}: the directory ${dir} does not exist` });
+  }
 }
 
 /**

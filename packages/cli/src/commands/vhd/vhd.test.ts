@@ -4,11 +4,17 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { requireTestbed } from '@labctl/core/testing/testbed';
+import { createDifferencing } from '@labctl/vhd/diff';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-/** `labctl vhd ...` as a user runs it (the built binary): exit statuses, --json shapes, messages. */
+/**
+ * `labctl vhd ...` as a user runs it (the built binary): exit statuses, --json shapes, messages.
+ * Fixture children are made with the library (`createDifferencing`); the commands under test run as the binary.
+ */
 const bin = resolve(import.meta.dirname, '../../../bin/run.js');
 const exec = promisify(execFile);
+/** Each case runs the binary several times; on a loaded 2-core machine one run can take seconds. */
+const SLOW = { timeout: 120_000 };
 const gate = requireTestbed('labctl vhd commands', { commands: ['qemu-img', 'qemu-io'] });
 
 async function labctl(args: string[], cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -31,7 +37,7 @@ describe.skipIf(gate.skip)('labctl vhd', () => {
   });
   afterAll(async () => rm(dir, { recursive: true, force: true }));
 
-  it('diff makes a child; info and chain show the link; --json has the documented shape', async () => {
+  it('diff makes a child; info and chain show the link; --json has the documented shape', SLOW, async () => {
     const diff = await labctl(['vhd', 'diff', join(dir, 'golden.vhd'), '-o', join(dir, 'vm1.vhd'), '--json']);
     expect(diff.code).toBe(0);
     const made = JSON.parse(diff.stdout);
@@ -49,8 +55,8 @@ describe.skipIf(gate.skip)('labctl vhd', () => {
     expect(chain.links[1]).toMatchObject({ resolvedBy: 'absolute', info: { type: 'dynamic', linkId: made.parentId } });
   });
 
-  it('a parent moved away: chain names where it looked (exit 1); --search finds it', async () => {
-    await labctl(['vhd', 'diff', join(dir, 'golden.vhd'), '-o', join(dir, 'moved-child.vhd')]);
+  it('a parent moved away: chain names where it looked (exit 1); --search finds it', SLOW, async () => {
+    await createDifferencing(join(dir, 'golden.vhd'), join(dir, 'moved-child.vhd'));
     await mkdir(join(dir, 'elsewhere'));
     await exec('cp', [join(dir, 'golden.vhd'), join(dir, 'elsewhere', 'golden-copy.vhd')]);
     await exec('cp', [join(dir, 'moved-child.vhd'), join(dir, 'elsewhere', 'child.vhd')]);
@@ -75,16 +81,16 @@ describe.skipIf(gate.skip)('labctl vhd', () => {
     await rename(join(dir, 'golden.vhd.bak'), join(dir, 'golden.vhd'));
   });
 
-  it('scan draws the tree and flags an orphan and its child', async () => {
+  it('scan draws the tree and flags an orphan and its child', SLOW, async () => {
     const tree = join(dir, 'tree');
     await mkdir(tree);
     await exec('cp', [join(dir, 'golden.vhd'), join(tree, 'base.vhd')]);
-    await labctl(['vhd', 'diff', join(tree, 'base.vhd'), '-o', join(tree, 'a.vhd')]);
-    await labctl(['vhd', 'diff', join(tree, 'a.vhd'), '-o', join(tree, 'a1.vhd')]);
-    await labctl(['vhd', 'diff', join(tree, 'base.vhd'), '-o', join(tree, 'b.vhd')]);
+    await createDifferencing(join(tree, 'base.vhd'), join(tree, 'a.vhd'));
+    await createDifferencing(join(tree, 'a.vhd'), join(tree, 'a1.vhd'));
+    await createDifferencing(join(tree, 'base.vhd'), join(tree, 'b.vhd'));
     await exec('cp', [join(tree, 'base.vhd'), join(tree, 'lost-parent.vhd')]);
-    await labctl(['vhd', 'diff', join(tree, 'lost-parent.vhd'), '-o', join(tree, 'orphan.vhd')]);
-    await labctl(['vhd', 'diff', join(tree, 'orphan.vhd'), '-o', join(tree, 'orphan-child.vhd')]);
+    await createDifferencing(join(tree, 'lost-parent.vhd'), join(tree, 'orphan.vhd'));
+    await createDifferencing(join(tree, 'orphan.vhd'), join(tree, 'orphan-child.vhd'));
     await rm(join(tree, 'lost-parent.vhd'));
     const human = await labctl(['vhd', 'scan', tree]);
     expect(human.code).toBe(0);
@@ -105,8 +111,8 @@ describe.skipIf(gate.skip)('labctl vhd', () => {
     });
   });
 
-  it('check: exit 0 when sound, exit 1 with the findings when damaged', async () => {
-    await labctl(['vhd', 'diff', join(dir, 'golden.vhd'), '-o', join(dir, 'checked.vhd')]);
+  it('check: exit 0 when sound, exit 1 with the findings when damaged', SLOW, async () => {
+    await createDifferencing(join(dir, 'golden.vhd'), join(dir, 'checked.vhd'));
     const good = await labctl(['vhd', 'check', join(dir, 'checked.vhd')]);
     expect(good.code).toBe(0);
     expect(good.stdout).toMatch(/checked\.vhd: ok \(vhd differencing\)/);
@@ -126,28 +132,42 @@ describe.skipIf(gate.skip)('labctl vhd', () => {
     });
   });
 
-  it('flatten writes a standalone disk qemu-img agrees with, refuses to overwrite, and never leaves partial output', async () => {
-    const out = join(dir, 'flat.vhdx');
-    await labctl(['vhd', 'diff', join(dir, 'golden.vhd'), '-o', join(dir, 'to-flatten.vhd')]);
-    const run = await labctl(['vhd', 'flatten', join(dir, 'to-flatten.vhd'), '-o', out]);
-    expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/flat\.vhdx: vhdx dynamic, 16\.0 MiB virtual, 4\.00 MiB of data from 2 layer\(s\)/);
-    expect(run.stderr).toMatch(/flat\.vhdx: 100%/);
-    const compare = await exec('qemu-img', ['compare', '-F', 'vhdx', '-f', 'vpc', join(dir, 'golden.vhd'), out]);
-    expect(compare.stdout).toMatch(/Images are identical/);
-    const again = await labctl(['vhd', 'flatten', join(dir, 'to-flatten.vhd'), '-o', out, '--json']);
-    expect(again.code).toBe(2);
-    expect(JSON.parse(again.stdout).error).toMatchObject({ code: 'VHD_OUTPUT_EXISTS' });
-    const notADisk = join(dir, 'notes.txt');
-    await writeFile(notADisk, 'hello');
-    const before = await readdir(dir);
-    const refused = await labctl(['vhd', 'flatten', notADisk, '-o', join(dir, 'never.vhd')]);
-    expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/^labctl: error: .*notes\.txt: not a VHD or VHDX file/m);
-    expect(await readdir(dir)).toEqual(before);
+  it(
+    'flatten writes a standalone disk qemu-img agrees with, refuses to overwrite, and never leaves partial output',
+    SLOW,
+    async () => {
+      const out = join(dir, 'flat.vhdx');
+      await createDifferencing(join(dir, 'golden.vhd'), join(dir, 'to-flatten.vhd'));
+      const run = await labctl(['vhd', 'flatten', join(dir, 'to-flatten.vhd'), '-o', out]);
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(/flat\.vhdx: vhdx dynamic, 16\.0 MiB virtual, 4\.00 MiB of data from 2 layer\(s\)/);
+      expect(run.stderr).toMatch(/flat\.vhdx: 100%/);
+      const compare = await exec('qemu-img', ['compare', '-F', 'vhdx', '-f', 'vpc', join(dir, 'golden.vhd'), out]);
+      expect(compare.stdout).toMatch(/Images are identical/);
+      const again = await labctl(['vhd', 'flatten', join(dir, 'to-flatten.vhd'), '-o', out, '--json']);
+      expect(again.code).toBe(2);
+      expect(JSON.parse(again.stdout).error).toMatchObject({ code: 'VHD_OUTPUT_EXISTS' });
+      const notADisk = join(dir, 'notes.txt');
+      await writeFile(notADisk, 'hello');
+      const before = await readdir(dir);
+      const refused = await labctl(['vhd', 'flatten', notADisk, '-o', join(dir, 'never.vhd')]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/^labctl: error: .*notes\.txt: not a VHD or VHDX file/m);
+      expect(await readdir(dir)).toEqual(before);
+    },
+  );
+
+  it('a missing input or output directory is bad input: exit 2, one line, no stack', SLOW, async () => {
+    const missing = await labctl(['vhd', 'info', join(dir, 'nope.vhd')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/^labctl: error: .*nope\.vhd: no such file$/m);
+    expect(missing.stderr).not.toMatch(/internal error|\s+at /);
+    const noDir = await labctl(['vhd', 'flatten', join(dir, 'golden.vhd'), '-o', join(dir, 'no-such-dir', 'x.vhd')]);
+    expect(noDir.code).toBe(2);
+    expect(noDir.stderr).toMatch(/the directory .*no-such-dir does not exist/);
   });
 
-  it('--help has a summary and examples', async () => {
+  it('--help has a summary and examples', SLOW, async () => {
     const help = await labctl(['vhd', 'flatten', '--help']);
     expect(help.stdout).toMatch(/Merge a differencing chain into a new standalone disk/);
     expect(help.stdout).toMatch(/EXAMPLES/);
