@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LoadedLabFile } from '@labctl/core/spec';
@@ -80,5 +80,6 @@ describe('delegation settings', () => {
       code: 'LDAP_PASSWORD_FILE',
       exitCode: 2,
     });
+    await rm(dir, { recursive: true, force: true });
   });
 });

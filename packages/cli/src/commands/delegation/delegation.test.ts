@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -117,6 +117,7 @@ describe.skipIf(gate.skip)('labctl delegation against Samba AD', () => {
   afterAll(async () => {
     await admin?.unbind().catch(() => {});
     dc?.stop();
+    if (labDir) await rm(labDir, { recursive: true, force: true });
   });
 
   it('apply configures the mesh from the lab file, verify proves it, a re-run changes nothing; the password never shows', async () => {
