@@ -112,6 +112,16 @@ export class LibvirtProvider implements Provider {
       });
       return checks;
     }
+    if (!isLocalUri(this.uri)) {
+      // Overlays are made with this machine's qemu-img: on a remote host they would land in the wrong place.
+      checks.push({
+        id: 'libvirt.remote',
+        level: 'error',
+        message: `${this.uri} is a remote libvirt host; this labctl creates VM disks with the local qemu-img only`,
+        hint: 'Run labctl on the KVM host itself (e.g. over ssh), with uri: qemu:///system.',
+      });
+      return checks;
+    }
     await mkdir(this.options.diskDir, { recursive: true, mode: 0o700 });
 
     for (const golden of new Set(plan.vms.map((vm) => vm.golden))) {

@@ -29,10 +29,8 @@ export default class Create extends LabctlCommand<typeof Create> {
   ].join('\n');
   static override examples = [
     { description: 'Ten VMs from a golden VHD on the local libvirt', command: '<%= config.bin %> <%= command.id %> --count 10 --golden /var/lib/labctl/golden.vhd --network labnet' },
-    { description: 'Two more web VMs with 2 GiB each, without waiting for their IPs', command: '<%= config.bin %> <%= command.id %> --group web --count 5 --memory 2G --no-wait' },
     { description: 'Then write an Ansible inventory (and known_hosts beside it)', command: '<%= config.bin %> <%= command.id %> --count 10 --inventory hosts.ini' },
     { description: 'Show what would be made, change nothing', command: '<%= config.bin %> <%= command.id %> --count 3 --dry-run' },
-    { description: 'On a remote KVM host', command: '<%= config.bin %> <%= command.id %> --count 4 --uri qemu+ssh://root@kvm01/system' },
   ];
   static override flags = {
     count: Flags.integer({ char: 'n', summary: 'How many VMs the group should have (existing ones count).', min: 0 }),
@@ -47,7 +45,7 @@ export default class Create extends LabctlCommand<typeof Create> {
     initrd: Flags.string({ summary: 'Direct kernel boot: initrd file.' }),
     cmdline: Flags.string({ summary: 'Direct kernel boot: kernel command line (labctl.hostname=NAME is added).' }),
     provider: Flags.string({ summary: 'Hypervisor provider.', options: ['libvirt', 'hyperv'] }),
-    uri: Flags.string({ summary: 'libvirt connection URI (default qemu:///system).', env: 'LIBVIRT_DEFAULT_URI' }),
+    uri: Flags.string({ summary: 'libvirt connection URI on this machine (default qemu:///system).', env: 'LIBVIRT_DEFAULT_URI' }),
     concurrency: Flags.integer({ summary: 'VMs created/started at the same time (default 4).', min: 1, max: 256 }),
     start: Flags.boolean({ summary: 'Start the VMs (--no-start: only define them).', allowNo: true, default: true }),
     wait: Flags.boolean({ summary: 'Wait for addresses and SSH (--no-wait: return once started).', allowNo: true, default: true }),
