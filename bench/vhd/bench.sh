@@ -4,7 +4,8 @@
 # read) and dd writing 2 GiB to the same disk, in the same run. Each timing includes the flush to
 # disk (labctl and dd fdatasync; qemu-img is followed by sync) and starts from a cold page cache
 # (drop_caches, root only; BENCH_DROP_CACHES=0 to skip). Median of RUNS (3). Peak memory from
-# /usr/bin/time -v. Usage: bench/vhd/bench.sh [WORKDIR]   (needs: qemu-img, built labctl)
+# /usr/bin/time. labctl-lib is the same flatten called from a small node script (no CLI start-up).
+# Usage: bench/vhd/bench.sh [WORKDIR]   (needs: qemu-img, built labctl)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -44,6 +45,8 @@ for i in $(seq 1 "$RUNS"); do
   rm -f "$WORK"/out-*
   read -r t m < <(time_cmd labctl $LABCTL vhd flatten "$CHILD" -o "$WORK/out-labctl.$FORMAT"); T[labctl]+="$t "; M[labctl]+="$m "
   qemu-img compare -q -f "$QFMT" -F "$QFMT" "$SINGLE" "$WORK/out-labctl.$FORMAT" || { echo "bench: labctl output differs from the source" >&2; exit 1; }
+  rm -f "$WORK/out-lib.$FORMAT"
+  read -r t m < <(time_cmd labctl-lib node "$HERE/flatten-lib.mjs" "$CHILD" "$WORK/out-lib.$FORMAT"); T[labctl-lib]+="$t "; M[labctl-lib]+="$m "
   read -r t m < <(time_cmd labctl-raw $LABCTL vhd flatten "$CHILD" -o "$WORK/out-labctl.raw"); T[labctl-raw]+="$t "; M[labctl-raw]+="$m "
   read -r t m < <(time_cmd qemu qemu-img convert -f "$QFMT" -O "$QFMT" -o "$QOPT" "$SINGLE" "$WORK/out-qemu.$FORMAT"); T[qemu]+="$t "; M[qemu]+="$m "
   read -r t m < <(time_cmd qemu-raw qemu-img convert -f "$QFMT" -O raw "$SINGLE" "$WORK/out-qemu.raw"); T[qemu-raw]+="$t "; M[qemu-raw]+="$m "
@@ -51,7 +54,7 @@ for i in $(seq 1 "$RUNS"); do
 done
 DATA_MIB=$((SIZE_MIB / 2))
 printf '| op | median s | runs s | MiB/s (of data) | peak RSS MiB |\n| --- | --- | --- | --- | --- |\n'
-for k in labctl labctl-raw qemu qemu-raw dd; do
+for k in labctl labctl-lib labctl-raw qemu qemu-raw dd; do
   med=$(echo "${T[$k]}" | tr ' ' '\n' | grep . | median)
   rss=$(echo "${M[$k]}" | tr ' ' '\n' | grep . | sort -n | tail -1)
   mib=$([ "$k" = dd ] && echo "$SIZE_MIB" || echo "$DATA_MIB")
