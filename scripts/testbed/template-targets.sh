@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Fake distribution roots for template-prep tests, laid over running ssh-hosts.sh hosts.
-#   scripts/testbed/template-targets.sh up SSH_DIR INDEX FLAVOR      FLAVOR: centos7 | alpine
+#   scripts/testbed/template-targets.sh up SSH_DIR INDEX FLAVOR      FLAVOR: centos7 | debian12 | alpine
 # Builds SSH_DIR/root<INDEX>/{etc,var,tmp,root,home,standins} and bind-mounts them over /etc, /var,
 # /tmp, /root, /home and /usr/local/sbin inside host <INDEX>'s own mount namespace (ssh-hosts.sh
 # starts each sshd in one), so every SSH session of that host sees a CentOS 7 look-alike whose files
 # the test reads on the real filesystem afterwards. SSH_DIR must not be under /tmp (it is replaced).
-# CentOS tools do not exist here: root<INDEX>/standins holds STAND-INS for yum, rpm, firewall-cmd and
-# systemctl that keep state under .state/ and append every call to .state/calls.log.
+# CentOS tools do not exist here: root<INDEX>/standins holds STAND-INS for yum, rpm, firewall-cmd,
+# systemctl, apt-get and dpkg-query that keep state under .state/ and append every call to .state/calls.log.
 # Needs root and nsenter. The mounts vanish with the sshd (ssh-hosts.sh down).
 set -euo pipefail
 cmd=${1:?usage: template-targets.sh up SSH_DIR INDEX FLAVOR}; dir=${2:?SSH_DIR}; i=${3:?INDEX}; flavor=${4:-centos7}
@@ -22,6 +22,7 @@ rm -f "$root/etc/os-release"
 case "$flavor" in
   centos7) printf '%s\n' 'NAME="CentOS Linux"' 'VERSION="7 (Core)"' 'ID="centos"' 'ID_LIKE="rhel fedora"' 'VERSION_ID="7"' \
              'PRETTY_NAME="CentOS Linux 7 (Core)"' > "$root/etc/os-release" ;;
+  debian12) printf '%s\n' 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"' 'NAME="Debian GNU/Linux"' 'VERSION_ID="12"' 'ID=debian' > "$root/etc/os-release" ;;
   alpine) printf '%s\n' 'NAME="Alpine Linux"' 'ID=alpine' 'VERSION_ID=3.20.3' 'PRETTY_NAME="Alpine Linux v3.20"' > "$root/etc/os-release" ;;
   *) echo "template-targets.sh: unknown flavor $flavor" >&2; exit 2 ;;
 esac
@@ -56,6 +57,8 @@ echo seed > "$root/var/lib/random-seed"; echo seed > "$root/var/lib/systemd/rand
 echo 4c4c4544004d3510804bb2c04f4e3232 > "$root/var/lib/dbus/machine-id"
 echo rpm > "$root/var/cache/yum/x86_64/7/base/packages/bash-4.2.46.rpm"; echo xml > "$root/var/cache/yum/x86_64/7/base/repomd.xml"
 echo tmp > "$root/var/tmp/leftover"
+mkdir -p "$root/var/lib/dhcp" "$root/var/cache/apt/archives/partial"
+echo lease > "$root/var/lib/dhcp/dhclient.eth0.leases"; echo deb > "$root/var/cache/apt/archives/bash_5.2.15-2_amd64.deb"
 
 mkdir -p "$root/tmp/.X11-unix" "$root/tmp/systemd-private-abc-chronyd.service-x" "$root/root" "$root/home"
 echo junk > "$root/tmp/ks-script-abc"; chmod 1777 "$root/tmp"; chmod 700 "$root/root"
@@ -126,9 +129,34 @@ case "$verb" in
   *) echo "systemctl stand-in: unsupported: $verb" >&2; exit 1 ;;
 esac
 F
-chmod 755 "$s" "$s/yum" "$s/rpm" "$s/firewall-cmd" "$s/systemctl"
+cat > "$s/apt-get" <<'F'
+#!/bin/bash
+# STAND-IN for apt-get (test target): pending upgrades flag, installed list, archive cache.
+st=/usr/local/sbin/.state; echo "apt-get $*" >> $st/calls.log
+args=" $* "
+case "$args" in
+  *" -s "*) if [ -s $st/updates-pending ]; then echo "Inst linux-image-amd64 [6.1.0-1] (6.1.0-2 Debian:12)"; fi ;;
+  *" update "*) echo "Reading package lists..." ;;
+  *" upgrade "*) : > $st/updates-pending; echo upgraded > /var/cache/apt/archives/linux-image-amd64_6.1.0-2_amd64.deb ;;
+  *" install "*) pkg=${*: -1}; grep -qx "$pkg" $st/rpmdb || echo "$pkg" >> $st/rpmdb; echo deb > "/var/cache/apt/archives/${pkg}_6.1_amd64.deb" ;;
+  *" clean "*) rm -f /var/cache/apt/archives/*.deb ;;
+  *) echo "apt-get stand-in: unsupported: $*" >&2; exit 100 ;;
+esac
+F
+cat > "$s/dpkg-query" <<'F'
+#!/bin/bash
+# STAND-IN for dpkg-query -W -f='${Status}' PKG (test target).
+st=/usr/local/sbin/.state; echo "dpkg-query $*" >> $st/calls.log
+pkg=${*: -1}
+if grep -qx "$pkg" $st/rpmdb; then printf 'install ok installed'; else echo "dpkg-query: no packages found matching $pkg" >&2; exit 1; fi
+F
+chmod 755 "$s" "$s/yum" "$s/rpm" "$s/firewall-cmd" "$s/systemctl" "$s/apt-get" "$s/dpkg-query"
 
+# The marker lets tests confirm, over SSH, that a session sees this root and not the real machine.
+echo "$root" > "$root/etc/labctl-template-target"
 nsenter -t "$pid" -m sh -c "
   mount --bind '$root/etc' /etc && mount --bind '$root/var' /var && mount --bind '$root/tmp' /tmp &&
   mount --bind '$root/root' /root && mount --bind '$root/home' /home && mount --bind '$s' /usr/local/sbin"
+seen=$(nsenter -t "$pid" -m cat /etc/labctl-template-target 2>/dev/null || true)
+[ "$seen" = "$root" ] || { echo "template-targets.sh: host $i (sshd $pid) does not see $root after mounting" >&2; exit 1; }
 echo "template-targets: host $i is a $flavor look-alike at $root"

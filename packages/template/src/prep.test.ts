@@ -15,7 +15,7 @@ import { prepTemplate } from './prep.js';
 import { renderScript } from './script.js';
 
 const TARGETS_SCRIPT = fileURLToPath(new URL('../../../scripts/testbed/template-targets.sh', import.meta.url));
-const BASE_PORT = 22320; // template's tests own 22321-22324
+const BASE_PORT = 22320; // template's tests own 22321-22325
 const gate = requireTestbed('template prep over SSH (real sshd, fake CentOS roots)', {
   root: true,
   commands: ['sshd', 'ssh-keygen', 'unshare', 'nsenter', 'sudo', 'bash'],
@@ -62,12 +62,13 @@ describe.skipIf(gate.skip)(
 
     beforeAll(async () => {
       await mkdir(dir, { recursive: true });
-      hosts = await startSshHosts(dir, 4, BASE_PORT);
+      hosts = await startSshHosts(dir, 5, BASE_PORT);
       for (const [i, flavor] of [
         [1, 'centos7'],
         [2, 'centos7'],
         [3, 'centos7'],
         [4, 'alpine'],
+        [5, 'debian12'],
       ] as const) {
         await runTestbedScript(TARGETS_SCRIPT, ['up', dir, String(i), flavor]);
       }
@@ -77,6 +78,15 @@ describe.skipIf(gate.skip)(
         agent: false,
         sshConfigFile: false,
       };
+      // Safety: the steps are destructive. Every target must show its fake root over SSH, or nothing runs.
+      for (let i = 1; i <= 5; i++) {
+        const conn = await connect(target(i), ssh);
+        const seen = await conn.exec('cat /etc/labctl-template-target').finally(() => conn.close());
+        if (seen.stdout.trim() !== root(i))
+          throw new Error(
+            `target ${i} does not show its fake root (${seen.stderr.trim()}): refusing to run prep on the real machine`,
+          );
+      }
     });
     afterAll(async () => {
       await hosts?.stop();
@@ -245,6 +255,29 @@ describe.skipIf(gate.skip)(
       });
       expect(going.steps.map((s) => s.status)).toEqual(['failed', 'changed']);
     });
+
+    it('the Debian profile on a fake Debian 12 root (apt-get, dpkg-query, systemctl are STAND-INS): same generalize steps, then zero changes', async () => {
+      const debian = loadProfile('debian');
+      const first = await prepTemplate({ target: target(5), ssh, profile: debian, sudo: true });
+      expect(first.distribution).toMatchObject({ id: 'debian', versionId: '12' });
+      expect(
+        first.steps
+          .filter((s) => s.status !== 'changed')
+          .map((s) => `${s.id} ${s.status} ${s.reason ?? ''} ${s.failure?.stderr ?? ''}`),
+      ).toEqual([]);
+      expect(first.recap).toEqual({ ok: 0, changed: debian.steps.length - 1, skipped: 1, failed: 0 });
+      expect(await calls(5)).toEqual(
+        expect.arrayContaining([
+          'apt-get -y -q upgrade',
+          'apt-get -y -q install hyperv-daemons',
+          'systemctl enable --now hv-kvp-daemon hv-vss-daemon',
+          'apt-get clean',
+        ]),
+      );
+      const state = await snapshot(root(5));
+      expect(Object.keys(state).filter((k) => /\.deb$|leases|ssh_host_|bash_history/.test(k))).toEqual([]);
+      expect((await prepTemplate({ target: target(5), ssh, profile: debian, sudo: true })).recap.changed).toBe(0);
+    }, 120_000);
 
     it('--seal runs the final scrub and powers off (the systemctl STAND-IN records poweroff after the session ends)', async () => {
       const sealed = await prepTemplate({

@@ -86,6 +86,22 @@ describe.skipIf(gate.skip)(
         '1',
         'centos7',
       ]);
+      // Safety: prep is destructive; the target must show its fake root over SSH, or nothing runs.
+      const seen = await promisify(execFile)('ssh', [
+        ...[
+          '-i',
+          hosts.identityFile,
+          '-o',
+          `UserKnownHostsFile=${hosts.knownHostsFile}`,
+          '-o',
+          'BatchMode=yes',
+          '-p',
+          String(port),
+        ],
+        ...['labctl-np@127.0.0.1', 'cat /etc/labctl-template-target'],
+      ]);
+      if (seen.stdout.trim() !== join(dir, 'root1'))
+        throw new Error('the target does not show its fake root: refusing to run prep on the real machine');
       common = [
         'template',
         'prep',
