@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { requireTestbed } from '@labctl/core/testing/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, HANDSHAKES_PER_HOST, type SshConnectOptions, SshTimeoutError, withSsh } from './ssh.js';
-import { type SshTestHosts, startSshHosts } from './ssh-testbed.js';
+import { SSH_TESTBED_SUDO_PASSWORD, type SshTestHosts, startSshHosts } from './ssh-testbed.js';
 
 const run = promisify(execFile);
 const BASE_PORT = 22300; // remote's ssh tests own 22301-22302
@@ -166,6 +166,59 @@ describe.skipIf(gate.skip)('ssh client against real OpenSSH sshd test hosts', ()
       );
     });
   });
+
+  it('asks for a password only after the keys failed, and logs in with it (an sshd that allows passwords)', async () => {
+    // A second sshd with host 1's keys and PasswordAuthentication on (ssh-hosts.sh turns it off).
+    const port = BASE_PORT + 3;
+    const config = (await readFile(join(dir, 'h1/sshd_config'), 'utf8'))
+      .replace(/^Port .*/m, `Port ${port}`)
+      .replace(/^PidFile .*/m, `PidFile ${join(dir, 'pw-sshd.pid')}`)
+      .replace(/^PasswordAuthentication no/m, 'PasswordAuthentication yes');
+    await writeFile(join(dir, 'pw_sshd_config'), config);
+    const sshd = spawn('/usr/sbin/sshd', ['-D', '-f', join(dir, 'pw_sshd_config'), '-E', join(dir, 'pw-sshd.log')], {
+      stdio: 'ignore',
+    });
+    try {
+      const knownHostsFile = join(dir, 'pw_known_hosts');
+      await writeFile(
+        knownHostsFile,
+        (await readFile(join(dir, 'known_hosts'), 'utf8')).replaceAll(`:${ports[0]} `, `:${port} `),
+      );
+      const asked: string[] = [];
+      const password = () => {
+        asked.push('password');
+        return SSH_TESTBED_SUDO_PASSWORD;
+      };
+      const base = { knownHostsFile, agent: false as const, sshConfigFile: false as const, password };
+      for (let i = 0; i < 50; i++) {
+        const ok = await connect(`labctl-pw@127.0.0.1:${port}`, {
+          ...base,
+          identityFiles: [join(dir, 'client/id_ed25519')],
+        }).then(
+          (c) => c.close().then(() => true),
+          () => false,
+        );
+        if (ok) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(asked).toEqual([]); // the key worked: no password asked
+      await withSsh(
+        `labctl-pw@127.0.0.1:${port}`,
+        { ...base, identityFiles: [join(dir, 'client/wrong_ed25519')] },
+        async (ssh) => {
+          expect((await ssh.exec('id -un')).stdout).toBe('labctl-pw\n');
+        },
+      );
+      expect(asked).toEqual(['password']);
+      const wrong = connect(`labctl-pw@127.0.0.1:${port}`, { ...base, identityFiles: [], password: () => 'not-it' });
+      await expect(wrong).rejects.toMatchObject({
+        code: 'SSH_AUTH_FAILED',
+        message: expect.stringContaining('tried: password'),
+      });
+    } finally {
+      sshd.kill('SIGTERM');
+    }
+  }, 30_000);
 
   it('says plainly when nothing listens on the port', async () => {
     await expect(connect('labctl-np@127.0.0.1:22399', options)).rejects.toMatchObject({
