@@ -5,7 +5,7 @@ import { type PrepResult, prepTemplate, StepFailedError } from '@labctl/template
 import { Flags } from '@oclif/core';
 import { LabctlCommand } from '../../base-command.js';
 import { renderTable } from '../../render.js';
-import { profileFlag } from './steps.js';
+import { profileFlag, stepFlags } from './steps.js';
 
 /** Ask for the sudo password on the terminal without echoing it; undefined when there is no terminal. */
 function promptHidden(question: string): Promise<string | undefined> {
@@ -52,8 +52,7 @@ export default class TemplatePrep extends LabctlCommand<typeof TemplatePrep> {
       required: true,
     }),
     profile: profileFlag,
-    step: Flags.string({ summary: 'Only these steps (ids, comma lists, `defaults`, `all`).', multiple: true }),
-    skip: Flags.string({ summary: 'Leave these steps out.', multiple: true }),
+    ...stepFlags,
     'dry-run': Flags.boolean({ summary: 'Run only the checks and list what would change.' }),
     seal: Flags.boolean({
       summary: 'Add the final seal step: scrub keys, identity, logs and history, then power off.',

@@ -2,7 +2,7 @@ import { loadProfile, selectSteps } from '@labctl/template/catalog';
 import { renderScript } from '@labctl/template/script';
 import { Flags } from '@oclif/core';
 import { LabctlCommand } from '../../base-command.js';
-import { profileFlag } from './steps.js';
+import { profileFlag, stepFlags } from './steps.js';
 
 export interface TemplateScriptResult {
   profile: string;
@@ -28,8 +28,7 @@ export default class TemplateScript extends LabctlCommand<typeof TemplateScript>
   ];
   static override flags = {
     profile: profileFlag,
-    step: Flags.string({ summary: 'Only these steps (ids, comma lists, `defaults`, `all`).', multiple: true }),
-    skip: Flags.string({ summary: 'Leave these steps out.', multiple: true }),
+    ...stepFlags,
     seal: Flags.boolean({ summary: 'Add the final seal step (scrub and power off).' }),
   };
 

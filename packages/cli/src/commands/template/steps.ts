@@ -11,6 +11,25 @@ export interface TemplateStepsResult {
   steps: Array<{ id: string; phase: Phase; default: boolean; description: string; notes?: string }>;
 }
 
+/** --step / --skip, with the built-in CentOS 7 step ids in their help (generated from the catalog). */
+function centos7StepIds(): string {
+  try {
+    return loadProfile('centos7')
+      .steps.map((s) => s.id)
+      .join(', ');
+  } catch {
+    return 'see labctl template steps';
+  }
+}
+export const stepFlags = {
+  step: Flags.string({
+    summary: 'Only these steps (ids, comma lists, `defaults`, `all`).',
+    description: `centos7 steps: ${centos7StepIds()}.`,
+    multiple: true,
+  }),
+  skip: Flags.string({ summary: 'Leave these steps out (ids or comma lists).', multiple: true }),
+};
+
 export const profileFlag = Flags.string({
   char: 'p',
   summary: 'Step profile: a built-in name (centos7, debian) or a path to your own YAML profile.',
