@@ -50,7 +50,8 @@ export async function chooseAccelerator(
   const kernel = options.kernel ?? newestHostKernel();
   if (!kernel || !existsSync(kernel)) return { accelerator: 'tcg', reason: 'no kernel to probe KVM with' };
   const cacheFile = options.cacheFile ?? defaultCacheFile();
-  const key = `${virsh.uri}\0${kernel}`;
+  // One answer per host and kernel: a URI's query (e.g. ?socket= of a private libvirtd) names no other host.
+  const key = `${virsh.uri.replace(/\?.*$/, '')}\0${kernel}`;
   try {
     const cached = JSON.parse(await readFile(cacheFile, 'utf8')) as { key: string; at: number; choice: AcceleratorChoice };
     if (cached.key === key && Date.now() - cached.at < CACHE_MS) return { ...cached.choice, reason: `${cached.choice.reason} (cached)` };
