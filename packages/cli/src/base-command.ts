@@ -91,7 +91,7 @@ export abstract class LabctlCommand<T extends typeof Command> extends Command {
     } else if (err instanceof Errors.CLIError) {
       // oclif's own parse errors: unknown flag, missing argument, bad option value.
       exitCode = err.oclif?.exit ?? EXIT_USAGE;
-      payload = { code: 'USAGE', message: err.message.split('\n')[0] ?? err.message, hint: `See: labctl ${this.id?.replaceAll(':', ' ') ?? ''} --help` };
+      payload = { code: 'USAGE', message: oclifUsageMessage(err.message), hint: `See: labctl ${this.id?.replaceAll(':', ' ') ?? ''} --help` };
     } else {
       exitCode = EXIT_FAILED;
       payload = { code: 'INTERNAL', message: `internal error: ${err.message}`, hint: 'This is a labctl bug; run with --debug and report the stack trace.' };
@@ -106,4 +106,16 @@ export abstract class LabctlCommand<T extends typeof Command> extends Command {
     }
     this.exit(exitCode);
   }
+}
+
+/**
+ * oclif's parse errors come as "The following error occurred:\n  <what>\nSee more help with --help";
+ * one line that says what is wrong is what a user (and --json) needs.
+ */
+export function oclifUsageMessage(message: string): string {
+  const lines = message
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line && !/^The following errors? occurred:?$/.test(line) && !/^See more help with/.test(line));
+  return lines.join('; ') || message;
 }

@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { Config } from '@oclif/core';
 import { describe, expect, it } from 'vitest';
 
 /** The built binary, as a user runs it: exit statuses, --json, --help. Needs `turbo run build` first. */
@@ -82,5 +83,30 @@ describe('labctl binary', () => {
     expect(plain.stderr).toMatch(/hint: /);
     const debug = await labctl(['list', '--lab-dir', dir, '--debug']);
     expect(debug.stderr).toMatch(/\n\s+at /);
+  });
+});
+
+describe('command surface', () => {
+  it('matches command-snapshot.json: a renamed or dropped flag is a breaking change and must show up in review', async () => {
+    const config = await Config.load(resolve(import.meta.dirname, '..'));
+    const surface = config.commands
+      .map((command) => ({
+        command: command.id.replaceAll(':', ' '),
+        flags: Object.entries(command.flags)
+          .flatMap(([name, flag]) => [name, ...(flag.aliases ?? []), ...(flag.char ? [flag.char] : [])])
+          .sort(),
+      }))
+      .sort((a, b) => a.command.localeCompare(b.command));
+    // First run writes the file (outside CI); after that, update on purpose with `vitest run -u`.
+    await expect(`${JSON.stringify(surface, null, 2)}\n`).toMatchFileSnapshot('../command-snapshot.json');
+  });
+
+  it('every command teaches: a summary and at least one example; every one has --json', async () => {
+    const config = await Config.load(resolve(import.meta.dirname, '..'));
+    for (const command of config.commands) {
+      expect([command.id, Boolean(command.summary)]).toEqual([command.id, true]);
+      expect([command.id, (command.examples ?? []).length > 0]).toEqual([command.id, true]);
+      expect([command.id, 'json' in command.flags]).toEqual([command.id, true]);
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -46,6 +46,13 @@ describe('labctl create / destroy / ip (no hypervisor needed)', { timeout: 90_00
     const destroy = await labctl(['destroy', '--lab-dir', dir, '--json']);
     expect(destroy.code).toBe(2);
     expect(JSON.parse(destroy.stdout).error.code).toBe('NOTHING_TO_DESTROY');
+    const emitLibvirt = await labctl(['create', '--dry-run', '--emit-powershell', join(dir, 'out'), '--golden', 'g.vhd', '--lab-dir', dir]);
+    expect(emitLibvirt.code).toBe(2);
+    expect(emitLibvirt.stderr).toMatch(/--emit-powershell is for the hyperv provider[^\n]*\n\s+hint: Add --provider hyperv/);
+    const emitLive = await labctl(['create', '--emit-powershell', join(dir, 'out'), '--provider', 'hyperv', '--lab-dir', dir]);
+    expect(emitLive.code).toBe(2);
+    expect(emitLive.stderr).toMatch(/--dry-run/);
+    expect(await readdir(dir)).toEqual([]);
   });
 
   it('ip on an empty lab reports no VMs', async () => {

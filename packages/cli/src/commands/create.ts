@@ -1,7 +1,10 @@
 import { createLab, type CreateSummary } from '@labctl/core/flows/create';
 import { type CreateFlags, planLab } from '@labctl/core/flows/plan-lab';
 import type { Plan } from '@labctl/core/provider';
+import { UsageError } from '@labctl/core/errors';
 import { discover } from '@labctl/discovery/discover';
+import { emitDryRun } from '@labctl/hyperv/emit';
+import { hyperVProvider } from '@labctl/hyperv/factory';
 import type { InventoryFormat } from '@labctl/inventory/emit';
 import { writeInventory } from '@labctl/inventory/service';
 import { Flags } from '@oclif/core';
@@ -11,7 +14,7 @@ import { createProgress } from '../progress.js';
 import { makeProvider } from '../providers.js';
 import { renderTable } from '../render.js';
 
-export type CreateResult = (CreateSummary & { dryRun: false; inventory?: { output: string; knownHostsFile: string; hosts: number } }) | { dryRun: true; lab: string; provider: string; plan: Plan };
+export type CreateResult = (CreateSummary & { dryRun: false; inventory?: { output: string; knownHostsFile: string; hosts: number } }) | { dryRun: true; lab: string; provider: string; plan: Plan; emitted?: { dir: string; files: string[] } };
 
 export default class Create extends LabctlCommand<typeof Create> {
   static override summary = 'Create the lab\'s VMs from a golden disk, start them, find their IPs and record their SSH host keys.';
@@ -31,6 +34,10 @@ export default class Create extends LabctlCommand<typeof Create> {
     { description: 'Ten VMs from a golden VHD on the local libvirt', command: '<%= config.bin %> <%= command.id %> --count 10 --golden /var/lib/labctl/golden.vhd --network labnet' },
     { description: 'Then write an Ansible inventory (and known_hosts beside it)', command: '<%= config.bin %> <%= command.id %> --count 10 --inventory hosts.ini' },
     { description: 'Show what would be made, change nothing', command: '<%= config.bin %> <%= command.id %> --count 3 --dry-run' },
+    {
+      description: 'Hyper-V: write the PowerShell scripts and their JSON inputs for review instead of running them',
+      command: '<%= config.bin %> <%= command.id %> --provider hyperv --host hv01 --count 10 --dry-run --emit-powershell review',
+    },
   ];
   static override flags = {
     count: Flags.integer({ char: 'n', summary: 'How many VMs the group should have (existing ones count).', min: 0 }),
@@ -45,13 +52,22 @@ export default class Create extends LabctlCommand<typeof Create> {
     initrd: Flags.string({ summary: 'Direct kernel boot: initrd file.' }),
     cmdline: Flags.string({ summary: 'Direct kernel boot: kernel command line (labctl.hostname=NAME is added).' }),
     provider: Flags.string({ summary: 'Hypervisor provider.', options: ['libvirt', 'hyperv'] }),
-    uri: Flags.string({ summary: 'libvirt connection URI on this machine (default qemu:///system).', env: 'LIBVIRT_DEFAULT_URI' }),
+    uri: Flags.string({
+      summary: 'libvirt: connection URI on this machine (default qemu:///system). Hyper-V: one host, a name from hosts: or user@host.',
+      aliases: ['host'],
+      env: 'LIBVIRT_DEFAULT_URI',
+    }),
     concurrency: Flags.integer({ summary: 'VMs created/started at the same time (default 4).', min: 1, max: 256 }),
     start: Flags.boolean({ summary: 'Start the VMs (--no-start: only define them).', allowNo: true, default: true }),
     wait: Flags.boolean({ summary: 'Wait for addresses and SSH (--no-wait: return once started).', allowNo: true, default: true }),
     timeout: Flags.integer({ summary: 'Seconds to wait for addresses and SSH (default 300).', min: 1 }),
     inventory: Flags.string({ summary: 'Then write the Ansible inventory to FILE (format from the extension: .ini, .yml/.yaml, .json) and known_hosts beside it.' }),
     'dry-run': Flags.boolean({ summary: 'Print the plan and change nothing.' }),
+    'emit-powershell': Flags.string({
+      summary: 'Hyper-V dry run: write the exact scripts, their JSON inputs and run-<host>.ps1 into DIR (no host is contacted).',
+      dependsOn: ['dry-run'],
+      helpValue: 'DIR',
+    }),
   };
 
   async run(): Promise<CreateResult> {
@@ -74,6 +90,11 @@ export default class Create extends LabctlCommand<typeof Create> {
       ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
     };
     const { plan, uri } = planLab(lab, createFlags);
+    if (flags['emit-powershell'] && plan.provider !== 'hyperv') {
+      throw new UsageError('EMIT_NOT_HYPERV', `--emit-powershell is for the hyperv provider; this plan is for ${plan.provider}`, {
+        hint: 'Add --provider hyperv (or provider: hyperv in labctl.yaml).',
+      });
+    }
     if (flags['dry-run']) {
       this.log(`Plan for lab "${plan.lab}" (${plan.provider}${uri ? ` at ${uri}` : ''}), nothing changed:`);
       this.log(
@@ -87,6 +108,12 @@ export default class Create extends LabctlCommand<typeof Create> {
           { header: 'golden', get: (vm) => `${vm.golden} (${vm.clone})` },
         ]),
       );
+      const emitDir = flags['emit-powershell'];
+      if (emitDir) {
+        const files = await emitDryRun(hyperVProvider({ lab, labDir: this.labDir, ...(uri ? { host: uri } : {}) }), plan, emitDir);
+        this.log(`Wrote ${files.length} files to ${emitDir} (nothing was contacted). Review, then run run-<host>.ps1 on each host.`);
+        return { dryRun: true, lab: plan.lab, provider: plan.provider, plan, emitted: { dir: emitDir, files } };
+      }
       return { dryRun: true, lab: plan.lab, provider: plan.provider, plan };
     }
     const provider = makeProvider(plan.provider, { lab, labDir: this.labDir, ...(uri ? { uri } : {}) });

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { powershellSyntaxProblems } from '@labctl/core/testing/powershell-syntax';
 import { SCRIPTS } from '@labctl/hyperv/scripts/index';
 import { afterAll, describe, expect, it } from 'vitest';
+import Create, { type CreateResult } from '../create.js';
 import HyperVScripts, { type HyperVScriptsResult } from './scripts.js';
 
 const cliRoot = resolve(import.meta.dirname, '../../..');
@@ -77,4 +78,32 @@ describe('labctl hyperv scripts', () => {
       ['web-05', 'D:\\Golden\\centos7.vhdx', nasty],
     ]);
   });
+
+  it('labctl create --dry-run --emit-powershell writes the same bundle for the one host --host names, and state stays untouched', async () => {
+    const dir = await labDir(
+      [
+        'lab: review',
+        'provider: hyperv',
+        'defaults:',
+        "  golden: 'D:\\Golden\\centos7.vhdx'",
+        '  network: LabSwitch',
+        'hosts:',
+        '  - { name: hv01, address: admin@hv01.invalid }',
+        '  - { name: hv02, address: admin@hv02.invalid }',
+        '',
+      ].join('\n'),
+    );
+    const out = join(dir, 'review');
+    const result = (await Create.run(['--dry-run', '--emit-powershell', out, '--host', 'hv02', '--count', '2', '--lab-dir', dir, '--json'], cliRoot)) as CreateResult;
+    expect(result.dryRun).toBe(true);
+    const files = (await readdir(out)).map(String).sort();
+    expect(files).toEqual(['01-hv02-get_host_facts.json', '02-hv02-create_vms.json', '03-hv02-start_vms.json', '04-hv02-get_adapters.json', 'README.txt', 'run-hv02.ps1', 'scripts']);
+    const create = JSON.parse(await readFile(join(out, '02-hv02-create_vms.json'), 'utf8'));
+    expect(create.vms.map((vm: { name: string; golden: string }) => [vm.name, vm.golden])).toEqual([
+      ['vm-01', 'D:\\Golden\\centos7.vhdx'],
+      ['vm-02', 'D:\\Golden\\centos7.vhdx'],
+    ]);
+    expect((await readdir(dir)).sort()).toEqual(['labctl.yaml', 'review']);
+  });
+
 });
