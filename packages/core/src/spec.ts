@@ -194,6 +194,15 @@ export async function loadLabFile(labDir: string, explicit?: string): Promise<Lo
     path: text === undefined ? undefined : path,
     spec,
     lab: spec.lab ?? labNameFromDir(labDir),
-    resolvePath: (value: string) => (isAbsolute(value) ? value : resolve(base, value)),
+    resolvePath: (value: string) => resolveLocalPath(value, base),
   };
+}
+
+/**
+ * Relative paths in the lab file and flags are relative to where they were written; a Windows
+ * absolute path (`D:\Golden\c7.vhdx`, `\\server\share\...`) names a file on a Hyper-V host and stays as is.
+ */
+export function resolveLocalPath(value: string, base: string): string {
+  if (isAbsolute(value) || /^[A-Za-z]:[\\/]|^\\\\/.test(value)) return value;
+  return resolve(base, value);
 }

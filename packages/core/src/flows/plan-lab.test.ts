@@ -3,12 +3,12 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../errors.js';
 import type { LoadedLabFile } from '../spec.js';
-import { parseLabFile } from '../spec.js';
+import { parseLabFile, resolveLocalPath } from '../spec.js';
 import { planLab } from './plan-lab.js';
 
 function labFile(yaml: string): LoadedLabFile {
   const spec = parseLabFile(yaml, 'labctl.yaml');
-  return { path: '/labs/demo/labctl.yaml', spec, lab: spec.lab ?? 'demo', resolvePath: (p) => (p.startsWith('/') ? p : `/labs/demo/${p}`) };
+  return { path: '/labs/demo/labctl.yaml', spec, lab: spec.lab ?? 'demo', resolvePath: (p) => resolveLocalPath(p, '/labs/demo') };
 }
 
 describe('planLab', () => {
@@ -40,6 +40,13 @@ groups:
       ['db-01', 256, 'other', '/abs/g.qcow2'],
       ['db-02', 256, 'other', '/abs/g.qcow2'],
     ]);
+  });
+
+  it('a Windows path (a file on a Hyper-V host) is kept as written, from the lab file or a flag', () => {
+    const file = labFile("provider: hyperv\ndefaults: { golden: 'D:\\Golden\\c7.vhdx' }\ngroups: { web: { count: 1 }, db: { count: 1, golden: '\\\\nas\\golden\\db.vhdx' } }\n");
+    expect(planLab(file, {}).plan.vms.map((vm) => vm.golden)).toEqual(['D:\\Golden\\c7.vhdx', String.raw`\\nas\golden\db.vhdx`]);
+    expect(planLab(file, { group: 'web', golden: 'E:/g.vhdx' }).plan.vms[0]!.golden).toBe('E:/g.vhdx');
+    expect(planLab(file, { group: 'web', golden: 'rel.vhdx' }).plan.vms[0]!.golden).toBe(join(process.cwd(), 'rel.vhdx'));
   });
 
   it('refuses what cannot be planned, before anything happens', () => {

@@ -1,9 +1,8 @@
 import { homedir } from 'node:os';
-import { resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { DEFAULT_NAME_PATTERN, deterministicMac, planNames } from '../plan.js';
 import type { Plan, VmPlan } from '../provider.js';
-import { type GroupSpec, type LoadedLabFile, type MachineSettings, parseSizeMiB } from '../spec.js';
+import { type GroupSpec, type LoadedLabFile, type MachineSettings, parseSizeMiB, resolveLocalPath } from '../spec.js';
 
 /**
  * Lab file + flags -> the plan: which VMs, with which names, MACs and settings. Flags win over the
@@ -76,7 +75,7 @@ export function planLab(lab: LoadedLabFile, flags: CreateFlags): PlannedLab {
   const provider = flags.provider ?? spec.provider ?? DEFAULT_PROVIDER;
   const uri = flags.uri ?? spec.uri;
   const fromFile = (value: string | undefined) => (value === undefined ? undefined : lab.resolvePath(expandHome(value)));
-  const fromFlag = (value: string | undefined) => (value === undefined ? undefined : resolve(expandHome(value)));
+  const fromFlag = (value: string | undefined) => (value === undefined ? undefined : resolveLocalPath(expandHome(value), process.cwd()));
   let memoryFlag: number | undefined;
   if (flags.memory !== undefined) {
     memoryFlag = /^\d+$/.test(flags.memory) ? Number(flags.memory) : parseSizeMiB(flags.memory);
