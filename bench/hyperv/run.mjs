@@ -2,6 +2,8 @@
 // real provider, real ssh2 and a real sshd whose forced command is the recorded powershell.exe
 // (scripts/testbed/hyperv-hosts.sh). Compares labctl's batches with one invocation per VM and
 // operation (the by-hand loop of seed 002: New-VM, copy VHD, Start-VM, Get-VMNetworkAdapter per VM).
+// Then the same through `labctl create`'s provider-neutral flow (createLab + discovery, addresses from
+// KVP without the SSH wait: the recorded guests' addresses are not reachable) at several --concurrency.
 // Needs root (test sshd) and a build (npx turbo run build). Usage: node bench/hyperv/run.mjs [N...]
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,6 +13,9 @@ import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const { HyperVProvider } = await import(join(root, 'packages/hyperv/dist/provider.js'));
+const { createLab } = await import(join(root, 'packages/core/dist/flows/create.js'));
+const { StateStore } = await import(join(root, 'packages/core/dist/state.js'));
+const { discover } = await import(join(root, 'packages/discovery/dist/discover.js'));
 // ssh2 directly (default import: it is CommonJS), with the host key pinned to the test host's key.
 const { default: ssh2 } = await import('ssh2');
 function sshRunner(dir, port) {
@@ -94,6 +99,7 @@ const provider = () =>
 const sink = () => {};
 
 const rows = [];
+const flowRows = [];
 try {
   for (const n of counts) {
     reset();
@@ -123,6 +129,27 @@ try {
     await perVm.close();
     rows.push({ vms: n, batchedRuns, batchedMs: Math.round(batchedMs), perVmRuns, perVmMs: Math.round(perVmMs) });
   }
+  // Through the flow: createLab (list, preflight, create, start in the provider's batches) + one
+  // discovery round (get_adapters), for each N at --concurrency 1, 4 (the default) and 10.
+  for (const [n, concurrency] of counts.flatMap((n) => [1, 4, 10].map((c) => [n, c]))) {
+    reset();
+    const hv = provider();
+    const labDir = mkdtempSync(join(dir, 'lab-'));
+    const t = performance.now();
+    const summary = await createLab({
+      plan: { lab: 'bench', provider: 'hyperv', vms: plan(n), concurrency },
+      provider: hv,
+      store: new StateStore(labDir),
+      timeoutMs: 30_000,
+      discover: (p, vms, options) => discover(p, vms, { ...options, ssh: false }),
+    });
+    const ms = performance.now() - t;
+    await hv.close();
+    const addressed = summary.vms.filter((vm) => vm.address).length;
+    if (summary.counts.created !== n || addressed !== n) throw new Error(`flow: ${JSON.stringify(summary.counts)}, ${addressed} addressed`);
+    const scripts = readFileSync(stateFile('invocations.log'), 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line).script);
+    flowRows.push({ vms: n, concurrency, runs: scripts.length, scripts, ms: Math.round(ms) });
+  }
 } finally {
   execFileSync(join(root, 'scripts/testbed/hyperv-hosts.sh'), ['down', dir], { stdio: 'pipe' });
   rmSync(dir, { recursive: true, force: true });
@@ -130,3 +157,10 @@ try {
 console.log('| VMs | labctl: PowerShell runs | labctl: wall time | one run per VM and step | wall time |');
 console.log('|---:|---:|---:|---:|---:|');
 for (const r of rows) console.log(`| ${r.vms} | ${r.batchedRuns} | ${r.batchedMs} ms | ${r.perVmRuns} | ${r.perVmMs} ms |`);
+console.log('');
+console.log('| through labctl create: VMs | --concurrency | PowerShell runs | scripts | wall time |');
+console.log('|---:|---:|---:|---|---:|');
+for (const r of flowRows) {
+  const counted = Object.entries(r.scripts.reduce((acc, name) => ({ ...acc, [name]: (acc[name] ?? 0) + 1 }), {})).map(([name, k]) => (k > 1 ? `${name} x${k}` : name));
+  console.log(`| ${r.vms} | ${r.concurrency} | ${r.runs} | ${counted.join(', ')} | ${r.ms} ms |`);
+}

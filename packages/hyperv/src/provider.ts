@@ -64,7 +64,7 @@ interface Connection {
 
 export class HyperVProvider implements Provider {
   readonly name = 'hyperv';
-  /** The flows hand create() this many VMs at once: one create_vms run per host and batch. */
+  /** The flows hand create() and start() this many VMs at once: one script run per host and batch. */
   readonly batchSize = 50;
   private readonly connections = new Map<string, Promise<Connection>>();
   private readonly hostOf = new Map<string, string>();
@@ -308,9 +308,10 @@ export class HyperVProvider implements Provider {
   }
 
   /**
-   * Starts VMs. Calls that arrive within START_WINDOW_MS of each other (the flows start VMs one call
-   * per VM, several at a time) are merged into one start_vms run per host, so starting a batch
-   * stays one PowerShell invocation instead of one per VM.
+   * Starts VMs: one start_vms run per host (per batch when the host allows parallel runs). The flows
+   * pass a whole batch (`batchSize` VMs) per call; calls that arrive within START_WINDOW_MS of each
+   * other (parallel batches of the flows, or callers that start one VM at a time) are merged into
+   * the same run. VMs that fail are thrown as one HyperVBatchError naming them; the others started.
    */
   async start(vms: VmRecord[], events: EventSink): Promise<void> {
     const outcomes = await Promise.all(

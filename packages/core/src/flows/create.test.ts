@@ -137,6 +137,65 @@ describe('createLab', () => {
     expect(provider.start_Called).toBe(2);
     expect(discover.asked).toEqual([]);
   });
+
+  it('starts in the provider\'s batches: the number of start calls is the same whatever the concurrency', async () => {
+    for (const concurrency of [1, 3, 10]) {
+      const { plan, store } = await lab(10);
+      const provider = new FakeProvider();
+      provider.batchSize = 4;
+      await createLab({ plan: { ...plan, concurrency }, provider, store, timeoutMs: 1000, discover: fakeDiscover() });
+      expect(provider.create_Args.map((names) => names.length)).toEqual([4, 4, 2]);
+      expect(provider.start_Args.map((names) => names.length)).toEqual([4, 4, 2]);
+      expect(provider.start_Args.flat().sort()).toEqual(plan.vms.map((vm) => vm.name));
+    }
+  });
+
+  it('a VM that fails to start inside a batch fails alone; a failed call fails only its own batch', async () => {
+    const { plan, store, dir } = await lab(6);
+    const provider = new FakeProvider();
+    provider.batchSize = 3;
+    provider.start_Err.set('vm-02', new Error('The virtual machine could not be started: not enough memory'));
+    const first = await createLab({ plan, provider, store, timeoutMs: 1000, discover: fakeDiscover() });
+    expect(first.vms.map((vm) => [vm.name, vm.state])).toEqual([
+      ['vm-01', 'running'],
+      ['vm-02', 'failed'],
+      ['vm-03', 'running'],
+      ['vm-04', 'running'],
+      ['vm-05', 'running'],
+      ['vm-06', 'running'],
+    ]);
+    expect(first.vms[1]).toMatchObject({ action: 'failed', error: 'The virtual machine could not be started: not enough memory' });
+    expect(first.counts).toMatchObject({ created: 5, failed: 1, reachable: 5 });
+
+    const other = await lab(6, 'flows-drop');
+    const dropping = new FakeProvider();
+    dropping.batchSize = 3;
+    let calls = 0;
+    dropping.onStart = () => {
+      calls++;
+      dropping.start_CallErr = calls === 1 ? new Error('the connection ended without an exit status') : undefined;
+    };
+    const second = await createLab({ plan: { ...other.plan, concurrency: 1 }, provider: dropping, store: other.store, timeoutMs: 1000, discover: fakeDiscover() });
+    expect(second.vms.map((vm) => vm.state)).toEqual(['running', 'running', 'running', 'failed', 'failed', 'failed']);
+    expect(second.vms[3]?.error).toBe('the connection ended without an exit status');
+    expect((await savedState(dir)).vms.find((vm: { name: string }) => vm.name === 'vm-02')).toMatchObject({ state: 'failed' });
+  });
+
+  it('interrupted during start: the batches started so far are saved as running, the rest stay created', async () => {
+    const { plan, store, dir } = await lab(6);
+    const provider = new FakeProvider();
+    provider.batchSize = 2;
+    const controller = new AbortController();
+    provider.onStart = () => controller.abort();
+    const first = await createLab({ plan: { ...plan, concurrency: 1 }, provider, store, timeoutMs: 1000, signal: controller.signal, discover: fakeDiscover() });
+    expect(first.interrupted).toBe(true);
+    expect(provider.start_Args).toEqual([['vm-01', 'vm-02']]);
+    const states = Object.fromEntries((await savedState(dir)).vms.map((vm: { name: string; state: string }) => [vm.name, vm.state]));
+    expect(states).toEqual({ 'vm-01': 'running', 'vm-02': 'running', 'vm-03': 'created', 'vm-04': 'created', 'vm-05': 'created', 'vm-06': 'created' });
+    provider.onStart = undefined;
+    const second = await createLab({ plan, provider, store, timeoutMs: 1000, discover: fakeDiscover() });
+    expect(second.counts).toMatchObject({ created: 0, kept: 6, reachable: 6 });
+  });
 });
 
 describe('destroyLab', () => {

@@ -1,6 +1,6 @@
 import { type Check, failedChecks } from '../checks.js';
 import { mapLimit } from '../concurrency.js';
-import { describeError, LabctlError } from '../errors.js';
+import { batchFailures, describeError, LabctlError } from '../errors.js';
 import { type EventSink, silentSink } from '../events.js';
 import type { Plan, Provider, VmPlan } from '../provider.js';
 import type { StateSession, StateStore, VmRecord } from '../state.js';
@@ -9,7 +9,7 @@ import { serialSaver } from './save.js';
 
 /**
  * `labctl create`, provider-neutral: preflight -> create in bounded parallel batches (state written
- * after every batch) -> start -> discovery -> summary. Converges: VMs that exist are kept, missing
+ * after every batch) -> start in the same batches -> discovery -> summary. Converges: VMs that exist are kept, missing
  * ones created, orphans of an interrupted run (a domain without state, a 'creating' record without a
  * domain) adopted or re-made. A failure on one VM never loses the others.
  */
@@ -92,10 +92,8 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
     await save();
 
     const batchSize = Math.max(1, provider.batchSize ?? 1);
-    const batches: VmPlan[][] = [];
-    for (let i = 0; i < toCreate.length; i += batchSize) batches.push(toCreate.slice(i, i + batchSize));
     await mapLimit(
-      batches,
+      inBatches(toCreate, batchSize),
       plan.concurrency,
       async (batch) => {
         try {
@@ -121,22 +119,32 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
 
     if (options.start ?? true) {
       const startable = plan.vms.map((vm) => session.vm(vm.name)).filter((vm): vm is VmRecord => !!vm && vm.state !== 'failed' && vm.state !== 'creating');
+      // Started in the same batches as create: one provider call per batch (Hyper-V: one start_vms
+      // run per host), so the number of calls does not depend on --concurrency.
       await mapLimit(
-        startable,
+        inBatches(startable, batchSize),
         plan.concurrency,
-        async (vm) => {
-          const alreadyRunning = vm.state === 'running';
+        async (batch) => {
+          const startedAt = new Date().toISOString();
+          const alreadyRunning = new Set(batch.filter((vm) => vm.state === 'running').map((vm) => vm.name));
+          let failed = new Map<string, string>();
           try {
-            const startedAt = new Date().toISOString();
-            await provider.start([vm], events);
+            await provider.start(batch, events);
+          } catch (err) {
+            failed = batchFailures(err, batch.map((vm) => vm.name));
+          }
+          for (const vm of batch) {
+            const error = failed.get(vm.name);
+            if (error !== undefined) {
+              markFailed(session, actions, vm.name, error);
+              continue;
+            }
             session.upsertVm({
               name: vm.name,
               state: 'running',
               error: undefined,
-              resources: { ...vm.resources, ...(alreadyRunning && vm.resources?.startedAt ? {} : { startedAt }) },
+              resources: { ...vm.resources, ...(alreadyRunning.has(vm.name) && vm.resources?.startedAt ? {} : { startedAt }) },
             });
-          } catch (err) {
-            markFailed(session, actions, vm.name, describeError(err));
           }
           await save();
         },
@@ -157,6 +165,12 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
     }
     return summary(false);
   });
+}
+
+function inBatches<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
 }
 
 function plannedRecord(vm: VmPlan, provider: string): Partial<VmRecord> & { name: string } {

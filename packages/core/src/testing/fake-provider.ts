@@ -1,4 +1,5 @@
 import type { Check } from '../checks.js';
+import { VmBatchError } from '../errors.js';
 import type { EventSink } from '../events.js';
 import type { AdapterReport, DestroyOptions, Plan, Provider, VmPlan } from '../provider.js';
 import type { VmRecord } from '../state.js';
@@ -22,7 +23,12 @@ export class FakeProvider implements Provider {
   create_Err = new Map<string, Error>();
   start_Called = 0;
   start_Args: string[][] = [];
+  /** Per VM name: this VM fails to start; the others of the call start (a VmBatchError names it). */
   start_Err = new Map<string, Error>();
+  /** The whole start call fails (a connection drop): no VM of the call is started. */
+  start_CallErr: Error | undefined;
+  /** Called after each start call, with the names it started (e.g. to abort a signal mid-way). */
+  onStart: ((names: string[]) => void) | undefined;
   adapters_Called = 0;
   adapters_Args: string[][] = [];
   /** Answers per poll (the last one repeats); a function gets the poll number. */
@@ -68,14 +74,21 @@ export class FakeProvider implements Provider {
   async start(vms: VmRecord[], events: EventSink): Promise<void> {
     this.start_Called++;
     this.start_Args.push(vms.map((vm) => vm.name));
+    if (this.start_CallErr) throw this.start_CallErr;
+    const failures: Array<{ name: string; message: string }> = [];
     for (const vm of vms) {
       const err = this.start_Err.get(vm.name);
-      if (err) throw err;
       const domain = this.domains.get(vm.name);
-      if (!domain) throw new Error(`no domain ${vm.name}`);
+      if (err || !domain) {
+        failures.push({ name: vm.name, message: err?.message ?? `no domain ${vm.name}` });
+        events({ subject: vm.name, phase: 'start', status: 'failed' });
+        continue;
+      }
       domain.state = 'running';
       events({ subject: vm.name, phase: 'start', status: 'done' });
     }
+    this.onStart?.(vms.map((vm) => vm.name));
+    if (failures.length > 0) throw new VmBatchError('FAKE_START_FAILED', `start failed for ${failures.length} VM(s)`, failures);
   }
 
   async adapters(vms: VmRecord[]): Promise<AdapterReport[]> {

@@ -8,7 +8,8 @@
 // The "Hyper-V host" is a JSON file (VMs, disk files, switches) in STATE_DIR, changed by the
 // operations like the real cmdlets would; shapes follow /work/shared/hyperv-facts.md.
 // Usage (as forced command): node fake-powershell.mjs STATE_DIR
-// Test knobs in STATE_DIR/scenario.json: sleepMs, dropOn, throwOn, failCreate[], kvp{vm: none|nocontact|disabled|late}.
+// Test knobs in STATE_DIR/scenario.json: sleepMs, dropOn, throwOn, failCreate[], kvp{vm: none|nocontact|disabled|late},
+// computerName, failSetVMHost (Set-VMHost -VirtualMachineMigrationAuthenticationType is access denied).
 import { randomUUID } from 'node:crypto';
 import { appendFileSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -124,6 +125,14 @@ const marker = (vm) => {
 const findVm = (id, vmName) => host.vms.find((vm) => id && vm.id === id) ?? host.vms.find((vm) => vm.name.toLowerCase() === String(vmName).toLowerCase());
 const failure = (message, type, fqid) => ({ message, type, fqid, category: 'InvalidOperation' });
 const now = Date.now();
+/** Get-VMHost's migration fields of a fresh Hyper-V host, as 5.1 serializes them. */
+const DEFAULT_VMHOST = {
+  VirtualMachineMigrationEnabled: false,
+  VirtualMachineMigrationAuthenticationType: 0,
+  UseAnyNetworkForMigration: false,
+  MaximumVirtualMachineMigrations: 2,
+  MigrationNetworks: [],
+};
 
 function run() {
   switch (name) {
@@ -331,6 +340,47 @@ function run() {
           return { path, ok: true, registered: true, already: false, name: config.name, id, fixes, remaining: [] };
         }),
       };
+    case 'configure_migration': {
+      // host.vmHost holds Get-VMHost's migration fields as 5.1's ConvertTo-Json prints them (the
+      // enum VirtualMachineMigrationAuthenticationType as a number: CredSSP=0, Kerberos=1); the
+      // script answers with .ToString() names, as on the real host. Enable-VMMigration sets
+      // VirtualMachineMigrationEnabled; Set-VMHost sets the authentication type; no network is added.
+      host.vmHost = { ...DEFAULT_VMHOST, ...(host.vmHost ?? {}) };
+      const AUTH = ['CredSSP', 'Kerberos'];
+      const read = () => ({
+        computerName: scenario.computerName ?? 'HV-FAKE',
+        fqdn: `${(scenario.computerName ?? 'HV-FAKE').toLowerCase()}.lab.test`,
+        migrationEnabled: host.vmHost.VirtualMachineMigrationEnabled,
+        authenticationType: AUTH[host.vmHost.VirtualMachineMigrationAuthenticationType] ?? String(host.vmHost.VirtualMachineMigrationAuthenticationType),
+        useAnyNetwork: host.vmHost.UseAnyNetworkForMigration,
+        migrationNetworks: host.vmHost.MigrationNetworks.map((network) => network.Subnet),
+        maximumMigrations: host.vmHost.MaximumVirtualMachineMigrations,
+      });
+      const before = read();
+      const steps = [
+        { setting: 'migrationEnabled', from: before.migrationEnabled, to: true, needed: !before.migrationEnabled, changed: false, ok: true, error: null },
+        { setting: 'authenticationType', from: before.authenticationType, to: 'Kerberos', needed: before.authenticationType !== 'Kerberos', changed: false, ok: true, error: null },
+      ];
+      if (!input.apply) return { applied: false, before, after: before, steps };
+      for (const step of steps) {
+        if (!step.needed) continue;
+        if (step.setting === 'migrationEnabled') {
+          host.vmHost.VirtualMachineMigrationEnabled = true;
+        } else if (scenario.failSetVMHost) {
+          step.ok = false;
+          step.error = failure(
+            `You do not have the required permission to complete this task. Contact the administrator of the authorization policy for the computer '${before.computerName}'.`,
+            'Microsoft.HyperV.PowerShell.VirtualizationException',
+            'AccessDenied,Microsoft.HyperV.PowerShell.Commands.SetVMHost',
+          );
+          continue;
+        } else {
+          host.vmHost.VirtualMachineMigrationAuthenticationType = 1;
+        }
+        step.changed = true;
+      }
+      return { applied: true, before, after: read(), steps };
+    }
     default:
       fail(`fake host: unknown script ${name}`);
   }

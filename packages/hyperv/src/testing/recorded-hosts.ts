@@ -33,7 +33,18 @@ export interface FakeVm {
   bootAt?: number;
 }
 
+/** Get-VMHost's migration fields as 5.1 prints them (the enum as a number: CredSSP=0, Kerberos=1). */
+export interface FakeVmHost {
+  VirtualMachineMigrationEnabled: boolean;
+  VirtualMachineMigrationAuthenticationType: number;
+  UseAnyNetworkForMigration: boolean;
+  MaximumVirtualMachineMigrations: number;
+  MigrationNetworks: Array<{ Subnet: string; Priority: number }>;
+}
+
 export interface FakeHost {
+  /** Absent: a fresh host (migration off, CredSSP, no migration networks). */
+  vmHost?: FakeVmHost;
   vms: FakeVm[];
   files: Record<string, FakeFile>;
   switches: Array<{ name: string; type: string }>;
@@ -51,6 +62,10 @@ export interface Scenario {
   noHyperV?: boolean;
   secureBootTemplates?: string[];
   uptimeOffset?: number;
+  /** $env:COMPUTERNAME as configure_migration reports it (default HV-FAKE). */
+  computerName?: string;
+  /** Set-VMHost -VirtualMachineMigrationAuthenticationType fails with access denied. */
+  failSetVMHost?: boolean;
 }
 
 export function defaultHost(): FakeHost {

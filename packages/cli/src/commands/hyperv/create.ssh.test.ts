@@ -7,6 +7,7 @@ import { defaultHost, GOLDEN, RecordedHosts } from '@labctl/hyperv/testing/recor
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import Create, { type CreateResult } from '../create.js';
 import Destroy from '../destroy.js';
+import Ip from '../ip.js';
 import HyperVRegister, { type HyperVRegisterResult } from './register.js';
 
 /**
@@ -21,12 +22,12 @@ describe.skipIf(gate.skip)('labctl create/destroy with provider hyperv', () => {
   let hosts: RecordedHosts;
   let port: number;
   let lab: string;
-  beforeAll(() => {
-    hosts = new RecordedHosts(1, 22420);
-    port = hosts.ports[0] ?? 0;
-    lab = mkdtempSync(join(tmpdir(), 'labctl-hyperv-lab-'));
+  const labDirs: string[] = [];
+  const newLab = (): string => {
+    const dir = mkdtempSync(join(tmpdir(), 'labctl-hyperv-lab-'));
+    labDirs.push(dir);
     writeFileSync(
-      join(lab, 'labctl.yaml'),
+      join(dir, 'labctl.yaml'),
       [
         'lab: hvlab',
         'provider: hyperv',
@@ -44,10 +45,16 @@ describe.skipIf(gate.skip)('labctl create/destroy with provider hyperv', () => {
         '',
       ].join('\n'),
     );
+    return dir;
+  };
+  beforeAll(() => {
+    hosts = new RecordedHosts(1, 22420);
+    port = hosts.ports[0] ?? 0;
+    lab = newLab();
   });
   afterAll(() => {
     hosts?.stop();
-    if (lab) rmSync(lab, { recursive: true, force: true });
+    for (const dir of labDirs) rmSync(dir, { recursive: true, force: true });
   });
 
   it('creates and starts 10 VMs in 4 PowerShell runs, records them, logs every run; destroy removes them and keeps the golden disk', async () => {
@@ -68,6 +75,25 @@ describe.skipIf(gate.skip)('labctl create/destroy with provider hyperv', () => {
     expect(host.vms).toEqual([]);
     expect(Object.keys(host.files)).toEqual([GOLDEN]);
     vi.restoreAllMocks();
+  });
+
+  it('create + start + IPs of 10 VMs is the same 5 PowerShell runs at --concurrency 1 and 10', async () => {
+    const runs: Record<string, string[]> = {};
+    for (const concurrency of ['1', '10']) {
+      hosts.reset(port);
+      const dir = newLab();
+      vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+      const created = (await Create.run(['--count', '10', '--no-wait', '--concurrency', concurrency, '--json', '--lab-dir', dir], cliRoot)) as CreateResult;
+      const ips = (await Ip.run(['--json', '--lab-dir', dir], cliRoot)) as { vms: Array<{ name: string; address: string | null }> };
+      vi.restoreAllMocks();
+      if (created.dryRun) throw new Error('not a dry run');
+      expect(created.counts).toMatchObject({ planned: 10, created: 10, failed: 0 });
+      expect(ips.vms.filter((vm) => vm.address?.startsWith('192.168.50.'))).toHaveLength(10);
+      runs[concurrency] = hosts.invocations(port).map((entry) => entry.script);
+      expect(hosts.invocations(port).find((entry) => entry.script === 'start_vms')?.vms).toBe(10);
+    }
+    expect(runs['1']).toEqual(['list_vms', 'get_host_facts', 'create_vms', 'start_vms', 'get_adapters']);
+    expect(runs['10']).toEqual(runs['1']);
   });
 
   it('labctl hyperv register fixes the switch and disk path, registers in place, and exits 1 for what it cannot fix', async () => {
