@@ -2,6 +2,7 @@ import { UsageError } from '@labctl/core/errors';
 import type { Provider } from '@labctl/core/provider';
 import type { LoadedLabFile } from '@labctl/core/spec';
 import { hyperVProvider } from '@labctl/hyperv/factory';
+import { HyperVProvider } from '@labctl/hyperv/provider';
 import { LibvirtProvider } from '@labctl/libvirt/provider';
 import { libvirtOptions, parseLibvirtSettings } from '@labctl/libvirt/settings';
 
@@ -24,6 +25,16 @@ export const providers: Record<string, ProviderFactory> = {
   // Hyper-V: hosts from `hosts:`; a uri (--uri, or a VM record's host) narrows to that one host.
   hyperv: ({ lab, labDir, uri }) => hyperVProvider({ lab, labDir, ...(uri ? { host: uri } : {}) }),
 };
+
+/** Each provider's MAC prefix for planned VMs (its static `macPrefix`), for planLab before any provider is made. */
+const macPrefixes: Record<string, string> = {
+  libvirt: LibvirtProvider.macPrefix,
+  hyperv: HyperVProvider.macPrefix,
+};
+
+export function macPrefixFor(provider: string): string | undefined {
+  return macPrefixes[provider];
+}
 
 export function makeProvider(name: string, context: ProviderContext): Provider {
   const factory = providers[name];

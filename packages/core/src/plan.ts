@@ -7,8 +7,9 @@ import { UsageError } from './errors.js';
  */
 export const DEFAULT_NAME_PATTERN = '{group}-{nn}';
 
-/** Locally administered prefix used by libvirt/QEMU. Hyper-V's own range is 00:15:5D. */
+/** The prefix libvirt/QEMU give their NICs (the default for planned MACs). */
 export const QEMU_MAC_PREFIX = '52:54:00';
+/** Microsoft's OUI, which Hyper-V uses for its own MACs. */
 export const HYPERV_MAC_PREFIX = '00:15:5D';
 
 const PATTERN_TOKEN = /\{(group|n+)\}/g;

@@ -1,6 +1,7 @@
 import { mapLimit, sleep } from '@labctl/core/concurrency';
 import { describeError } from '@labctl/core/errors';
 import type { EventSink } from '@labctl/core/events';
+import { HYPERV_MAC_PREFIX } from '@labctl/core/plan';
 import type { AdapterReport, DestroyOptions, Plan, Provider, VmPlan } from '@labctl/core/provider';
 import type { VmRecord } from '@labctl/core/state';
 import type { Check } from '@labctl/core/checks';
@@ -66,6 +67,9 @@ export class HyperVProvider implements Provider {
   readonly name = 'hyperv';
   /** The flows hand create() and start() this many VMs at once: one script run per host and batch. */
   readonly batchSize = 50;
+  /** Planned static MACs are in Microsoft's Hyper-V range 00:15:5D (still derived from lab + VM name). */
+  static readonly macPrefix = HYPERV_MAC_PREFIX;
+  readonly macPrefix = HyperVProvider.macPrefix;
   private readonly connections = new Map<string, Promise<Connection>>();
   private readonly hostOf = new Map<string, string>();
   private readonly facts = new Map<string, HostFacts>();

@@ -5,6 +5,7 @@ import type { Check } from '@labctl/core/checks';
 import { mapLimit } from '@labctl/core/concurrency';
 import { describeError, LabctlError } from '@labctl/core/errors';
 import type { EventSink } from '@labctl/core/events';
+import { QEMU_MAC_PREFIX } from '@labctl/core/plan';
 import type { AdapterReport, DestroyOptions, Plan, Provider, VmPlan } from '@labctl/core/provider';
 import type { VmRecord, VmState } from '@labctl/core/state';
 import { type Accelerator, type AcceleratorChoice, chooseAccelerator } from './accelerator.js';
@@ -52,6 +53,9 @@ const VIRSH_STATE: Record<string, VmState> = {
 export class LibvirtProvider implements Provider {
   readonly name = 'libvirt';
   readonly batchSize = 1;
+  /** Planned MACs: QEMU's 52:54:00 (what libvirt gives its NICs). */
+  static readonly macPrefix = QEMU_MAC_PREFIX;
+  readonly macPrefix = LibvirtProvider.macPrefix;
   readonly uri: string;
   readonly virsh: Virsh;
   private readonly goldens = new Map<string, GoldenInfo>();

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -33,6 +33,16 @@ describe('labctl create / destroy / ip (no hypervisor needed)', { timeout: 90_00
     ]);
     const human = await labctl(['create', '--dry-run', '--lab-dir', dir]);
     expect(human.stdout).toMatch(/^web-01\s+web\s+52:54:00:/m);
+    // Hyper-V: the same VMs get static MACs in Microsoft's range, in the plan and in the create_vms input.
+    const out = join(dir, 'emitted');
+    const hyperv = await labctl(['create', '--dry-run', '--json', '--provider', 'hyperv', '--host', 'hv01', '--emit-powershell', out, '--lab-dir', dir]);
+    expect(hyperv.code, hyperv.stderr).toBe(0);
+    const macs = JSON.parse(hyperv.stdout).plan.vms.map((vm: { mac: string }) => vm.mac);
+    expect(macs).toEqual([expect.stringMatching(/^00:15:5d(:[0-9a-f]{2}){3}$/), expect.stringMatching(/^00:15:5d(:[0-9a-f]{2}){3}$/)]);
+    expect(macs.map((mac: string) => mac.slice(8))).toEqual(result.plan.vms.map((vm: { mac: string }) => vm.mac.slice(8)));
+    const input = JSON.parse(await readFile(join(out, (await readdir(out)).find((file) => file.endsWith('create_vms.json')) ?? ''), 'utf8'));
+    expect(input.vms.map((vm: { mac: string }) => vm.mac)).toEqual(macs.map((mac: string) => mac.replace(/:/g, '').toUpperCase()));
+    await rm(out, { recursive: true });
     const list = JSON.parse((await labctl(['list', '--json', '--lab-dir', dir])).stdout);
     expect(list.vms).toEqual([]);
   });

@@ -11,7 +11,7 @@ import { Flags } from '@oclif/core';
 import { LabctlCommand } from '../base-command.js';
 import { interruptOnSigint } from '../interrupt.js';
 import { createProgress } from '../progress.js';
-import { makeProvider } from '../providers.js';
+import { macPrefixFor, makeProvider } from '../providers.js';
 import { renderTable } from '../render.js';
 
 export type CreateResult = (CreateSummary & { dryRun: false; inventory?: { output: string; knownHostsFile: string; hosts: number } }) | { dryRun: true; lab: string; provider: string; plan: Plan; emitted?: { dir: string; files: string[] } };
@@ -89,7 +89,7 @@ export default class Create extends LabctlCommand<typeof Create> {
       ...(flags.uri ? { uri: flags.uri } : {}),
       ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
     };
-    const { plan, uri } = planLab(lab, createFlags);
+    const { plan, uri } = planLab(lab, createFlags, { macPrefix: macPrefixFor });
     if (flags['emit-powershell'] && plan.provider !== 'hyperv') {
       throw new UsageError('EMIT_NOT_HYPERV', `--emit-powershell is for the hyperv provider; this plan is for ${plan.provider}`, {
         hint: 'Add --provider hyperv (or provider: hyperv in labctl.yaml).',

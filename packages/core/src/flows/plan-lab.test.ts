@@ -22,6 +22,19 @@ describe('planLab', () => {
     expect(plan.concurrency).toBe(4);
   });
 
+  it('MACs take the provider\'s prefix (Hyper-V: 00:15:5D), still derived from lab + VM name', () => {
+    const macPrefix = (provider: string) => ({ hyperv: '00:15:5D', libvirt: '52:54:00' })[provider];
+    const hyperv = planLab(labFile('provider: hyperv'), { count: 3, golden: 'D:\\g.vhdx' }, { macPrefix }).plan;
+    expect(hyperv.vms.map((vm) => vm.mac)).toEqual(hyperv.vms.map(() => expect.stringMatching(/^00:15:5d(:[0-9a-f]{2}){3}$/)));
+    expect(planLab(labFile('provider: hyperv'), { count: 3, golden: 'D:\\g.vhdx' }, { macPrefix }).plan.vms.map((vm) => vm.mac)).toEqual(hyperv.vms.map((vm) => vm.mac));
+    const libvirt = planLab(labFile(''), { count: 3, golden: '/g.vhd' }, { macPrefix }).plan;
+    // Same lab and names: the same last three octets, only the prefix differs.
+    expect(libvirt.vms.map((vm) => vm.mac.slice(8))).toEqual(hyperv.vms.map((vm) => vm.mac.slice(8)));
+    expect(libvirt.vms[0]!.mac).toMatch(/^52:54:00:/);
+    expect(planLab(labFile(''), { count: 1, golden: '/g.vhd', provider: 'other' }, { macPrefix }).plan.vms[0]!.mac).toMatch(/^52:54:00:/);
+    expect(planLab(labFile(''), { count: 1, golden: '/g.vhd', provider: 'hyperv' }, { macPrefix }).plan.vms[0]!.mac).toMatch(/^00:15:5d:/);
+  });
+
   it('group settings win over defaults, flags over both; lab-file paths are relative to the file', () => {
     const file = labFile(`
 lab: demo

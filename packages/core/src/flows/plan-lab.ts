@@ -1,11 +1,11 @@
 import { homedir } from 'node:os';
 import { UsageError } from '../errors.js';
-import { DEFAULT_NAME_PATTERN, deterministicMac, planNames } from '../plan.js';
+import { DEFAULT_NAME_PATTERN, deterministicMac, planNames, QEMU_MAC_PREFIX } from '../plan.js';
 import type { Plan, VmPlan } from '../provider.js';
 import { type GroupSpec, type LoadedLabFile, type MachineSettings, parseSizeMiB, resolveLocalPath } from '../spec.js';
 
 /**
- * Lab file + flags -> the plan: which VMs, with which names, MACs and settings. Flags win over the
+ * Lab file + flags -> the plan: which VMs, with which names, MACs (under the provider's prefix) and settings. Flags win over the
  * group, the group over `defaults:`. Pure: nothing is contacted, so `--dry-run` shows exactly this.
  */
 export interface CreateFlags {
@@ -70,9 +70,18 @@ export interface PlannedLab {
   uri: string | undefined;
 }
 
-export function planLab(lab: LoadedLabFile, flags: CreateFlags): PlannedLab {
+export interface PlanOptions {
+  /**
+   * The MAC prefix of a provider (its static `macPrefix`), so Hyper-V VMs get 00:15:5D MACs and
+   * libvirt ones 52:54:00. Unknown providers and no resolver: QEMU_MAC_PREFIX.
+   */
+  macPrefix?: (provider: string) => string | undefined;
+}
+
+export function planLab(lab: LoadedLabFile, flags: CreateFlags, options: PlanOptions = {}): PlannedLab {
   const spec = lab.spec;
   const provider = flags.provider ?? spec.provider ?? DEFAULT_PROVIDER;
+  const macPrefix = options.macPrefix?.(provider) ?? QEMU_MAC_PREFIX;
   const uri = flags.uri ?? spec.uri;
   const fromFile = (value: string | undefined) => (value === undefined ? undefined : lab.resolvePath(expandHome(value)));
   const fromFlag = (value: string | undefined) => (value === undefined ? undefined : resolveLocalPath(expandHome(value), process.cwd()));
@@ -106,7 +115,7 @@ export function planLab(lab: LoadedLabFile, flags: CreateFlags): PlannedLab {
         name,
         group: target.group,
         host: uri ?? 'local',
-        mac: deterministicMac(lab.lab, name),
+        mac: deterministicMac(lab.lab, name, macPrefix),
         cpus: flags.cpus ?? settings.cpus ?? 1,
         memoryMiB: memoryFlag ?? settings.memory ?? DEFAULT_MEMORY_MIB,
         golden,

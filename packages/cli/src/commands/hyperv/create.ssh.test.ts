@@ -77,8 +77,9 @@ describe.skipIf(gate.skip)('labctl create/destroy with provider hyperv', () => {
     vi.restoreAllMocks();
   });
 
-  it('create + start + IPs of 10 VMs is the same 5 PowerShell runs at --concurrency 1 and 10', async () => {
+  it('create + start + IPs of 10 VMs is the same 5 PowerShell runs at --concurrency 1 and 10; MACs are 00:15:5D', async () => {
     const runs: Record<string, string[]> = {};
+    let previousMacs: Array<string | undefined> = [];
     for (const concurrency of ['1', '10']) {
       hosts.reset(port);
       const dir = newLab();
@@ -91,6 +92,12 @@ describe.skipIf(gate.skip)('labctl create/destroy with provider hyperv', () => {
       expect(ips.vms.filter((vm) => vm.address?.startsWith('192.168.50.'))).toHaveLength(10);
       runs[concurrency] = hosts.invocations(port).map((entry) => entry.script);
       expect(hosts.invocations(port).find((entry) => entry.script === 'start_vms')?.vms).toBe(10);
+      // Static MACs in Hyper-V's range 00:15:5D, as planned (deterministic per lab + VM name).
+      const macs = hosts.host(port).vms.map((vm) => vm.adapters[0]?.mac);
+      expect(macs).toEqual(macs.map(() => expect.stringMatching(/^00155D[0-9A-F]{6}$/)));
+      expect(new Set(macs).size).toBe(10);
+      if (concurrency === '10') expect(macs).toEqual(previousMacs);
+      previousMacs = macs;
     }
     expect(runs['1']).toEqual(['list_vms', 'get_host_facts', 'create_vms', 'start_vms', 'get_adapters']);
     expect(runs['10']).toEqual(runs['1']);
