@@ -1,5 +1,7 @@
+import { LabctlError } from '@labctl/core/errors';
 import { type PlanReport, planReport } from '@labctl/delegation/service';
 import { LabctlCommand } from '../../base-command.js';
+import { configureHostsFlag, describeHosts, hostsSetup, type MigrationReport, runHosts } from '../../delegation-hosts.js';
 import { renderTable } from '../../render.js';
 import {
   connectionFlags,
@@ -16,7 +18,9 @@ export default class DelegationPlan extends LabctlCommand<typeof DelegationPlan>
     "Reads every host's computer object with one LDAP search and lists, per host, the msDS-AllowedToDelegateTo values to add " +
     'and the userAccountControl change (protocol transition on, unconstrained delegation off). Hosts missing from AD, names given ' +
     'twice and hosts without a "Microsoft Virtual System Migration Service" SPN are reported. The bind password comes from ' +
-    'LABCTL_LDAP_PASSWORD, --password-file or a prompt.';
+    'LABCTL_LDAP_PASSWORD, --password-file or a prompt. With --configure-hosts, each Hyper-V host is also read over SSH ' +
+    '(Get-VMHost) and the Enable-VMMigration / Set-VMHost -VirtualMachineMigrationAuthenticationType Kerberos it would get ' +
+    'are listed; nothing is changed there either. Exit 1 if a host cannot be read.';
   static override examples = [
     {
       description: 'Three hosts over LDAPS with the lab CA',
@@ -27,11 +31,17 @@ export default class DelegationPlan extends LabctlCommand<typeof DelegationPlan>
       description: 'Hosts and DC from the delegation: section of labctl.yaml, as JSON',
       command: '<%= config.bin %> <%= command.id %> --json',
     },
+    {
+      description: 'Also what each Hyper-V host would get (live migration on, Kerberos), read over SSH',
+      command: '<%= config.bin %> <%= command.id %> --hosts hv01,hv02,hv03 --configure-hosts',
+    },
   ];
-  static override flags = { ...meshFlags, ...connectionFlags };
+  static override flags = { ...meshFlags, ...connectionFlags, ...configureHostsFlag };
 
-  async run(): Promise<PlanReport> {
-    const settings = await delegationSettings(this.flags, await this.labFile(), true);
+  async run(): Promise<PlanReport & { migration?: MigrationReport }> {
+    const lab = await this.labFile();
+    const settings = await delegationSettings(this.flags, lab, true);
+    const setup = this.flags['configure-hosts'] ? hostsSetup(lab, this.labDir, settings) : undefined;
     const report = await planReport(settings, await connectionSettings(settings));
     for (const line of findings(report)) this.note(line);
     if (report.changes.length === 0) {
@@ -56,6 +66,18 @@ export default class DelegationPlan extends LabctlCommand<typeof DelegationPlan>
       if (report.unchanged.length) this.log(`\nalready configured: ${report.unchanged.join(', ')}`);
     }
     this.log(operationsLine(report.operations));
-    return report;
+    if (!setup) return report;
+    const migration = await runHosts(setup, 'read', this.progressSink());
+    const hosts = describeHosts(migration);
+    for (const note of hosts.notes) this.note(note);
+    this.log(hosts.text);
+    const full = { ...report, migration };
+    if (migration.failed > 0) {
+      throw new LabctlError('MIGRATION_READ_FAILED', `${migration.failed} Hyper-V host(s) could not be read`, {
+        hint: 'Check that the hosts answer over SSH (hosts: and hyperv: in labctl.yaml) and have the Hyper-V module.',
+        details: { ...full },
+      });
+    }
+    return full;
   }
 }
