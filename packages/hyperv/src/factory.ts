@@ -3,11 +3,12 @@ import { join } from 'node:path';
 import type { LoadedLabFile } from '@labctl/core/spec';
 import type { ScriptRunLog } from '@labctl/remote/powershell';
 import { HyperVProvider } from './provider.js';
-import { hyperVHosts, parseHyperVSettings } from './settings.js';
+import { hyperVHosts, LOCAL_TARGET, parseHyperVSettings } from './settings.js';
 
 /**
  * The Hyper-V provider as the CLI makes it: hosts from labctl.yaml (or one named host), one SSH
- * connection per host with its host key pinned (known_hosts; a changed key is refused), and every
+ * connection per host with its host key pinned (known_hosts; a changed key is refused) or, for a
+ * host whose address is `local`, PowerShell run on this machine as a child process, and every
  * PowerShell run appended to `.labctl/powershell.log` (script, host, duration, exit). With debug
  * on, the log entries carry the script text and its JSON input, and each run is echoed on stderr.
  */
@@ -47,9 +48,14 @@ export function hyperVProvider(options: HyperVFactoryOptions): HyperVProvider {
     debug,
     log,
     connect: async (host) => {
+      const target = hosts.find((item) => item.name === host.name)?.target ?? host.name;
+      if (target === LOCAL_TARGET) {
+        // labctl runs on the Hyper-V host: powershell.exe (or pwsh) as a child process, same scripts.
+        const { LocalPowerShellRunner } = await import('@labctl/remote/local');
+        return new LocalPowerShellRunner();
+      }
       // Loaded on first connection only: making the provider (dry runs, --help) needs no SSH stack.
       const { connect } = await import('@labctl/remote/ssh');
-      const target = hosts.find((item) => item.name === host.name)?.target ?? host.name;
       const ssh = await connect(target, {
         // A changed key is refused under both policies; accept-new only records a host never seen.
         hostKeyPolicy: settings.hostKeys ?? 'strict',

@@ -22,9 +22,12 @@ export interface HyperVSettings {
 }
 
 export interface HyperVHostTarget extends HyperVHostConfig {
-  /** SSH target: user@host[:port]. */
+  /** SSH target: user@host[:port], or `local`: PowerShell on this machine, no SSH. */
   target: string;
 }
+
+/** The address of a host that is this machine: labctl runs PowerShell locally (no SSH). */
+export const LOCAL_TARGET = 'local';
 
 const KEYS = new Set(['knownHosts', 'identityFile', 'shell', 'hostKeys']);
 
@@ -53,15 +56,23 @@ export function parseHyperVSettings(raw: Record<string, unknown> | undefined, re
 /**
  * The Hyper-V hosts of a lab: `hosts:` from labctl.yaml; `only` (a --host or --uri value, or the host
  * a VM record names) narrows them to one, or names a host that is not in the file (its SSH target).
+ * A host whose address is `local` is this machine (no SSH); so is the lab's only host when there is
+ * no `hosts:` and labctl runs on Windows, or when `--host local` is given.
  */
-export function hyperVHosts(spec: LabSpec, only?: string): HyperVHostTarget[] {
+export function hyperVHosts(spec: LabSpec, only?: string, platform: NodeJS.Platform = process.platform): HyperVHostTarget[] {
   const hosts = (spec.hosts ?? []).map((host): HyperVHostTarget => {
     const base = host.address ?? host.name;
+    if (base === LOCAL_TARGET) {
+      return { name: host.name, target: LOCAL_TARGET, ...(host.path ? { path: host.path } : {}), ...(host.concurrency ? { concurrency: host.concurrency } : {}) };
+    }
     const withUser = host.user && !base.includes('@') ? `${host.user}@${base}` : base;
     const target = host.port && !/:\d+$/.test(withUser) ? `${withUser}:${host.port}` : withUser;
     return { name: host.name, target, ...(host.path ? { path: host.path } : {}), ...(host.concurrency ? { concurrency: host.concurrency } : {}) };
   });
-  if (!only || only === 'local') return hosts;
+  if (!only || only === LOCAL_TARGET) {
+    if (hosts.length === 0 && (only === LOCAL_TARGET || platform === 'win32')) return [{ name: LOCAL_TARGET, target: LOCAL_TARGET }];
+    return hosts;
+  }
   const named = hosts.filter((host) => host.name === only || host.target === only);
   return named.length > 0 ? named : [{ name: only.replace(/^[^@]*@/, '').replace(/:\d+$/, ''), target: only }];
 }

@@ -8,6 +8,9 @@
 // The "Hyper-V host" is a JSON file (VMs, disk files, switches) in STATE_DIR, changed by the
 // operations like the real cmdlets would; shapes follow /work/shared/hyperv-facts.md.
 // Usage (as forced command): node fake-powershell.mjs STATE_DIR
+// Usage (as a local process, scripts/testbed/hyperv-local.sh): node fake-powershell.mjs STATE_DIR
+//   --argv0 powershell.exe|pwsh ARGS... — ARGS are what labctl's local runner passes to the
+//   executable; the command line is rebuilt from them and checked the same way; state in STATE_DIR/local.
 // Test knobs in STATE_DIR/scenario.json: sleepMs, dropOn, throwOn, failCreate[], kvp{vm: none|nocontact|disabled|late},
 // computerName, failSetVMHost (Set-VMHost -VirtualMachineMigrationAuthenticationType is access denied).
 import { randomUUID } from 'node:crypto';
@@ -15,9 +18,10 @@ import { appendFileSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } fro
 import { join } from 'node:path';
 
 // One state directory per sshd port, so several fake hosts can share one test user.
-const stateDir = join(process.argv[2], (process.env.SSH_CONNECTION ?? '').split(' ')[3] ?? 'local');
+const local = process.argv[3] === '--argv0';
+const stateDir = join(process.argv[2], local ? 'local' : ((process.env.SSH_CONNECTION ?? '').split(' ')[3] ?? 'local'));
 const CRLF = '\r\n';
-const command = process.env.SSH_ORIGINAL_COMMAND ?? '';
+const command = local ? process.argv.slice(4).join(' ') : (process.env.SSH_ORIGINAL_COMMAND ?? '');
 const scenario = readJson(join(stateDir, 'scenario.json'), {});
 
 function readJson(file, fallback) {
@@ -91,8 +95,9 @@ for (const leaf of leaves) if (leaf.length >= 5 && !SCRIPT_WORDS.has(leaf) && sc
 appendFileSync(join(stateDir, 'invocations.log'), `${JSON.stringify({ script: name, shell: match[1], commandLength: command.length, stdinBytes: stdin.length, vms: Array.isArray(input.vms) ? input.vms.length : undefined })}\n`);
 
 if (scenario.dropOn === name) {
-  // The SSH session dies mid-run: kill sshd's session process (our parent, exec'd into).
-  process.kill(process.ppid, 'SIGKILL');
+  // The SSH session dies mid-run: kill sshd's session process (our parent, exec'd into). Run
+  // locally, our parent is labctl itself: the process dies instead (killed, no exit status).
+  process.kill(local ? process.pid : process.ppid, 'SIGKILL');
   process.exit(137);
 }
 if (scenario.throwOn === name) {

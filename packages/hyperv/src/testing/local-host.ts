@@ -1,0 +1,60 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { defaultHost, type FakeHost, type Scenario } from './recorded-hosts.js';
+
+/**
+ * The recorded Hyper-V host as a local process (scripts/testbed/hyperv-local.sh): the stand-in for
+ * powershell.exe that hyperv-hosts.sh puts behind sshd, found on PATH under the names powershell.exe
+ * and pwsh, as labctl's local transport finds the real one on Windows. No root, no sshd.
+ */
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
+
+export class LocalRecordedHost {
+  readonly dir: string;
+  /** Put first on PATH: holds powershell.exe and pwsh. */
+  readonly bin: string;
+
+  constructor() {
+    this.dir = mkdtempSync(join(tmpdir(), 'hyperv-local-'));
+    execFileSync(join(repoRoot, 'scripts/testbed/hyperv-local.sh'), ['up', this.dir], { stdio: 'pipe' });
+    this.bin = join(this.dir, 'bin');
+    this.reset();
+  }
+
+  private file(name: string): string {
+    return join(this.dir, 'hv', 'local', name);
+  }
+
+  /** This process's environment with the stand-in first on PATH. */
+  env(): NodeJS.ProcessEnv {
+    return { ...process.env, PATH: `${this.bin}:${process.env.PATH ?? ''}` };
+  }
+
+  reset(host: FakeHost = defaultHost(), scenario: Scenario = {}): void {
+    writeFileSync(this.file('host.json'), JSON.stringify(host, null, 1));
+    writeFileSync(this.file('scenario.json'), JSON.stringify(scenario));
+    writeFileSync(this.file('invocations.log'), '');
+  }
+
+  scenario(scenario: Scenario): void {
+    writeFileSync(this.file('scenario.json'), JSON.stringify(scenario));
+  }
+
+  host(): FakeHost {
+    return JSON.parse(readFileSync(this.file('host.json'), 'utf8')) as FakeHost;
+  }
+
+  invocations(): Array<{ script: string; shell: string; commandLength: number; vms?: number }> {
+    return readFileSync(this.file('invocations.log'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line));
+  }
+
+  stop(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
