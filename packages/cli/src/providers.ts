@@ -51,7 +51,9 @@ export function providerCache(context: Omit<ProviderContext, 'uri'>): (vm: { pro
     const key = `${vm.provider}\0${vm.host}`;
     let provider = made.get(key);
     if (!provider) {
-      provider = makeProvider(vm.provider, { ...context, ...(vm.host && vm.host !== 'local' ? { uri: vm.host } : {}) });
+      // libvirt records "local" for its default URI; for Hyper-V "local" is a host (this machine, no SSH).
+      const host = vm.host && (vm.host !== 'local' || vm.provider !== 'libvirt') ? vm.host : undefined;
+      provider = makeProvider(vm.provider, { ...context, ...(host ? { uri: host } : {}) });
       made.set(key, provider);
     }
     return provider;

@@ -31,7 +31,7 @@ export class HyperVPlacementError extends LabctlError {
 export class HyperVNoHostsError extends LabctlError {
   constructor() {
     super('HYPERV_NO_HOSTS', 'no Hyper-V host configured', {
-      hint: 'Add `hosts: [{ name: hv01, address: admin@hv01.lab.example }]` to labctl.yaml (`address: local` when labctl runs on the Hyper-V host), or name one host: labctl create --uri admin@hv01 (labctl hyperv …: --host).',
+      hint: 'Add `hosts: [{ name: hv01, address: admin@hv01.lab.example }]` to labctl.yaml (`address: local` when labctl runs on the Hyper-V host), or name one host: labctl create --host admin@hv01.',
       exitCode: 2,
     });
   }

@@ -1,5 +1,6 @@
 import { destroyLab, type DestroySummary } from '@labctl/core/flows/destroy';
-import { UsageError } from '@labctl/core/errors';
+import { LabctlError, UsageError } from '@labctl/core/errors';
+import type { Provider } from '@labctl/core/provider';
 import { Args, Flags } from '@oclif/core';
 import { LabctlCommand } from '../base-command.js';
 import { interruptOnSigint } from '../interrupt.js';
@@ -37,7 +38,10 @@ export default class Destroy extends LabctlCommand<typeof Destroy> {
     const lab = await this.labFile();
     const context = { lab, labDir: this.labDir };
     const uri = this.flags.uri ?? lab.spec.uri;
-    const scanner = makeProvider(lab.spec.provider ?? 'libvirt', { ...context, ...(uri ? { uri } : {}) });
+    // The lab's default connection is also searched for VMs an interrupted run made but did not
+    // record. A lab with no default connection (Hyper-V without hosts:, VMs made with --host) has
+    // nowhere to search: its recorded VMs are still destroyed through the hosts they name.
+    const scanner = defaultScanner(() => makeProvider(lab.spec.provider ?? 'libvirt', { ...context, ...(uri ? { uri } : {}) }));
     const providerFor = providerCache(context);
     const progress = createProgress({ json: this.jsonEnabled(), subjects: [], finishedBy: () => false });
     const interrupt = interruptOnSigint((message) => this.note(message));
@@ -46,7 +50,7 @@ export default class Destroy extends LabctlCommand<typeof Destroy> {
       summary = await destroyLab({
         lab: lab.lab,
         provider: providerFor,
-        scan: [scanner],
+        scan: scanner ? [scanner] : [],
         store: this.stateStore(),
         names,
         all: this.flags.all,
@@ -73,5 +77,14 @@ export default class Destroy extends LabctlCommand<typeof Destroy> {
   private isFlagValue(arg: string): boolean {
     const index = this.argv.indexOf(arg);
     return index > 0 && ['--uri', '--lab-dir'].includes(this.argv[index - 1]!);
+  }
+}
+
+function defaultScanner(make: () => Provider): Provider | undefined {
+  try {
+    return make();
+  } catch (error) {
+    if (error instanceof LabctlError && error.exitCode === 2) return undefined;
+    throw error;
   }
 }

@@ -56,4 +56,25 @@ describe('labctl create/ip/destroy on the local Hyper-V host (address: local)', 
     expect(host.host().vms).toEqual([]);
     expect(Object.keys(host.host().files)).toEqual([GOLDEN]);
   });
+
+  it('--host local without hosts: records host "local", and a later ip/destroy without the flag finds the VMs again', async () => {
+    const bare = mkdtempSync(join(tmpdir(), 'labctl-hyperv-local-'));
+    try {
+      writeFileSync(join(bare, 'labctl.yaml'), ['lab: hvbare', 'provider: hyperv', 'defaults:', `  golden: '${GOLDEN}'`, '  network: LabSwitch', ''].join('\n'));
+      vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+      await Create.run(['--count', '2', '--no-wait', '--host', 'local', '--json', '--lab-dir', bare], cliRoot);
+      const ips = (await Ip.run(['--json', '--lab-dir', bare], cliRoot)) as { vms: Array<{ name: string; address: string | null }> };
+      const destroyed = (await Destroy.run(['--all', '--json', '--lab-dir', bare], cliRoot)) as { vms: Array<{ name: string; result: string }> };
+      vi.restoreAllMocks();
+      expect(ips.vms.map((vm) => [vm.name, vm.address?.startsWith('192.168.50.')])).toEqual([
+        ['vm-01', true],
+        ['vm-02', true],
+      ]);
+      expect(destroyed.vms.map((vm) => vm.result)).toEqual(['destroyed', 'destroyed']);
+      expect(host.host().vms.filter((vm) => vm.name.startsWith('vm-'))).toEqual([]);
+    } finally {
+      vi.restoreAllMocks();
+      rmSync(bare, { recursive: true, force: true });
+    }
+  });
 });
