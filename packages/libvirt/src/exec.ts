@@ -20,7 +20,7 @@ export class CommandFailedError extends LabctlError {}
 export function run(program: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   const timeoutMs = options.timeoutMs ?? 60_000;
   return new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       program,
       args,
       { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 32 * 1024 * 1024, signal: options.signal, encoding: 'utf8' },
@@ -46,6 +46,9 @@ export function run(program: string, args: readonly string[], options: RunOption
         }));
       },
     );
+    // No input, ever: a question (an unknown SSH host key of a qemu+libssh:// host, a password) gets
+    // end-of-file at once and fails, instead of waiting for the deadline.
+    child.stdin?.end();
   });
 }
 
