@@ -4,6 +4,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { sleep } from '@labctl/core/concurrency';
 import { escapeXml } from './xml.js';
+import type { ProbeConsole } from './storage.js';
 import type { Virsh } from './virsh.js';
 
 /**
@@ -39,7 +40,20 @@ export function defaultCacheFile(env: NodeJS.ProcessEnv = process.env): string {
 
 export async function chooseAccelerator(
   virsh: Virsh,
-  options: { kernel?: string; workDir: string; cacheFile?: string; timeoutMs?: number; forced?: Accelerator },
+  options: {
+    kernel?: string;
+    workDir: string;
+    cacheFile?: string;
+    timeoutMs?: number;
+    forced?: Accelerator;
+    /**
+     * The libvirt host is another machine: the probe kernel is the lab's own (a path on that host;
+     * this machine's /boot says nothing about it) and the console comes from `console`.
+     */
+    remote?: boolean;
+    /** Where the probe VM's serial console goes and how it is read back (default: a file in workDir). */
+    console?: (name: string) => Promise<ProbeConsole>;
+  },
 ): Promise<AcceleratorChoice> {
   if (options.forced) return { accelerator: options.forced, reason: 'set in the lab file (libvirt.accelerator)' };
   try {
@@ -47,27 +61,48 @@ export async function chooseAccelerator(
   } catch {
     return { accelerator: 'tcg', reason: 'libvirt offers no KVM on this host' };
   }
-  const kernel = options.kernel ?? newestHostKernel();
-  if (!kernel || !existsSync(kernel)) return { accelerator: 'tcg', reason: 'no kernel to probe KVM with' };
+  const kernel = options.remote ? options.kernel : (options.kernel ?? newestHostKernel());
+  if (!kernel) {
+    return {
+      accelerator: 'tcg',
+      reason: options.remote ? 'no kernel: in the lab file to probe KVM with on that host; libvirt.accelerator: kvm skips the probe' : 'no kernel to probe KVM with',
+    };
+  }
+  if (!options.remote && !existsSync(kernel)) return { accelerator: 'tcg', reason: 'no kernel to probe KVM with' };
   const cacheFile = options.cacheFile ?? defaultCacheFile();
-  // One answer per host and kernel: a URI's query (e.g. ?socket= of a private libvirtd) names no other host.
-  const key = `${virsh.uri.replace(/\?.*$/, '')}\0${kernel}`;
+  // One answer per host and kernel: a URI's query (e.g. ?socket= of a private libvirtd) names no other
+  // host, and neither does its transport (qemu+ssh:// and qemu+libssh:// reach the same daemon).
+  const key = `${virsh.uri.replace(/\?.*$/, '').replace(/^([a-z0-9]+)\+[a-z0-9]+:/i, '$1:')}\0${kernel}`;
   try {
     const cached = JSON.parse(await readFile(cacheFile, 'utf8')) as { key: string; at: number; choice: AcceleratorChoice };
     if (cached.key === key && Date.now() - cached.at < CACHE_MS) return { ...cached.choice, reason: `${cached.choice.reason} (cached)` };
   } catch {}
-  const choice = await probeKvm(virsh, kernel, options.workDir, options.timeoutMs ?? 8_000);
+  const choice = await probeKvm(virsh, kernel, options.workDir, options.timeoutMs ?? 8_000, options.console);
   await mkdir(dirname(cacheFile), { recursive: true }).catch(() => {});
   await writeFile(cacheFile, JSON.stringify({ key, at: Date.now(), choice }), { mode: 0o600 }).catch(() => {});
   return choice;
 }
 
-async function probeKvm(virsh: Virsh, kernel: string, workDir: string, timeoutMs: number): Promise<AcceleratorChoice> {
+function localConsole(workDir: string): (name: string) => Promise<ProbeConsole> {
+  return async (name) => {
+    const path = join(workDir, `${name}.console`);
+    await rm(path, { force: true });
+    return { path, read: () => readFile(path, 'utf8').catch(() => ''), remove: () => rm(path, { force: true }) };
+  };
+}
+
+async function probeKvm(
+  virsh: Virsh,
+  kernel: string,
+  workDir: string,
+  timeoutMs: number,
+  makeConsole: (name: string) => Promise<ProbeConsole> = localConsole(workDir),
+): Promise<AcceleratorChoice> {
   await mkdir(workDir, { recursive: true, mode: 0o700 });
   const name = `labctl-kvm-probe-${process.pid}`;
-  const consoleLog = join(workDir, `${name}.console`);
+  const console = await makeConsole(name);
+  const consoleLog = console.path;
   const xmlFile = join(workDir, `${name}.xml`);
-  await rm(consoleLog, { force: true });
   await writeFile(
     xmlFile,
     [
@@ -91,7 +126,7 @@ async function probeKvm(virsh: Virsh, kernel: string, workDir: string, timeoutMs
       return { accelerator: 'tcg', reason: `a KVM probe VM did not start (${(err as Error).message})` };
     }
     while (Date.now() - started < timeoutMs) {
-      const output = await readFile(consoleLog, 'utf8').catch(() => '');
+      const output = await console.read();
       if (PROOF.test(output)) return { accelerator: 'kvm', reason: `a KVM probe VM booted a kernel in ${((Date.now() - started) / 1000).toFixed(1)} s` };
       await sleep(250);
     }
@@ -99,6 +134,6 @@ async function probeKvm(virsh: Virsh, kernel: string, workDir: string, timeoutMs
   } finally {
     await virsh.run(['destroy', name], { timeoutMs: 20_000 }).catch(() => {});
     await rm(xmlFile, { force: true });
-    await rm(consoleLog, { force: true });
+    await console.remove().catch(() => {});
   }
 }

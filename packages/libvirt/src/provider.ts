@@ -3,15 +3,16 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Check } from '@labctl/core/checks';
 import { mapLimit } from '@labctl/core/concurrency';
-import { describeError, LabctlError } from '@labctl/core/errors';
+import { describeError, EXIT_USAGE, LabctlError } from '@labctl/core/errors';
 import type { EventSink } from '@labctl/core/events';
 import { QEMU_MAC_PREFIX } from '@labctl/core/plan';
 import type { AdapterReport, DestroyOptions, Plan, Provider, VmPlan } from '@labctl/core/provider';
 import type { VmRecord, VmState } from '@labctl/core/state';
 import { type Accelerator, type AcceleratorChoice, chooseAccelerator } from './accelerator.js';
-import { createFullCopy, createOverlay, type GoldenInfo, inspectGolden } from './disks.js';
+import type { GoldenInfo } from './disks.js';
 import { run } from './exec.js';
 import { parseDhcpLeases, parseDomifaddr, parseLeaseSeconds, parseNeighbours } from './parse.js';
+import { type DiskStore, LocalStore, PoolStore } from './storage.js';
 import { isNoDomain, isNotRunning, Virsh } from './virsh.js';
 import { domainXml, LABCTL_XMLNS, type LabctlMetadata, networkSource, parseLabctlMetadata } from './xml.js';
 
@@ -21,12 +22,22 @@ import { domainXml, LABCTL_XMLNS, type LabctlMetadata, networkSource, parseLabct
  * in every domain so `list` finds exactly this lab's VMs, even after a crash.
  */
 export const DEFAULT_URI = 'qemu:///system';
+export const DEFAULT_POOL = 'default';
 
 export interface LibvirtProviderOptions {
   lab: string;
   uri?: string;
-  /** Where overlays, console logs and domain XML go (as the libvirt host sees it). */
+  /**
+   * This machine's directory for the domain XML labctl hands to virsh and, with a local libvirt and
+   * no `pool`, for the VMs' overlays and console logs too.
+   */
   diskDir: string;
+  /**
+   * A libvirt storage pool for the VMs' disks and console logs, made through libvirt's storage API
+   * (vol-create / vol-delete). Always used for a remote URI (default pool `default`); for a local URI
+   * only when set (otherwise this machine's qemu-img makes the overlays in diskDir).
+   */
+  pool?: string;
   accelerator?: 'auto' | Accelerator;
   /** Where the accelerator probe result is cached (default ~/.cache/labctl/accelerator.json). */
   acceleratorCacheFile?: string;
@@ -58,6 +69,7 @@ export class LibvirtProvider implements Provider {
   readonly macPrefix = LibvirtProvider.macPrefix;
   readonly uri: string;
   readonly virsh: Virsh;
+  readonly store: DiskStore;
   private readonly goldens = new Map<string, GoldenInfo>();
   private acceleratorChoice: AcceleratorChoice | undefined;
   private readonly agentUnavailable = new Set<string>();
@@ -65,14 +77,15 @@ export class LibvirtProvider implements Provider {
   constructor(private readonly options: LibvirtProviderOptions) {
     this.uri = options.uri ?? DEFAULT_URI;
     this.virsh = new Virsh(this.uri, options.virshProgram);
+    this.store =
+      isLocalUri(this.uri) && !options.pool
+        ? new LocalStore(options.diskDir)
+        : new PoolStore(this.virsh, options.pool ?? DEFAULT_POOL, options.diskDir);
   }
 
-  diskPath(name: string): string {
-    return join(this.options.diskDir, `${name}.qcow2`);
-  }
-
-  private consolePath(name: string): string {
-    return join(this.options.diskDir, `${name}.console.log`);
+  /** The VM's own disk, as the libvirt host sees it. */
+  diskPath(name: string): Promise<string> {
+    return this.store.diskPath(name);
   }
 
   private xmlPath(name: string): string {
@@ -88,6 +101,8 @@ export class LibvirtProvider implements Provider {
         workDir: this.options.diskDir,
         ...(this.options.acceleratorCacheFile ? { cacheFile: this.options.acceleratorCacheFile } : {}),
         ...(forced ? { forced } : {}),
+        remote: !isLocalUri(this.uri),
+        console: (name) => this.store.probeConsole(name),
       });
     }
     return this.acceleratorChoice;
@@ -96,7 +111,7 @@ export class LibvirtProvider implements Provider {
   private async golden(path: string): Promise<GoldenInfo> {
     let info = this.goldens.get(path);
     if (!info) {
-      info = await inspectGolden(path);
+      info = await this.store.inspectGolden(path);
       this.goldens.set(path, info);
     }
     return info;
@@ -112,21 +127,13 @@ export class LibvirtProvider implements Provider {
         id: 'libvirt.connect',
         level: 'error',
         message: `cannot connect to libvirt at ${this.uri}: ${describeError(err)}`,
-        hint: 'Is libvirtd running (and virtlogd)? Check the URI (--uri, uri: in labctl.yaml) and your rights (group libvirt).',
+        hint: connectHint(this.uri, err),
       });
       return checks;
     }
-    if (!isLocalUri(this.uri)) {
-      // Overlays are made with this machine's qemu-img: on a remote host they would land in the wrong place.
-      checks.push({
-        id: 'libvirt.remote',
-        level: 'error',
-        message: `${this.uri} is a remote libvirt host; this labctl creates VM disks with the local qemu-img only`,
-        hint: 'Run labctl on the KVM host itself (e.g. over ssh), with uri: qemu:///system.',
-      });
-      return checks;
-    }
+    checks.push(...remoteUriChecks(this.uri));
     await mkdir(this.options.diskDir, { recursive: true, mode: 0o700 });
+    checks.push(...(await this.store.preflight()));
 
     for (const golden of new Set(plan.vms.map((vm) => vm.golden))) {
       try {
@@ -146,9 +153,8 @@ export class LibvirtProvider implements Provider {
       }
     }
     for (const file of new Set(plan.vms.flatMap((vm) => [vm.kernel, vm.initrd].filter((f): f is string => Boolean(f))))) {
-      if (!existsSync(file)) {
-        checks.push({ id: 'boot.file', level: 'error', subject: file, message: `boot file ${file} does not exist`, hint: 'Check kernel:/initrd: in labctl.yaml.' });
-      }
+      const check = await this.store.checkBootFile(file);
+      if (check) checks.push(check);
     }
     for (const network of new Set(plan.vms.map((vm) => vm.network))) checks.push(await this.checkNetwork(network));
     if (plan.vms.some((vm) => vm.firmware === 'uefi')) checks.push(await this.checkUefi());
@@ -240,15 +246,19 @@ export class LibvirtProvider implements Provider {
 
   private async createOne(vm: VmPlan, accelerator: Accelerator, events: EventSink): Promise<VmRecord> {
     const golden = await this.golden(vm.golden);
-    const disk = this.diskPath(vm.name);
-    const consoleLog = this.consolePath(vm.name);
+    const planned = await this.store.diskPath(vm.name);
     const xmlFile = this.xmlPath(vm.name);
-    if (disk === golden.path) throw new LibvirtError('DISK_IS_GOLDEN', `refusing to use the golden image ${disk} as ${vm.name}'s own disk`);
+    if (planned === golden.path) throw new LibvirtError('DISK_IS_GOLDEN', `refusing to use the golden image ${planned} as ${vm.name}'s own disk`);
     events({ subject: vm.name, phase: 'disk', status: 'start', message: vm.clone === 'full' ? 'full copy' : 'overlay' });
     // A disk without a domain is left over from an interrupted run of this lab: ours to replace.
-    await rm(disk, { force: true });
-    if (vm.clone === 'full') await createFullCopy(golden, disk);
-    else await createOverlay(golden, disk);
+    const disk = await this.store.createDisk(vm.name, golden, vm.clone === 'full' ? 'full' : 'linked');
+    let consoleLog: string;
+    try {
+      consoleLog = await this.store.prepareConsole(vm.name);
+    } catch (err) {
+      await this.store.remove(disk).catch(() => {});
+      throw err;
+    }
     events({ subject: vm.name, phase: 'disk', status: 'done', message: disk });
     const xml = domainXml({
       name: vm.name,
@@ -271,8 +281,9 @@ export class LibvirtProvider implements Provider {
     try {
       await this.virsh.run(['define', xmlFile]);
     } catch (err) {
-      // Undo only what this step made: the overlay (never a domain that already existed).
-      await rm(disk, { force: true });
+      // Undo only what this step made: the overlay and console log (never a domain that already existed).
+      await this.store.remove(disk).catch(() => {});
+      await this.store.remove(consoleLog).catch(() => {});
       throw err;
     }
     events({ subject: vm.name, phase: 'define', status: 'done', message: accelerator === 'kvm' ? 'KVM' : 'TCG' });
@@ -379,7 +390,12 @@ export class LibvirtProvider implements Provider {
   }
 
   async list(lab: string): Promise<VmRecord[]> {
-    const out = await this.virsh.text(['list', '--all']);
+    let out: string;
+    try {
+      out = await this.virsh.text(['list', '--all']);
+    } catch (err) {
+      throw connectError(this.uri, err);
+    }
     const domains = out
       .split('\n')
       .map((line) => /^\s*(\S+)\s+(\S+)\s+(.+?)\s*$/.exec(line))
@@ -398,7 +414,7 @@ export class LibvirtProvider implements Provider {
         addresses: [],
         ssh: { hostKeys: [] },
         state: VIRSH_STATE[domain.state] ?? 'unknown',
-        resources: { disk: meta.disk, golden: meta.golden, consoleLog: this.consolePath(domain.name), xml: this.xmlPath(domain.name) },
+        resources: { disk: meta.disk, golden: meta.golden, consoleLog: await this.store.consolePath(domain.name), xml: this.xmlPath(domain.name) },
       });
     }
     return records;
@@ -439,16 +455,73 @@ export class LibvirtProvider implements Provider {
     if (!options.keepDisks) {
       const resources = (vm.resources ?? {}) as { disk?: string; golden?: string; consoleLog?: string; xml?: string };
       const golden = resources.golden ?? meta?.golden;
-      const disks = new Set([resources.disk, meta?.disk, this.diskPath(vm.name)].filter((d): d is string => Boolean(d)));
+      const disks = new Set([resources.disk, meta?.disk, await this.store.diskPath(vm.name)].filter((d): d is string => Boolean(d)));
       for (const disk of disks) {
         // Never the golden image, never anything that is not this VM's own qcow2.
         if (disk === golden || !basename(disk).startsWith(vm.name) || !disk.endsWith('.qcow2')) continue;
-        await rm(disk, { force: true });
+        await this.store.remove(disk);
       }
-      for (const file of [resources.consoleLog, resources.xml, this.consolePath(vm.name), this.xmlPath(vm.name)]) {
+      for (const file of new Set([resources.consoleLog, await this.store.consolePath(vm.name)])) {
+        if (file && file !== golden && basename(file) === `${vm.name}.console.log`) await this.store.remove(file);
+      }
+      for (const file of new Set([resources.xml, this.xmlPath(vm.name)])) {
         if (file && file !== golden) await rm(file, { force: true });
       }
     }
     events({ subject: vm.name, phase: 'destroy', status: 'done', message: exists ? undefined : 'domain was already gone' });
   }
+}
+
+/**
+ * What a remote URI says about host-key checking. labctl passes URIs to virsh as given and never adds
+ * `no_verify`; these checks only say what the URI the user wrote will do.
+ */
+export function remoteUriChecks(uri: string): Check[] {
+  if (isLocalUri(uri)) return [];
+  const query = new URLSearchParams(/\?(.*)$/.exec(uri)?.[1] ?? '');
+  const checks: Check[] = [];
+  if (/^(1|yes|true)$/i.test(query.get('no_verify') ?? '')) {
+    checks.push({
+      id: 'libvirt.hostkey',
+      level: 'warning',
+      message: `${uri.replace(/\?.*$/, '')}: no_verify is set in the URI, so the libvirt host's SSH key is not checked`,
+      hint: 'Remove no_verify from the URI and pin the host key (~/.ssh/known_hosts for qemu+ssh, known_hosts= for qemu+libssh).',
+    });
+  }
+  const transport = /^[a-z0-9]+\+([a-z0-9]+):/i.exec(uri)?.[1]?.toLowerCase();
+  if (transport === 'ssh' && query.has('known_hosts')) {
+    checks.push({
+      id: 'libvirt.hostkey',
+      level: 'warning',
+      message: 'known_hosts= in a qemu+ssh:// URI is not used: the ssh transport runs OpenSSH, which checks ~/.ssh/known_hosts (and ssh_config)',
+      hint: 'Pin the host key in ~/.ssh/known_hosts, or use qemu+libssh://... where known_hosts= is honoured.',
+    });
+  }
+  return checks;
+}
+
+const CONNECT_HINT = 'Is libvirtd running (and virtlogd)? Check the URI (--uri, uri: in labctl.yaml) and your rights (group libvirt).';
+
+function connectHint(uri: string, err: unknown): string {
+  const text = `${(err as Error)?.message ?? ''} ${JSON.stringify((err as { details?: unknown })?.details ?? '')}`;
+  if (/host key verification failed|HOST IDENTIFICATION HAS CHANGED|HOST KEY VERIFICATION FAILED|was not accepted/i.test(text)) {
+    return /^[a-z0-9]+\+libssh2?:/i.test(uri)
+      ? "The libvirt host's SSH key is not the one pinned in the URI's known_hosts= file. Check the host's key (ssh-keyscan, compare fingerprints) before you change that file."
+      : "The libvirt host's SSH key is not the one pinned in ~/.ssh/known_hosts (OpenSSH runs the qemu+ssh transport). Check the host's key before you change that file; labctl never turns the check off.";
+  }
+  if (/nc: not found|nc: command not found|netcat/i.test(text)) return 'The libvirt host needs nc (netcat-openbsd) for a ?socket= URI, or virt-ssh-helper.';
+  return CONNECT_HINT;
+}
+
+/** A failure to reach libvirt at all, before anything changed: a refusal (exit 2) that says why. */
+function connectError(uri: string, err: unknown): unknown {
+  const text = `${(err as Error)?.message ?? ''} ${JSON.stringify((err as { details?: unknown })?.details ?? '')}`;
+  if (!/failed to connect to the hypervisor/i.test(text)) return err;
+  const reason = (err as Error).message.replace(/^virsh \S+: /, '');
+  return new LibvirtError('LIBVIRT_CONNECT', `cannot connect to libvirt at ${uri.replace(/\?.*$/, '')}: ${reason}`, {
+    hint: connectHint(uri, err),
+    exitCode: EXIT_USAGE,
+    cause: err,
+    details: { uri, ...((err as { details?: Record<string, unknown> }).details ?? {}) },
+  });
 }
