@@ -15,6 +15,7 @@ DEBIAN_PACKAGES=(
   shellcheck
   # KVM/libvirt provider, demo golden image, isolated network
   qemu-utils qemu-system-x86 libvirt-daemon-system libvirt-clients dnsmasq-base dnsmasq-utils
+  netcat-openbsd  # remote libvirt over qemu+ssh://...?socket=: the ssh transport runs `nc -U SOCKET` on the host
   busybox-static dropbear-bin e2fsprogs cpio linux-image-amd64 syslinux syslinux-common mtools fdisk dosfstools ovmf python3
   libxml2-utils  # xmllint, for virt-xml-validate of generated domain XML
   # VHD oracle
