@@ -7,13 +7,12 @@
  * reached or fails is reported, the others are done, and a re-run finishes (the script changes
  * only what is not already set).
  */
-import { appendFileSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { mapLimit } from '@labctl/core/concurrency';
 import { describeError, isLabctlError, UsageError } from '@labctl/core/errors';
 import { type EventSink, silentSink } from '@labctl/core/events';
 import type { LabSpec, LoadedLabFile } from '@labctl/core/spec';
 import { PowerShellSession, type ScriptRunLog } from '@labctl/remote/powershell';
+import { connectTarget, scriptRunLogger } from './connect.js';
 import { objectArray, stringArray } from './parse.js';
 import type { ClosableRunner } from './provider.js';
 import { SCRIPTS } from './scripts/index.js';
@@ -259,38 +258,17 @@ export interface MigrationConnector {
 }
 
 /**
- * SSH to the hosts as the Hyper-V provider does it (hyperv: section of labctl.yaml: known_hosts with
- * pinned keys, identity file, shell), every run appended to `.labctl/powershell.log`. The
+ * Reaches the hosts as the Hyper-V provider does (hyperv: section of labctl.yaml: known_hosts with
+ * pinned keys, identity file, shell; `address: local` without SSH), every run appended to `.labctl/powershell.log`. The
  * `hyperv:` section is checked here, so a bad one is a usage error before anything is contacted.
  */
 export function migrationConnector(lab: LoadedLabFile, labDir: string, debug = false): MigrationConnector {
   const settings = parseHyperVSettings(lab.spec.hyperv, lab.resolvePath);
-  const logDir = join(labDir, '.labctl');
-  const log = (entry: ScriptRunLog) => {
-    try {
-      mkdirSync(logDir, { recursive: true, mode: 0o700 });
-      appendFileSync(join(logDir, 'powershell.log'), `${JSON.stringify({ at: new Date().toISOString(), ...entry })}\n`, { mode: 0o600 });
-    } catch {
-      // Logging must never fail a run.
-    }
-    if (debug) {
-      process.stderr.write(`labctl: debug: ${entry.script} on ${entry.host}: exit ${entry.exit} in ${entry.durationMs} ms${entry.error ? ` (${entry.error})` : ''}\n`);
-      if (entry.scriptText) process.stderr.write(`${entry.scriptText}\n# input: ${entry.inputJson}\n`);
-    }
-  };
+  const log = scriptRunLogger(labDir, debug);
   return {
     ...(settings.shell ? { flavor: settings.shell } : {}),
     log,
     debug,
-    connect: async (target) => {
-      const { connect } = await import('@labctl/remote/ssh');
-      const ssh = await connect(target.target, {
-        hostKeyPolicy: settings.hostKeys ?? 'strict',
-        ...(settings.knownHosts ? { knownHostsFile: settings.knownHosts } : {}),
-        ...(settings.identityFile ? { identityFiles: [settings.identityFile] } : {}),
-      });
-      ssh.setNoDelay(true);
-      return ssh;
-    },
+    connect: (target) => connectTarget(target.target, settings),
   };
 }
