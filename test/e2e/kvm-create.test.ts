@@ -1,32 +1,23 @@
-import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { requireTestbed } from '@labctl/core/testing/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bin, type Run, repo, runInNetns, sha256 } from './run.js';
 
 /**
  * `labctl create` end to end on real libvirt + qemu (TCG here), in a network namespace and a private
  * libvirtd started by scripts/testbed/kvm-up.sh, with the demo guest from scripts/guest/build-guest.sh.
  * The built binary runs inside the netns, exactly as a user would run it there.
  */
-const repo = resolve(import.meta.dirname, '../..');
-const bin = join(repo, 'packages/cli/bin/run.js');
 const gate = requireTestbed('the KVM end-to-end tests', {
   root: true,
   commands: ['virsh', 'libvirtd', 'qemu-system-x86_64', 'qemu-img', 'ansible', 'ip'],
 });
 const NETNS = 'labctl-kvm-e2e';
 const SUBNET = '10.82.0.0/24';
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
 
 let root: string;
 let bed: string;
@@ -35,23 +26,8 @@ let uri: string;
 let labDir: string;
 let goldenSum: string;
 
-function sha256(file: string): string {
-  return createHash('sha256').update(readFileSync(file)).digest('hex');
-}
-
 function labctl(args: string[], dir = labDir, timeoutMs = 300_000): Promise<Run> {
-  const started = Date.now();
-  return new Promise((done) => {
-    execFile(
-      'ip',
-      ['netns', 'exec', NETNS, process.execPath, bin, ...args, '--lab-dir', dir],
-      { env: { ...process.env, LIBVIRT_DEFAULT_URI: uri, CI: process.env.CI ?? '' }, timeout: timeoutMs, maxBuffer: 16 << 20 },
-      (error, stdout, stderr) => {
-        const code = error ? ((error as { code?: number }).code ?? 1) : 0;
-        done({ code: typeof code === 'number' ? code : 1, stdout, stderr, ms: Date.now() - started });
-      },
-    );
-  });
+  return runInNetns(NETNS, [process.execPath, bin, ...args, '--lab-dir', dir], { ...process.env, LIBVIRT_DEFAULT_URI: uri, CI: process.env.CI ?? '' }, timeoutMs);
 }
 
 function virsh(...args: string[]): string {

@@ -1,11 +1,11 @@
-import { execFile, execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { requireTestbed } from '@labctl/core/testing/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bin, type Run, repo, runInNetns, sha256 } from './run.js';
 
 /**
  * The libvirt provider through a remote URI, for real: the test bed's libvirtd (scripts/testbed/kvm-up.sh,
@@ -19,8 +19,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  * home of its own whose ~/.ssh/known_hosts holds the sshd's key (OpenSSH's check; labctl adds no
  * StrictHostKeyChecking=no and no no_verify), and qemu+libssh:// is checked against known_hosts=.
  */
-const repo = resolve(import.meta.dirname, '../..');
-const bin = join(repo, 'packages/cli/bin/run.js');
 const gate = requireTestbed('the remote libvirt (qemu+ssh) end-to-end tests', {
   root: true,
   commands: ['virsh', 'libvirtd', 'qemu-system-x86_64', 'sshd', 'ssh', 'nc', 'ip'],
@@ -30,13 +28,6 @@ const SUBNET = '10.87.0.0/24';
 const PORT = 2231;
 /** The golden image's directory as the libvirt host sees it. */
 const REMOTE_GOLDEN_DIR = '/var/lib/libvirt/labctl-golden';
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
 
 let root: string;
 let bed: string;
@@ -50,28 +41,18 @@ let goldenFile: string;
 let goldenSum: string;
 let localUri: string;
 
-function sha256(file: string): string {
-  return createHash('sha256').update(readFileSync(file)).digest('hex');
-}
-
 /**
  * labctl inside the netns, with `home` bound over the user's home directory in that command's own
  * mount namespace (ip netns exec makes one): OpenSSH reads ~/.ssh/known_hosts from the password
  * database's home, not $HOME, and this machine's real one is never read or written.
  */
 function labctl(args: string[], dir = labDir, timeoutMs = 300_000): Promise<Run> {
-  const started = Date.now();
-  return new Promise((done) => {
-    execFile(
-      'ip',
-      ['netns', 'exec', NETNS, 'sh', '-c', 'mount --bind "$1" "$2" && shift 2 && exec "$@"', 'sh', home, userInfo().homedir, process.execPath, bin, ...args, '--lab-dir', dir],
-      { env: { ...process.env, XDG_CACHE_HOME: join(root, 'cache'), CI: process.env.CI ?? '' }, timeout: timeoutMs, maxBuffer: 16 << 20 },
-      (error, stdout, stderr) => {
-        const code = error ? ((error as { code?: number }).code ?? 1) : 0;
-        done({ code: typeof code === 'number' ? code : 1, stdout, stderr, ms: Date.now() - started });
-      },
-    );
-  });
+  return runInNetns(
+    NETNS,
+    ['sh', '-c', 'mount --bind "$1" "$2" && shift 2 && exec "$@"', 'sh', home, userInfo().homedir, process.execPath, bin, ...args, '--lab-dir', dir],
+    { ...process.env, XDG_CACHE_HOME: join(root, 'cache'), CI: process.env.CI ?? '' },
+    timeoutMs,
+  );
 }
 
 /** The test's own look at the host, through the local socket (not through labctl's path). */
