@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseDhcpLeases, parseDomifaddr, parseLeaseSeconds, parseNeighbours } from './parse.js';
+import { parseDhcpLeases, parseDomainList, parseDomifaddr, parseLeaseSeconds, parseNeighbours } from './parse.js';
 
 // Recorded from libvirt 9.0 (Debian 12) in the test bed.
 const LEASES = ` Expiry Time           MAC address         Protocol   IP address       Hostname   Client ID or DUID
@@ -69,5 +69,21 @@ describe('parseLeaseSeconds', () => {
     expect(parseLeaseSeconds("<range start='a' end='b'>\n  <lease expiry='30' unit='minutes'/>\n</range>")).toBe(1800);
     expect(parseLeaseSeconds("<range start='a' end='b'><lease expiry='90' unit='seconds'/></range>")).toBe(90);
     expect(parseLeaseSeconds("<range start='a' end='b'><lease expiry='0'/></range>")).toBe(Number.POSITIVE_INFINITY);
+  });
+});
+
+describe('parseDomainList', () => {
+  it('reads every domain with its state, two-word states included; skips the header and rule', () => {
+    const text = ` Id   Name    State
+------------------------
+ 3    lc-01   running
+ 4    lc-02   paused
+ -    lc-03   shut off
+`;
+    expect([...parseDomainList(text)]).toEqual([
+      ['lc-01', 'running'],
+      ['lc-02', 'paused'],
+      ['lc-03', 'shut off'],
+    ]);
   });
 });

@@ -85,3 +85,13 @@ export function parseLeaseSeconds(networkXml: string): number {
   const unit = match[2] ?? 'minutes';
   return amount * ({ seconds: 1, minutes: 60, hours: 3600 }[unit] ?? 60);
 }
+
+/** `virsh list --all`: domain name -> state as domstate spells it ("running", "shut off", "paused"). */
+export function parseDomainList(text: string): Map<string, string> {
+  const states = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const m = /^\s*(\S+)\s+(\S+)\s+(.+?)\s*$/.exec(line);
+    if (m && m[1] !== 'Id') states.set(m[2]!, m[3]!);
+  }
+  return states;
+}

@@ -11,7 +11,7 @@ import type { VmRecord, VmState } from '@labctl/core/state';
 import { type Accelerator, type AcceleratorChoice, chooseAccelerator } from './accelerator.js';
 import type { GoldenInfo } from './disks.js';
 import { run } from './exec.js';
-import { parseDhcpLeases, parseDomifaddr, parseLeaseSeconds, parseNeighbours } from './parse.js';
+import { parseDhcpLeases, parseDomainList, parseDomifaddr, parseLeaseSeconds, parseNeighbours } from './parse.js';
 import { type DiskStore, LocalStore, PoolStore } from './storage.js';
 import { isNoDomain, isNotRunning, Virsh } from './virsh.js';
 import { domainXml, LABCTL_XMLNS, type LabctlMetadata, networkSource, parseLabctlMetadata } from './xml.js';
@@ -325,8 +325,11 @@ export class LibvirtProvider implements Provider {
     const reports: AdapterReport[] = [];
     const leasesByNetwork = new Map<string, { leases: ReturnType<typeof parseDhcpLeases>; leaseSeconds: number } | undefined>();
     let neighbours: ReturnType<typeof parseNeighbours> | undefined;
+    // One `virsh list` per poll round, not one domstate per VM: discovery polls while the guests boot
+    // and every virsh start takes CPU from them (over qemu+ssh, also an SSH connection).
     const running = new Map<string, string | undefined>();
-    for (const vm of vms) running.set(vm.name, await this.virsh.domainState(vm.name).catch(() => undefined));
+    const all = await this.virsh.domainStates().catch(() => undefined);
+    for (const vm of vms) running.set(vm.name, all ? all.get(vm.name) : await this.virsh.domainState(vm.name).catch(() => undefined));
     for (const vm of vms) {
       const state = running.get(vm.name);
       if (state === undefined) {
@@ -396,11 +399,7 @@ export class LibvirtProvider implements Provider {
     } catch (err) {
       throw connectError(this.uri, err);
     }
-    const domains = out
-      .split('\n')
-      .map((line) => /^\s*(\S+)\s+(\S+)\s+(.+?)\s*$/.exec(line))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => ({ name: m[2]!, state: m[3]! }));
+    const domains = [...parseDomainList(out)].map(([name, state]) => ({ name, state }));
     const found = await mapLimit(domains, 8, async (domain) => ({ domain, meta: await this.metadata(domain.name) }));
     const records: VmRecord[] = [];
     for (const result of found) {

@@ -1,4 +1,5 @@
 import { run, type RunOptions, type RunResult } from './exec.js';
+import { parseDomainList } from './parse.js';
 
 /** virsh against one connection URI. Every call has a deadline; nothing goes through a shell. */
 export class Virsh {
@@ -24,6 +25,11 @@ export class Virsh {
   }
 
   /** "running", "shut off", ... or undefined when the domain does not exist. */
+  /** Every domain's state in one call (`virsh list --all`), as domstate spells it ("running", "shut off"). */
+  async domainStates(): Promise<Map<string, string>> {
+    return parseDomainList(await this.text(['list', '--all']));
+  }
+
   async domainState(name: string): Promise<string | undefined> {
     try {
       return (await this.text(['domstate', name])).trim();
