@@ -210,6 +210,11 @@ run_vagrant() {
   (cd "$vd/proj" && in_ns vagrant destroy -f >/dev/null 2>&1)
 }
 
+# ---- warm-up, untimed: the first VM a fresh libvirtd starts pays for its qemu capability probe and
+# a cold page cache of the guest files; without this, whichever tool runs first in round 1 pays it.
+labctl create --count 1 --lab-dir "$lab" >/dev/null 2>&1 || echo "warm-up create failed" >&2
+labctl destroy --all --lab-dir "$lab" >/dev/null 2>&1
+
 # ---- rounds ----
 for round in $(seq 1 "$rounds"); do
   for tool in $tools; do
