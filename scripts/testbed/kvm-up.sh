@@ -97,15 +97,18 @@ virsh_() { virsh -q -c "$uri" "$@"; }
 for _ in $(seq 1 300); do virsh_ version >/dev/null 2>&1 && break; sleep 0.1; done
 virsh_ version >/dev/null || { echo "kvm-up.sh: libvirtd did not answer on $uri; see $state/libvirtd.log" >&2; exit 1; }
 
+# no-ping: dnsmasq otherwise pings each address before its first offer and ten VMs booting at
+# once queue behind those checks (measured: first creation of 10 VMs 51-57 s to all-SSH, 39-49 s without).
 if ! virsh_ net-info "$network" >/dev/null 2>&1; then
   cat > "$state/$network.xml" <<EOF
-<network>
+<network xmlns:dnsmasq='http://libvirt.org/schemas/network/dnsmasq/1.0'>
   <name>$network</name>
   <bridge name='$bridge' stp='off' delay='0'/>
   <dns enable='no'/>
   <ip address='$prefix.1' netmask='255.255.255.0'>
     <dhcp><range start='$prefix.10' end='$prefix.250'/></dhcp>
   </ip>
+  <dnsmasq:options><dnsmasq:option value='no-ping'/></dnsmasq:options>
 </network>
 EOF
   virsh_ net-define "$state/$network.xml" >/dev/null
