@@ -9,9 +9,9 @@ import { createProgress } from '../progress.js';
 /** The built binary for what needs no hypervisor: plans, refusals, help. Real VMs: test/e2e/kvm-create.test.ts. */
 const bin = resolve(import.meta.dirname, '../../bin/run.js');
 
-async function labctl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function labctl(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await promisify(execFile)('node', [bin, ...args], { env: { ...process.env, LIBVIRT_DEFAULT_URI: '' } });
+    const { stdout, stderr } = await promisify(execFile)('node', [bin, ...args], { env: { ...process.env, LIBVIRT_DEFAULT_URI: '', ...env } });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string };
@@ -63,6 +63,18 @@ describe('labctl create / destroy / ip (no hypervisor needed)', { timeout: 90_00
     expect(emitLive.code).toBe(2);
     expect(emitLive.stderr).toMatch(/--dry-run/);
     expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('LIBVIRT_DEFAULT_URI is the libvirt connection, never a Hyper-V host', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'labctl-create-'));
+    await writeFile(join(dir, 'labctl.yaml'), 'lab: env\ndefaults: { golden: g.vhd }\n');
+    const env = { LIBVIRT_DEFAULT_URI: 'qemu+ssh://root@kvm01/system' };
+    const libvirt = JSON.parse((await labctl(['create', '--dry-run', '--json', '--count', '1', '--lab-dir', dir], env)).stdout);
+    expect(libvirt.plan.vms[0].host).toBe('qemu+ssh://root@kvm01/system');
+    const hyperv = JSON.parse((await labctl(['create', '--dry-run', '--json', '--count', '1', '--provider', 'hyperv', '--lab-dir', dir], env)).stdout);
+    expect(hyperv.plan.vms[0].host).toBe('local');
+    const named = JSON.parse((await labctl(['create', '--dry-run', '--json', '--count', '1', '--provider', 'hyperv', '--host', 'hv01', '--lab-dir', dir], env)).stdout);
+    expect(named.plan.vms[0].host).toBe('hv01');
   });
 
   it('ip on an empty lab reports no VMs', async () => {

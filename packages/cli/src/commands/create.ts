@@ -1,5 +1,5 @@
 import { createLab, type CreateSummary } from '@labctl/core/flows/create';
-import { type CreateFlags, planLab } from '@labctl/core/flows/plan-lab';
+import { type CreateFlags, DEFAULT_PROVIDER, planLab } from '@labctl/core/flows/plan-lab';
 import type { Plan } from '@labctl/core/provider';
 import { UsageError } from '@labctl/core/errors';
 import { discover } from '@labctl/discovery/discover';
@@ -53,9 +53,9 @@ export default class Create extends LabctlCommand<typeof Create> {
     cmdline: Flags.string({ summary: 'Direct kernel boot: kernel command line (labctl.hostname=NAME is added).' }),
     provider: Flags.string({ summary: 'Hypervisor provider.', options: ['libvirt', 'hyperv'] }),
     uri: Flags.string({
-      summary: 'libvirt: connection URI on this machine (default qemu:///system). Hyper-V: one host, a name from hosts: or user@host.',
+      summary:
+        'libvirt: connection URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system). Hyper-V: one host, a name from hosts: or user@host.',
       aliases: ['host'],
-      env: 'LIBVIRT_DEFAULT_URI',
     }),
     concurrency: Flags.integer({ summary: 'VMs created/started at the same time (default 4).', min: 1, max: 256 }),
     start: Flags.boolean({ summary: 'Start the VMs (--no-start: only define them).', allowNo: true, default: true }),
@@ -86,7 +86,8 @@ export default class Create extends LabctlCommand<typeof Create> {
       ...(flags.initrd ? { initrd: flags.initrd } : {}),
       ...(flags.cmdline !== undefined ? { cmdline: flags.cmdline } : {}),
       ...(flags.provider ? { provider: flags.provider } : {}),
-      ...(flags.uri ? { uri: flags.uri } : {}),
+      // LIBVIRT_DEFAULT_URI is libvirt's: it must not name a Hyper-V host.
+      ...(flags.uri ? { uri: flags.uri } : (flags.provider ?? lab.spec.provider ?? DEFAULT_PROVIDER) === 'libvirt' && process.env.LIBVIRT_DEFAULT_URI ? { uri: process.env.LIBVIRT_DEFAULT_URI } : {}),
       ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
     };
     const { plan, uri } = planLab(lab, createFlags, { macPrefix: macPrefixFor });
