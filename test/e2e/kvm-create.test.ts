@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireTestbed } from '@labctl/core/testing/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bin, type Run, repo, runInNetns, sha256 } from './run.js';
+import { bin, domainsAt, removeAllDomains, type Run, repo, runInNetns, sha256, virshAt } from './run.js';
 
 /**
  * `labctl create` end to end on real libvirt + qemu (TCG here), in a network namespace and a private
@@ -31,15 +31,11 @@ function labctl(args: string[], dir = labDir, timeoutMs = 300_000): Promise<Run>
 }
 
 function virsh(...args: string[]): string {
-  return execFileSync('virsh', ['-q', '-c', uri, ...args], { encoding: 'utf8' });
+  return virshAt(uri, ...args);
 }
 
 function domains(): string[] {
-  return virsh('list', '--all', '--name')
-    .split('\n')
-    .map((line) => line.trim())
-    .filter(Boolean)
-    .sort();
+  return domainsAt(uri);
 }
 
 async function state(dir = labDir): Promise<{ vms: Array<{ name: string; state: string; addresses: string[]; ssh: { hostKeys: string[] }; error?: string }> }> {
@@ -105,16 +101,7 @@ describe.skipIf(gate.skip)('labctl create/ip/destroy on KVM (libvirt + qemu in a
 
   afterAll(async () => {
     if (!bed) return;
-    try {
-      for (const name of domains()) {
-        try {
-          virsh('destroy', name);
-        } catch {}
-        try {
-          virsh('undefine', name);
-        } catch {}
-      }
-    } catch {}
+    removeAllDomains(uri);
     execFileSync(join(repo, 'scripts/testbed/kvm-down.sh'), [bed], { stdio: 'ignore', timeout: 120_000 });
     await rm(root, { recursive: true, force: true });
   });

@@ -5,7 +5,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { requireTestbed } from '@labctl/core/testing/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bin, type Run, repo, runInNetns, sha256 } from './run.js';
+import { bin, domainsAt, removeAllDomains, type Run, repo, runInNetns, sha256, virshAt } from './run.js';
 
 /**
  * The libvirt provider through a remote URI, for real: the test bed's libvirtd (scripts/testbed/kvm-up.sh,
@@ -57,15 +57,11 @@ function labctl(args: string[], dir = labDir, timeoutMs = 300_000): Promise<Run>
 
 /** The test's own look at the host, through the local socket (not through labctl's path). */
 function virsh(...args: string[]): string {
-  return execFileSync('virsh', ['-q', '-c', localUri, ...args], { encoding: 'utf8' });
+  return virshAt(localUri, ...args);
 }
 
 function domains(): string[] {
-  return virsh('list', '--all', '--name')
-    .split('\n')
-    .map((line) => line.trim())
-    .filter(Boolean)
-    .sort();
+  return domainsAt(localUri);
 }
 
 /** Files in the host's `default` pool directory, and the volumes libvirt knows there. */
@@ -141,16 +137,7 @@ describe.skipIf(gate.skip)('labctl on a remote libvirt host (qemu+ssh:// through
 
   afterAll(async () => {
     if (!bed) return;
-    try {
-      for (const name of domains()) {
-        try {
-          virsh('destroy', name);
-        } catch {}
-        try {
-          virsh('undefine', name);
-        } catch {}
-      }
-    } catch {}
+    removeAllDomains(localUri);
     if (sshDir) execFileSync(join(repo, 'scripts/testbed/libvirt-ssh.sh'), ['down', sshDir], { stdio: 'ignore' });
     execFileSync(join(repo, 'scripts/testbed/kvm-down.sh'), [bed], { stdio: 'ignore', timeout: 120_000 });
     await rm(root, { recursive: true, force: true });

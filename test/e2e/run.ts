@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -27,4 +27,30 @@ export function runInNetns(netns: string, command: string[], env: NodeJS.Process
       done({ code: typeof code === 'number' ? code : 1, stdout, stderr, ms: Date.now() - started });
     });
   });
+}
+
+export function virshAt(uri: string, ...args: string[]): string {
+  return execFileSync('virsh', ['-q', '-c', uri, ...args], { encoding: 'utf8' });
+}
+
+/** Every domain of that libvirtd, sorted. */
+export function domainsAt(uri: string): string[] {
+  return virshAt(uri, 'list', '--all', '--name')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean)
+    .sort();
+}
+
+/** Teardown: whatever a failed test left behind, stopped and undefined; errors ignored. */
+export function removeAllDomains(uri: string): void {
+  try {
+    for (const name of domainsAt(uri)) {
+      for (const action of ['destroy', 'undefine']) {
+        try {
+          virshAt(uri, action, name);
+        } catch {}
+      }
+    }
+  } catch {}
 }

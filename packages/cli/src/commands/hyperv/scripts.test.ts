@@ -19,6 +19,22 @@ async function labDir(yaml: string): Promise<string> {
   return dir;
 }
 
+/** A Hyper-V lab on two hosts that are never contacted (.invalid). */
+function twoHostLab(network: string, extra: string[] = []): string {
+  return [
+    'lab: review',
+    'provider: hyperv',
+    'defaults:',
+    "  golden: 'D:\\Golden\\centos7.vhdx'",
+    `  network: ${network}`,
+    ...extra,
+    'hosts:',
+    '  - { name: hv01, address: admin@hv01.invalid }',
+    '  - { name: hv02, address: admin@hv02.invalid }',
+    '',
+  ].join('\n');
+}
+
 describe('labctl hyperv scripts', () => {
   it('lists every script with what it does', async () => {
     const result = (await HyperVScripts.run(['--json', '--lab-dir', await labDir('lab: x\n')], cliRoot)) as HyperVScriptsResult;
@@ -28,21 +44,7 @@ describe('labctl hyperv scripts', () => {
 
   it('--emit writes the exact scripts, one JSON input per run and a runner per host, offline', async () => {
     const nasty = `we'b $(x) \`n ; # Ü`;
-    const dir = await labDir(
-      [
-        'lab: review',
-        'provider: hyperv',
-        'defaults:',
-        "  golden: 'D:\\Golden\\centos7.vhdx'",
-        `  network: ${JSON.stringify(nasty)}`,
-        'groups:',
-        '  web: { count: 3 }',
-        'hosts:',
-        '  - { name: hv01, address: admin@hv01.invalid }',
-        '  - { name: hv02, address: admin@hv02.invalid }',
-        '',
-      ].join('\n'),
-    );
+    const dir = await labDir(twoHostLab(JSON.stringify(nasty), ['groups:', '  web: { count: 3 }']));
     const out = join(dir, 'review');
     const result = (await HyperVScripts.run(['--emit', out, '--count', '5', '--lab-dir', dir, '--json'], cliRoot)) as HyperVScriptsResult;
     expect(result.emitted?.vms).toBe(5);
@@ -80,19 +82,7 @@ describe('labctl hyperv scripts', () => {
   });
 
   it('labctl create --dry-run --emit-powershell writes the same bundle for the one host --host names, and state stays untouched', async () => {
-    const dir = await labDir(
-      [
-        'lab: review',
-        'provider: hyperv',
-        'defaults:',
-        "  golden: 'D:\\Golden\\centos7.vhdx'",
-        '  network: LabSwitch',
-        'hosts:',
-        '  - { name: hv01, address: admin@hv01.invalid }',
-        '  - { name: hv02, address: admin@hv02.invalid }',
-        '',
-      ].join('\n'),
-    );
+    const dir = await labDir(twoHostLab('LabSwitch'));
     const out = join(dir, 'review');
     const result = (await Create.run(['--dry-run', '--emit-powershell', out, '--host', 'hv02', '--count', '2', '--lab-dir', dir, '--json'], cliRoot)) as CreateResult;
     expect(result.dryRun).toBe(true);
