@@ -19,29 +19,35 @@ export interface ProviderContext {
 
 export type ProviderFactory = (context: ProviderContext) => Provider;
 
-export const providers: Record<string, ProviderFactory> = {
-  libvirt: ({ lab, labDir, uri }) =>
-    new LibvirtProvider(libvirtOptions(lab.lab, labDir, uri ?? lab.spec.uri, parseLibvirtSettings(lab.spec.libvirt, lab.resolvePath))),
-  // Hyper-V: hosts from `hosts:`; a uri (--uri, or a VM record's host) narrows to that one host.
-  hyperv: ({ lab, labDir, uri }) => hyperVProvider({ lab, labDir, ...(uri ? { host: uri } : {}) }),
-};
+interface ProviderEntry {
+  make: ProviderFactory;
+  /** Prefix of the static MACs planned for its VMs; known before any provider is made. */
+  macPrefix: string;
+}
 
-/** Each provider's MAC prefix for planned VMs (its static `macPrefix`), for planLab before any provider is made. */
-const macPrefixes: Record<string, string> = {
-  libvirt: LibvirtProvider.macPrefix,
-  hyperv: HyperVProvider.macPrefix,
+const providers: Record<string, ProviderEntry> = {
+  libvirt: {
+    // A VM recorded with host "local" was made on the lab's default connection.
+    make: ({ lab, labDir, uri }) =>
+      new LibvirtProvider(
+        libvirtOptions(lab.lab, labDir, uri && uri !== 'local' ? uri : lab.spec.uri, parseLibvirtSettings(lab.spec.libvirt, lab.resolvePath)),
+      ),
+    macPrefix: LibvirtProvider.macPrefix,
+  },
+  // Hyper-V: hosts from `hosts:`; a uri (--uri, or a VM record's host) narrows to that one host.
+  hyperv: { make: ({ lab, labDir, uri }) => hyperVProvider({ lab, labDir, ...(uri ? { host: uri } : {}) }), macPrefix: HyperVProvider.macPrefix },
 };
 
 export function macPrefixFor(provider: string): string | undefined {
-  return macPrefixes[provider];
+  return providers[provider]?.macPrefix;
 }
 
 export function makeProvider(name: string, context: ProviderContext): Provider {
-  const factory = providers[name];
-  if (!factory) {
+  const entry = providers[name];
+  if (!entry) {
     throw new UsageError('PROVIDER_UNKNOWN', `unknown provider "${name}"`, { hint: `Known providers: ${Object.keys(providers).join(', ')}.` });
   }
-  return factory(context);
+  return entry.make(context);
 }
 
 /** One provider per (provider name, host) for the VMs of a state file. */
@@ -51,9 +57,7 @@ export function providerCache(context: Omit<ProviderContext, 'uri'>): (vm: { pro
     const key = `${vm.provider}\0${vm.host}`;
     let provider = made.get(key);
     if (!provider) {
-      // libvirt records "local" for its default URI; for Hyper-V "local" is a host (this machine, no SSH).
-      const host = vm.host && (vm.host !== 'local' || vm.provider !== 'libvirt') ? vm.host : undefined;
-      provider = makeProvider(vm.provider, { ...context, ...(host ? { uri: host } : {}) });
+      provider = makeProvider(vm.provider, { ...context, ...(vm.host ? { uri: vm.host } : {}) });
       made.set(key, provider);
     }
     return provider;

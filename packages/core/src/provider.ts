@@ -67,12 +67,6 @@ export interface Provider {
   readonly name: string;
   /** How many VMs one `create` or `start` call should get; the flows write state after every call. Default 1. */
   readonly batchSize?: number;
-  /**
-   * The first 3 octets of the static MACs planned for this provider's VMs (the rest is derived from
-   * lab + VM name). Default QEMU_MAC_PREFIX (52:54:00); Hyper-V: HYPERV_MAC_PREFIX (00:15:5D).
-   * Providers also expose it as a static `macPrefix`, because the plan is made before any provider.
-   */
-  readonly macPrefix?: string;
   /** Checks run before anything is changed; any `error` check stops the run. */
   preflight(plan: Plan): Promise<Check[]>;
   create(vms: VmPlan[], events: EventSink): Promise<VmRecord[]>;

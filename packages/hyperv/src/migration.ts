@@ -31,7 +31,7 @@ export interface MigrationTarget {
   host: string;
   /** Its entry in `hosts:` of labctl.yaml. */
   labHost: string;
-  /** SSH target: user@host[:port]. */
+  /** SSH target: user@host[:port], or `local` (PowerShell on this machine). */
   target: string;
 }
 

@@ -69,7 +69,6 @@ export class HyperVProvider implements Provider {
   readonly batchSize = 50;
   /** Planned static MACs are in Microsoft's Hyper-V range 00:15:5D (still derived from lab + VM name). */
   static readonly macPrefix = HYPERV_MAC_PREFIX;
-  readonly macPrefix = HyperVProvider.macPrefix;
   private readonly connections = new Map<string, Promise<Connection>>();
   private readonly hostOf = new Map<string, string>();
   private readonly facts = new Map<string, HostFacts>();

@@ -83,9 +83,3 @@ export async function createOverlay(golden: GoldenInfo, target: string, signal?:
 export async function createFullCopy(golden: GoldenInfo, target: string, signal?: AbortSignal): Promise<void> {
   await run('qemu-img', ['convert', '-U', '-q', '-f', golden.format, '-O', 'qcow2', golden.path, target], { timeoutMs: 30 * 60_000, signal });
 }
-
-/** The backing file recorded in a VM disk (undefined for a full copy). */
-export async function backingFileOf(disk: string): Promise<string | undefined> {
-  const { stdout } = await run('qemu-img', ['info', '-U', '--output=json', '-f', 'qcow2', disk], { timeoutMs: 30_000 });
-  return (JSON.parse(stdout) as { 'backing-filename'?: string })['backing-filename'];
-}

@@ -66,7 +66,6 @@ export class LibvirtProvider implements Provider {
   readonly batchSize = 1;
   /** Planned MACs: QEMU's 52:54:00 (what libvirt gives its NICs). */
   static readonly macPrefix = QEMU_MAC_PREFIX;
-  readonly macPrefix = LibvirtProvider.macPrefix;
   readonly uri: string;
   readonly virsh: Virsh;
   readonly store: DiskStore;

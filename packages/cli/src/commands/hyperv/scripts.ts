@@ -1,10 +1,10 @@
 import { planLab } from '@labctl/core/flows/plan-lab';
 import { emitDryRun } from '@labctl/hyperv/emit';
 import { hyperVProvider } from '@labctl/hyperv/factory';
-import { HyperVProvider } from '@labctl/hyperv/provider';
 import { SCRIPT_NAMES, SCRIPTS } from '@labctl/hyperv/scripts/index';
 import { Flags } from '@oclif/core';
 import { LabctlCommand } from '../../base-command.js';
+import { macPrefixFor } from '../../providers.js';
 import { renderTable } from '../../render.js';
 
 export interface HyperVScriptsResult {
@@ -57,7 +57,7 @@ export default class HyperVScripts extends LabctlCommand<typeof HyperVScripts> {
       ...(flags.memory ? { memory: flags.memory } : {}),
       ...(flags.cpus ? { cpus: flags.cpus } : {}),
       ...(flags.host ? { uri: flags.host } : {}),
-    }, { macPrefix: () => HyperVProvider.macPrefix });
+    }, { macPrefix: macPrefixFor });
     const provider = hyperVProvider({ lab, labDir: this.labDir, ...(flags.host ? { host: flags.host } : {}) });
     const files = await emitDryRun(provider, plan, flags.emit);
     this.log(`Wrote ${files.length} files for ${plan.vms.length} VMs to ${flags.emit} (nothing was contacted). Review, then run run-<host>.ps1 on each host.`);
