@@ -3,6 +3,7 @@ import type { EventSink, ProgressEvent } from '@labctl/core/events';
 import { loadLabFile, type LoadedLabFile } from '@labctl/core/spec';
 import { resolveLabDir, StateStore } from '@labctl/core/state';
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
+import { cellSafe, terminalSafe } from './render.js';
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof LabctlCommand)['baseFlags'] & T['flags']>;
 export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
@@ -61,10 +62,15 @@ export abstract class LabctlCommand<T extends typeof Command> extends Command {
     return loadLabFile(this.labDir, explicit);
   }
 
+  /** Human output; values inside it may come from state or a hypervisor, so escapes are shown, not sent. */
+  public override log(message = '', ...args: unknown[]): void {
+    super.log(terminalSafe(message), ...args);
+  }
+
   /** A warning: stderr in human mode, `warnings` in the JSON result. */
   protected note(message: string): void {
     this.warnings.push(message);
-    if (!this.jsonEnabled()) process.stderr.write(`labctl: warning: ${message}\n`);
+    if (!this.jsonEnabled()) process.stderr.write(`labctl: warning: ${terminalSafe(message)}\n`);
   }
 
   /** Progress events as plain lines on stderr (nothing with --json). */
@@ -72,7 +78,7 @@ export abstract class LabctlCommand<T extends typeof Command> extends Command {
     if (this.jsonEnabled()) return () => {};
     return (event: ProgressEvent) => {
       const message = event.message ? `: ${event.message}` : '';
-      process.stderr.write(`${event.subject} ${event.phase} ${event.status}${message}\n`);
+      process.stderr.write(`${cellSafe(`${event.subject} ${event.phase} ${event.status}${message}`)}\n`);
     };
   }
 
@@ -99,8 +105,8 @@ export abstract class LabctlCommand<T extends typeof Command> extends Command {
     if (this.jsonEnabled()) {
       this.logJson({ error: payload, ...(this.warnings.length ? { warnings: this.warnings } : {}) });
     } else {
-      process.stderr.write(`labctl: error: ${payload.message}\n`);
-      if (payload.hint) process.stderr.write(`  hint: ${payload.hint}\n`);
+      process.stderr.write(`labctl: error: ${terminalSafe(payload.message)}\n`);
+      if (payload.hint) process.stderr.write(`  hint: ${terminalSafe(payload.hint)}\n`);
       if (debug && err.stack) process.stderr.write(`${err.stack}\n`);
       if (debug && err.cause instanceof Error && err.cause.stack) process.stderr.write(`caused by: ${err.cause.stack}\n`);
     }

@@ -75,10 +75,10 @@ describe('labctl binary', () => {
     expect(JSON.parse(json.stdout).error).toMatchObject({ code: 'LABFILE_INVALID' });
   });
 
-  it('a corrupt state file fails with exit 1 and a hint, and --debug adds the stack trace', async () => {
+  it('a corrupt state file is refused with exit 2 and a hint, and --debug adds the stack trace', async () => {
     const dir = await labWithState('not a state');
     const plain = await labctl(['list', '--lab-dir', dir]);
-    expect(plain.code).toBe(1);
+    expect(plain.code).toBe(2);
     expect(plain.stderr).toMatch(/does not look like a labctl state file/);
     expect(plain.stderr).toMatch(/hint: /);
     const debug = await labctl(['list', '--lab-dir', dir, '--debug']);

@@ -1,9 +1,10 @@
-import { readFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { isMap, isScalar, LineCounter, parseDocument } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { UsageError } from './errors.js';
-import { VarValueSchema } from './state.js';
+import { readRegularFile } from './files.js';
+import { checkCaseCollisions, nameSchema } from './names.js';
+import { jsonDepthExceeds, VarValueSchema } from './state.js';
 
 /**
  * The lab file, `labctl.yaml`. Everything a flag can say can also be said here; flags win.
@@ -12,26 +13,55 @@ import { VarValueSchema } from './state.js';
  */
 export const LAB_FILE = 'labctl.yaml';
 
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+/**
+ * Limits of every number a lab file or flag can carry, named in the refusal. They are the largest
+ * values a real lab can use (Hyper-V: 12 TiB and 240 vCPUs per VM; libvirt's own limits are higher
+ * but no lab machine has more), so anything past them is a typo or an attack, refused with exit 2.
+ */
+export const LIMITS = {
+  count: 10_000,
+  cpus: 1024,
+  memoryMinMiB: 32,
+  memoryMaxMiB: 12 * 1024 * 1024,
+  concurrency: 256,
+  timeoutMinSeconds: 1,
+  timeoutMaxSeconds: 7 * 24 * 3600,
+} as const;
 
-/** Sizes: a number of MiB, or "512M", "2G", "1GiB". */
-export const SizeMiB = z.union([z.number().positive(), z.string()]).transform((value, ctx) => {
-  if (typeof value === 'number') return Math.round(value);
-  const parsed = parseSizeMiB(value);
+/** Why a memory size in MiB cannot work, or undefined. */
+export function memoryProblem(mib: number): string | undefined {
+  if (!Number.isFinite(mib) || !Number.isInteger(mib)) return `${mib} MiB is not a whole number of MiB`;
+  if (mib < LIMITS.memoryMinMiB) return `${mib} MiB is below the minimum of ${LIMITS.memoryMinMiB} MiB`;
+  if (mib > LIMITS.memoryMaxMiB) return `${mib} MiB is above the maximum of ${LIMITS.memoryMaxMiB} MiB (12 TiB)`;
+  return undefined;
+}
+
+/** Sizes: a number of MiB, or "512M", "2G", "1GiB"; a whole number of MiB within LIMITS. */
+export const SizeMiB = z.union([z.number(), z.string().max(32)]).transform((value, ctx) => {
+  const parsed = typeof value === 'number' ? value : parseSizeMiB(value);
   if (parsed === undefined) {
     ctx.addIssue({ code: 'custom', message: `"${value}" is not a size (use MiB as a number, or 512M, 2G, 1GiB)` });
+    return z.NEVER;
+  }
+  const problem = memoryProblem(parsed);
+  if (problem) {
+    ctx.addIssue({ code: 'custom', message: problem });
     return z.NEVER;
   }
   return parsed;
 });
 
+/** A size in MiB, exactly (not rounded): "1.5K" is 0.00146 MiB and is refused by the limits, not made 0. */
 export function parseSizeMiB(value: string): number | undefined {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B)?\s*$/i.exec(value);
+  const match = /^\s*(\d{1,15}(?:\.\d{1,9})?)\s*([KMGT]?)(i?B)?\s*$/i.exec(value);
   if (!match) return undefined;
   const amount = Number(match[1]);
   const unit = (match[2] ?? '').toUpperCase();
   const factor = { '': 1, K: 1 / 1024, M: 1, G: 1024, T: 1024 * 1024 }[unit];
-  return factor === undefined ? undefined : Math.round(amount * factor);
+  if (factor === undefined) return undefined;
+  const mib = amount * factor;
+  // 1.5G is 1536 MiB exactly; keep float noise from turning it into a fraction.
+  return Math.abs(mib - Math.round(mib)) < 1e-9 ? Math.round(mib) : mib;
 }
 
 export const SshSettingsSchema = z.strictObject({
@@ -44,7 +74,7 @@ export const SshSettingsSchema = z.strictObject({
 export const MachineSettingsSchema = z.strictObject({
   golden: z.string().min(1).optional(),
   clone: z.enum(['linked', 'full']).optional(),
-  cpus: z.number().int().min(1).max(1024).optional(),
+  cpus: z.number().int().min(1).max(LIMITS.cpus).optional(),
   memory: SizeMiB.optional(),
   network: z.string().min(1).optional(),
   firmware: z.enum(['bios', 'uefi']).optional(),
@@ -60,7 +90,7 @@ export const MachineSettingsSchema = z.strictObject({
 export type MachineSettings = z.infer<typeof MachineSettingsSchema>;
 
 export const GroupSchema = MachineSettingsSchema.extend({
-  count: z.number().int().min(0).max(10_000).optional(),
+  count: z.number().int().min(0).max(LIMITS.count).optional(),
   /** Name pattern: {group}, {n}, {nn}, {nnn}. Default "{group}-{nn}". */
   name: z.string().min(1).optional(),
   vars: z.record(z.string(), VarValueSchema).optional(),
@@ -69,7 +99,7 @@ export const GroupSchema = MachineSettingsSchema.extend({
 export type GroupSpec = z.infer<typeof GroupSchema>;
 
 export const HostSchema = z.strictObject({
-  name: z.string().min(1),
+  name: nameSchema('host'),
   /** How to reach it: user@host[:port] over SSH, or "local". */
   address: z.string().min(1).optional(),
   user: z.string().min(1).optional(),
@@ -83,13 +113,14 @@ export const HostSchema = z.strictObject({
 export type HostSpec = z.infer<typeof HostSchema>;
 
 export const LabSpecSchema = z.strictObject({
-  lab: z.string().regex(NAME_RE, 'letters, digits, "_", "-" and "." only, starting with a letter or digit').optional(),
+  lab: nameSchema('lab').optional(),
   provider: z.enum(['libvirt', 'hyperv']).optional(),
   uri: z.string().min(1).optional(),
-  concurrency: z.number().int().min(1).max(256).optional(),
-  timeout: z.number().positive().optional(),
+  concurrency: z.number().int().min(1).max(LIMITS.concurrency).optional(),
+  /** Seconds. */
+  timeout: z.number().min(LIMITS.timeoutMinSeconds).max(LIMITS.timeoutMaxSeconds).optional(),
   defaults: MachineSettingsSchema.optional(),
-  groups: z.record(z.string().regex(NAME_RE, 'group names: letters, digits, "_", "-", "."'), GroupSchema).optional(),
+  groups: z.record(nameSchema('group'), GroupSchema).optional(),
   hosts: z.array(HostSchema).optional(),
   inventory: z
     .strictObject({
@@ -125,24 +156,50 @@ export interface LoadedLabFile {
 
 /** A lab name from a directory name, made valid. */
 export function labNameFromDir(dir: string): string {
-  const name = basename(resolve(dir)).replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^[^A-Za-z0-9]+/, '');
+  const name = basename(resolve(dir))
+    .replace(/[^A-Za-z0-9_.-]/g, '_')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 64)
+    .replace(/\.+$/, '');
   return name || 'lab';
 }
 
 /** Parse lab-file text; errors name file:line and the key path. */
 export function parseLabFile(text: string, file: string): LabSpec {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    const error = doc.errors[0]!;
-    const pos = lineCounter.linePos(error.pos[0]);
-    throw new UsageError('LABFILE_SYNTAX', `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: ${error.message.split('\n')[0]}`, {
-      hint: 'Fix the YAML syntax; indentation uses spaces, not tabs.',
+  // Duplicate keys are found below in linear time; yaml's own uniqueKeys check is quadratic in the
+  // number of keys of a map (40,000 keys took 33 s).
+  let doc: ReturnType<typeof parseDocument>;
+  let data: unknown;
+  try {
+    doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
+    if (doc.errors.length > 0) {
+      const error = doc.errors[0]!;
+      const pos = lineCounter.linePos(error.pos[0]);
+      throw new UsageError('LABFILE_SYNTAX', `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: ${error.message.split('\n')[0]}`, {
+        hint: 'Fix the YAML syntax; indentation uses spaces, not tabs.',
+      });
+    }
+    checkDuplicateKeys(doc.contents, file, lineCounter);
+    // Aliases expand on conversion: a "billion laughs" file is refused, not expanded.
+    data = doc.toJS({ maxAliasCount: 50 }) ?? {};
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    // The yaml library's own limits (alias count) and a stack overflow on absurd nesting.
+    throw new UsageError('LABFILE_INVALID', `${file}: not a lab file labctl can read: ${(err as Error).message.split('\n')[0]}`, {
+      hint: 'Lab files are small YAML maps; aliases may be used 50 times at most and nesting 32 levels deep.',
     });
   }
-  const data = doc.toJS() ?? {};
+  if (jsonDepthExceeds(data, MAX_DEPTH)) {
+    throw new UsageError('LABFILE_INVALID', `${file}: nested more than ${MAX_DEPTH} levels deep`, { hint: 'Lab files are small YAML maps; flatten the values.' });
+  }
   const result = LabSpecSchema.safeParse(data);
-  if (result.success) return result.data;
+  if (result.success) {
+    const hosts = result.data.hosts ?? [];
+    checkCaseCollisions('host', hosts.map((host) => host.name), `${file}: hosts`);
+    checkCaseCollisions('group', Object.keys(result.data.groups ?? {}), `${file}: groups`);
+    return result.data;
+  }
   const issue = result.error.issues[0]!;
   const path = issue.path.map(String);
   // Point at the deepest node that exists in the document (an unknown key points at itself).
@@ -178,16 +235,8 @@ export function parseLabFile(text: string, file: string): LabSpec {
  */
 export async function loadLabFile(labDir: string, explicit?: string): Promise<LoadedLabFile> {
   const path = explicit ? resolve(explicit) : join(labDir, LAB_FILE);
-  let text: string | undefined;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || explicit) {
-      throw new UsageError('LABFILE_UNREADABLE', `cannot read lab file ${path}: ${(err as Error).message}`, {
-        hint: explicit ? 'Check the --file path.' : undefined,
-      });
-    }
-  }
+  // Never blocks on a FIFO or reads a device: anything but a regular file is refused (exit 2).
+  const text = await readRegularFile(path, 'lab file', { maxBytes: LAB_FILE_MAX_BYTES, missingOk: !explicit, code: 'LABFILE_UNREADABLE', hint: explicit ? 'Check the --file path.' : undefined });
   const spec = text === undefined ? {} : parseLabFile(text, path);
   const base = text === undefined ? labDir : dirname(path);
   return {
@@ -205,4 +254,34 @@ export async function loadLabFile(labDir: string, explicit?: string): Promise<Lo
 export function resolveLocalPath(value: string, base: string): string {
   if (isAbsolute(value) || /^[A-Za-z]:[\\/]|^\\\\/.test(value)) return value;
   return resolve(base, value);
+}
+
+/** Lab files are written by hand: a megabyte is far more than any lab needs. */
+export const LAB_FILE_MAX_BYTES = 1024 * 1024;
+/** Nesting of lab files and state: 32 levels hold every real value (vars included). */
+export const MAX_DEPTH = 32;
+
+/** The first key that appears twice in one map, with its line (what yaml's uniqueKeys says, in linear time). */
+function checkDuplicateKeys(root: unknown, file: string, lineCounter: LineCounter): void {
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (isMap(node)) {
+      const seen = new Set<unknown>();
+      for (const pair of node.items) {
+        const key = isScalar(pair.key) ? pair.key.value : pair.key;
+        if (seen.has(key)) {
+          const range = isScalar(pair.key) ? pair.key.range : undefined;
+          const line = range ? lineCounter.linePos(range[0]).line : undefined;
+          throw new UsageError('LABFILE_SYNTAX', `${file}${line ? `:${line}` : ''}: map keys must be unique (${JSON.stringify(String(key)).slice(0, 80)} appears twice)`, {
+            hint: 'Remove or merge the repeated key.',
+          });
+        }
+        seen.add(key);
+        stack.push(pair.value);
+      }
+    } else if (isSeq(node)) {
+      for (const item of node.items) stack.push(item);
+    }
+  }
 }

@@ -6,6 +6,16 @@ import { describe, expect, it } from 'vitest';
 import { LockedError, StateError } from './errors.js';
 import { StateStore } from './state.js';
 
+/** Until `flock -n` on the file fails: another process holds it. */
+async function waitUntilLocked(file: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const code = await new Promise<number | null>((resolve) => spawn('flock', ['-n', file, 'true']).on('exit', resolve));
+    if (code !== 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`nothing took the lock on ${file}`);
+}
+
 async function labDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'labctl-state-'));
 }
@@ -23,20 +33,19 @@ describe('StateStore', () => {
     const state = await store.read();
     expect(state?.lab).toBe('demo');
     expect(state?.vms.map((vm) => [vm.name, vm.addresses, vm.ssh.hostKeys])).toEqual([['web-01', ['10.0.0.5'], []]]);
-    // The lock is gone after the command.
-    await expect(stat(store.lockFile)).rejects.toThrow();
+    // The lock is free after the command: another run takes it at once.
+    await expect(new StateStore(dir).withLock('demo', 'again', async () => 'ran')).resolves.toBe('ran');
   });
 
   it('refuses a second writer and names the PID holding the lock', async () => {
     const dir = await labDir();
     await mkdir(join(dir, '.labctl'));
-    // A live process holding the lock: a sleeping child whose PID is written into the lock file.
-    const holder = spawn('sleep', ['30']);
+    const lockFile = join(dir, '.labctl', 'lock');
+    // A live process holding the lock the way labctl does (flock on the lock file), its PID written into it.
+    const holder = spawn('flock', ['-x', lockFile, 'sleep', '30']);
     try {
-      await writeFile(
-        join(dir, '.labctl', 'lock'),
-        JSON.stringify({ pid: holder.pid, host: (await import('node:os')).hostname(), command: 'create', startedAt: 'now' }),
-      );
+      await waitUntilLocked(lockFile);
+      await writeFile(lockFile, JSON.stringify({ pid: holder.pid, host: (await import('node:os')).hostname(), command: 'create', startedAt: 'now' }));
       const attempt = new StateStore(dir).withLock('demo', 'destroy', async () => 'ran');
       await expect(attempt).rejects.toBeInstanceOf(LockedError);
       await expect(new StateStore(dir).withLock('demo', 'destroy', async () => 'ran')).rejects.toThrow(

@@ -1,9 +1,12 @@
+import { type ChildProcess, spawn } from 'node:child_process';
 import { constants as fsConstants, readFileSync, rmSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { LabctlError, LockedError, StateError } from './errors.js';
+import { EXIT_USAGE, LabctlError, LockedError, StateError } from './errors.js';
+import { fileKind, readRegularFile } from './files.js';
+import { nameSchema, quoteForMessage } from './names.js';
 
 /**
  * The lab's state: `.labctl/state.json` under the lab directory. Documented in docs/state.md; other
@@ -36,43 +39,58 @@ export const VarValueSchema: z.ZodType<VarValue> = z.lazy(() =>
   z.union([ScalarSchema, z.array(VarValueSchema), z.record(z.string(), VarValueSchema)]),
 );
 
+/**
+ * The state file is documented and hand-editable, so every value in it is untrusted input: one line
+ * of printable text (no control characters or escape sequences), bounded in length; names follow the
+ * same rules as on the command line (names.ts).
+ */
+const line = (max: number) => z.string().max(max).regex(/^[^\u0000-\u001f\u007f-\u009f]*$/, 'one line of printable text');
+/** Free text from a hypervisor (an error message): any length up to 8 KiB, newlines allowed, no other controls. */
+const text = (max: number) => z.string().max(max).regex(/^[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]*$/, 'printable text');
+
 export const SshInfoSchema = z.looseObject({
-  user: z.string().optional(),
+  user: line(256).optional(),
   port: z.number().int().min(1).max(65535).optional(),
   /** OpenSSH public-key lines without the host part: "ssh-ed25519 AAAA...". */
-  hostKeys: z.array(z.string()).default([]),
+  hostKeys: z.array(line(16_384)).max(32).default([]),
   /** Private key file to log in with (a path, never the key itself). */
-  keyFile: z.string().optional(),
+  keyFile: line(4096).optional(),
 });
 export type SshInfo = z.infer<typeof SshInfoSchema>;
 
 export const VmRecordSchema = z.looseObject({
-  name: z.string().min(1),
-  group: z.string().min(1),
-  provider: z.string().min(1),
+  name: nameSchema('vm'),
+  group: nameSchema('group'),
+  provider: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'a provider name (libvirt, hyperv)'),
   /** Where the VM lives: a libvirt URI, a Hyper-V host name, "local". */
-  host: z.string().default('local'),
-  mac: z.string().optional(),
-  addresses: z.array(z.string()).default([]),
+  host: line(4096).default('local'),
+  /** Empty: the hypervisor assigns one (Hyper-V dynamic MACs). */
+  mac: z.string().regex(/^(?:[0-9A-Fa-f]{2}(?:[:-]?[0-9A-Fa-f]{2}){5})?$/, 'a MAC address').optional(),
+  addresses: z.array(line(64)).max(64).default([]),
   ssh: SshInfoSchema.default({ hostKeys: [] }),
   state: VmStateSchema.default('unknown'),
   /** Extra Ansible host vars for this VM. */
   vars: z.record(z.string(), VarValueSchema).optional(),
   /** Provider-owned facts needed to manage the VM later (disk paths, ids). */
   resources: z.record(z.string(), z.unknown()).optional(),
-  /** Last failure on this VM, one line. */
-  error: z.string().optional(),
-  createdAt: z.string().optional(),
-  updatedAt: z.string().optional(),
+  /** Last failure on this VM. */
+  error: text(8192).optional(),
+  createdAt: line(64).optional(),
+  updatedAt: line(64).optional(),
 });
 export type VmRecord = z.infer<typeof VmRecordSchema>;
 
 export const LabStateSchema = z.looseObject({
   version: z.number().int(),
-  lab: z.string().min(1),
-  vms: z.array(VmRecordSchema),
-  updatedAt: z.string().optional(),
+  lab: nameSchema('lab'),
+  vms: z.array(VmRecordSchema).max(100_000),
+  updatedAt: line(64).optional(),
 });
+
+/** The largest state file labctl reads: 100,000 VMs with their resources fit in well under this. */
+export const STATE_MAX_BYTES = 256 * 1024 * 1024;
+/** Nesting of any value in the state (vars, resources). */
+export const STATE_MAX_DEPTH = 32;
 export type LabState = z.infer<typeof LabStateSchema>;
 
 export function emptyState(lab: string): LabState {
@@ -91,28 +109,51 @@ export function parseState(text: string, file: string): LabState {
     throw new StateError('STATE_CORRUPT', `${file} is not valid JSON: ${(cause as Error).message}`, {
       hint: 'labctl will not overwrite it. Restore it from a backup, or move it away to start an empty state.',
       cause,
+      exitCode: EXIT_USAGE,
+    });
+  }
+  if (jsonDepthExceeds(raw, STATE_MAX_DEPTH)) {
+    throw new StateError('STATE_CORRUPT', `${file} is nested more than ${STATE_MAX_DEPTH} levels deep; not a labctl state file`, {
+      hint: 'labctl will not overwrite it. See docs/state.md for the shape; fix or move the file away.',
+      exitCode: EXIT_USAGE,
     });
   }
   const version = (raw as { version?: unknown } | null)?.version;
   if (typeof version === 'number' && version > STATE_VERSION) {
     throw new StateError('STATE_NEWER', `${file} has state version ${version}; this labctl understands version ${STATE_VERSION}`, {
       hint: 'Upgrade labctl. The file is left untouched.',
+      exitCode: EXIT_USAGE,
     });
   }
   const parsed = LabStateSchema.safeParse(raw);
   if (!parsed.success || parsed.data.version !== STATE_VERSION) {
     const issue = parsed.success ? undefined : parsed.error.issues[0];
-    const where = issue ? ` at ${issue.path.join('.') || '(top)'}: ${issue.message}` : ': missing or wrong "version"';
+    const where = issue ? ` at ${issue.path.map((part) => quoteForMessage(String(part), 40)).join('.') || '(top)'}: ${issue.message}` : ': missing or wrong "version"';
     throw new StateError('STATE_CORRUPT', `${file} does not look like a labctl state file${where}`, {
       hint: 'labctl will not overwrite it. See docs/state.md for the shape; fix or move the file away.',
+      exitCode: EXIT_USAGE,
     });
   }
+  // Case-insensitively: Hyper-V and NTFS see Web-01 and web-01 as one VM and one disk.
   const names = new Set<string>();
   for (const vm of parsed.data.vms) {
-    if (names.has(vm.name)) throw new StateError('STATE_CORRUPT', `${file} lists VM "${vm.name}" twice`);
-    names.add(vm.name);
+    const key = vm.name.toLowerCase();
+    if (names.has(key)) throw new StateError('STATE_CORRUPT', `${file} lists VM "${vm.name}" twice (names compare without case)`, { exitCode: EXIT_USAGE });
+    names.add(key);
   }
   return parsed.data;
+}
+
+/** True when `value` nests deeper than `limit` (iterative: a 100,000-deep document cannot overflow the stack). */
+export function jsonDepthExceeds(value: unknown, limit: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (item === null || typeof item !== 'object') continue;
+    if (depth >= limit) return true;
+    for (const child of Object.values(item as Record<string, unknown>)) stack.push([child, depth + 1]);
+  }
+  return false;
 }
 
 function isProcessAlive(pid: number): boolean {
@@ -180,14 +221,9 @@ export class StateStore {
 
   /** The state, or undefined when the lab has none yet. Refuses corrupt and newer files. */
   async read(): Promise<LabState | undefined> {
-    let text: string;
-    try {
-      text = await readFile(this.file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new StateError('STATE_UNREADABLE', `cannot read ${this.file}: ${(err as Error).message}`, { cause: err });
-    }
-    return parseState(text, this.file);
+    // A FIFO or device in place of the state file is refused without reading (it would block forever).
+    const text = await readRegularFile(this.file, 'state file', { maxBytes: STATE_MAX_BYTES, missingOk: true, code: 'STATE_UNREADABLE' });
+    return text === undefined ? undefined : parseState(text, this.file);
   }
 
   async load(defaultLab: string): Promise<LabState> {
@@ -215,56 +251,86 @@ export class StateStore {
     }
   }
 
-  private async acquireLock(command: string): Promise<void> {
+  /**
+   * The lab's lock: an advisory `flock` on `.labctl/lock`, held by a tiny child process (`flock(1)`
+   * then `cat`) that lives exactly as long as this process: when labctl exits or is killed, the
+   * child's stdin closes, it exits, and the kernel drops the lock. So there is no stale lock to take
+   * over and no window where two processes both take it over; the file's content (who holds it) is
+   * only for the message. Where flock(1) is missing (Windows, macOS), an O_EXCL lock file is the
+   * fallback (see acquireExclusiveFile).
+   */
+  private async acquireLock(command: string): Promise<() => Promise<void>> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const info: LockInfo = { pid: process.pid, host: hostname(), command, startedAt: new Date().toISOString() };
-    for (let attempt = 0; attempt < 3; attempt++) {
+    const lockStats = await stat(this.lockFile).catch(() => undefined);
+    if (lockStats && !lockStats.isFile()) {
+      throw new StateError('STATE_LOCK_NOT_FILE', `${this.lockFile} is a ${fileKind(lockStats)}, not labctl's lock file`, {
+        hint: 'Move it away; labctl makes the lock file itself.',
+        exitCode: EXIT_USAGE,
+      });
+    }
+    const info: LockInfo = { pid: process.pid, host: hostname(), command: command.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' '), startedAt: new Date().toISOString() };
+    const holder = await flockHold(this.lockFile);
+    if (holder === 'unavailable') return this.acquireExclusiveFile(info);
+    if (holder === 'busy') throw this.lockedError(await this.readLock());
+    // We hold it: say who we are (for the message another process shows), then hand back the release.
+    await writeLockInfo(this.lockFile, info).catch(() => {});
+    return async () => {
+      await writeLockInfo(this.lockFile, undefined).catch(() => {});
+      await releaseFlock(holder);
+    };
+  }
+
+  private lockedError(holder: LockInfo | undefined): LockedError {
+    const who = holder ? `labctl PID ${holder.pid} on ${holder.host} (${holder.command}, since ${holder.startedAt})` : 'another labctl process';
+    return new LockedError('STATE_LOCKED', `lab ${this.labDir} is locked by ${who}`, {
+      hint: holder ? `Wait for it to finish (PID ${holder.pid}). The lock goes away by itself when that process ends.` : 'Wait for it to finish.',
+      ...(holder ? { details: { pid: holder.pid, host: holder.host, command: holder.command } } : {}),
+    });
+  }
+
+  /**
+   * Fallback without flock(1): create the lock file with O_EXCL; a lock file whose PID is dead on
+   * this host is moved away (rename is atomic, so of several processes only one moves it) and the
+   * O_EXCL create is tried again.
+   */
+  private async acquireExclusiveFile(info: LockInfo): Promise<() => Promise<void>> {
+    for (let attempt = 0; attempt < 5; attempt++) {
       try {
         const handle = await open(this.lockFile, 'wx', 0o600);
         await handle.writeFile(JSON.stringify(info));
         await handle.close();
-        return;
+        const release = () => {
+          try {
+            if (JSON.parse(readFileSync(this.lockFile, 'utf8')).pid === process.pid) rmSync(this.lockFile, { force: true });
+          } catch {}
+        };
+        process.once('exit', release);
+        return async () => {
+          process.removeListener('exit', release);
+          release();
+        };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
       const holder = await this.readLock();
-      if (holder && holder.host === hostname() && !isProcessAlive(holder.pid)) {
-        // Left behind by a process that died (SIGKILL, crash): safe to take over.
-        await rm(this.lockFile, { force: true });
-        continue;
-      }
-      if (!holder) {
-        // Being written right now, or garbage: give the writer a moment, then treat as stale.
-        await new Promise((r) => setTimeout(r, 50));
-        const again = await this.readLock();
-        if (!again && attempt > 0) await rm(this.lockFile, { force: true });
-        continue;
-      }
-      throw new LockedError(
-        'STATE_LOCKED',
-        `lab ${this.labDir} is locked by labctl PID ${holder.pid} on ${holder.host} (${holder.command}, since ${holder.startedAt})`,
-        {
-          hint: `Wait for it to finish. If PID ${holder.pid} is gone, remove ${this.lockFile}.`,
-          details: { pid: holder.pid, host: holder.host, command: holder.command },
-        },
-      );
+      if (holder && (holder.host !== hostname() || isProcessAlive(holder.pid))) throw this.lockedError(holder);
+      await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
+      const again = await this.readLock();
+      if (JSON.stringify(again) === JSON.stringify(holder)) await rename(this.lockFile, `${this.lockFile}.stale-${process.pid}`).then(() => rm(`${this.lockFile}.stale-${process.pid}`, { force: true }), () => {});
     }
     throw new LabctlError('STATE_LOCK_FAILED', `could not take the lock ${this.lockFile}`);
   }
 
   async readLock(): Promise<LockInfo | undefined> {
     try {
-      const parsed = JSON.parse(await readFile(this.lockFile, 'utf8')) as Partial<LockInfo>;
+      const text = await readRegularFile(this.lockFile, 'lock file', { maxBytes: 64 * 1024, missingOk: true });
+      const parsed = JSON.parse(text ?? '') as Partial<LockInfo>;
       if (typeof parsed.pid !== 'number') return undefined;
-      return { pid: parsed.pid, host: parsed.host ?? hostname(), command: parsed.command ?? '?', startedAt: parsed.startedAt ?? '?' };
+      const word = (value: unknown) => (typeof value === 'string' ? quoteForMessage(value, 200).slice(1, -1) : '?');
+      return { pid: parsed.pid, host: typeof parsed.host === 'string' ? word(parsed.host) : hostname(), command: word(parsed.command), startedAt: word(parsed.startedAt) };
     } catch {
       return undefined;
     }
-  }
-
-  private async releaseLock(): Promise<void> {
-    const holder = await this.readLock();
-    if (holder?.pid === process.pid) await rm(this.lockFile, { force: true });
   }
 
   /**
@@ -272,20 +338,12 @@ export class StateStore {
    * corrupt or newer file stops the command before it changes anything.
    */
   async withLock<T>(defaultLab: string, command: string, fn: (session: StateSession) => Promise<T>): Promise<T> {
-    await this.acquireLock(command);
-    // On process.exit() the async release below never runs: drop our own lock synchronously.
-    const release = () => {
-      try {
-        if (JSON.parse(readFileSync(this.lockFile, 'utf8')).pid === process.pid) rmSync(this.lockFile, { force: true });
-      } catch {}
-    };
-    process.once('exit', release);
+    const release = await this.acquireLock(command);
     try {
       const session = new StateSession(this, await this.load(defaultLab));
       return await fn(session);
     } finally {
-      process.removeListener('exit', release);
-      await this.releaseLock();
+      await release();
     }
   }
 
@@ -296,5 +354,67 @@ export class StateStore {
     } catch {
       return false;
     }
+  }
+}
+
+/**
+ * Take an exclusive flock on `file` in a child process (`sh` opens it as fd 9, `flock -xn 9`, then
+ * `exec cat` keeps fd 9 open until our end of its stdin closes). "busy" when another process holds
+ * it, "unavailable" when there is no flock(1) here.
+ */
+async function flockHold(file: string): Promise<ChildProcess | 'busy' | 'unavailable'> {
+  if (process.platform === 'win32') return 'unavailable';
+  return new Promise((resolvePromise, reject) => {
+    let child: ChildProcess;
+    try {
+      child = spawn('sh', ['-c', 'exec 9>>"$1" || exit 71; command -v flock >/dev/null 2>&1 || exit 72; flock -xn 9 || exit 75; echo locked; exec cat >/dev/null', 'labctl-lock', file], {
+        stdio: ['pipe', 'pipe', 'ignore'],
+      });
+    } catch {
+      resolvePromise('unavailable');
+      return;
+    }
+    let out = '';
+    const onData = (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('locked\n')) {
+        child.stdout?.removeListener('data', onData);
+        child.removeListener('exit', onExit);
+        // The child must not keep labctl alive; it ends when labctl's end of the pipe closes.
+        (child.stdout as unknown as { unref?: () => void })?.unref?.();
+        (child.stdin as unknown as { unref?: () => void })?.unref?.();
+        child.unref();
+        resolvePromise(child);
+      }
+    };
+    const onExit = (code: number | null) => {
+      if (code === 75) resolvePromise('busy');
+      else if (code === 72) resolvePromise('unavailable');
+      else reject(new LabctlError('STATE_LOCK_FAILED', `could not take the lock ${file} (flock exited with ${code})`));
+    };
+    child.stdout?.on('data', onData);
+    child.once('exit', onExit);
+    child.once('error', () => resolvePromise('unavailable'));
+  });
+}
+
+async function releaseFlock(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  // Keep labctl alive until the child has gone, so the lock is free when this returns.
+  child.ref();
+  await new Promise<void>((resolvePromise) => {
+    child.once('exit', () => resolvePromise());
+    child.stdin?.end();
+  });
+}
+
+/** Who holds the lock, written into the lock file by the holder; cleared on release (the file stays). */
+async function writeLockInfo(file: string, info: LockInfo | undefined): Promise<void> {
+  const handle = await open(file, fsConstants.O_WRONLY | (fsConstants.O_NOFOLLOW ?? 0));
+  try {
+    await handle.truncate(0);
+    if (info) await handle.write(JSON.stringify(info), 0);
+  } finally {
+    await handle.close();
   }
 }

@@ -2,10 +2,10 @@
  * The LDAP connection: TLS policy, simple bind, and a count of every directory operation so
  * callers (and the benchmark) can prove how many round trips a command costs.
  */
-import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { LabctlError, UsageError } from '@labctl/core/errors';
+import { readRegularFile } from '@labctl/core/files';
 import { Attribute, Change, Client, type Entry } from 'ldapts';
 
 export interface ConnectOptions {
@@ -97,7 +97,7 @@ export async function connectDirectory(options: ConnectOptions): Promise<Directo
   const tlsOptions: ConnectionOptions = { minVersion: 'TLSv1.2' };
   if (options.caFile) {
     try {
-      tlsOptions.ca = [await readFile(options.caFile)];
+      tlsOptions.ca = [(await readRegularFile(options.caFile, 'CA file', { maxBytes: 1024 * 1024, code: 'LDAP_CA_UNREADABLE' })) ?? ''];
     } catch (error) {
       throw new UsageError(
         'LDAP_CA_UNREADABLE',

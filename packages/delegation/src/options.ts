@@ -3,8 +3,8 @@
  * (for hosts) the lab file's `hosts:` list. Everything is validated here, before any connection,
  * so bad input exits 2 with nothing changed. The password never passes through a flag.
  */
-import { readFile } from 'node:fs/promises';
 import { UsageError } from '@labctl/core/errors';
+import { readRegularFile } from '@labctl/core/files';
 import type { LoadedLabFile } from '@labctl/core/spec';
 import { z } from 'zod';
 import { checkLdapUrl } from './directory.js';
@@ -77,11 +77,7 @@ export function parseHostsFile(text: string): string[] {
 }
 
 async function readHostsFile(path: string): Promise<string[]> {
-  try {
-    return parseHostsFile(await readFile(path, 'utf8'));
-  } catch (error) {
-    throw new UsageError('DELEGATION_HOSTS_FILE', `cannot read the hosts file ${path}: ${(error as Error).message}`);
-  }
+  return parseHostsFile((await readRegularFile(path, 'hosts file', { maxBytes: 16 * 1024 * 1024, code: 'DELEGATION_HOSTS_FILE' })) ?? '');
 }
 
 /** Flags win over the lab file. `connect` = the command talks to a DC (URL and bind user required). */
@@ -160,15 +156,8 @@ export async function passwordFromEnvOrFile(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<string | undefined> {
   if (passwordFile !== undefined) {
-    let text: string;
-    try {
-      text = await readFile(passwordFile, 'utf8');
-    } catch (error) {
-      throw new UsageError(
-        'LDAP_PASSWORD_FILE',
-        `cannot read the password file ${passwordFile}: ${(error as Error).message}`,
-      );
-    }
+    // A FIFO or device as the password file is refused without reading (it would hang the run).
+    const text = (await readRegularFile(passwordFile, 'password file', { maxBytes: 64 * 1024, code: 'LDAP_PASSWORD_FILE' })) ?? '';
     const password = text.split(/\r?\n/)[0] ?? '';
     if (password === '') throw new UsageError('LDAP_PASSWORD_FILE', `the password file ${passwordFile} is empty`);
     return password;

@@ -1,5 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { emitFiles } from '@labctl/core/files';
 import type { Plan } from '@labctl/core/provider';
 import type { HyperVProvider } from './provider.js';
 import { SCRIPTS, type ScriptName } from './scripts/index.js';
@@ -88,15 +87,9 @@ export function powershellBundle(steps: readonly EmitStep[]): EmittedFile[] {
   return files;
 }
 
+/** Into a new or labctl-owned directory only; see core's emitFiles for what is refused. */
 export async function writeBundle(dir: string, files: readonly EmittedFile[]): Promise<string[]> {
-  const written: string[] = [];
-  for (const { file, content } of files) {
-    const path = join(dir, file);
-    await mkdir(join(path, '..'), { recursive: true });
-    await writeFile(path, content, { encoding: 'utf8', flag: 'w' });
-    written.push(path);
-  }
-  return written;
+  return emitFiles(dir, files, 'emit directory');
 }
 
 /**

@@ -444,6 +444,9 @@ export class HyperVProvider implements Provider {
             continue;
           }
           const kept = (result.keptDisks ?? []).map((disk) => `${disk.path} (${disk.reason})`);
+          for (const disk of result.keptDisks ?? []) {
+            if (disk.reason !== 'kept as asked') events({ subject: result.name, phase: 'destroy', status: 'warning', message: `left alone: ${JSON.stringify(disk.path)} (${disk.reason})` });
+          }
           events({
             subject: result.name,
             phase: 'destroy',

@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '@labctl/core/errors';
+import { checkName } from '@labctl/core/names';
 import type { LabSpec } from '@labctl/core/spec';
 import type { HyperVHostConfig } from './provider.js';
 
@@ -74,5 +75,8 @@ export function hyperVHosts(spec: LabSpec, only?: string, platform: NodeJS.Platf
     return hosts;
   }
   const named = hosts.filter((host) => host.name === only || host.target === only);
-  return named.length > 0 ? named : [{ name: only.replace(/^[^@]*@/, '').replace(/:\d+$/, ''), target: only }];
+  if (named.length > 0) return named;
+  const name = only.replace(/^[^@]*@/, '').replace(/:\d+$/, '');
+  checkName('host', name, '--host');
+  return [{ name, target: only }];
 }

@@ -15,15 +15,23 @@ export const INVENTORY_FORMATS: readonly InventoryFormat[] = ['ini', 'yaml', 'js
 /** Text on the first line of every file labctl writes; its presence means labctl may overwrite the file. */
 export const OWNER_MARK = 'written by labctl inventory';
 
+/**
+ * A value inside a comment line: lab names are validated where they enter, but a comment must end
+ * where labctl ends it whatever the value (a newline would start an inventory line of its own).
+ */
+export function commentText(value: string): string {
+  return value.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, '?');
+}
+
 export function beginMarker(lab: string): string {
-  return `# BEGIN labctl managed block (lab ${lab}) - labctl inventory --merge replaces it; edit outside it`;
+  return `# BEGIN labctl managed block (lab ${commentText(lab)}) - labctl inventory --merge replaces it; edit outside it`;
 }
 export function endMarker(lab: string): string {
-  return `# END labctl managed block (lab ${lab})`;
+  return `# END labctl managed block (lab ${commentText(lab)})`;
 }
 
 export function header(inventory: Inventory): string {
-  return `# Ansible inventory ${OWNER_MARK} for lab "${inventory.lab}". Regenerate it instead of editing it.\n`;
+  return `# Ansible inventory ${OWNER_MARK} for lab "${commentText(inventory.lab)}". Regenerate it instead of editing it.\n`;
 }
 
 const JINJA = /\{\{|\{%|\{#/;

@@ -1,7 +1,5 @@
-import { constants as fsConstants } from 'node:fs';
-import { open, readFile, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { LabctlError, UsageError } from '@labctl/core/errors';
+import { UsageError } from '@labctl/core/errors';
+import { outputTarget, readRegularFile, writeFileKeeping } from '@labctl/core/files';
 import { OWNER_MARK } from './emit.js';
 
 /**
@@ -9,39 +7,22 @@ import { OWNER_MARK } from './emit.js';
  * over a file someone else wrote unless told to (`--force`).
  */
 
-/** Temp file in the same directory + fsync + rename + fsync(dir): readers see the old file or the new one. */
-export async function writeFileAtomic(path: string, content: string, mode: number): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
-  try {
-    const handle = await open(tmp, 'w', mode);
-    try {
-      await handle.writeFile(content, 'utf8');
-      await handle.chmod(mode);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw new LabctlError('INVENTORY_WRITE', `cannot write ${path}: ${(err as Error).message}`, { cause: err });
-  }
-  const dir = await open(dirname(path), fsConstants.O_RDONLY);
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+/**
+ * Atomic replace through core's writeFileKeeping: the file keeps its mode and owner (a 0600
+ * inventory holding a become password stays 0600), a symlink is written through, and a FIFO,
+ * device or directory is refused before anything is written.
+ */
+export async function writeFileAtomic(path: string, content: string, mode: number, what = 'file'): Promise<void> {
+  await writeFileKeeping(path, content, mode, what);
 }
 
-export async function readIfExists(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new LabctlError('INVENTORY_READ', `cannot read ${path}: ${(err as Error).message}`, { cause: err });
-  }
+/** The text of a file labctl may replace or merge; refuses special files without reading them. */
+export async function readIfExists(path: string, what = 'file'): Promise<string | undefined> {
+  return readRegularFile(path, what, { maxBytes: INVENTORY_MAX_BYTES, missingOk: true, code: 'INVENTORY_READ' });
 }
+
+/** Inventories of 100,000 hosts stay well under this. */
+export const INVENTORY_MAX_BYTES = 512 * 1024 * 1024;
 
 /** labctl wrote it: the mark in its first lines, or (JSON) a `labctl_*` root group carrying the `labctl_lab` var. */
 export function writtenByLabctl(content: string): boolean {
@@ -57,7 +38,8 @@ export function writtenByLabctl(content: string): boolean {
 /** Refuse (exit 2, before anything is written) to replace a file labctl did not write. */
 export async function checkOverwrite(path: string, force: boolean, what: string, hint?: string): Promise<void> {
   if (force) return;
-  const existing = await readIfExists(path);
+  await outputTarget(path, what);
+  const existing = await readIfExists(path, what);
   if (existing === undefined || writtenByLabctl(existing)) return;
   throw new UsageError('INVENTORY_NOT_OURS', `${path} exists and was not written by labctl; not replacing this ${what}`, {
     hint: hint ?? 'Pass --force to replace it, or choose another --output.',

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LabctlError } from '@labctl/core/errors';
@@ -13,9 +13,6 @@ legacy.example.com ansible_user=root
 
 [monitoring]
 prom1 ansible_host=192.0.2.99 note="hand # written"
-
-[web_1]
-extra-web ansible_host=192.0.2.98
 
 [monitoring:vars]
 retention=30d
@@ -68,7 +65,6 @@ describe.skipIf(gate.skip)('--merge keeps what the user wrote and replaces only 
       expect(first.appended).toBe(true);
       const merged = await readFile(file, 'utf8');
       expect(merged.startsWith(hand)).toBe(true);
-      if (format === 'ini') expect(first.warnings).toContain(`${file} also defines group(s) web_1 by hand; Ansible merges them with labctl's`);
 
       const { inventory } = await loadInventory({ labDir: dir }, first.knownHostsFile);
       const ours = canonicalFromModel(inventory);
@@ -100,13 +96,24 @@ describe.skipIf(gate.skip)('--merge keeps what the user wrote and replaces only 
         expect(again.endsWith(trailer)).toBe(true);
         expect(again.match(/# BEGIN labctl managed block/g)).toHaveLength(1);
         const after = canonicalFromAnsible(await ansibleInventoryList(file, dir));
-        expect(after.groups.web_1?.hosts).toEqual(format === 'ini' ? ['extra-web', 'web-01'] : ['web-01']);
+        expect(after.groups.web_1?.hosts).toEqual(['web-01']);
         expect(after.groups.late?.hosts).toEqual(['late-host']);
       } finally {
         await writeFile(join(dir, '.labctl', 'state.json'), JSON.stringify(trickyLab(dir).state));
       }
     });
   }
+
+  it('refuses to move hand-written hosts under labctl\'s group of the same name, and leaves the file and its mode as they were', async () => {
+    const sub = join(dir, 'merge-clash');
+    await mkdir(sub);
+    const file = join(sub, 'hosts');
+    const hand = '[web_1]\nextra-web ansible_host=192.0.2.98\n';
+    await writeFile(file, hand, { mode: 0o600 });
+    await expectRefused(mergeInventory({ labDir: dir, existing: file }), 'INVENTORY_MERGE_GROUP');
+    expect(await readFile(file, 'utf8')).toBe(hand);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+  });
 
   it('refuses, before writing anything, a block without its END marker, a YAML file that already has the root group, a format mismatch and JSON', async () => {
     const broken = join(dir, 'broken.ini');

@@ -46,6 +46,17 @@ export function mergeInventoryText(existing: string, format: 'ini' | 'yaml', inv
       });
     }
     const ourGroups = new Set(inventory.groups.slice(1).map((group) => group.name));
+    // A hand-written host in one of labctl's groups would become a child of labctl's root group and
+    // inherit its strict known_hosts settings (and become unreachable): refuse instead of moving it.
+    for (const [name, group] of Object.entries(hand.groups)) {
+      if (!ourGroups.has(name)) continue;
+      const theirs = group.hosts.filter((host) => !ours.has(host));
+      if (theirs.length === 0) continue;
+      throw new UsageError('INVENTORY_MERGE_GROUP', `${source}: the hand-written group "${name}" has host(s) ${theirs.slice(0, 5).join(', ')}${theirs.length > 5 ? ', ...' : ''}, and labctl's block also writes a group "${name}"`, {
+        hint: `Merging would put your hosts under ${inventory.rootGroup} and its strict host-key settings. Rename your group, or labctl's (the group's name in labctl.yaml), or write labctl's inventory to its own file with -o.`,
+        details: { group: name, hosts: theirs },
+      });
+    }
     const shared = Object.entries(hand.groups)
       .filter(([name, group]) => ourGroups.has(name) && (group.hosts.length || Object.keys(group.vars).length || group.children.length))
       .map(([name]) => name);

@@ -58,6 +58,7 @@ const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Host names labctl writes: nothing that an inventory would read as a range, a port, a comment or quoting. */
 const HOST_NAME = /^[\p{L}\p{N}_][\p{L}\p{N}_.-]*$/u;
 const HOST_KEY_LINE = /^(ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+={0,2}(\s.*)?$/;
+const KNOWN_HOSTS_ADDRESS = /^(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,252})|[0-9A-Fa-f:.]{2,45}(?:%[A-Za-z0-9_.-]{1,16})?)$/;
 const RESERVED_GROUPS = new Set(['all', 'ungrouped']);
 const GONE_STATES = new Set(['missing', 'destroying', 'planned']);
 
@@ -180,6 +181,12 @@ export function buildInventory(state: LabState, spec: LabSpec, options: BuildOpt
     // The VM's own vars may point Ansible elsewhere; pin the key where ssh will actually connect.
     const connectHost = typeof vars.ansible_host === 'string' ? vars.ansible_host : address;
     const connectPort = typeof vars.ansible_port === 'number' ? vars.ansible_port : Number(vars.ansible_port ?? 22) || 22;
+    // A host pattern in known_hosts is a comma list with wildcards and negation, ended by a space:
+    // anything but a plain host name or address would pin the key for other hosts (or all of them).
+    if (!KNOWN_HOSTS_ADDRESS.test(connectHost)) {
+      warnings.push(`VM ${vm.name}: ansible_host ${JSON.stringify(connectHost.slice(0, 80))} is not a host name or address; its key is left out of known_hosts`);
+      continue;
+    }
     const keys = vm.ssh.hostKeys.filter((line) => {
       const ok = HOST_KEY_LINE.test(line.trim());
       if (!ok) warnings.push(`VM ${vm.name}: recorded host key "${line.slice(0, 40)}" is not an OpenSSH public key line; left out of known_hosts`);

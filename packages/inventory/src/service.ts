@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { UsageError } from '@labctl/core/errors';
 import { type LoadedLabFile, loadLabFile } from '@labctl/core/spec';
 import { emptyState, STATE_DIR, StateStore } from '@labctl/core/state';
-import { dynamicHost, dynamicList, emitInventory, hasTemplatedValues, type InventoryFormat, OWNER_MARK } from './emit.js';
+import { commentText, dynamicHost, dynamicList, emitInventory, hasTemplatedValues, type InventoryFormat, OWNER_MARK } from './emit.js';
 import { checkOverwrite, readIfExists, writeFileAtomic } from './files.js';
 import { mergeInventoryText } from './merge.js';
 import { type BuildResult, buildInventory, type SkippedVm } from './model.js';
@@ -48,13 +48,13 @@ function summary(built: BuildResult, extraWarnings: string[] = []): InventorySum
 }
 
 function knownHostsText(built: BuildResult): string {
-  return `# known_hosts ${OWNER_MARK} for lab "${built.inventory.lab}": the recorded host keys of its VMs.\n${built.inventory.knownHosts.map((line) => `${line}\n`).join('')}`;
+  return `# known_hosts ${OWNER_MARK} for lab "${commentText(built.inventory.lab)}": the recorded host keys of its VMs.\n${built.inventory.knownHosts.map((line) => `${line}\n`).join('')}`;
 }
 
 /** Write known_hosts only when its content changed (so `--list` stays cheap and mostly read-only). */
 async function writeKnownHosts(path: string, built: BuildResult): Promise<void> {
   const text = knownHostsText(built);
-  if ((await readIfExists(path)) !== text) await writeFileAtomic(path, text, 0o644);
+  if ((await readIfExists(path, 'known_hosts file')) !== text) await writeFileAtomic(path, text, 0o644, 'known_hosts file');
 }
 
 function iniTemplatingWarning(built: BuildResult, format: InventoryFormat): string[] {
@@ -89,7 +89,7 @@ export async function writeInventory(options: WriteOptions): Promise<InventorySu
   await checkOverwrite(output, options.force ?? false, 'inventory', 'Pass --force to replace it, or --merge to keep what is in it and add labctl\'s hosts.');
   await checkOverwrite(knownHostsFile, options.force ?? false, 'known_hosts file');
   await writeKnownHosts(knownHostsFile, built);
-  await writeFileAtomic(output, emitInventory(built.inventory, options.format), 0o644);
+  await writeFileAtomic(output, emitInventory(built.inventory, options.format), 0o644, 'inventory');
   return { ...summary(built, iniTemplatingWarning(built, options.format)), output, knownHostsFile };
 }
 
@@ -109,7 +109,7 @@ export async function mergeInventory(options: MergeOptions): Promise<InventorySu
       hint: 'Write labctl\'s inventory to its own file (-o labctl.json) and give Ansible both: ansible -i yours.json -i labctl.json',
     });
   }
-  const existing = (await readIfExists(existingPath)) ?? '';
+  const existing = (await readIfExists(existingPath, 'inventory')) ?? '';
   const format = detectInventoryFormat(existingPath, existing);
   if (options.format && options.format !== format) {
     throw new UsageError('INVENTORY_MERGE_FORMAT', `${existingPath} is a ${format.toUpperCase()} inventory; cannot merge it as ${options.format}`, {
@@ -123,7 +123,7 @@ export async function mergeInventory(options: MergeOptions): Promise<InventorySu
   if (output !== existingPath) await checkOverwrite(output, options.force ?? false, 'inventory');
   await checkOverwrite(knownHostsFile, options.force ?? false, 'known_hosts file');
   await writeKnownHosts(knownHostsFile, built);
-  await writeFileAtomic(output, merged.text, 0o644);
+  await writeFileAtomic(output, merged.text, 0o644, 'inventory');
   return { ...summary(built, [...merged.warnings, ...iniTemplatingWarning(built, format)]), output, knownHostsFile, format, appended: merged.appended };
 }
 
@@ -165,6 +165,6 @@ export async function writeInventoryScript(options: ScriptOptions): Promise<{ sc
     `exec ${options.labctl.map(shellQuote).join(' ')} inventory --lab-dir ${shellQuote(labDir)} "$@"`,
     '',
   ].join('\n');
-  await writeFileAtomic(script, text, 0o755);
+  await writeFileAtomic(script, text, 0o755, 'inventory script');
   return { script, labDir };
 }

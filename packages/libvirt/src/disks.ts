@@ -1,7 +1,8 @@
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
-import { LabctlError } from '@labctl/core/errors';
+import { LabctlError, UsageError } from '@labctl/core/errors';
+import { fileKind } from '@labctl/core/files';
 import { run } from './exec.js';
 
 /**
@@ -44,9 +45,16 @@ export async function inspectGolden(path: string): Promise<GoldenInfo> {
   }
   let mode: number;
   try {
-    mode = (await stat(path)).mode;
+    const stats = await stat(path);
+    if (!stats.isFile()) {
+      throw new UsageError('GOLDEN_NOT_FILE', `golden image ${JSON.stringify(path)} is a ${fileKind(stats)}, not a regular file; labctl does not read it`, {
+        hint: 'Give the path of a disk image file (.vhd, .vhdx, .qcow2, .raw, .img).',
+      });
+    }
+    mode = stats.mode;
     await access(path, constants.R_OK);
   } catch (err) {
+    if (err instanceof UsageError) throw err;
     throw new GoldenImageError('GOLDEN_MISSING', `golden image ${path} does not exist or is not readable`, {
       hint: 'Pass --golden PATH (or defaults.golden in labctl.yaml). The demo image comes from scripts/guest/build-guest.sh.',
       cause: err,

@@ -5,6 +5,7 @@ import type { Check } from '@labctl/core/checks';
 import { mapLimit } from '@labctl/core/concurrency';
 import { describeError, EXIT_USAGE, LabctlError } from '@labctl/core/errors';
 import type { EventSink } from '@labctl/core/events';
+import { pathInside } from '@labctl/core/names';
 import { QEMU_MAC_PREFIX } from '@labctl/core/plan';
 import type { AdapterReport, DestroyOptions, Plan, Provider, VmPlan } from '@labctl/core/provider';
 import type { VmRecord, VmState } from '@labctl/core/state';
@@ -88,7 +89,35 @@ export class LibvirtProvider implements Provider {
   }
 
   private xmlPath(name: string): string {
-    return join(this.options.diskDir, `${name}.xml`);
+    return pathInside(this.options.diskDir, `${name}.xml`, 'domain XML file');
+  }
+
+  /**
+   * Removes a VM's own files and nothing else. The state file is hand-editable, so the paths it
+   * claims prove nothing: labctl removes only the paths it derives itself from the VM's (validated)
+   * name inside the lab's own directory or pool, and only when they carry its marks: the disk the
+   * domain's labctl metadata names, or (domain already gone) a qcow2 image, the only format labctl
+   * makes. A path in state or metadata that is anything else is left alone and named in a warning.
+   */
+  private async removeOwnFiles(vm: VmRecord, meta: LabctlMetadata | undefined, events: EventSink): Promise<void> {
+    const resources = (vm.resources ?? {}) as { disk?: unknown; consoleLog?: unknown; xml?: unknown };
+    const ownDisk = await this.store.diskPath(vm.name);
+    const ownConsole = await this.store.consolePath(vm.name);
+    const ownXml = this.xmlPath(vm.name);
+    const leftAlone = (file: unknown, why: string) =>
+      events({ subject: vm.name, phase: 'destroy', status: 'warning', message: `left alone: ${JSON.stringify(String(file))} (${why})` });
+    for (const [claimed, own, what] of [
+      [resources.disk, ownDisk, 'disk'],
+      [meta?.disk, ownDisk, 'disk'],
+      [resources.consoleLog, ownConsole, 'console log'],
+      [resources.xml, ownXml, 'domain XML'],
+    ] as const) {
+      if (claimed !== undefined && claimed !== own) leftAlone(claimed, `not ${vm.name}'s own ${what} ${own}; labctl removes only the files it names itself inside the lab`);
+    }
+    if (meta ? meta.disk === ownDisk : await this.store.isOwnDisk(ownDisk)) await this.store.remove(ownDisk);
+    else if (meta) leftAlone(ownDisk, `the domain's labctl metadata names ${meta.disk} as its disk`);
+    await this.store.remove(ownConsole);
+    await rm(ownXml, { force: true });
   }
 
   /** KVM or TCG, decided once per provider (see accelerator.ts), with the reason. */
@@ -450,22 +479,7 @@ export class LibvirtProvider implements Provider {
         });
       });
     }
-    if (!options.keepDisks) {
-      const resources = (vm.resources ?? {}) as { disk?: string; golden?: string; consoleLog?: string; xml?: string };
-      const golden = resources.golden ?? meta?.golden;
-      const disks = new Set([resources.disk, meta?.disk, await this.store.diskPath(vm.name)].filter((d): d is string => Boolean(d)));
-      for (const disk of disks) {
-        // Never the golden image, never anything that is not this VM's own qcow2.
-        if (disk === golden || !basename(disk).startsWith(vm.name) || !disk.endsWith('.qcow2')) continue;
-        await this.store.remove(disk);
-      }
-      for (const file of new Set([resources.consoleLog, await this.store.consolePath(vm.name)])) {
-        if (file && file !== golden && basename(file) === `${vm.name}.console.log`) await this.store.remove(file);
-      }
-      for (const file of new Set([resources.xml, this.xmlPath(vm.name)])) {
-        if (file && file !== golden) await rm(file, { force: true });
-      }
-    }
+    if (!options.keepDisks) await this.removeOwnFiles(vm, meta, events);
     events({ subject: vm.name, phase: 'destroy', status: 'done', message: exists ? undefined : 'domain was already gone' });
   }
 }

@@ -1,8 +1,10 @@
 import { constants } from 'node:fs';
-import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { basename, join, posix } from 'node:path';
+import { access, lstat, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, posix, resolve } from 'node:path';
+import { pathInside } from '@labctl/core/names';
 import type { Check } from '@labctl/core/checks';
 import { createFullCopy, createOverlay, GoldenImageError, type GoldenInfo, type ImageFormat, imageFormatFor, inspectGolden } from './disks.js';
+import { run } from './exec.js';
 import type { Virsh } from './virsh.js';
 import { escapeXml } from './xml.js';
 
@@ -42,8 +44,10 @@ export interface DiskStore {
   createDisk(name: string, golden: GoldenInfo, clone: 'linked' | 'full'): Promise<string>;
   /** Makes (empty) the file the VM's serial console is written to; returns its path. */
   prepareConsole(name: string): Promise<string>;
-  /** Removes one of a VM's own files; a file that is already gone is fine. */
+  /** Removes one of a VM's own files (only inside this store's directory or pool); a file that is already gone is fine. */
   remove(path: string): Promise<void>;
+  /** True when `path` is a disk labctl could have made: a qcow2 image (the only format it makes). */
+  isOwnDisk(path: string): Promise<boolean>;
   /** A console file for the accelerator probe VM. */
   probeConsole(name: string): Promise<ProbeConsole>;
 }
@@ -75,11 +79,11 @@ export class LocalStore implements DiskStore {
   }
 
   async diskPath(name: string): Promise<string> {
-    return join(this.dir, `${name}.qcow2`);
+    return pathInside(this.dir, `${name}.qcow2`, 'VM disk');
   }
 
   async consolePath(name: string): Promise<string> {
-    return join(this.dir, `${name}.console.log`);
+    return pathInside(this.dir, `${name}.console.log`, 'console log');
   }
 
   async createDisk(name: string, golden: GoldenInfo, clone: 'linked' | 'full'): Promise<string> {
@@ -96,12 +100,27 @@ export class LocalStore implements DiskStore {
   }
 
   async remove(path: string): Promise<void> {
+    if (dirname(resolve(path)) !== resolve(this.dir)) throw new StorageError('NOT_IN_LAB', `refusing to delete ${JSON.stringify(path)}: it is not in the lab's disk directory ${this.dir}`);
+    // Never follow a link planted in the lab's directory: remove the link itself, or a regular file.
+    const stats = await lstat(path).catch(() => undefined);
+    if (stats && !stats.isFile() && !stats.isSymbolicLink()) throw new StorageError('NOT_A_FILE', `refusing to delete ${JSON.stringify(path)}: it is not a regular file`);
     await rm(path, { force: true });
+  }
+
+  async isOwnDisk(path: string): Promise<boolean> {
+    const stats = await lstat(path).catch(() => undefined);
+    if (!stats?.isFile()) return false;
+    try {
+      const { stdout } = await run('qemu-img', ['info', '-U', '--output=json', path], { timeoutMs: 30_000 });
+      return (JSON.parse(stdout) as { format?: string }).format === 'qcow2';
+    } catch {
+      return false;
+    }
   }
 
   async probeConsole(name: string): Promise<ProbeConsole> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const path = join(this.dir, `${name}.console`);
+    const path = pathInside(this.dir, `${name}.console`, 'console file');
     await rm(path, { force: true });
     return { path, read: () => readFile(path, 'utf8').catch(() => ''), remove: () => rm(path, { force: true }) };
   }
@@ -258,11 +277,11 @@ export class PoolStore implements DiskStore {
   }
 
   async diskPath(name: string): Promise<string> {
-    return posix.join(await this.location(), `${name}.qcow2`);
+    return posixInside(await this.location(), `${name}.qcow2`);
   }
 
   async consolePath(name: string): Promise<string> {
-    return posix.join(await this.location(), `${name}.console.log`);
+    return posixInside(await this.location(), `${name}.console.log`);
   }
 
   /** vol-create, and when a leftover file of that name is in the way, delete it and create again. */
@@ -303,6 +322,11 @@ export class PoolStore implements DiskStore {
     return this.createVolume(volume, `<volume><name>${escapeXml(volume)}</name><capacity unit='bytes'>0</capacity><target><format type='raw'/></target></volume>\n`);
   }
 
+  async isOwnDisk(path: string): Promise<boolean> {
+    const xml = await this.volume(path).catch(() => undefined);
+    return xml !== undefined && /<format\s+type=['"]qcow2['"]/.test(xml);
+  }
+
   /** vol-delete by path, only inside this store's pool directory. */
   async remove(path: string): Promise<void> {
     const dir = (await this.location()).replace(/\/+$/, '');
@@ -332,4 +356,11 @@ export class PoolStore implements DiskStore {
       remove: () => this.remove(path),
     };
   }
+}
+
+/** A file name inside a pool directory on the libvirt host (a POSIX path), refused if it would leave it. */
+function posixInside(dir: string, file: string): string {
+  const path = posix.join(dir, file);
+  if (posix.dirname(path) !== dir.replace(/\/+$/, '') || file.includes('/')) throw new StorageError('PATH_OUTSIDE', `${JSON.stringify(file)} would be outside storage pool directory ${dir}`);
+  return path;
 }

@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { hostFieldMatches } from './ssh-known-hosts.js';
+import { readRegularFile } from '@labctl/core/files';
 
 /**
  * The basics of ~/.ssh/config that a lab user relies on: `Host` blocks (patterns, `!` negation) with
@@ -96,10 +96,6 @@ export function defaultSshConfigFile(): string {
 
 /** Options for `alias` from an ssh config file; a missing file means no options. */
 export async function loadSshConfig(alias: string, file: string = defaultSshConfigFile()): Promise<SshHostConfig> {
-  try {
-    return resolveSshConfig(await readFile(file, 'utf8'), alias);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { identityFiles: [] };
-    throw error;
-  }
+  const text = await readRegularFile(file, 'ssh config file', { maxBytes: 16 * 1024 * 1024, missingOk: true, code: 'SSH_CONFIG_UNREADABLE' });
+  return text === undefined ? { identityFiles: [] } : resolveSshConfig(text, alias);
 }

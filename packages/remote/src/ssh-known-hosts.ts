@@ -1,6 +1,8 @@
 import { createHash, createHmac } from 'node:crypto';
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { UsageError } from '@labctl/core/errors';
+import { readRegularFile } from '@labctl/core/files';
 
 /**
  * OpenSSH known_hosts, read the way `ssh` reads it: plain and hashed (`|1|salt|hmac`) host fields,
@@ -44,12 +46,8 @@ export function parseKnownHosts(text: string, file: string): KnownHostEntry[] {
 }
 
 export async function readKnownHosts(file: string): Promise<KnownHostEntry[]> {
-  try {
-    return parseKnownHosts(await readFile(file, 'utf8'), file);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
+  const text = await readRegularFile(file, 'known_hosts file', { maxBytes: 64 * 1024 * 1024, missingOk: true, code: 'KNOWN_HOSTS_UNREADABLE' });
+  return text === undefined ? [] : parseKnownHosts(text, file);
 }
 
 function globToRegExp(pattern: string): RegExp {
@@ -145,14 +143,15 @@ export function sshHostKeyAlgorithms(entries: readonly KnownHostEntry[]): string
 
 /** Record a host key (the `accept-new` policy): plain `[host]:port type base64`, file 0600, directory 0700. */
 export async function appendKnownHost(file: string, host: string, port: number, blob: Buffer): Promise<void> {
+  // A host field is a comma list of patterns (*, ?, !negation) ended by a space: only a plain name or
+  // address may go in, or the key would be pinned for other hosts too.
+  if (!/^[A-Za-z0-9._:%-]+$/.test(host)) {
+    throw new UsageError('KNOWN_HOSTS_BAD_HOST', `refusing to write ${JSON.stringify(host.slice(0, 80))} into known_hosts: not a host name or address`);
+  }
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
   const line = `${knownHostName(host, port)} ${keyBlobType(blob)} ${blob.toString('base64')}\n`;
   let prefix = '';
-  try {
-    const current = await readFile(file, 'utf8');
-    if (current.length > 0 && !current.endsWith('\n')) prefix = '\n';
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
+  const current = await readRegularFile(file, 'known_hosts file', { maxBytes: 64 * 1024 * 1024, missingOk: true, code: 'KNOWN_HOSTS_UNREADABLE' });
+  if (current !== undefined && current.length > 0 && !current.endsWith('\n')) prefix = '\n';
   await appendFile(file, prefix + line, { mode: 0o600 });
 }

@@ -1,8 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Semaphore, sleep } from '@labctl/core/concurrency';
 import { LabctlError, UsageError } from '@labctl/core/errors';
+import { readRegularFile } from '@labctl/core/files';
 import ssh2, {
   type AnyAuthMethod,
   type AuthenticationType,
@@ -137,7 +137,9 @@ async function readableKeys(files: string[]): Promise<Array<{ file: string; key:
   const keys: Array<{ file: string; key: Buffer }> = [];
   for (const file of files) {
     try {
-      const key = await readFile(file);
+      const text = await readRegularFile(file, 'SSH key file', { maxBytes: 1024 * 1024, missingOk: true, code: 'SSH_KEY_UNREADABLE' });
+      if (text === undefined) continue;
+      const key = Buffer.from(text, 'utf8');
       if (utils.parseKey(key) instanceof Error) continue; // encrypted or not a key: ssh would ask, we skip
       keys.push({ file, key });
     } catch (error) {

@@ -1,7 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '@labctl/core/errors';
+import { fileKind } from '@labctl/core/files';
 import { isMap, isSeq, LineCounter, parseDocument } from 'yaml';
 
 /**
@@ -100,9 +101,17 @@ export function loadProfile(nameOrFile: string, cwd: string = process.cwd(), see
   }
   if (seen.includes(file)) fail(file, '', `extends itself through ${seen.join(' -> ')}`);
   const lineCounter = new LineCounter();
+  const stats = statSync(file);
+  if (!stats.isFile()) fail(file, '', `is a ${fileKind(stats)}, not a regular file; labctl does not read it`);
+  if (stats.size > 4 * 1024 * 1024) fail(file, '', `has ${stats.size} bytes; profiles are small YAML files (at most 4 MiB)`);
   const document = parseDocument(readFileSync(file, 'utf8'), { lineCounter });
   if (document.errors.length > 0) fail(file, '', document.errors[0]?.message ?? 'invalid YAML');
-  const raw = document.toJS() as Record<string, unknown> | null;
+  let raw: Record<string, unknown> | null;
+  try {
+    raw = document.toJS({ maxAliasCount: 50 }) as Record<string, unknown> | null;
+  } catch (err) {
+    fail(file, '', `cannot be read: ${(err as Error).message.split('\n')[0]}`);
+  }
   if (!raw || typeof raw !== 'object') fail(file, '', 'expected a mapping with profile, description and steps');
   const lineOf = (index: number): string => {
     const steps = document.get('steps');

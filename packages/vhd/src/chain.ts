@@ -1,4 +1,6 @@
+import { constants as fsConstants } from 'node:fs';
 import { open, realpath, stat } from 'node:fs/promises';
+import { fileKind } from '@labctl/core/files';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { VHDX_SIGNATURE, MAX_CHAIN_DEPTH } from './constants.js';
 import { openError, vhdError } from './errors.js';
@@ -11,8 +13,11 @@ import { VhdxImage } from './vhdx-image.js';
 export async function openDisk(path: string, options: { strict?: boolean } = {}): Promise<DiskImage> {
   const head = Buffer.alloc(8);
   try {
-    const fh = await open(path, 'r');
+    // O_NONBLOCK: a FIFO given as a disk must not hang the open; it is refused below.
+    const fh = await open(path, fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0));
     try {
+      const stats = await fh.stat();
+      if (!stats.isFile() && !stats.isBlockDevice()) throw vhdError('VHD_CANNOT_OPEN', { path, reason: `it is a ${fileKind(stats)}, not a disk image file` });
       await fh.read(head, 0, 8, 0);
     } finally {
       await fh.close();
@@ -215,7 +220,17 @@ export async function findParent(
 }
 
 /** Opens `path` and every parent down to the base; on any failure closes what it opened. */
-export async function openChain(path: string, options: { search?: readonly string[] } = {}): Promise<Chain> {
+export interface OpenChainOptions {
+  search?: readonly string[];
+  /**
+   * Accept a parent smaller than its child. Refused by default: an edited footer or VHDX metadata
+   * makes a child claim a size its chain never had, and flatten would fill the gap with zeros.
+   * Grown on purpose (`vhd-util resize`, `Resize-VHD` on a child) reads past the parent as zeros.
+   */
+  allowGrownChild?: boolean;
+}
+
+export async function openChain(path: string, options: OpenChainOptions = {}): Promise<Chain> {
   const layers: DiskImage[] = [];
   const links: ChainLink[] = [];
   try {
@@ -235,6 +250,11 @@ export async function openChain(path: string, options: { search?: readonly strin
           repeated: found.candidate.path,
           chain: [...links.map((l) => l.path), found.candidate.path].join(' -> '),
         });
+      }
+      if (found.image.virtualSize < image.virtualSize && !options.allowGrownChild) {
+        const parentSize = found.image.virtualSize;
+        await found.image.close();
+        throw vhdError('VHD_PARENT_SMALLER', { path: image.path, parent: found.candidate.path, childSize: image.virtualSize, parentSize });
       }
       image = found.image;
       layers.push(image);

@@ -59,6 +59,11 @@ const catalogue = {
       `${d.path}: the VHDX log is not empty (log ${d.logGuid}): the disk was not closed cleanly and the log must be replayed before it can be read`,
     hint: 'Attach the disk once on Hyper-V (Mount-VHD -ReadOnly, then Dismount-VHD) or open it read-write with qemu-img check -r all on a copy; labctl does not replay logs.',
   },
+  VHD_PARENT_SMALLER: {
+    message: (d: D) =>
+      `${d.path}: its parent ${d.parent} is smaller (${d.parentSize} bytes) than the child (${d.childSize} bytes): the sizes were edited, or the child was grown after it was made`,
+    hint: 'If the child was grown on purpose (vhd-util resize, Resize-VHD), pass --allow-grown-child: the part past the parent reads as zeros. Otherwise the chain is damaged.',
+  },
   VHD_PARENT_NOT_FOUND: {
     message: (d: D) => `${d.path}: parent ${d.parent} not found (looked in: ${d.tried})`,
     hint: 'Copy the parent next to the child, or name the directory that holds it with --search DIR.',
@@ -102,6 +107,7 @@ const usageCodes = new Set<VhdErrorCode>([
   'VHD_OUTPUT_IN_CHAIN',
   'VHD_BAD_ARGUMENT',
   'VHD_FILE_NOT_FOUND',
+  'VHD_CANNOT_OPEN',
 ]);
 
 /** The file is damaged, truncated, hostile or unsupported. */
@@ -116,7 +122,8 @@ export function vhdError(code: VhdErrorCode, details: D): LabctlError {
   const plain = Object.fromEntries(
     Object.entries(details).map(([k, v]) => [k, typeof v === 'bigint' ? v.toString() : v]),
   );
-  const options = { hint: entry.hint, details: plain };
+  // An interrupt is 130, as for every labctl command (docs/json.md), not a failure of the disk.
+  const options = { hint: entry.hint, details: plain, ...(code === 'VHD_ABORTED' ? { exitCode: 130 } : {}) };
   if (usageCodes.has(code)) return new UsageError(code, message, options);
   if (code.startsWith('VHD_PARENT') || code.startsWith('VHD_CHAIN')) return new VhdChainError(code, message, options);
   return new VhdFormatError(code, message, options);

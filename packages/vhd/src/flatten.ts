@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { lstat, realpath, rename, stat, unlink } from 'node:fs/promises';
+import { lstat, readdir, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { EventSink } from '@labctl/core/events';
 import { isZero } from './binary.js';
@@ -11,6 +11,8 @@ export interface FlattenOptions {
   format?: OutputFormat;
   type?: 'dynamic' | 'fixed';
   search?: readonly string[];
+  /** See OpenChainOptions.allowGrownChild. */
+  allowGrownChild?: boolean;
   events?: EventSink;
   signal?: AbortSignal;
 }
@@ -86,7 +88,7 @@ export async function flatten(source: string, out: string, options: FlattenOptio
   const format = outputFormatFor(out, options.format);
   const type = options.type ?? 'dynamic';
   const events = options.events ?? (() => {});
-  const chain = await openChain(source, { search: options.search ?? [] });
+  const chain = await openChain(source, { search: options.search ?? [], ...(options.allowGrownChild ? { allowGrownChild: true } : {}) });
   let writer: DiskWriter | undefined;
   const temp = join(
     dirname(resolve(out)),
@@ -94,6 +96,7 @@ export async function flatten(source: string, out: string, options: FlattenOptio
   );
   try {
     await assertNewOutput(out, chain);
+    await removeDeadTemporaries(dirname(resolve(out)));
     const top = chain.top;
     const logical = top.format === 'vhdx' ? (top.info().logicalSectorSize ?? 512) : 512;
     writer = await createDisk(temp, {
@@ -179,5 +182,41 @@ export async function flatten(source: string, out: string, options: FlattenOptio
     throw err;
   } finally {
     await chain.close();
+  }
+}
+
+/** `.<name>.labctl-<pid>-<hex>.tmp`: the temporary output of a flatten run (see flatten()). */
+const TEMP_NAME = /^\..+\.labctl-(\d+)-[0-9a-f]{8}\.tmp$/;
+
+/**
+ * Temporary outputs left by runs that died without cleaning up (SIGKILL, power loss) are removed:
+ * only files named the way flatten names them, only regular files, only when the PID in the name is
+ * not a running process.
+ */
+export async function removeDeadTemporaries(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const pid = Number(TEMP_NAME.exec(name)?.[1]);
+    if (!pid || pid === process.pid || isAlive(pid)) continue;
+    const path = join(dir, name);
+    const stats = await lstat(path).catch(() => undefined);
+    if (!stats?.isFile()) continue;
+    await unlink(path).then(() => removed.push(path), () => {});
+  }
+  return removed;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

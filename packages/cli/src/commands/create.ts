@@ -40,12 +40,12 @@ export default class Create extends LabctlCommand<typeof Create> {
     },
   ];
   static override flags = {
-    count: Flags.integer({ char: 'n', summary: 'How many VMs the group should have (existing ones count).', min: 0 }),
+    count: Flags.integer({ char: 'n', summary: 'How many VMs the group should have (existing ones count).', min: 0, max: 10_000 }),
     group: Flags.string({ char: 'g', summary: 'Group to create (default: every group of labctl.yaml, or "vm").' }),
     name: Flags.string({ summary: 'Name pattern: {group}, {n}, {nn}, {nnn}. Default "{group}-{nn}".' }),
     golden: Flags.string({ summary: 'Golden disk (.vhd, .vhdx, .qcow2, raw); read in place, never written.' }),
     clone: Flags.string({ summary: 'linked: qcow2 overlay on the golden disk; full: an independent copy.', options: ['linked', 'full'] }),
-    cpus: Flags.integer({ summary: 'Virtual CPUs per VM.', min: 1 }),
+    cpus: Flags.integer({ summary: 'Virtual CPUs per VM.', min: 1, max: 1024 }),
     memory: Flags.string({ summary: 'Memory per VM: MiB (512) or 512M, 2G.' }),
     network: Flags.string({ summary: 'libvirt network name, or bridge:NAME for a host bridge.' }),
     kernel: Flags.string({ summary: 'Direct kernel boot: kernel file (for images without a bootloader).' }),
@@ -60,7 +60,7 @@ export default class Create extends LabctlCommand<typeof Create> {
     concurrency: Flags.integer({ summary: 'VMs created/started at the same time (default 4).', min: 1, max: 256 }),
     start: Flags.boolean({ summary: 'Start the VMs (--no-start: only define them).', allowNo: true, default: true }),
     wait: Flags.boolean({ summary: 'Wait for addresses and SSH (--no-wait: return once started).', allowNo: true, default: true }),
-    timeout: Flags.integer({ summary: 'Seconds to wait for addresses and SSH (default 300).', min: 1 }),
+    timeout: Flags.integer({ summary: 'Seconds to wait for addresses and SSH (default 300).', min: 1, max: 604_800 }),
     inventory: Flags.string({ summary: 'Then write the Ansible inventory to FILE (format from the extension: .ini, .yml/.yaml, .json) and known_hosts beside it.' }),
     'dry-run': Flags.boolean({ summary: 'Print the plan and change nothing.' }),
     'emit-powershell': Flags.string({

@@ -69,6 +69,7 @@ export default class Destroy extends LabctlCommand<typeof Destroy> {
       { header: 'result', get: (vm) => vm.result },
       { header: 'error', get: (vm) => vm.error ?? '' },
     ]));
+    for (const vm of summary.vms) for (const warning of vm.warnings ?? []) this.note(`${vm.name}: ${warning}`);
     if (summary.interrupted) process.exitCode = 130;
     else if (summary.vms.some((vm) => vm.result === 'failed')) process.exitCode = 1;
     return summary;

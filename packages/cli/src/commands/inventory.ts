@@ -1,4 +1,5 @@
 import { UsageError } from '@labctl/core/errors';
+import { isStdoutPath } from '@labctl/core/files';
 import { INVENTORY_FORMATS, type InventoryFormat } from '@labctl/inventory/emit';
 import {
   answerHost,
@@ -38,7 +39,7 @@ export default class Inventory extends LabctlCommand<typeof Inventory> {
   ];
   static override flags = {
     format: Flags.option({ char: 'f', summary: 'Inventory format (default ini; with --merge, the existing file decides).', options: INVENTORY_FORMATS })(),
-    output: Flags.string({ char: 'o', summary: 'Write to FILE (atomically) instead of stdout; known_hosts goes beside it.' }),
+    output: Flags.string({ char: 'o', summary: 'Write to FILE (atomically, keeping its mode and owner) instead of stdout (- is stdout); known_hosts goes beside it.' }),
     force: Flags.boolean({ summary: 'Replace an output file (or known_hosts, or script) that labctl did not write.' }),
     merge: Flags.string({ summary: "Keep this hand-written INI/YAML inventory and replace only labctl's block in it (in place unless -o).", exclusive: ['list', 'host', 'script'] }),
     list: Flags.boolean({ summary: 'Dynamic inventory: print every group and _meta.hostvars as JSON.', exclusive: ['host', 'script', 'output', 'merge'] }),
@@ -72,7 +73,7 @@ export default class Inventory extends LabctlCommand<typeof Inventory> {
       this.log(`${result.appended ? 'Added' : 'Replaced'} labctl's block (${result.hosts} hosts) in ${result.output}; known_hosts: ${result.knownHostsFile}`);
       return { mode: 'merge', ...result };
     }
-    if (output !== undefined) {
+    if (output !== undefined && !isStdoutPath(output)) {
       const result = await writeInventory({ ...source, format: format ?? 'ini', output, force });
       this.noteAll(result.warnings);
       this.log(`Wrote ${result.output} (${result.hosts} hosts, ${result.groups.length} groups); known_hosts: ${result.knownHostsFile}`);

@@ -25,7 +25,7 @@ export default class Ip extends LabctlCommand<typeof Ip> {
   static override args = { names: Args.string({ description: 'VM names (default: all of the lab).' }) };
   static override flags = {
     wait: Flags.boolean({ summary: 'Wait until each VM has an address and answers SSH.' }),
-    timeout: Flags.integer({ summary: 'Seconds to wait with --wait (default 300).', min: 1 }),
+    timeout: Flags.integer({ summary: 'Seconds to wait with --wait (default 300).', min: 1, max: 604_800 }),
   };
 
   async run(): Promise<AddressesSummary> {

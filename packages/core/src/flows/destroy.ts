@@ -1,6 +1,7 @@
 import { mapLimit } from '../concurrency.js';
 import { describeError } from '../errors.js';
 import { type EventSink, silentSink } from '../events.js';
+import { checkName } from '../names.js';
 import type { Provider } from '../provider.js';
 import type { StateStore, VmRecord } from '../state.js';
 import { serialSaver } from './save.js';
@@ -31,6 +32,8 @@ export interface DestroyVmSummary {
   name: string;
   result: 'destroyed' | 'absent' | 'failed';
   error?: string;
+  /** Files the state or the hypervisor named that labctl did not remove, and why. */
+  warnings?: string[];
 }
 
 export interface DestroySummary {
@@ -41,7 +44,13 @@ export interface DestroySummary {
 }
 
 export async function destroyLab(options: DestroyFlowOptions): Promise<DestroySummary> {
-  const events = options.events ?? silentSink;
+  const outer = options.events ?? silentSink;
+  for (const name of options.names ?? []) checkName('vm', name, 'destroy');
+  const warnings = new Map<string, string[]>();
+  const events: EventSink = (event) => {
+    if (event.status === 'warning' && event.message) warnings.set(event.subject, [...(warnings.get(event.subject) ?? []), event.message]);
+    outer(event);
+  };
   return options.store.withLock(options.lab, options.command ?? 'labctl destroy', async (session) => {
     const save = serialSaver(session);
     const targets = new Map<string, VmRecord>();
@@ -67,7 +76,7 @@ export async function destroyLab(options: DestroyFlowOptions): Promise<DestroySu
         try {
           await options.provider(vm).destroy([vm], { keepDisks: options.keepDisks ?? false }, events);
           session.removeVm(vm.name);
-          results.push({ name: vm.name, result: 'destroyed' });
+          results.push({ name: vm.name, result: 'destroyed', ...(warnings.has(vm.name) ? { warnings: warnings.get(vm.name) } : {}) });
         } catch (err) {
           session.upsertVm({ ...vm, state: 'failed', error: `destroy failed: ${describeError(err)}` });
           results.push({ name: vm.name, result: 'failed', error: describeError(err) });

@@ -1,8 +1,9 @@
 import { homedir } from 'node:os';
 import { UsageError } from '../errors.js';
+import { checkCaseCollisions, checkName, quoteForMessage } from '../names.js';
 import { DEFAULT_NAME_PATTERN, deterministicMac, planNames, QEMU_MAC_PREFIX } from '../plan.js';
 import type { Plan, VmPlan } from '../provider.js';
-import { type GroupSpec, type LoadedLabFile, type MachineSettings, parseSizeMiB, resolveLocalPath } from '../spec.js';
+import { type GroupSpec, type LoadedLabFile, type MachineSettings, LIMITS, memoryProblem, parseSizeMiB, resolveLocalPath } from '../spec.js';
 
 /**
  * Lab file + flags -> the plan: which VMs, with which names, MACs (under the provider's prefix) and settings. Flags win over the
@@ -46,6 +47,7 @@ function targetGroups(lab: LoadedLabFile, flags: CreateFlags): GroupTarget[] {
   const groups = lab.spec.groups ?? {};
   const names = Object.keys(groups);
   if (flags.group) {
+    checkName('group', flags.group, '--group');
     const spec = groups[flags.group] ?? {};
     const count = flags.count ?? spec.count;
     if (count === undefined) {
@@ -87,9 +89,14 @@ export function planLab(lab: LoadedLabFile, flags: CreateFlags, options: PlanOpt
   const fromFlag = (value: string | undefined) => (value === undefined ? undefined : resolveLocalPath(expandHome(value), process.cwd()));
   let memoryFlag: number | undefined;
   if (flags.memory !== undefined) {
-    memoryFlag = /^\d+$/.test(flags.memory) ? Number(flags.memory) : parseSizeMiB(flags.memory);
-    if (!memoryFlag) throw new UsageError('MEMORY_INVALID', `--memory ${flags.memory} is not a size`, { hint: 'Use MiB (512) or 512M, 2G.' });
+    memoryFlag = parseSizeMiB(flags.memory);
+    if (memoryFlag === undefined) throw new UsageError('MEMORY_INVALID', `--memory ${quoteForMessage(flags.memory)} is not a size`, { hint: 'Use MiB (512) or 512M, 2G.' });
+    const problem = memoryProblem(memoryFlag);
+    if (problem) throw new UsageError('MEMORY_INVALID', `--memory ${flags.memory}: ${problem}`, { hint: `Use a whole number of MiB from ${LIMITS.memoryMinMiB} to ${LIMITS.memoryMaxMiB}.` });
   }
+  checkLimit('--count', flags.count, 0, LIMITS.count);
+  checkLimit('--cpus', flags.cpus, 1, LIMITS.cpus);
+  checkLimit('--concurrency', flags.concurrency, 1, LIMITS.concurrency);
   const vms: VmPlan[] = [];
   const seen = new Map<string, string>();
   for (const target of targetGroups(lab, flags)) {
@@ -102,6 +109,7 @@ export function planLab(lab: LoadedLabFile, flags: CreateFlags, options: PlanOpt
     }
     const pattern = flags.name ?? target.spec.name ?? DEFAULT_NAME_PATTERN;
     for (const name of planNames(pattern, target.group, target.count)) {
+      checkName('vm', name, `group ${target.group}: name pattern ${JSON.stringify(pattern)}`);
       const other = seen.get(name);
       if (other !== undefined) {
         throw new UsageError('NAME_CLASH', `groups ${other} and ${target.group} would both make a VM named ${name}`, { hint: 'Give one of them another name pattern (name: in labctl.yaml).' });
@@ -133,5 +141,17 @@ export function planLab(lab: LoadedLabFile, flags: CreateFlags, options: PlanOpt
       });
     }
   }
+  checkCaseCollisions('group', new Set(vms.map((vm) => vm.group)), 'the plan');
+  checkCaseCollisions('vm', vms.map((vm) => vm.name), 'the plan');
   return { plan: { lab: lab.lab, provider, vms, concurrency: flags.concurrency ?? spec.concurrency ?? DEFAULT_CONCURRENCY }, uri };
+}
+
+/** A whole number within [min, max], refused with the limit named (exit 2). */
+export function checkLimit(flag: string, value: number | undefined, min: number, max: number): void {
+  if (value === undefined) return;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new UsageError('NUMBER_OUT_OF_RANGE', `${flag} ${value} is out of range: a whole number from ${min} to ${max}`, {
+      hint: `labctl refuses ${flag} above ${max}; no lab it can make is bigger.`,
+    });
+  }
 }

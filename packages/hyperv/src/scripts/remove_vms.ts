@@ -1,8 +1,10 @@
 import type { ScriptParts } from './common.js';
 
 /**
- * Removes VMs of one lab and each VM's own disk. A disk is deleted only when it is the disk labctl
- * recorded for that VM, is not one of the protected golden disks and is attached to no other VM.
+ * Removes VMs of one lab and each VM's own disk. A disk is deleted only when it is the disk the VM's
+ * own labctl marker (Notes) names (the state's path must agree), or, with the VM gone, a differencing
+ * disk whose parent is one of the lab's golden disks; never a protected golden disk or one attached
+ * to another VM.
  * Parents are never touched. A VM that is not there is a state ("not_created"), not an error; its
  * recorded disk is still cleaned up when it is left over from an interrupted run.
  */
@@ -31,15 +33,32 @@ function Invoke-LabctlOperation {
         if (-not $marker -or [string]$marker.lab -ne [string]$In.lab) {
           throw (New-Object System.InvalidOperationException ('The VM "' + $spec.name + '" was not made by this lab; labctl leaves it alone.'))
         }
-        if (-not $ownDisk) { $ownDisk = [string]$marker.disk }
+        # The state file is hand-editable: the VM's own Notes marker names its disk, and only that.
+        $markerDisk = [string]$marker.disk
+        if ($markerDisk) {
+          if ($ownDisk -and -not (Test-LabctlSamePath $ownDisk $markerDisk)) {
+            $keptDisks += [ordered]@{ path = $ownDisk; reason = 'the state names it, but the VM''s labctl marker names another disk' }
+          }
+          $ownDisk = $markerDisk
+        }
         $disks = @(Hyper-V\Get-VMHardDiskDrive -VM $vm | ForEach-Object { [string]$_.Path })
         if ($vm.State.ToString() -ne 'Off') { Hyper-V\Stop-VM -VM $vm -TurnOff -Force }
         Hyper-V\Remove-VM -VM $vm -Force
         $removed = $true
         $others = @($all | Where-Object { $_.Id -ne $vm.Id })
       } else {
+        # No VM to vouch for the disk: remove it only when it is provably labctl's, a differencing
+        # disk whose parent is one of this lab's golden disks; anything else the state names stays.
         $disks = @()
-        if ($ownDisk -and (Test-Path -LiteralPath $ownDisk)) { $disks = @($ownDisk) }
+        if ($ownDisk -and (Test-Path -LiteralPath $ownDisk -PathType Leaf)) {
+          $vhd = $null
+          try { $vhd = Hyper-V\Get-VHD -Path $ownDisk } catch { $vhd = $null }
+          if ($vhd -and [string]$vhd.VhdType -eq 'Differencing' -and (Test-LabctlProtected -Path ([string]$vhd.ParentPath) -Protected $In.protect)) {
+            $disks = @($ownDisk)
+          } else {
+            $keptDisks += [ordered]@{ path = $ownDisk; reason = 'not a differencing disk of this lab''s golden disk; labctl cannot prove it made it' }
+          }
+        }
         $others = $all
       }
       $inUse = @($others | ForEach-Object { Hyper-V\Get-VMHardDiskDrive -VM $_ } | ForEach-Object { [string]$_.Path })

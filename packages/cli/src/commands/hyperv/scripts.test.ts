@@ -50,6 +50,7 @@ describe('labctl hyperv scripts', () => {
     expect(result.emitted?.vms).toBe(5);
     const files = (await readdir(out, { recursive: true })).map(String).sort();
     expect(files).toEqual([
+      '.labctl-emitted',
       '01-hv01-get_host_facts.json',
       '02-hv02-get_host_facts.json',
       '03-hv01-create_vms.json',
@@ -87,7 +88,7 @@ describe('labctl hyperv scripts', () => {
     const result = (await Create.run(['--dry-run', '--emit-powershell', out, '--host', 'hv02', '--count', '2', '--lab-dir', dir, '--json'], cliRoot)) as CreateResult;
     expect(result.dryRun).toBe(true);
     const files = (await readdir(out)).map(String).sort();
-    expect(files).toEqual(['01-hv02-get_host_facts.json', '02-hv02-create_vms.json', '03-hv02-start_vms.json', '04-hv02-get_adapters.json', 'README.txt', 'run-hv02.ps1', 'scripts']);
+    expect(files).toEqual(['.labctl-emitted', '01-hv02-get_host_facts.json', '02-hv02-create_vms.json', '03-hv02-start_vms.json', '04-hv02-get_adapters.json', 'README.txt', 'run-hv02.ps1', 'scripts']);
     const create = JSON.parse(await readFile(join(out, '02-hv02-create_vms.json'), 'utf8'));
     expect(create.vms.map((vm: { name: string; golden: string }) => [vm.name, vm.golden])).toEqual([
       ['vm-01', 'D:\\Golden\\centos7.vhdx'],

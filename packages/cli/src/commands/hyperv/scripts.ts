@@ -28,12 +28,12 @@ export default class HyperVScripts extends LabctlCommand<typeof HyperVScripts> {
   ];
   static override flags = {
     emit: Flags.string({ summary: 'Write scripts, JSON inputs and run-<host>.ps1 into this directory.' }),
-    count: Flags.integer({ char: 'n', summary: 'How many VMs the group should have.', min: 0, dependsOn: ['emit'] }),
+    count: Flags.integer({ char: 'n', summary: 'How many VMs the group should have.', min: 0, max: 10_000, dependsOn: ['emit'] }),
     group: Flags.string({ char: 'g', summary: 'Group to plan (default: every group of labctl.yaml).', dependsOn: ['emit'] }),
     golden: Flags.string({ summary: 'Golden disk as the Hyper-V host sees it (D:\\Golden\\centos7.vhdx).', dependsOn: ['emit'] }),
     network: Flags.string({ summary: 'Virtual switch.', dependsOn: ['emit'] }),
     memory: Flags.string({ summary: 'Memory per VM: MiB (512) or 512M, 2G.', dependsOn: ['emit'] }),
-    cpus: Flags.integer({ summary: 'Virtual CPUs per VM.', min: 1, dependsOn: ['emit'] }),
+    cpus: Flags.integer({ summary: 'Virtual CPUs per VM.', min: 1, max: 1024, dependsOn: ['emit'] }),
     host: Flags.string({ summary: 'Hyper-V host: a name from hosts: in labctl.yaml, or user@host.', dependsOn: ['emit'] }),
   };
 

@@ -14,6 +14,10 @@ export const searchFlag = Flags.string({
   summary: 'Also look for parents in this directory (repeatable).',
   multiple: true,
 });
+export const allowGrownChildFlag = Flags.boolean({
+  summary: 'Accept a parent smaller than its child (grown on purpose with vhd-util resize or Resize-VHD); refused by default.',
+});
+
 
 export default class VhdChain extends LabctlCommand<typeof VhdChain> {
   static override summary = 'Show the parent chain of a differencing disk, down to its base.';
@@ -31,10 +35,10 @@ export default class VhdChain extends LabctlCommand<typeof VhdChain> {
     { description: 'As JSON', command: '<%= config.bin %> <%= command.id %> vm.vhdx --json' },
   ];
   static override args = { file: Args.string({ description: 'VHD or VHDX file', required: true }) };
-  static override flags = { search: searchFlag };
+  static override flags = { search: searchFlag, 'allow-grown-child': allowGrownChildFlag };
 
   async run(): Promise<VhdChainResult> {
-    const chain = await openChain(this.args.file, { search: this.flags.search ?? [] });
+    const chain = await openChain(this.args.file, { search: this.flags.search ?? [], allowGrownChild: this.flags['allow-grown-child'] });
     try {
       this.log(renderChain(chain.links));
       for (const l of chain.links) {

@@ -1,7 +1,7 @@
 import { type CheckResult, checkDisk } from '@labctl/vhd/check';
 import { Args } from '@oclif/core';
 import { LabctlCommand } from '../../base-command.js';
-import { searchFlag } from './chain.js';
+import { allowGrownChildFlag, searchFlag } from './chain.js';
 
 export default class VhdCheck extends LabctlCommand<typeof VhdCheck> {
   static override summary = 'Validate the structure of a VHD or VHDX; exit 1 when anything is wrong.';
@@ -14,10 +14,10 @@ export default class VhdCheck extends LabctlCommand<typeof VhdCheck> {
     { description: 'In a script', command: '<%= config.bin %> <%= command.id %> disk.vhdx --json || echo damaged' },
   ];
   static override args = { file: Args.string({ description: 'VHD or VHDX file', required: true }) };
-  static override flags = { search: searchFlag };
+  static override flags = { search: searchFlag, 'allow-grown-child': allowGrownChildFlag };
 
   async run(): Promise<CheckResult> {
-    const result = await checkDisk(this.args.file, { search: this.flags.search ?? [] });
+    const result = await checkDisk(this.args.file, { search: this.flags.search ?? [], allowGrownChild: this.flags['allow-grown-child'] });
     const what = result.format ? `${result.format} ${result.type}` : 'unreadable';
     if (result.findings.length === 0) this.log(`${result.path}: ok (${what})`);
     for (const f of result.findings) this.log(`${f.severity.toUpperCase()} ${f.code}: ${f.message}`);

@@ -3,7 +3,7 @@ import { type FlattenResult, flatten } from '@labctl/vhd/flatten';
 import { humanSize } from '@labctl/vhd/format';
 import { Args, Flags } from '@oclif/core';
 import { LabctlCommand } from '../../base-command.js';
-import { searchFlag } from './chain.js';
+import { allowGrownChildFlag, searchFlag } from './chain.js';
 
 export default class VhdFlatten extends LabctlCommand<typeof VhdFlatten> {
   static override summary = 'Merge a differencing chain into a new standalone disk (the safe vhd-util coalesce).';
@@ -35,18 +35,21 @@ export default class VhdFlatten extends LabctlCommand<typeof VhdFlatten> {
     }),
     type: Flags.string({ summary: 'Output type for vhd/vhdx.', options: ['dynamic', 'fixed'], default: 'dynamic' }),
     search: searchFlag,
+    'allow-grown-child': allowGrownChildFlag,
   };
 
   async run(): Promise<FlattenResult> {
     const abort = new AbortController();
     const onSignal = () => abort.abort();
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
+    // SIGHUP: the SSH session that ran labctl dropped; SIGQUIT: Ctrl-\. Each stops the copy and
+    // removes the temporary output, like Ctrl-C.
+    for (const signal of FLATTEN_SIGNALS) process.once(signal, onSignal);
     try {
       const result = await flatten(this.args.file, this.flags.output, {
         ...(this.flags.format ? { format: this.flags.format as 'vhd' | 'vhdx' | 'raw' } : {}),
         type: this.flags.type as 'dynamic' | 'fixed',
         search: this.flags.search ?? [],
+        allowGrownChild: this.flags['allow-grown-child'],
         events: this.progressBar(),
         signal: abort.signal,
       });
@@ -56,8 +59,7 @@ export default class VhdFlatten extends LabctlCommand<typeof VhdFlatten> {
       );
       return result;
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      for (const signal of FLATTEN_SIGNALS) process.off(signal, onSignal);
     }
   }
 
@@ -81,3 +83,5 @@ export default class VhdFlatten extends LabctlCommand<typeof VhdFlatten> {
     };
   }
 }
+
+const FLATTEN_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const;
