@@ -18,6 +18,7 @@ interface NameRule {
   says: string;
 }
 
+const WINDOWS_DEVICE = /^(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:\..*)?$/i;
 const WORD = /^[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9_-])?$/;
 
 const RULES: Record<NameKind, NameRule> = {
@@ -26,7 +27,7 @@ const RULES: Record<NameKind, NameRule> = {
   // Hyper-V takes 100 characters; a host name label 63, and VM names are the guests' host names.
   vm: { pattern: WORD, max: 63, says: 'letters, digits, "_", "-" and ".", starting with a letter or digit, not ending with "."' },
   // Names of hosts in `hosts:` (and on the command line): DNS-like, so they are also safe file words.
-  host: { pattern: /^[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9_-])?$/, max: 253, says: 'letters, digits, "_", "-" and ".", starting with a letter or digit' },
+  host: { pattern: /^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/, max: 253, says: 'DNS labels of letters, digits, "_" and "-" (at most 63 each) joined by "."' },
   snapshot: { pattern: WORD, max: 64, says: 'letters, digits, "_", "-" and ".", starting with a letter or digit, not ending with "."' },
 };
 
@@ -36,6 +37,8 @@ export function nameProblem(kind: NameKind, value: string): string | undefined {
   if (value.length === 0) return `a ${kind} name cannot be empty`;
   if (value.length > rule.max) return `${kind} names have at most ${rule.max} characters (this one has ${value.length})`;
   if (!rule.pattern.test(value)) return `${kind} names take ${rule.says}`;
+  // Windows opens a device, not a file, for these names with any extension (CON.vhdx is the console).
+  if (WINDOWS_DEVICE.test(value)) return `${JSON.stringify(value)} is a Windows device name (CON, PRN, AUX, NUL, COM1-9, LPT1-9), which cannot name a file`;
   return undefined;
 }
 

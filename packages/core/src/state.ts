@@ -44,7 +44,10 @@ export const VarValueSchema: z.ZodType<VarValue> = z.lazy(() =>
  * of printable text (no control characters or escape sequences), bounded in length; names follow the
  * same rules as on the command line (names.ts).
  */
-const line = (max: number) => z.string().max(max).regex(/^[^\u0000-\u001f\u007f-\u009f]*$/, 'one line of printable text');
+const line = (max: number) => z.string().max(max).regex(/^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$/, 'one line of printable text');
+/** A URI, host name or address: printable, no whitespace. */
+const word = (max: number) => z.string().max(max).regex(/^[^\s\u0000-\u001f\u007f-\u009f]*$/, 'one word of printable text (no spaces)');
+const timestamp = z.string().max(64).regex(/^[0-9TZ:.+-]*$/, 'an ISO 8601 time');
 /** Free text from a hypervisor (an error message): any length up to 8 KiB, newlines allowed, no other controls. */
 const text = (max: number) => z.string().max(max).regex(/^[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]*$/, 'printable text');
 
@@ -52,6 +55,7 @@ export const SshInfoSchema = z.looseObject({
   user: line(256).optional(),
   port: z.number().int().min(1).max(65535).optional(),
   /** OpenSSH public-key lines without the host part: "ssh-ed25519 AAAA...". */
+  // Lines that are not OpenSSH key lines are left out of known_hosts by the inventory (with a warning).
   hostKeys: z.array(line(16_384)).max(32).default([]),
   /** Private key file to log in with (a path, never the key itself). */
   keyFile: line(4096).optional(),
@@ -63,10 +67,10 @@ export const VmRecordSchema = z.looseObject({
   group: nameSchema('group'),
   provider: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'a provider name (libvirt, hyperv)'),
   /** Where the VM lives: a libvirt URI, a Hyper-V host name, "local". */
-  host: line(4096).default('local'),
+  host: word(4096).default('local'),
   /** Empty: the hypervisor assigns one (Hyper-V dynamic MACs). */
   mac: z.string().regex(/^(?:[0-9A-Fa-f]{2}(?:[:-]?[0-9A-Fa-f]{2}){5})?$/, 'a MAC address').optional(),
-  addresses: z.array(line(64)).max(64).default([]),
+  addresses: z.array(word(64)).max(64).default([]),
   ssh: SshInfoSchema.default({ hostKeys: [] }),
   state: VmStateSchema.default('unknown'),
   /** Extra Ansible host vars for this VM. */
@@ -75,8 +79,8 @@ export const VmRecordSchema = z.looseObject({
   resources: z.record(z.string(), z.unknown()).optional(),
   /** Last failure on this VM. */
   error: text(8192).optional(),
-  createdAt: line(64).optional(),
-  updatedAt: line(64).optional(),
+  createdAt: timestamp.optional(),
+  updatedAt: timestamp.optional(),
 });
 export type VmRecord = z.infer<typeof VmRecordSchema>;
 
@@ -84,7 +88,7 @@ export const LabStateSchema = z.looseObject({
   version: z.number().int(),
   lab: nameSchema('lab'),
   vms: z.array(VmRecordSchema).max(100_000),
-  updatedAt: line(64).optional(),
+  updatedAt: timestamp.optional(),
 });
 
 /** The largest state file labctl reads: 100,000 VMs with their resources fit in well under this. */

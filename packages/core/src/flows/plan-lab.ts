@@ -46,7 +46,7 @@ interface GroupTarget {
 function targetGroups(lab: LoadedLabFile, flags: CreateFlags): GroupTarget[] {
   const groups = lab.spec.groups ?? {};
   const names = Object.keys(groups);
-  if (flags.group) {
+  if (flags.group !== undefined) {
     checkName('group', flags.group, '--group');
     const spec = groups[flags.group] ?? {};
     const count = flags.count ?? spec.count;
