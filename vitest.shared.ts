@@ -15,7 +15,7 @@ export function labctlVitestConfig(options: { testTimeout?: number; fileParallel
     resolve: { conditions: ['labctl-source'] },
     ssr: { resolve: { conditions: ['labctl-source'] } },
     test: {
-      include: ['src/**/*.test.ts', 'e2e/**/*.test.ts'],
+      include: ['src/**/*.test.ts', 'e2e/**/*.test.ts', 'hostile/**/*.test.ts'],
       testTimeout: options.testTimeout ?? 20_000,
       hookTimeout: 300_000,
       pool: 'forks',

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fingerprintTree } from '@labctl/core/testing/hostile';
 import { requireTestbed } from '@labctl/core/testing/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bin, domainsAt, removeAllDomains, type Run, repo, runInNetns, sha256, virshAt } from './run.js';
@@ -232,12 +233,32 @@ describe.skipIf(gate.skip)('labctl create/ip/destroy on KVM (libvirt + qemu in a
   });
 
   it('destroy --all leaves no domain and no overlay, the golden image byte-identical; repeating it is harmless', async () => {
+    // The state file is hand-editable: point every VM's recorded files at a victim directory outside
+    // the lab, with names the old rule accepted (VM name prefix, .qcow2, resources.xml). Destroy must
+    // remove only the files it derives itself inside the lab, name the others, and touch none of them.
+    const victim = join(root, 'victim');
+    await mkdir(victim, { recursive: true });
+    const edited = JSON.parse(await readFile(join(labDir, '.labctl', 'state.json'), 'utf8'));
+    for (const vm of edited.vms) {
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(victim, `${vm.name}.qcow2`), '1M']);
+      vm.resources = { ...vm.resources, disk: join(victim, `${vm.name}.qcow2`), xml: join(victim, 'resources.xml'), consoleLog: join(victim, `${vm.name}.console.log`) };
+      await writeFile(join(victim, `${vm.name}.console.log`), 'user data');
+    }
+    await writeFile(join(victim, 'resources.xml'), '<user/>');
+    await writeFile(join(labDir, '.labctl', 'state.json'), JSON.stringify(edited));
+    const victimBefore = await fingerprintTree(victim);
     for (const dir of [labDir, join(root, 'bootlab')]) {
       const run = await labctl(['destroy', '--all', '--json'], dir);
       expect(run.code, run.stderr).toBe(0);
       expect(await overlays(dir)).toEqual([]);
       expect((await state(dir)).vms).toEqual([]);
+      if (dir === labDir) {
+        const warnings: string[] = JSON.parse(run.stdout).warnings ?? [];
+        for (const vm of edited.vms) expect(warnings.join('\n')).toContain(join(victim, `${vm.name}.qcow2`));
+        expect(warnings.join('\n')).toContain(join(victim, 'resources.xml'));
+      }
     }
+    expect(await fingerprintTree(victim)).toEqual(victimBefore);
     expect(domains()).toEqual([]);
     expect(sha256(join(guest, 'golden.vhd'))).toBe(goldenSum);
     const again = await labctl(['destroy', '--all', '--json']);

@@ -87,12 +87,12 @@ export type VmRecord = z.infer<typeof VmRecordSchema>;
 export const LabStateSchema = z.looseObject({
   version: z.number().int(),
   lab: nameSchema('lab'),
-  vms: z.array(VmRecordSchema).max(100_000),
+  vms: z.array(VmRecordSchema).max(1_000_000),
   updatedAt: timestamp.optional(),
 });
 
-/** The largest state file labctl reads: 100,000 VMs with their resources fit in well under this. */
-export const STATE_MAX_BYTES = 256 * 1024 * 1024;
+/** The largest state file labctl reads: a million VMs of a few hundred bytes each fit in under this. */
+export const STATE_MAX_BYTES = 512 * 1024 * 1024;
 /** Nesting of any value in the state (vars, resources). */
 export const STATE_MAX_DEPTH = 32;
 export type LabState = z.infer<typeof LabStateSchema>;

@@ -23,7 +23,8 @@ export async function checkDisk(path: string, options: { search?: readonly strin
   try {
     image = await openDisk(path, { strict: false });
   } catch (err) {
-    if (!isLabctlError(err)) throw err;
+    // Bad input (missing file, a FIFO or directory) is refused (exit 2), not a finding about a disk.
+    if (!isLabctlError(err) || err.exitCode === 2) throw err;
     return { path, ok: false, findings: [{ severity: 'error', code: err.code, message: err.message }] };
   }
   try {

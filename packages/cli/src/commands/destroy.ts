@@ -29,7 +29,7 @@ export default class Destroy extends LabctlCommand<typeof Destroy> {
     uri: Flags.string({ summary: 'libvirt URI to look for orphaned VMs at (default: the lab file\'s, or qemu:///system).', env: 'LIBVIRT_DEFAULT_URI' }),
   };
 
-  async run(): Promise<DestroySummary> {
+  async run(): Promise<DestroySummary & { warnings?: string[] }> {
     const names = this.argv.filter((arg) => !arg.startsWith('-') && !this.isFlagValue(arg));
     if (!this.flags.all && names.length === 0) {
       throw new UsageError('NOTHING_TO_DESTROY', 'name the VMs to destroy, or pass --all', { hint: 'labctl destroy vm-01 vm-02, or labctl destroy --all' });
@@ -72,7 +72,7 @@ export default class Destroy extends LabctlCommand<typeof Destroy> {
     for (const vm of summary.vms) for (const warning of vm.warnings ?? []) this.note(`${vm.name}: ${warning}`);
     if (summary.interrupted) process.exitCode = 130;
     else if (summary.vms.some((vm) => vm.result === 'failed')) process.exitCode = 1;
-    return summary;
+    return { ...summary, ...(this.warnings.length ? { warnings: this.warnings } : {}) };
   }
 
   private isFlagValue(arg: string): boolean {
