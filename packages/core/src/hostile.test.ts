@@ -5,10 +5,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LabctlError } from './errors.js';
 import { emitFiles, readRegularFile, writeFileKeeping } from './files.js';
+import { createLab } from './flows/create.js';
 import { planLab } from './flows/plan-lab.js';
 import { checkCaseCollisions, type NameKind, nameProblem, pathInside } from './names.js';
 import { LIMITS, type LoadedLabFile, parseLabFile } from './spec.js';
-import { parseState } from './state.js';
+import { parseState, StateStore } from './state.js';
+import { FakeProvider } from './testing/fake-provider.js';
 import { fingerprintTree, hostileNames, injectionValues, leftoverTemporaries } from './testing/hostile.js';
 
 /**
@@ -78,6 +80,17 @@ describe('names: one rule per kind, wherever a name enters', () => {
     expect(refusal(() => checkCaseCollisions('vm', ['web-01', 'WEB-01'], 'plan')).exitCode).toBe(2);
     const twoPatterns = lab('defaults: { golden: g.vhd }\ngroups:\n  a: { count: 1, name: "Node{n}" }\n  b: { count: 1, name: "node{n}" }');
     expect(refusal(() => planLab(twoPatterns, {})).code).toBe('NAME_CASE_CLASH');
+  });
+
+  it('refuses a planned VM whose name differs only in case from one the lab already has, before the hypervisor is asked', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'labctl-case-'));
+    await mkdir(join(dir, '.labctl'));
+    await writeFile(join(dir, '.labctl', 'state.json'), state([vm({ name: 'Web-01' })]));
+    const provider = new FakeProvider();
+    const { plan } = planLab(lab('defaults: { golden: g.vhd }'), { group: 'web', count: 1 });
+    await expect(createLab({ plan, provider, store: new StateStore(dir), timeoutMs: 1000 })).rejects.toMatchObject({ code: 'NAME_CASE_CLASH', exitCode: 2 });
+    expect([provider.preflight_Called, provider.create_Called, provider.list_Called]).toEqual([0, 0, 0]);
+    await rm(dir, { recursive: true, force: true });
   });
 
   it('keeps every derived path inside its directory', () => {

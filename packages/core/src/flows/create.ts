@@ -6,6 +6,7 @@ import type { Plan, Provider, VmPlan } from '../provider.js';
 import type { StateSession, StateStore, VmRecord } from '../state.js';
 import { type Discover, recordDiscovery, type VmDiscoveryResult } from './discovery.js';
 import { serialSaver } from './save.js';
+import { checkCaseCollisions } from '../names.js';
 
 /**
  * `labctl create`, provider-neutral: preflight -> create in bounded parallel batches (state written
@@ -64,6 +65,9 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
   const events = options.events ?? silentSink;
   const started = Date.now();
   return store.withLock(plan.lab, options.command ?? 'labctl create', async (session) => {
+    // A planned name that differs only in case from one the lab already has would be the same VM
+    // and the same disk file on Hyper-V and NTFS: refused before anything is contacted.
+    checkCaseCollisions('vm', new Set([...session.state.vms.map((vm) => vm.name), ...plan.vms.map((vm) => vm.name)]), `lab ${plan.lab}`);
     const onHypervisor = new Map((await provider.list(plan.lab)).map((vm) => [vm.name, vm]));
     const checks = await provider.preflight(plan);
     for (const check of checks) {
