@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { hasCommand } from '@labctl/core/testing/testbed';
 import { Config } from '@oclif/core';
 import { describe, expect, it } from 'vitest';
 
@@ -108,5 +109,26 @@ describe('command surface', () => {
       expect([command.id, (command.examples ?? []).length > 0]).toEqual([command.id, true]);
       expect([command.id, 'json' in command.flags]).toEqual([command.id, true]);
     }
+  });
+});
+
+describe('honest reads', () => {
+  it.skipIf(!hasCommand('virsh'))('ip with libvirt unreachable says it cannot connect (exit 1), never "no domain", and records nothing', async () => {
+    const uri = 'qemu:///system?socket=/nonexistent/labctl-test/libvirt-sock';
+    const state = {
+      version: 1,
+      lab: 'honest',
+      vms: [{ name: 'web-01', group: 'web', provider: 'libvirt', host: uri, state: 'running', addresses: ['192.0.2.10'] }],
+    };
+    const dir = await labWithState(state);
+    const before = await readFile(join(dir, '.labctl', 'state.json'), 'utf8');
+    for (const args of [['ip'], ['ip', '--json']]) {
+      const result = await labctl([...args, '--lab-dir', dir]);
+      expect([args, result.code]).toEqual([args, 1]);
+      const text = args.includes('--json') ? JSON.parse(result.stdout).error.message : result.stderr;
+      expect(text).toMatch(/cannot connect to libvirt at qemu:\/\/\/system: .*nonexistent/);
+      expect(text).not.toMatch(/no domain/);
+    }
+    expect(await readFile(join(dir, '.labctl', 'state.json'), 'utf8')).toBe(before);
   });
 });

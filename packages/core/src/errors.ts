@@ -41,39 +41,6 @@ export class LabctlError extends Error {
   }
 }
 
-/**
- * A batch operation (create, start, destroy of several VMs in one provider call) where some VMs
- * failed and the others are done. Providers throw it, or a subclass, so the flows mark only the
- * VMs named in `failures` as failed; any other error from a batch call counts for every VM in it.
- */
-export class VmBatchError extends LabctlError {
-  readonly failures: ReadonlyArray<{ name: string; message: string }>;
-
-  constructor(
-    code: string,
-    message: string,
-    failures: ReadonlyArray<{ name: string; message: string }>,
-    options: LabctlErrorOptions = {},
-  ) {
-    super(code, message, options);
-    this.failures = failures;
-  }
-}
-
-/**
- * Per VM of a batch: why it failed, from an error a batch call threw. A VmBatchError names the VMs
- * that failed (the others are done); any other error fails every VM of the batch.
- */
-export function batchFailures(err: unknown, names: readonly string[]): Map<string, string> {
-  if (err instanceof VmBatchError) {
-    const failed = new Map<string, string>();
-    for (const failure of err.failures) if (names.includes(failure.name)) failed.set(failure.name, failure.message);
-    return failed;
-  }
-  const message = describeError(err);
-  return new Map(names.map((name) => [name, message]));
-}
-
 /** Bad input: a flag, a lab file, a name. Always raised before anything was changed. Exit status 2. */
 export class UsageError extends LabctlError {
   constructor(code: string, message: string, options: Omit<LabctlErrorOptions, 'exitCode'> = {}) {

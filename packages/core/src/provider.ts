@@ -1,6 +1,7 @@
 import type { Check } from './checks.js';
+import { describeError, isLabctlError } from './errors.js';
 import type { EventSink } from './events.js';
-import type { VmRecord } from './state.js';
+import type { VmRecord, VmState } from './state.js';
 
 /**
  * The contract every hypervisor provider implements (libvirt, Hyper-V). Providers never print and
@@ -63,18 +64,83 @@ export interface DestroyOptions {
   keepDisks?: boolean;
 }
 
+/** Why one VM's operation failed: a typed error a user can act on, with the hypervisor's own words. */
+export interface VmFailure {
+  code: string;
+  message: string;
+  hint?: string;
+  /** The hypervisor's own text (virsh's or PowerShell's error), when it said more than `message`. */
+  hypervisor?: string;
+}
+
+/**
+ * One result shape for every provider operation, per VM. A provider never throws for one VM's
+ * failure; it throws only when the whole call could not run (host unreachable), and then the flow
+ * gives every VM of the call that error.
+ */
+export type VmResult<F> = { name: string; ok: true; facts: F } | { name: string; ok: false; error: VmFailure };
+
+/** A typed failure from anything thrown: a LabctlError keeps its code and hint. */
+export function vmFailure(err: unknown, fallbackCode = 'VM_FAILED'): VmFailure {
+  if (isLabctlError(err)) {
+    const stderr = (err.details as { stderr?: unknown } | undefined)?.stderr;
+    return { code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}), ...(typeof stderr === 'string' && stderr.trim() ? { hypervisor: stderr.trim() } : {}) };
+  }
+  return { code: fallbackCode, message: describeError(err) };
+}
+
+export function failed<F>(name: string, error: VmFailure): VmResult<F> {
+  return { name, ok: false, error };
+}
+
+/** What `start` reports for a VM it started or found running. */
+export interface StartFacts {
+  state: VmState;
+  /** False when it was already running. */
+  started: boolean;
+}
+
+/** What `destroy` reports for a VM it removed (or found gone). */
+export interface DestroyFacts {
+  /** The VM was not there any more (an interrupted run, or removed by hand). */
+  absent: boolean;
+  /** Files named by the state or the hypervisor that labctl did not prove it made, left alone. */
+  leftAlone: string[];
+}
+
 export interface Provider {
   readonly name: string;
   /** How many VMs one `create` or `start` call should get; the flows write state after every call. Default 1. */
   readonly batchSize?: number;
   /** Checks run before anything is changed; any `error` check stops the run. */
   preflight(plan: Plan): Promise<Check[]>;
-  create(vms: VmPlan[], events: EventSink): Promise<VmRecord[]>;
-  start(vms: VmRecord[], events: EventSink): Promise<void>;
+  /** One result per VM asked for: the VM's record on success. */
+  create(vms: VmPlan[], events: EventSink): Promise<Array<VmResult<VmRecord>>>;
+  start(vms: VmRecord[], events: EventSink): Promise<Array<VmResult<StartFacts>>>;
   adapters(vms: VmRecord[]): Promise<AdapterReport[]>;
   /** VMs this lab owns as the hypervisor sees them (labctl-made only). */
   list(lab: string): Promise<VmRecord[]>;
   /** Removes VMs and their own disks; never the golden disk or any parent. */
-  destroy(vms: VmRecord[], options: DestroyOptions, events: EventSink): Promise<void>;
+  destroy(vms: VmRecord[], options: DestroyOptions, events: EventSink): Promise<Array<VmResult<DestroyFacts>>>;
   close?(): Promise<void>;
+}
+
+/**
+ * The results of a call for exactly the VMs asked for: a VM the provider said nothing about is a
+ * failure (never silently "done"); a whole call that threw fails every VM of it with that error.
+ */
+export async function resultsFor<F>(names: readonly string[], call: () => Promise<Array<VmResult<F>>>): Promise<Map<string, VmResult<F>>> {
+  let results: Array<VmResult<F>>;
+  try {
+    results = await call();
+  } catch (err) {
+    const error = vmFailure(err, 'PROVIDER_CALL_FAILED');
+    return new Map(names.map((name) => [name, failed<F>(name, error)]));
+  }
+  const byName = new Map<string, VmResult<F>>();
+  for (const result of results) if (names.includes(result.name) && !byName.has(result.name)) byName.set(result.name, result);
+  for (const name of names) {
+    if (!byName.has(name)) byName.set(name, failed<F>(name, { code: 'PROVIDER_NO_RESULT', message: 'the provider returned no result for this VM' }));
+  }
+  return byName;
 }

@@ -79,6 +79,8 @@ export const VmRecordSchema = z.looseObject({
   resources: z.record(z.string(), z.unknown()).optional(),
   /** Last failure on this VM. */
   error: text(8192).optional(),
+  /** Its code (PROVIDER_CALL_FAILED, LIBVIRT_CONNECT, ...), when labctl knows it. */
+  errorCode: z.string().regex(/^[A-Z0-9_]{1,64}$/, 'an error code').optional(),
   createdAt: timestamp.optional(),
   updatedAt: timestamp.optional(),
 });

@@ -5,6 +5,7 @@ import { FakeProvider } from '@labctl/core/testing/fake-provider';
 import { describe, expect, it } from 'vitest';
 import { discover, evaluateReports } from './discover.js';
 import type { ProbeTarget, SshProbe } from './ssh-probe.js';
+import { LabctlError } from '@labctl/core/errors';
 
 const KEY_A = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKeyA';
 const KEY_B = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKeyB';
@@ -139,12 +140,24 @@ describe('discover', () => {
     expect(provider.adapters_Called).toBe(1);
   });
 
-  it('keeps polling through hypervisor errors until the deadline', async () => {
+  it('keeps polling through hypervisor errors until the deadline; a VM never answered for ends failed with the error, not "no adapter"', async () => {
     const provider = new FakeProvider();
-    provider.adapters_Err = new Error('virsh: connection reset');
+    provider.adapters_Err = new LabctlError('LIBVIRT_CONNECT', 'cannot connect to libvirt at qemu:///system: connection reset', { hint: 'Is libvirtd running?' });
     const [result] = await discover(provider, [vm('a', '52:54:00:00:00:0a')], { timeoutMs: 200, probe: fakeProbe({}).probe, ...fast });
-    expect(result).toMatchObject({ status: 'timeout', seen: 'no-adapter' });
+    expect(result).toMatchObject({ status: 'failed', seen: 'hypervisor-error', failure: { code: 'LIBVIRT_CONNECT' }, hint: 'Is libvirtd running?' });
     expect(result!.detail).toMatch(/connection reset/);
     expect(provider.adapters_Called).toBeGreaterThan(2);
+  });
+
+  it('a hypervisor error after an answer keeps what was seen (a transient error, not a failure)', async () => {
+    const provider = new FakeProvider();
+    let poll = 0;
+    provider.adapters = async (vms) => {
+      provider.adapters_Called++;
+      if (poll++ > 0) throw new Error('virsh: connection reset');
+      return vms.map((v) => ({ vm: v.name, mac: v.mac, addresses: [], source: 'lease' }));
+    };
+    const [result] = await discover(provider, [vm('a', '52:54:00:00:00:0a')], { timeoutMs: 200, probe: fakeProbe({}).probe, ...fast });
+    expect(result).toMatchObject({ status: 'timeout', seen: 'no-lease' });
   });
 });

@@ -1,7 +1,7 @@
 import { classifyAddress, rankAddresses } from '@labctl/core/address';
 import { Semaphore, sleep } from '@labctl/core/concurrency';
 import { type EventSink, silentSink } from '@labctl/core/events';
-import type { AdapterReport, Provider } from '@labctl/core/provider';
+import { type AdapterReport, type Provider, type VmFailure, vmFailure } from '@labctl/core/provider';
 import type { VmRecord } from '@labctl/core/state';
 import { type ProbeResult, type SshProbe, sshHandshakeProbe } from './ssh-probe.js';
 
@@ -23,6 +23,7 @@ export type Seen =
   | 'unusable-address'
   | 'ssh-closed'
   | 'ssh-key-mismatch'
+  | 'hypervisor-error'
   | 'reachable';
 
 export interface VmDiscovery {
@@ -39,6 +40,8 @@ export interface VmDiscovery {
   detail: string;
   /** What to check next (on timeout or failure). */
   hint?: string;
+  /** The hypervisor could not be asked: its error, typed. */
+  failure?: VmFailure;
 }
 
 export interface DiscoveryOptions {
@@ -134,6 +137,8 @@ export function hintFor(seen: Seen, vm: VmRecord): string {
       return 'The guest only has self-assigned/link-local addresses: its DHCP request got no answer. Check the DHCP server of that network.';
     case 'ssh-closed':
       return `The VM has an address but SSH does not answer: is sshd enabled in the golden image, and is port ${vm.ssh?.port ?? 22} open?${console}`;
+    case 'hypervisor-error':
+      return 'labctl could not ask the hypervisor; see the error. Is it running and reachable (the URI, the host)?';
     case 'ssh-key-mismatch':
       return 'The SSH host key differs from the one recorded at creation: the address may now belong to another machine. Check before trusting it; if the VM was really re-built, `labctl destroy NAME` and create it again.';
     default:
@@ -214,9 +219,13 @@ export async function discover(provider: Provider, vms: readonly VmRecord[], opt
       try {
         reports = await provider.adapters(pending.map((t) => t.vm));
       } catch (err) {
-        // A transient hypervisor error: keep polling until the deadline.
+        // Maybe transient: keep polling until the deadline. A VM that never got an answer ends as
+        // "failed" with the hypervisor's error (a connection failure is not "no domain").
         for (const t of pending) {
-          t.result.seen = t.result.seen === 'not-polled' ? 'no-adapter' : t.result.seen;
+          if (t.result.seen === 'not-polled' || t.result.seen === 'hypervisor-error') {
+            t.result.seen = 'hypervisor-error';
+            t.result.failure = vmFailure(err, 'HYPERVISOR_ERROR');
+          }
           t.result.detail = `the hypervisor did not answer: ${(err as Error).message}`;
         }
       }
@@ -262,9 +271,9 @@ export async function discover(provider: Provider, vms: readonly VmRecord[], opt
   await Promise.allSettled([...probes]);
   for (const tracker of trackers) {
     if (tracker.done) continue;
-    tracker.result.status = 'timeout';
+    tracker.result.status = tracker.result.seen === 'hypervisor-error' ? 'failed' : 'timeout';
     if (tracker.result.seen === 'not-polled') tracker.result.detail = 'never polled: the deadline was already over';
-    tracker.result.hint = hintFor(tracker.result.seen, tracker.vm);
+    tracker.result.hint = tracker.result.failure?.hint ?? hintFor(tracker.result.seen, tracker.vm);
     events({ subject: tracker.vm.name, phase: wantSsh ? 'ssh' : 'address', status: 'failed', message: tracker.result.detail });
   }
   return trackers.map((t) => t.result);

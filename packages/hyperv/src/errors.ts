@@ -1,25 +1,9 @@
-import { LabctlError, VmBatchError } from '@labctl/core/errors';
+import { LabctlError } from '@labctl/core/errors';
 
 /**
  * The Hyper-V failures a user can see (style point 9): one class each, messages built here.
  * Failures of single VMs inside a batch are not thrown: they are per-VM results and events.
  */
-/** A VmBatchError: the provider-neutral flows mark only the VMs in `failures` as failed. */
-export class HyperVBatchError extends VmBatchError {
-  constructor(operation: string, failures: Array<{ name: string; message: string }>) {
-    const first = failures[0];
-    super(
-      'HYPERV_BATCH_FAILED',
-      `${operation} failed for ${failures.length} VM(s)${first ? `; first: ${first.name}: ${first.message}` : ''}`,
-      failures,
-      {
-        hint: 'The other VMs are done. Fix the cause and run the same command again; finished VMs are skipped.',
-        details: { operation, failures },
-      },
-    );
-  }
-}
-
 export class HyperVPlacementError extends LabctlError {
   constructor(vm: string) {
     super('HYPERV_NOT_PLACED', `no Hyper-V host was chosen for ${vm}`, {

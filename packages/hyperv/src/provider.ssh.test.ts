@@ -5,6 +5,7 @@ import { collectingSink } from '@labctl/core/events';
 import { createLab } from '@labctl/core/flows/create';
 import { StateStore } from '@labctl/core/state';
 import type { VmRecord } from '@labctl/core/state';
+import { okFacts, outcomes } from '@labctl/core/testing/results';
 import { requireTestbed } from '@labctl/core/testing/testbed';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { HyperVProvider } from './provider.js';
@@ -53,9 +54,9 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
     const logins = hosts.logins(hv01);
     const checks = await hv.preflight(plan);
     expect(checks.filter((check) => check.level === 'error')).toEqual([]);
-    const records = await hv.create(plan.vms, collectingSink());
+    const records = okFacts(await hv.create(plan.vms, collectingSink()));
     expect(records.map((record) => [record.name, record.state, record.host])).toEqual(plan.vms.map((vm) => [vm.name, 'created', 'hv01']));
-    await hv.start(records, collectingSink());
+    expect(outcomes(await hv.start(records, collectingSink()))).toEqual(records.map(() => 'ok'));
     const reports = await hv.adapters(records);
     expect(reports).toHaveLength(10);
     expect(reports.every((report) => report.addresses.some((address) => address.startsWith('192.168.50.')))).toBe(true);
@@ -90,13 +91,13 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
     const hv = provider('rerun');
     const plan = labPlan('rerun', numbered('web', 3, { host: 'hv01' }));
     const first = await hv.create(plan.vms, collectingSink());
-    expect(first.map((record) => record.state)).toEqual(['created', 'failed', 'created']);
-    expect(first[1]?.error).toContain('The operation failed');
+    expect(outcomes(first)).toEqual(['ok', 'HYPERV_CREATE_FAILED', 'ok']);
+    expect(first[1]?.ok === false && first[1].error.message).toContain('The operation failed');
     const ids = hosts.host(hv01).vms.map((vm) => vm.id);
     hosts.scenario(hv01, {});
     const events = collectingSink();
     const second = await hv.create(plan.vms, events);
-    expect(second.map((record) => record.state)).toEqual(['created', 'created', 'created']);
+    expect(okFacts(second).map((record) => record.state)).toEqual(['created', 'created', 'created']);
     expect(events.events.filter((event) => event.status !== 'start').map((event) => [event.subject, event.status])).toEqual([
       ['web-01', 'skipped'],
       ['web-02', 'done'],
@@ -114,7 +115,7 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
     const plan = labPlan('spread', numbered('db', 8, { memoryMiB: 8192 }));
     const checks = await hv.preflight(plan);
     expect(checks.filter((check) => check.level === 'error')).toEqual([]);
-    const records = await hv.create(plan.vms, collectingSink());
+    const records = okFacts(await hv.create(plan.vms, collectingSink()));
     const onHost = (host: string) => records.filter((record) => record.host === host).length;
     // 8 GiB VMs, 14 GiB usable on hv01 vs 62 GiB on hv02: hv02 takes six until both have 14 left, then they alternate.
     expect([onHost('hv01'), onHost('hv02')]).toEqual([1, 7]);
@@ -125,7 +126,7 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
 
   it('per-host concurrency splits a host into parallel batches', async () => {
     const hv = provider('par', ['hv01'], { concurrency: 3 });
-    const records = await hv.create(numbered('app', 7, { host: 'hv01' }), collectingSink());
+    const records = okFacts(await hv.create(numbered('app', 7, { host: 'hv01' }), collectingSink()));
     expect(records.filter((record) => record.state === 'created')).toHaveLength(7);
     const runs = hosts.invocations(hv01);
     expect(runs.map((entry) => entry.vms).sort()).toEqual([2, 2, 3]);
@@ -139,7 +140,7 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
 
   it('destroy removes VMs and their own disks and never the golden disk, even when state points at it', async () => {
     const hv = provider('gone');
-    const records = await hv.create(numbered('web', 2, { host: 'hv01' }), collectingSink());
+    const records = okFacts(await hv.create(numbered('web', 2, { host: 'hv01' }), collectingSink()));
     // A corrupted record that names the golden disk as the VM's own disk.
     const broken: VmRecord = { ...(records[1] as VmRecord), resources: { ...records[1]?.resources, vhdPath: GOLDEN } };
     const events = collectingSink();
@@ -157,8 +158,8 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
     const other = provider('other-lab');
     await other.create([vmPlan('shared-name', { host: 'hv01' })], collectingSink());
     const hv = provider('mine');
-    const error = await hv.destroy([{ name: 'shared-name', group: 'web', provider: 'hyperv', host: 'hv01', addresses: [], ssh: { hostKeys: [] }, state: 'running' }], {}, collectingSink()).catch((e: unknown) => e);
-    expect((error as Error).message).toContain('was not made by this lab');
+    const [result] = await hv.destroy([{ name: 'shared-name', group: 'web', provider: 'hyperv', host: 'hv01', addresses: [], ssh: { hostKeys: [] }, state: 'running' }], {}, collectingSink());
+    expect(result).toMatchObject({ ok: false, error: { code: 'HYPERV_DESTROY_FAILED', message: expect.stringContaining('was not made by this lab') } });
     expect(hosts.host(hv01).vms.map((vm) => vm.name)).toEqual(['shared-name']);
   });
 
@@ -175,7 +176,7 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
   it('names with quotes, $(), backticks, newlines and unicode arrive on the host unchanged', async () => {
     const hv = provider('nasty');
     const plan = labPlan('nasty', NASTY_VALUES.map((name) => vmPlan(name, { host: 'hv01' })));
-    const records = await hv.create(plan.vms, collectingSink());
+    const records = okFacts(await hv.create(plan.vms, collectingSink()));
     expect(records.map((record) => record.state)).toEqual(NASTY_VALUES.map(() => 'created'));
     expect(hosts.host(hv01).vms.map((vm) => vm.name)).toEqual(NASTY_VALUES);
     expect((await hv.list('nasty')).map((record) => record.name)).toEqual(NASTY_VALUES);
@@ -259,7 +260,7 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
   it('discovery explains empty KVP answers', async () => {
     hosts.reset(hv01, defaultHost(), { kvp: { 'web-02': 'nocontact', 'web-03': 'disabled', 'web-04': 'late' } });
     const hv = provider('kvp');
-    const records = await hv.create(numbered('web', 5, { host: 'hv01' }), collectingSink());
+    const records = okFacts(await hv.create(numbered('web', 5, { host: 'hv01' }), collectingSink()));
     const off = await hv.adapters(records.slice(4));
     expect(off[0]?.problem).toBe('the VM is Off; Hyper-V reports guest addresses only while it runs');
     await hv.start(records.slice(0, 4), collectingSink());

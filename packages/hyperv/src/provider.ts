@@ -2,13 +2,13 @@ import { mapLimit, sleep } from '@labctl/core/concurrency';
 import { describeError } from '@labctl/core/errors';
 import type { EventSink } from '@labctl/core/events';
 import { HYPERV_MAC_PREFIX } from '@labctl/core/plan';
-import type { AdapterReport, DestroyOptions, Plan, Provider, VmPlan } from '@labctl/core/provider';
+import { type AdapterReport, type DestroyFacts, type DestroyOptions, type Plan, type Provider, type StartFacts, type VmFailure, type VmPlan, type VmResult, vmFailure } from '@labctl/core/provider';
 import type { VmRecord } from '@labctl/core/state';
 import type { Check } from '@labctl/core/checks';
 import { type CommandRunner, type PowerShellFlavor, PowerShellSession, type ScriptRunLog } from '@labctl/remote/powershell';
 import { adapterReports } from './discovery.js';
 import { type DriverTimeouts, type HyperVDriver, PowerShellHyperVDriver } from './driver.js';
-import { HyperVBatchError, HyperVNoHostsError, HyperVPlacementError } from './errors.js';
+import { HyperVNoHostsError, HyperVPlacementError } from './errors.js';
 import { createSpec, diskDirFor, forHyperV } from './inputs.js';
 import { colonMac, labctlState } from './parse.js';
 import { batches, placeVms } from './placement.js';
@@ -16,7 +16,6 @@ import { evaluatePreflight, type HostFactsOutcome } from './preflight.js';
 import type { CreateVmsInput, HostFacts, StartVmResult, VmRef } from './types.js';
 
 /** How long a start call waits for others to join its run (see `start`). */
-export const START_WINDOW_MS = 25;
 
 /** One create_vms run: the VMs of one batch on one host and the exact input the script gets. */
 export interface CreateBatch {
@@ -232,44 +231,47 @@ export class HyperVProvider implements Provider {
     return out;
   }
 
-  async create(vms: VmPlan[], events: EventSink): Promise<VmRecord[]> {
+  async create(vms: VmPlan[], events: EventSink): Promise<Array<VmResult<VmRecord>>> {
     const plan = this.createBatches(vms);
     const byName = new Map(plan.flatMap((batch) => batch.vms).map((vm) => [vm.name, vm]));
-    const records: VmRecord[] = [];
+    const results: Array<VmResult<VmRecord>> = [];
     await this.perHost(plan, async (batch) => {
       for (const vm of batch.vms) events({ subject: vm.name, phase: 'define', status: 'start', message: `on ${batch.host}` });
-      let results: Awaited<ReturnType<HyperVDriver['createVms']>>;
+      let outcomes: Awaited<ReturnType<HyperVDriver['createVms']>>;
       try {
-        results = await (await this.driver(batch.host)).createVms(batch.input);
+        outcomes = await (await this.driver(batch.host)).createVms(batch.input);
       } catch (error) {
-        const message = describeError(error);
+        // The whole run could not happen (host unreachable, script failed): every VM of it failed.
+        const failure = vmFailure(error, 'HYPERV_RUN_FAILED');
         for (const vm of batch.vms) {
-          events({ subject: vm.name, phase: 'define', status: 'failed', message });
-          records.push(this.record(vm, batch.host, { state: 'failed', error: message }));
+          events({ subject: vm.name, phase: 'define', status: 'failed', message: failure.message });
+          results.push({ name: vm.name, ok: false, error: failure });
         }
         return;
       }
-      for (const result of results) {
-        const vm = byName.get(result.name);
+      for (const outcome of outcomes) {
+        const vm = byName.get(outcome.name);
         if (!vm) continue;
-        const spec = batch.input.vms.find((item) => item.name === result.name);
-        if (!result.ok) {
-          const message = result.error?.message ?? 'failed';
-          events({ subject: vm.name, phase: 'define', status: 'failed', message });
-          records.push(this.record(vm, batch.host, { state: 'failed', error: message }));
+        const spec = batch.input.vms.find((item) => item.name === outcome.name);
+        if (!outcome.ok) {
+          const failure = hypervFailure(outcome.error, 'HYPERV_CREATE_FAILED');
+          events({ subject: vm.name, phase: 'define', status: 'failed', message: failure.message });
+          results.push({ name: vm.name, ok: false, error: failure });
           continue;
         }
-        events({ subject: vm.name, phase: 'define', status: result.created ? 'done' : 'skipped', message: result.created ? undefined : 'already exists' });
-        records.push(
-          this.record(vm, batch.host, {
-            state: labctlState(result.state) === 'running' ? 'running' : 'created',
-            mac: colonMac(result.mac) ?? vm.mac,
-            resources: { vmId: result.id, vhdPath: result.vhdPath, golden: vm.golden, generation: spec?.generation },
+        events({ subject: vm.name, phase: 'define', status: outcome.created ? 'done' : 'skipped', message: outcome.created ? undefined : 'already exists' });
+        results.push({
+          name: vm.name,
+          ok: true,
+          facts: this.record(vm, batch.host, {
+            state: labctlState(outcome.state) === 'running' ? 'running' : 'created',
+            mac: colonMac(outcome.mac) ?? vm.mac,
+            resources: { vmId: outcome.id, vhdPath: outcome.vhdPath, golden: vm.golden, generation: spec?.generation },
           }),
-        );
+        });
       }
     });
-    return records;
+    return results;
   }
 
   private record(vm: VmPlan, host: string, extra: Partial<VmRecord>): VmRecord {
@@ -311,52 +313,26 @@ export class HyperVProvider implements Provider {
   }
 
   /**
-   * Starts VMs: one start_vms run per host (per batch when the host allows parallel runs). The flows
-   * pass a whole batch (`batchSize` VMs) per call; calls that arrive within START_WINDOW_MS of each
-   * other (parallel batches of the flows, or callers that start one VM at a time) are merged into
-   * the same run. VMs that fail are thrown as one HyperVBatchError naming them; the others started.
+   * Starts VMs: one start_vms run per host of the call (per batch of the host's concurrency). The
+   * flows call it once per batch of the plan, so the number of runs follows the plan, not timing.
    */
-  async start(vms: VmRecord[], events: EventSink): Promise<void> {
-    const outcomes = await Promise.all(
-      [...this.refs(vms)].map(([host, refs]) => this.queueStart(host, refs.map(({ record: _record, ...ref }) => ref), events)),
-    );
-    const failures: Array<{ name: string; message: string }> = [];
-    for (const results of outcomes) {
-      for (const result of results) {
-        const record = vms.find((vm) => vm.name === result.name);
-        if (!result.ok || result.state === 'not_created') {
-          failures.push({ name: result.name, message: result.error?.message ?? `the VM does not exist on ${record?.host ?? 'its host'}` });
-        } else if (record) {
-          record.state = labctlState(result.state);
+  async start(vms: VmRecord[], events: EventSink): Promise<Array<VmResult<StartFacts>>> {
+    const results: Array<VmResult<StartFacts>> = [];
+    await Promise.all(
+      [...this.refs(vms)].map(async ([host, refs]) => {
+        for (const outcome of await this.runStart(host, refs.map(({ record: _record, ...ref }) => ref), events)) {
+          if (!outcome.ok || outcome.state === 'not_created') {
+            results.push({ name: outcome.name, ok: false, error: outcome.ok ? { code: 'HYPERV_VM_MISSING', message: `the VM does not exist on ${host}`, hint: 'Run labctl create again to make it.' } : hypervFailure(outcome.error, 'HYPERV_START_FAILED') });
+          } else {
+            results.push({ name: outcome.name, ok: true, facts: { state: labctlState(outcome.state), started: Boolean(outcome.started) } });
+          }
         }
-      }
-    }
-    if (failures.length > 0) throw new HyperVBatchError('start', failures);
+      }),
+    );
+    return results;
   }
 
-  private readonly pendingStarts = new Map<string, { refs: VmRef[]; sinks: EventSink[]; done: Promise<StartVmResult[]> }>();
-
-  private queueStart(host: string, refs: VmRef[], events: EventSink): Promise<StartVmResult[]> {
-    let pending = this.pendingStarts.get(host);
-    if (!pending) {
-      const created: { refs: VmRef[]; sinks: EventSink[]; done: Promise<StartVmResult[]> } = { refs: [], sinks: [], done: Promise.resolve([]) };
-      created.done = sleep(START_WINDOW_MS).then(() => {
-        this.pendingStarts.delete(host);
-        return this.runStart(host, created.refs, created.sinks);
-      });
-      this.pendingStarts.set(host, created);
-      pending = created;
-    }
-    pending.refs.push(...refs);
-    if (!pending.sinks.includes(events)) pending.sinks.push(events);
-    const names = new Set(refs.map((ref) => ref.name));
-    return pending.done.then((results) => results.filter((result) => names.has(result.name)));
-  }
-
-  private async runStart(host: string, refs: VmRef[], sinks: EventSink[]): Promise<StartVmResult[]> {
-    const emit: EventSink = (event) => {
-      for (const sink of sinks) sink(event);
-    };
+  private async runStart(host: string, refs: VmRef[], emit: EventSink): Promise<StartVmResult[]> {
     for (const ref of refs) emit({ subject: ref.name, phase: 'start', status: 'start' });
     const results: StartVmResult[] = [];
     await this.perHost(
@@ -414,16 +390,16 @@ export class HyperVProvider implements Provider {
     return records;
   }
 
-  async destroy(vms: VmRecord[], options: DestroyOptions, events: EventSink, protect: readonly string[] = []): Promise<void> {
-    const failures: Array<{ name: string; message: string }> = [];
+  async destroy(vms: VmRecord[], options: DestroyOptions, events: EventSink, protect: readonly string[] = []): Promise<Array<VmResult<DestroyFacts>>> {
+    const results: Array<VmResult<DestroyFacts>> = [];
     await Promise.all(
       [...this.refs(vms)].map(async ([host, refs]) => {
         const goldens = new Set(protect);
         for (const ref of refs) if (typeof ref.record.resources?.golden === 'string') goldens.add(ref.record.resources.golden);
         for (const ref of refs) events({ subject: ref.name, phase: 'destroy', status: 'start' });
-        let results: Awaited<ReturnType<HyperVDriver['removeVms']>>;
+        let outcomes: Awaited<ReturnType<HyperVDriver['removeVms']>>;
         try {
-          results = await (await this.driver(host)).removeVms({
+          outcomes = await (await this.driver(host)).removeVms({
             lab: this.options.lab,
             keepDisks: options.keepDisks ?? false,
             protect: [...goldens],
@@ -433,32 +409,33 @@ export class HyperVProvider implements Provider {
             })),
           });
         } catch (error) {
-          for (const ref of refs) failures.push({ name: ref.name, message: describeError(error) });
+          const failure = vmFailure(error, 'HYPERV_RUN_FAILED');
+          for (const ref of refs) results.push({ name: ref.name, ok: false, error: failure });
           return;
         }
-        for (const result of results) {
-          if (!result.ok) {
-            const message = result.error?.message ?? 'failed';
-            failures.push({ name: result.name, message });
-            events({ subject: result.name, phase: 'destroy', status: 'failed', message });
+        for (const outcome of outcomes) {
+          if (!outcome.ok) {
+            const failure = hypervFailure(outcome.error, 'HYPERV_DESTROY_FAILED');
+            events({ subject: outcome.name, phase: 'destroy', status: 'failed', message: failure.message });
+            results.push({ name: outcome.name, ok: false, error: failure });
             continue;
           }
-          const kept = (result.keptDisks ?? []).map((disk) => `${disk.path} (${disk.reason})`);
-          for (const disk of result.keptDisks ?? []) {
-            if (disk.reason !== 'kept as asked') events({ subject: result.name, phase: 'destroy', status: 'warning', message: `left alone: ${JSON.stringify(disk.path)} (${disk.reason})` });
-          }
+          const kept = (outcome.keptDisks ?? []).map((disk) => `${disk.path} (${disk.reason})`);
+          const leftAlone = (outcome.keptDisks ?? []).filter((disk) => disk.reason !== 'kept as asked').map((disk) => `${JSON.stringify(disk.path)} (${disk.reason})`);
+          for (const file of leftAlone) events({ subject: outcome.name, phase: 'destroy', status: 'warning', message: `left alone: ${file}` });
           events({
-            subject: result.name,
+            subject: outcome.name,
             phase: 'destroy',
-            status: result.state === 'removed' ? 'done' : 'skipped',
-            message: [result.state === 'removed' ? undefined : 'was not there', kept.length ? `kept ${kept.join(', ')}` : undefined]
+            status: outcome.state === 'removed' ? 'done' : 'skipped',
+            message: [outcome.state === 'removed' ? undefined : 'was not there', kept.length ? `kept ${kept.join(', ')}` : undefined]
               .filter(Boolean)
               .join('; ') || undefined,
           });
+          results.push({ name: outcome.name, ok: true, facts: { absent: outcome.state !== 'removed', leftAlone } });
         }
       }),
     );
-    if (failures.length > 0) throw new HyperVBatchError('destroy', failures);
+    return results;
   }
 
   async close(): Promise<void> {
@@ -474,4 +451,10 @@ export class HyperVProvider implements Provider {
       }),
     );
   }
+}
+
+/** A per-VM error from a script, typed (its message is PowerShell's own text). */
+function hypervFailure(error: { message?: string; type?: string; category?: string } | undefined, code: string): VmFailure {
+  const message = error?.message ?? 'failed';
+  return { code, message, hypervisor: [error?.type, error?.category, message].filter(Boolean).join(': ') };
 }

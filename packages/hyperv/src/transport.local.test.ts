@@ -1,4 +1,5 @@
 import { collectingSink } from '@labctl/core/events';
+import { okFacts } from '@labctl/core/testing/results';
 import { LocalExecError, LocalPowerShellRunner, LocalTimeoutError } from '@labctl/remote/local';
 import { PowerShellHostError, PowerShellSession, type ScriptRunLog } from '@labctl/remote/powershell';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -80,8 +81,8 @@ describe('PowerShell as a local process on a recorded Hyper-V host', () => {
       const vms = numbered('web', 10).map((vm, i) => ({ ...vm, mac: `00:15:5d:12:34:${10 + i}` }));
       const checks = await provider.preflight(labPlan('local-lab', vms));
       expect(checks.filter((check) => check.level === 'error')).toEqual([]);
-      const records = await provider.create(vms, collectingSink());
-      await provider.start(records, collectingSink());
+      const records = okFacts(await provider.create(vms, collectingSink()));
+      okFacts(await provider.start(records, collectingSink()));
       const reports = await provider.adapters(records);
       expect(reports.filter((report) => report.addresses.some((address) => address.startsWith('192.168.50.')))).toHaveLength(10);
       expect(records.map((record) => record.mac?.toLowerCase())).toEqual(vms.map((vm) => vm.mac));

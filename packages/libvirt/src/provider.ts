@@ -3,11 +3,11 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Check } from '@labctl/core/checks';
 import { mapLimit } from '@labctl/core/concurrency';
-import { describeError, EXIT_USAGE, LabctlError } from '@labctl/core/errors';
+import { describeError, LabctlError } from '@labctl/core/errors';
 import type { EventSink } from '@labctl/core/events';
 import { pathInside } from '@labctl/core/names';
 import { QEMU_MAC_PREFIX } from '@labctl/core/plan';
-import type { AdapterReport, DestroyOptions, Plan, Provider, VmPlan } from '@labctl/core/provider';
+import { type AdapterReport, type DestroyFacts, type DestroyOptions, type Plan, type Provider, type StartFacts, type VmPlan, type VmResult, vmFailure } from '@labctl/core/provider';
 import type { VmRecord, VmState } from '@labctl/core/state';
 import { type Accelerator, type AcceleratorChoice, chooseAccelerator } from './accelerator.js';
 import type { GoldenInfo } from './disks.js';
@@ -99,13 +99,16 @@ export class LibvirtProvider implements Provider {
    * domain's labctl metadata names, or (domain already gone) a qcow2 image, the only format labctl
    * makes. A path in state or metadata that is anything else is left alone and named in a warning.
    */
-  private async removeOwnFiles(vm: VmRecord, meta: LabctlMetadata | undefined, events: EventSink): Promise<void> {
+  private async removeOwnFiles(vm: VmRecord, meta: LabctlMetadata | undefined, events: EventSink): Promise<string[]> {
+    const left: string[] = [];
     const resources = (vm.resources ?? {}) as { disk?: unknown; consoleLog?: unknown; xml?: unknown };
     const ownDisk = await this.store.diskPath(vm.name);
     const ownConsole = await this.store.consolePath(vm.name);
     const ownXml = this.xmlPath(vm.name);
-    const leftAlone = (file: unknown, why: string) =>
+    const leftAlone = (file: unknown, why: string) => {
+      left.push(`${JSON.stringify(String(file))} (${why})`);
       events({ subject: vm.name, phase: 'destroy', status: 'warning', message: `left alone: ${JSON.stringify(String(file))} (${why})` });
+    };
     for (const [claimed, own, what] of [
       [resources.disk, ownDisk, 'disk'],
       [meta?.disk, ownDisk, 'disk'],
@@ -118,6 +121,7 @@ export class LibvirtProvider implements Provider {
     else if (meta) leftAlone(ownDisk, `the domain's labctl metadata names ${meta.disk} as its disk`);
     await this.store.remove(ownConsole);
     await rm(ownXml, { force: true });
+    return left;
   }
 
   /** KVM or TCG, decided once per provider (see accelerator.ts), with the reason. */
@@ -264,12 +268,19 @@ export class LibvirtProvider implements Provider {
     }
   }
 
-  async create(vms: VmPlan[], events: EventSink): Promise<VmRecord[]> {
+  async create(vms: VmPlan[], events: EventSink): Promise<Array<VmResult<VmRecord>>> {
     await mkdir(this.options.diskDir, { recursive: true, mode: 0o700 });
     const choice = await this.accelerator(vms.find((vm) => vm.kernel)?.kernel);
-    const records: VmRecord[] = [];
-    for (const vm of vms) records.push(await this.createOne(vm, choice.accelerator, events));
-    return records;
+    const results: Array<VmResult<VmRecord>> = [];
+    for (const vm of vms) {
+      try {
+        results.push({ name: vm.name, ok: true, facts: await this.createOne(vm, choice.accelerator, events) });
+      } catch (err) {
+        events({ subject: vm.name, phase: 'define', status: 'failed', message: describeError(err) });
+        results.push({ name: vm.name, ok: false, error: vmFailure(err, 'LIBVIRT_CREATE_FAILED') });
+      }
+    }
+    return results;
   }
 
   private async createOne(vm: VmPlan, accelerator: Accelerator, events: EventSink): Promise<VmRecord> {
@@ -329,20 +340,25 @@ export class LibvirtProvider implements Provider {
     };
   }
 
-  async start(vms: VmRecord[], events: EventSink): Promise<void> {
-    const results = await mapLimit(vms, 4, async (vm) => {
+  async start(vms: VmRecord[], events: EventSink): Promise<Array<VmResult<StartFacts>>> {
+    const settled = await mapLimit(vms, 4, async (vm): Promise<StartFacts> => {
       const state = await this.virsh.domainState(vm.name);
       if (state === undefined) throw new LibvirtError('DOMAIN_MISSING', `domain ${vm.name} does not exist at ${this.uri}`);
       if (state === 'running') {
         events({ subject: vm.name, phase: 'start', status: 'skipped', message: 'already running' });
-        return;
+        return { state: 'running', started: false };
       }
       events({ subject: vm.name, phase: 'start', status: 'start' });
       await this.virsh.run(['start', vm.name], { timeoutMs: 120_000 });
       events({ subject: vm.name, phase: 'start', status: 'done' });
+      return { state: 'running', started: true };
     });
-    const failed = results.flatMap((result, i) => (result.ok ? [] : [`${vms[i]!.name}: ${describeError(result.error)}`]));
-    if (failed.length > 0) throw new LibvirtError('START_FAILED', `could not start ${failed.join('; ')}`, { details: { failed } });
+    return settled.map((result, i): VmResult<StartFacts> => {
+      const name = vms[i]!.name;
+      if (result.ok) return { name, ok: true, facts: result.value };
+      events({ subject: name, phase: 'start', status: 'failed', message: describeError(result.error) });
+      return { name, ok: false, error: vmFailure(result.error, 'LIBVIRT_START_FAILED') };
+    });
   }
 
   /**
@@ -356,8 +372,14 @@ export class LibvirtProvider implements Provider {
     // One `virsh list` per poll round, not one domstate per VM: discovery polls while the guests boot
     // and every virsh start takes CPU from them (over qemu+ssh, also an SSH connection).
     const running = new Map<string, string | undefined>();
-    const all = await this.virsh.domainStates().catch(() => undefined);
-    for (const vm of vms) running.set(vm.name, all ? all.get(vm.name) : await this.virsh.domainState(vm.name).catch(() => undefined));
+    // A libvirt that cannot be reached is an error, never "no domain": the VMs may be fine.
+    let all: Map<string, string>;
+    try {
+      all = await this.virsh.domainStates();
+    } catch (err) {
+      throw connectError(this.uri, err);
+    }
+    for (const vm of vms) running.set(vm.name, all.get(vm.name));
     for (const vm of vms) {
       const state = running.get(vm.name);
       if (state === undefined) {
@@ -447,20 +469,20 @@ export class LibvirtProvider implements Provider {
     return records;
   }
 
-  async destroy(vms: VmRecord[], options: DestroyOptions, events: EventSink): Promise<void> {
-    const failed: string[] = [];
+  async destroy(vms: VmRecord[], options: DestroyOptions, events: EventSink): Promise<Array<VmResult<DestroyFacts>>> {
+    const results: Array<VmResult<DestroyFacts>> = [];
     for (const vm of vms) {
       try {
-        await this.destroyOne(vm, options, events);
+        results.push({ name: vm.name, ok: true, facts: await this.destroyOne(vm, options, events) });
       } catch (err) {
-        failed.push(`${vm.name}: ${describeError(err)}`);
         events({ subject: vm.name, phase: 'destroy', status: 'failed', message: describeError(err) });
+        results.push({ name: vm.name, ok: false, error: vmFailure(err, 'LIBVIRT_DESTROY_FAILED') });
       }
     }
-    if (failed.length > 0) throw new LibvirtError('DESTROY_FAILED', `could not destroy ${failed.join('; ')}`, { details: { failed } });
+    return results;
   }
 
-  private async destroyOne(vm: VmRecord, options: DestroyOptions, events: EventSink): Promise<void> {
+  private async destroyOne(vm: VmRecord, options: DestroyOptions, events: EventSink): Promise<DestroyFacts> {
     events({ subject: vm.name, phase: 'destroy', status: 'start' });
     const meta = await this.metadata(vm.name);
     const exists = (await this.virsh.domainState(vm.name)) !== undefined;
@@ -479,8 +501,9 @@ export class LibvirtProvider implements Provider {
         });
       });
     }
-    if (!options.keepDisks) await this.removeOwnFiles(vm, meta, events);
+    const leftAlone = options.keepDisks ? [] : await this.removeOwnFiles(vm, meta, events);
     events({ subject: vm.name, phase: 'destroy', status: 'done', message: exists ? undefined : 'domain was already gone' });
+    return { absent: !exists, leftAlone };
   }
 }
 
@@ -525,14 +548,16 @@ function connectHint(uri: string, err: unknown): string {
   return CONNECT_HINT;
 }
 
-/** A failure to reach libvirt at all, before anything changed: a refusal (exit 2) that says why. */
+/**
+ * A failure to reach libvirt at all: "cannot connect to <uri>: <cause>" with a hint. Exit 1: the
+ * input may be right and the daemon down; nothing was changed either way.
+ */
 function connectError(uri: string, err: unknown): unknown {
   const text = `${(err as Error)?.message ?? ''} ${JSON.stringify((err as { details?: unknown })?.details ?? '')}`;
-  if (!/failed to connect to the hypervisor/i.test(text)) return err;
+  if (!/failed to connect to the hypervisor|failed to connect socket|no connection driver|cannot recv data|End of file while reading data/i.test(text)) return err;
   const reason = (err as Error).message.replace(/^virsh \S+: /, '');
   return new LibvirtError('LIBVIRT_CONNECT', `cannot connect to libvirt at ${uri.replace(/\?.*$/, '')}: ${reason}`, {
     hint: connectHint(uri, err),
-    exitCode: EXIT_USAGE,
     cause: err,
     details: { uri, ...((err as { details?: Record<string, unknown> }).details ?? {}) },
   });

@@ -61,7 +61,7 @@ export default class Ip extends LabctlCommand<typeof Ip> {
       { header: 'seen', get: (vm) => vm.detail },
     ]));
     for (const vm of summary.vms) if (vm.hint && vm.status !== 'reachable' && vm.status !== 'addressed') this.log(`  ${vm.name}: ${vm.hint}`);
-    if (this.flags.wait && summary.vms.some((vm) => vm.status !== 'reachable')) process.exitCode = 1;
+    if (summary.vms.some((vm) => vm.status === 'failed') || (this.flags.wait && summary.vms.some((vm) => vm.status !== 'reachable'))) process.exitCode = 1;
     return summary;
   }
 }

@@ -1,3 +1,4 @@
+import { LabctlError } from '../errors.js';
 import { type EventSink, silentSink } from '../events.js';
 import type { Provider } from '../provider.js';
 import type { StateStore, VmRecord } from '../state.js';
@@ -50,6 +51,12 @@ export async function refreshAddresses(options: AddressesFlowOptions): Promise<A
         results.push(...found);
       }),
     );
+    // A hypervisor that could not be asked at all is the command's error (exit 1, with its hint), not
+    // a row per VM that reads like "no address": nothing is recorded from such a look.
+    const unreachable = results.find((result) => result.failure);
+    if (unreachable?.failure && results.every((result) => result.failure)) {
+      throw new LabctlError(unreachable.failure.code, unreachable.failure.message, { ...(unreachable.failure.hint ? { hint: unreachable.failure.hint } : {}) });
+    }
     // A one-shot look records what it saw; only a wait that ran out says a VM failed.
     for (const result of results) if (options.wait || result.status === 'addressed') recordDiscovery(session, result);
     await session.save();

@@ -1,8 +1,8 @@
 import { type Check, failedChecks } from '../checks.js';
 import { mapLimit } from '../concurrency.js';
-import { batchFailures, describeError, LabctlError } from '../errors.js';
+import { LabctlError } from '../errors.js';
 import { type EventSink, silentSink } from '../events.js';
-import type { Plan, Provider, VmPlan } from '../provider.js';
+import { type Plan, type Provider, resultsFor, type VmFailure, type VmPlan } from '../provider.js';
 import type { StateSession, StateStore, VmRecord } from '../state.js';
 import { type Discover, recordDiscovery, type VmDiscoveryResult } from './discovery.js';
 import { serialSaver } from './save.js';
@@ -26,6 +26,8 @@ export interface CreateVmSummary {
   hostKeys: string[];
   /** Why this VM failed or is not reachable, and what to check. */
   error?: string;
+  /** The first failure of this VM in this run, typed: code, message, hint, the hypervisor's own text. */
+  failure?: VmFailure;
   hint?: string;
 }
 
@@ -87,33 +89,36 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
     reconcile(session, plan, provider.name, onHypervisor, actions);
     await save();
 
-    const summary = (interrupted: boolean): CreateSummary => summarize(plan, provider.name, checks, session, actions, discoveries, interrupted, started);
+    const failures = new Map<string, VmFailure>();
+    const summary = (interrupted: boolean): CreateSummary => summarize(plan, provider.name, checks, session, actions, discoveries, failures, interrupted, started);
     const toCreate = plan.vms.filter((vm) => !onHypervisor.has(vm.name));
     // Recorded before anything is touched: after a SIGKILL the next run knows these may be half-made.
     for (const vm of toCreate) {
-      session.upsertVm({ ...plannedRecord(vm, provider.name), state: 'creating', error: undefined });
+      session.upsertVm({ ...plannedRecord(vm, provider.name), state: 'creating', error: undefined, errorCode: undefined });
     }
     await save();
 
     const batchSize = Math.max(1, provider.batchSize ?? 1);
+    const fail = (name: string, phase: string, error: VmFailure) => {
+      // The first failure of a VM is its cause: later steps skip a failed VM, so nothing overwrites it.
+      if (failures.has(name)) return;
+      failures.set(name, error);
+      session.upsertVm({ name, state: 'failed', error: error.message, errorCode: error.code });
+      actions.set(name, 'failed');
+      events({ subject: name, phase, status: 'failed', message: error.message });
+    };
     await mapLimit(
       inBatches(toCreate, batchSize),
       plan.concurrency,
       async (batch) => {
-        try {
-          const records = await provider.create(batch, events);
-          for (const record of records) {
-            session.upsertVm({ ...record, state: 'created', error: undefined });
-            actions.set(record.name, 'created');
+        const results = await resultsFor(batch.map((vm) => vm.name), () => provider.create(batch, events));
+        for (const [name, result] of results) {
+          if (!result.ok) {
+            fail(name, 'create', result.error);
+            continue;
           }
-          for (const vm of batch) {
-            if (!records.some((record) => record.name === vm.name)) markFailed(session, actions, vm.name, 'the provider returned no record for it');
-          }
-        } catch (err) {
-          for (const vm of batch) {
-            markFailed(session, actions, vm.name, describeError(err));
-            events({ subject: vm.name, phase: 'create', status: 'failed', message: describeError(err) });
-          }
+          session.upsertVm({ ...result.facts, name, state: result.facts.state === 'running' ? 'running' : 'created', error: undefined, errorCode: undefined });
+          actions.set(name, 'created');
         }
         await save();
       },
@@ -122,7 +127,7 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
     if (options.signal?.aborted) return summary(true);
 
     if (options.start ?? true) {
-      const startable = plan.vms.map((vm) => session.vm(vm.name)).filter((vm): vm is VmRecord => !!vm && vm.state !== 'failed' && vm.state !== 'creating');
+      const startable = plan.vms.map((vm) => session.vm(vm.name)).filter((vm): vm is VmRecord => !!vm && !failures.has(vm.name) && vm.state !== 'failed' && vm.state !== 'creating');
       // Started in the same batches as create: one provider call per batch (Hyper-V: one start_vms
       // run per host), so the number of calls does not depend on --concurrency.
       await mapLimit(
@@ -130,24 +135,19 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
         plan.concurrency,
         async (batch) => {
           const startedAt = new Date().toISOString();
-          const alreadyRunning = new Set(batch.filter((vm) => vm.state === 'running').map((vm) => vm.name));
-          let failed = new Map<string, string>();
-          try {
-            await provider.start(batch, events);
-          } catch (err) {
-            failed = batchFailures(err, batch.map((vm) => vm.name));
-          }
+          const results = await resultsFor(batch.map((vm) => vm.name), () => provider.start(batch, events));
           for (const vm of batch) {
-            const error = failed.get(vm.name);
-            if (error !== undefined) {
-              markFailed(session, actions, vm.name, error);
+            const result = results.get(vm.name)!;
+            if (!result.ok) {
+              fail(vm.name, 'start', result.error);
               continue;
             }
             session.upsertVm({
               name: vm.name,
               state: 'running',
               error: undefined,
-              resources: { ...vm.resources, ...(alreadyRunning.has(vm.name) && vm.resources?.startedAt ? {} : { startedAt }) },
+              errorCode: undefined,
+              resources: { ...vm.resources, ...(!result.facts.started && vm.resources?.startedAt ? {} : { startedAt }) },
             });
           }
           await save();
@@ -190,11 +190,6 @@ function plannedRecord(vm: VmPlan, provider: string): Partial<VmRecord> & { name
   };
 }
 
-function markFailed(session: StateSession, actions: Map<string, VmAction>, name: string, error: string): void {
-  session.upsertVm({ name, state: 'failed', error });
-  actions.set(name, 'failed');
-}
-
 /**
  * State vs. what the hypervisor has. A domain of this lab unknown to the state is adopted (it was made
  * by a run that died before writing state); a record whose domain is gone is re-made.
@@ -235,6 +230,7 @@ function summarize(
   session: StateSession,
   actions: Map<string, VmAction>,
   discoveries: Map<string, VmDiscoveryResult>,
+  failures: Map<string, VmFailure>,
   interrupted: boolean,
   started: number,
 ): CreateSummary {
@@ -252,7 +248,8 @@ function summarize(
       addresses: record?.addresses ?? [],
       hostKeys: record?.ssh.hostKeys ?? [],
       ...(record?.error ? { error: record.error } : {}),
-      ...(unreachable && discovery.hint ? { hint: discovery.hint } : {}),
+      ...(failures.has(vmPlan.name) ? { failure: failures.get(vmPlan.name) } : {}),
+      ...(failures.get(vmPlan.name)?.hint ? { hint: failures.get(vmPlan.name)?.hint } : unreachable && discovery.hint ? { hint: discovery.hint } : {}),
     };
   });
   const count = (action: VmAction) => vms.filter((vm) => vm.action === action).length;

@@ -1,8 +1,7 @@
 import { mapLimit } from '../concurrency.js';
-import { describeError } from '../errors.js';
 import { type EventSink, silentSink } from '../events.js';
 import { checkName } from '../names.js';
-import type { Provider } from '../provider.js';
+import { type Provider, resultsFor, type VmFailure } from '../provider.js';
 import type { StateStore, VmRecord } from '../state.js';
 import { serialSaver } from './save.js';
 
@@ -32,6 +31,7 @@ export interface DestroyVmSummary {
   name: string;
   result: 'destroyed' | 'absent' | 'failed';
   error?: string;
+  failure?: VmFailure;
   /** Files the state or the hypervisor named that labctl did not remove, and why. */
   warnings?: string[];
 }
@@ -44,13 +44,8 @@ export interface DestroySummary {
 }
 
 export async function destroyLab(options: DestroyFlowOptions): Promise<DestroySummary> {
-  const outer = options.events ?? silentSink;
+  const events = options.events ?? silentSink;
   for (const name of options.names ?? []) checkName('vm', name, 'destroy');
-  const warnings = new Map<string, string[]>();
-  const events: EventSink = (event) => {
-    if (event.status === 'warning' && event.message) warnings.set(event.subject, [...(warnings.get(event.subject) ?? []), event.message]);
-    outer(event);
-  };
   return options.store.withLock(options.lab, options.command ?? 'labctl destroy', async (session) => {
     const save = serialSaver(session);
     const targets = new Map<string, VmRecord>();
@@ -73,13 +68,14 @@ export async function destroyLab(options: DestroyFlowOptions): Promise<DestroySu
           session.upsertVm({ name: vm.name, state: 'destroying' });
           await save();
         }
-        try {
-          await options.provider(vm).destroy([vm], { keepDisks: options.keepDisks ?? false }, events);
+        const result = (await resultsFor([vm.name], () => options.provider(vm).destroy([vm], { keepDisks: options.keepDisks ?? false }, events))).get(vm.name)!;
+        if (result.ok) {
           session.removeVm(vm.name);
-          results.push({ name: vm.name, result: 'destroyed', ...(warnings.has(vm.name) ? { warnings: warnings.get(vm.name) } : {}) });
-        } catch (err) {
-          session.upsertVm({ ...vm, state: 'failed', error: `destroy failed: ${describeError(err)}` });
-          results.push({ name: vm.name, result: 'failed', error: describeError(err) });
+          const left = result.facts.leftAlone.map((file) => `left alone: ${file}`);
+          results.push({ name: vm.name, result: 'destroyed', ...(left.length ? { warnings: left } : {}) });
+        } else {
+          session.upsertVm({ ...vm, state: 'failed', error: `destroy failed: ${result.error.message}`, errorCode: result.error.code });
+          results.push({ name: vm.name, result: 'failed', error: result.error.message, failure: result.error });
         }
         await save();
       },

@@ -1,5 +1,5 @@
 import type { EventSink } from '../events.js';
-import type { Provider } from '../provider.js';
+import type { Provider, VmFailure } from '../provider.js';
 import type { StateSession, VmRecord } from '../state.js';
 
 /**
@@ -13,6 +13,8 @@ export interface VmDiscoveryResult {
   hostKeys: string[];
   detail: string;
   hint?: string;
+  /** The hypervisor could not be asked about this VM (not "no address"): its error, typed. */
+  failure?: VmFailure;
 }
 
 export interface DiscoverOptions {

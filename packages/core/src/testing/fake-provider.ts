@@ -1,7 +1,6 @@
 import type { Check } from '../checks.js';
-import { VmBatchError } from '../errors.js';
 import type { EventSink } from '../events.js';
-import type { AdapterReport, DestroyOptions, Plan, Provider, VmPlan } from '../provider.js';
+import { type AdapterReport, type DestroyFacts, type DestroyOptions, type Plan, type Provider, type StartFacts, type VmPlan, type VmResult, vmFailure } from '../provider.js';
 import type { VmRecord } from '../state.js';
 
 /**
@@ -19,11 +18,13 @@ export class FakeProvider implements Provider {
   preflight_Return: Check[] = [];
   create_Called = 0;
   create_Args: string[][] = [];
-  /** Per VM name: fail creating it with this error. */
+  /** Per VM name: fail creating it with this error (the others of the call are made). */
   create_Err = new Map<string, Error>();
+  /** The whole create call fails (host unreachable): no VM of the call is made. */
+  create_CallErr: Error | undefined;
   start_Called = 0;
   start_Args: string[][] = [];
-  /** Per VM name: this VM fails to start; the others of the call start (a VmBatchError names it). */
+  /** Per VM name: this VM fails to start; the others of the call start. */
   start_Err = new Map<string, Error>();
   /** The whole start call fails (a connection drop): no VM of the call is started. */
   start_CallErr: Error | undefined;
@@ -37,6 +38,10 @@ export class FakeProvider implements Provider {
   list_Called = 0;
   destroy_Called = 0;
   destroy_Args: Array<{ names: string[]; options: DestroyOptions }> = [];
+  /** Per VM name: fail removing it. */
+  destroy_Err = new Map<string, Error>();
+  /** The whole destroy call fails. */
+  destroy_CallErr: Error | undefined;
   /** Called inside create for each VM, after it "exists" (e.g. to abort a signal mid-way). */
   onCreate: ((name: string) => void) | undefined;
 
@@ -45,13 +50,18 @@ export class FakeProvider implements Provider {
     return this.preflight_Return;
   }
 
-  async create(vms: VmPlan[], events: EventSink): Promise<VmRecord[]> {
+  async create(vms: VmPlan[], events: EventSink): Promise<Array<VmResult<VmRecord>>> {
     this.create_Called++;
     this.create_Args.push(vms.map((vm) => vm.name));
-    const made: VmRecord[] = [];
+    if (this.create_CallErr) throw this.create_CallErr;
+    const results: Array<VmResult<VmRecord>> = [];
     for (const vm of vms) {
       const err = this.create_Err.get(vm.name);
-      if (err) throw err;
+      if (err) {
+        events({ subject: vm.name, phase: 'define', status: 'failed', message: err.message });
+        results.push({ name: vm.name, ok: false, error: vmFailure(err) });
+        continue;
+      }
       const record: VmRecord = {
         name: vm.name,
         group: vm.group,
@@ -65,30 +75,32 @@ export class FakeProvider implements Provider {
       };
       this.domains.set(vm.name, { ...record, state: 'stopped' });
       events({ subject: vm.name, phase: 'define', status: 'done' });
-      made.push(record);
+      results.push({ name: vm.name, ok: true, facts: record });
       this.onCreate?.(vm.name);
     }
-    return made;
+    return results;
   }
 
-  async start(vms: VmRecord[], events: EventSink): Promise<void> {
+  async start(vms: VmRecord[], events: EventSink): Promise<Array<VmResult<StartFacts>>> {
     this.start_Called++;
     this.start_Args.push(vms.map((vm) => vm.name));
     if (this.start_CallErr) throw this.start_CallErr;
-    const failures: Array<{ name: string; message: string }> = [];
+    const results: Array<VmResult<StartFacts>> = [];
     for (const vm of vms) {
       const err = this.start_Err.get(vm.name);
       const domain = this.domains.get(vm.name);
       if (err || !domain) {
-        failures.push({ name: vm.name, message: err?.message ?? `no domain ${vm.name}` });
+        results.push({ name: vm.name, ok: false, error: err ? vmFailure(err) : { code: 'FAKE_NO_DOMAIN', message: `no domain ${vm.name}` } });
         events({ subject: vm.name, phase: 'start', status: 'failed' });
         continue;
       }
+      const started = domain.state !== 'running';
       domain.state = 'running';
       events({ subject: vm.name, phase: 'start', status: 'done' });
+      results.push({ name: vm.name, ok: true, facts: { state: 'running', started } });
     }
     this.onStart?.(vms.map((vm) => vm.name));
-    if (failures.length > 0) throw new VmBatchError('FAKE_START_FAILED', `start failed for ${failures.length} VM(s)`, failures);
+    return results;
   }
 
   async adapters(vms: VmRecord[]): Promise<AdapterReport[]> {
@@ -108,12 +120,21 @@ export class FakeProvider implements Provider {
     return [...this.domains.values()].map((vm) => ({ ...vm }));
   }
 
-  async destroy(vms: VmRecord[], options: DestroyOptions, events: EventSink): Promise<void> {
+  async destroy(vms: VmRecord[], options: DestroyOptions, events: EventSink): Promise<Array<VmResult<DestroyFacts>>> {
     this.destroy_Called++;
     this.destroy_Args.push({ names: vms.map((vm) => vm.name), options });
+    if (this.destroy_CallErr) throw this.destroy_CallErr;
+    const results: Array<VmResult<DestroyFacts>> = [];
     for (const vm of vms) {
-      this.domains.delete(vm.name);
+      const err = this.destroy_Err.get(vm.name);
+      if (err) {
+        results.push({ name: vm.name, ok: false, error: vmFailure(err) });
+        continue;
+      }
+      const absent = !this.domains.delete(vm.name);
       events({ subject: vm.name, phase: 'destroy', status: 'done' });
+      results.push({ name: vm.name, ok: true, facts: { absent, leftAlone: [] } });
     }
+    return results;
   }
 }
