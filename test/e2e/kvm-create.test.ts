@@ -122,6 +122,25 @@ describe.skipIf(gate.skip)('labctl create/ip/destroy on KVM (libvirt + qemu in a
     expect(network.code).toBe(2);
     expect(JSON.parse(network.stdout).error.message).toMatch(/network "no-such-net" does not exist/);
 
+    // --dry-run runs the same read-only checks and refuses the same things; a plan that would pass
+    // says per VM what would happen. None of it makes a domain, a disk, a state file or a directory.
+    const labFiles = async () => (existsSync(join(labDir, '.labctl')) ? (await readdir(join(labDir, '.labctl'), { recursive: true })).map(String).sort() : []);
+    const beforeDry = await labFiles();
+    for (const [args, message] of [
+      [['--golden', join(root, 'nope.vhd')], /real run would be refused: .*nope\.vhd does not exist/],
+      [['--network', 'no-such-net'], /real run would be refused: .*network "no-such-net" does not exist/],
+    ] as const) {
+      const dry = await labctl(['create', '--count', '2', ...args, '--dry-run', '--json']);
+      expect([args, dry.code]).toEqual([args, 2]);
+      expect(JSON.parse(dry.stdout).error.message).toMatch(message);
+    }
+    const dry = await labctl(['create', '--count', '2', '--dry-run', '--json']);
+    expect(dry.code, dry.stderr).toBe(0);
+    const planned = JSON.parse(dry.stdout);
+    expect(planned.actions).toEqual({ 'vm-01': 'create', 'vm-02': 'create' });
+    expect(planned.checks.map((check: { id: string; level: string }) => [check.id, check.level])).toEqual(expect.arrayContaining([['libvirt.connect', 'ok'], ['golden.readable', 'ok'], ['network.exists', 'ok']]));
+    expect(await labFiles()).toEqual(beforeDry);
+
     expect(domains()).toEqual([]);
     expect(await overlays()).toEqual([]);
     const after = await state().catch(() => ({ vms: [] }));
@@ -171,7 +190,7 @@ describe.skipIf(gate.skip)('labctl create/ip/destroy on KVM (libvirt + qemu in a
 
   it('converges after SIGINT and after SIGKILL mid-way: no duplicates, no orphaned overlays', async () => {
     await writeLab(labDir, `${directBoot()}\ngroups:\n  vm: { count: 12 }\n  f: { count: 4 }`);
-    const interrupted = await interruptCreate(['create', '--group', 'f', '--concurrency', '1', '--no-wait'], 'SIGINT', (vms) =>
+    const interrupted = await interruptCreate(['create', '--group', 'f', '--new-group', '--concurrency', '1', '--no-wait'], 'SIGINT', (vms) =>
       vms.some((vm) => vm.name.startsWith('f-') && vm.state === 'created'),
     );
     expect(interrupted.code).toBe(130);
@@ -203,7 +222,7 @@ describe.skipIf(gate.skip)('labctl create/ip/destroy on KVM (libvirt + qemu in a
     await writeFile(xml, "<network><name>nodhcp</name><bridge name='labctl-e2e-nd' stp='off'/><dns enable='no'/></network>");
     virsh('net-define', xml);
     virsh('net-start', 'nodhcp');
-    const run = await labctl(['create', '--group', 'dark', '--count', '1', '--network', 'nodhcp', '--timeout', '15', '--json']);
+    const run = await labctl(['create', '--group', 'dark', '--new-group', '--count', '1', '--network', 'nodhcp', '--timeout', '15', '--json']);
     expect(run.code).toBe(1);
     const vm = JSON.parse(run.stdout).vms[0];
     expect(vm.name).toBe('dark-01');
@@ -216,7 +235,7 @@ describe.skipIf(gate.skip)('labctl create/ip/destroy on KVM (libvirt + qemu in a
   it('boots a self-contained bootable disk (bootloader inside, identity from the SMBIOS serial)', async () => {
     const bootLab = join(root, 'bootlab');
     await writeLab(bootLab, `  golden: ${guest}/bootdisk.vhd`);
-    const run = await labctl(['create', '--group', 'boot', '--count', '1', '--timeout', '180', '--json'], bootLab);
+    const run = await labctl(['create', '--group', 'boot', '--new-group', '--count', '1', '--timeout', '180', '--json'], bootLab);
     expect(run.code, run.stderr).toBe(0);
     const vm = (await state(bootLab)).vms[0]!;
     expect(vm.name).toBe('boot-01');

@@ -62,7 +62,7 @@ describe('names: one rule per kind, wherever a name enters', () => {
       const pattern = `${name}{nn}`;
       const viaPattern = (() => {
         try {
-          return planLab(lab('defaults: { golden: g.vhd }'), { group: 'web', count: 1, name: pattern });
+          return planLab(lab('defaults: { golden: g.vhd }'), { group: 'web', count: 1, name: pattern, newGroup: true });
         } catch (err) {
           if (err instanceof LabctlError) return err;
           throw err;
@@ -87,7 +87,7 @@ describe('names: one rule per kind, wherever a name enters', () => {
     await mkdir(join(dir, '.labctl'));
     await writeFile(join(dir, '.labctl', 'state.json'), state([vm({ name: 'Web-01' })]));
     const provider = new FakeProvider();
-    const { plan } = planLab(lab('defaults: { golden: g.vhd }'), { group: 'web', count: 1 });
+    const { plan } = planLab(lab('defaults: { golden: g.vhd }'), { group: 'web', count: 1, newGroup: true });
     await expect(createLab({ plan, provider, store: new StateStore(dir), timeoutMs: 1000 })).rejects.toMatchObject({ code: 'NAME_CASE_CLASH', exitCode: 2 });
     expect([provider.preflight_Called, provider.create_Called, provider.list_Called]).toEqual([0, 0, 0]);
     await rm(dir, { recursive: true, force: true });
@@ -209,10 +209,10 @@ describe('bounded input and numbers that cannot work', () => {
       { memory: '9999999T' },
     ];
     for (const flags of bad) {
-      const error = refusal(() => planLab(base, { group: 'web', ...flags }));
+      const error = refusal(() => planLab(base, { group: 'web', newGroup: true, ...flags }));
       expect([flags, error.exitCode]).toEqual([flags, 2]);
     }
-    expect(planLab(base, { group: 'web', count: 2, memory: '1.5G' }).plan.vms[0]?.memoryMiB).toBe(1536);
+    expect(planLab(base, { group: 'web', newGroup: true, count: 2, memory: '1.5G' }).plan.vms[0]?.memoryMiB).toBe(1536);
   });
 });
 

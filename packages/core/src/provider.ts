@@ -64,6 +64,11 @@ export interface DestroyOptions {
   keepDisks?: boolean;
 }
 
+export interface PreflightOptions {
+  /** Read-only: change nothing, start nothing (the checks of `--dry-run`). */
+  dryRun?: boolean;
+}
+
 /** Why one VM's operation failed: a typed error a user can act on, with the hypervisor's own words. */
 export interface VmFailure {
   code: string;
@@ -112,8 +117,11 @@ export interface Provider {
   readonly name: string;
   /** How many VMs one `create` or `start` call should get; the flows write state after every call. Default 1. */
   readonly batchSize?: number;
-  /** Checks run before anything is changed; any `error` check stops the run. */
-  preflight(plan: Plan): Promise<Check[]>;
+  /**
+   * Checks run before anything is changed; any `error` check stops the run. With `dryRun` only
+   * read-only checks run (no directory made, no probe VM booted): `create --dry-run` runs exactly these.
+   */
+  preflight(plan: Plan, options?: PreflightOptions): Promise<Check[]>;
   /** One result per VM asked for: the VM's record on success. */
   create(vms: VmPlan[], events: EventSink): Promise<Array<VmResult<VmRecord>>>;
   start(vms: VmRecord[], events: EventSink): Promise<Array<VmResult<StartFacts>>>;

@@ -2,7 +2,7 @@ import { mapLimit, sleep } from '@labctl/core/concurrency';
 import { describeError } from '@labctl/core/errors';
 import type { EventSink } from '@labctl/core/events';
 import { HYPERV_MAC_PREFIX } from '@labctl/core/plan';
-import { type AdapterReport, type DestroyFacts, type DestroyOptions, type Plan, type Provider, type StartFacts, type VmFailure, type VmPlan, type VmResult, vmFailure } from '@labctl/core/provider';
+import { type AdapterReport, type DestroyFacts, type DestroyOptions, type Plan, type PreflightOptions, type Provider, type StartFacts, type VmFailure, type VmPlan, type VmResult, vmFailure } from '@labctl/core/provider';
 import type { VmRecord } from '@labctl/core/state';
 import type { Check } from '@labctl/core/checks';
 import { type CommandRunner, type PowerShellFlavor, PowerShellSession, type ScriptRunLog } from '@labctl/remote/powershell';
@@ -151,7 +151,8 @@ export class HyperVProvider implements Provider {
   }
 
   /** Host facts from every host in parallel, placement by free memory, then the checks. */
-  async preflight(original: Plan): Promise<Check[]> {
+  /** Read-only on the hosts (get_host_facts), so the same in a dry run. */
+  async preflight(original: Plan, _options: PreflightOptions = {}): Promise<Check[]> {
     const plan = { ...original, vms: original.vms.map(forHyperV) };
     const hosts = this.options.hosts;
     const goldens = [...new Set(plan.vms.map((vm) => vm.golden))];

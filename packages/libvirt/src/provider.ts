@@ -7,7 +7,7 @@ import { describeError, LabctlError } from '@labctl/core/errors';
 import type { EventSink } from '@labctl/core/events';
 import { pathInside } from '@labctl/core/names';
 import { QEMU_MAC_PREFIX } from '@labctl/core/plan';
-import { type AdapterReport, type DestroyFacts, type DestroyOptions, type Plan, type Provider, type StartFacts, type VmPlan, type VmResult, vmFailure } from '@labctl/core/provider';
+import { type AdapterReport, type DestroyFacts, type DestroyOptions, type Plan, type PreflightOptions, type Provider, type StartFacts, type VmPlan, type VmResult, vmFailure } from '@labctl/core/provider';
 import type { VmRecord, VmState } from '@labctl/core/state';
 import { type Accelerator, type AcceleratorChoice, chooseAccelerator } from './accelerator.js';
 import type { GoldenInfo } from './disks.js';
@@ -149,7 +149,7 @@ export class LibvirtProvider implements Provider {
     return info;
   }
 
-  async preflight(plan: Plan): Promise<Check[]> {
+  async preflight(plan: Plan, options: PreflightOptions = {}): Promise<Check[]> {
     const checks: Check[] = [];
     try {
       await this.virsh.run(['uri'], { timeoutMs: 30_000 });
@@ -164,8 +164,8 @@ export class LibvirtProvider implements Provider {
       return checks;
     }
     checks.push(...remoteUriChecks(this.uri));
-    await mkdir(this.options.diskDir, { recursive: true, mode: 0o700 });
-    checks.push(...(await this.store.preflight()));
+    if (!options.dryRun) await mkdir(this.options.diskDir, { recursive: true, mode: 0o700 });
+    checks.push(...(await this.store.preflight(options)));
 
     for (const golden of new Set(plan.vms.map((vm) => vm.golden))) {
       try {
@@ -192,8 +192,9 @@ export class LibvirtProvider implements Provider {
     if (plan.vms.some((vm) => vm.firmware === 'uefi')) checks.push(await this.checkUefi());
     checks.push(...(await this.checkNames(plan)));
 
-    // The accelerator probe boots a VM: only worth it when nothing else has refused the plan.
-    if (checks.some((check) => check.level === 'error')) return checks;
+    // The accelerator probe boots a VM: only worth it when nothing else has refused the plan, and
+    // never in a dry run (which changes nothing).
+    if (checks.some((check) => check.level === 'error') || options.dryRun) return checks;
     const choice = await this.accelerator(plan.vms.find((vm) => vm.kernel)?.kernel);
     checks.push({
       id: 'libvirt.accelerator',

@@ -33,8 +33,8 @@ export interface DiskStore {
   readonly kind: 'local' | 'pool';
   /** Directory of the VMs' disks and console logs, as the libvirt host sees it. */
   location(): Promise<string>;
-  /** Pool exists and is active (nothing to check locally). */
-  preflight(): Promise<Check[]>;
+  /** Pool exists and is active (nothing to check locally); with dryRun nothing is made. */
+  preflight(options?: { dryRun?: boolean }): Promise<Check[]>;
   inspectGolden(path: string): Promise<GoldenInfo>;
   /** An error/warning when a kernel or initrd is not there (undefined when it is). */
   checkBootFile(path: string): Promise<Check | undefined>;
@@ -60,8 +60,8 @@ export class LocalStore implements DiskStore {
     return this.dir;
   }
 
-  async preflight(): Promise<Check[]> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+  async preflight(options: { dryRun?: boolean } = {}): Promise<Check[]> {
+    if (!options.dryRun) await mkdir(this.dir, { recursive: true, mode: 0o700 });
     return [];
   }
 
@@ -189,7 +189,7 @@ export class PoolStore implements DiskStore {
     return this.target;
   }
 
-  async preflight(): Promise<Check[]> {
+  async preflight(options: { dryRun?: boolean } = {}): Promise<Check[]> {
     let info: string;
     try {
       info = await this.virsh.text(['pool-info', this.pool], { timeoutMs: 30_000 });
@@ -208,7 +208,7 @@ export class PoolStore implements DiskStore {
       return [{ id: 'libvirt.pool', level: 'error', subject: this.pool, message: `storage pool "${this.pool}" is not active`, hint: `virsh -c '${this.virsh.uri}' pool-start ${this.pool}` }];
     }
     const dir = await this.location();
-    await mkdir(this.xmlDir, { recursive: true, mode: 0o700 });
+    if (!options.dryRun) await mkdir(this.xmlDir, { recursive: true, mode: 0o700 });
     return [{ id: 'libvirt.pool', level: 'ok', subject: this.pool, message: `VM disks go to storage pool ${this.pool} (${dir})` }];
   }
 

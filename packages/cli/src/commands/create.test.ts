@@ -20,10 +20,10 @@ async function labctl(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ co
 }
 
 describe('labctl create / destroy / ip (no hypervisor needed)', { timeout: 90_000 }, () => {
-  it('--dry-run prints the plan from the lab file and flags, and changes nothing', async () => {
+  it('--dry-run --offline prints the plan from the lab file and flags, and changes nothing', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'labctl-create-'));
     await writeFile(join(dir, 'labctl.yaml'), 'lab: dry\ndefaults: { golden: g.vhd, memory: 1G }\ngroups: { web: { count: 2 } }\n');
-    const run = await labctl(['create', '--dry-run', '--json', '--lab-dir', dir, '--memory', '256']);
+    const run = await labctl(['create', '--dry-run', '--offline', '--json', '--lab-dir', dir, '--memory', '256']);
     expect(run.code, run.stderr).toBe(0);
     const result = JSON.parse(run.stdout);
     expect(result.dryRun).toBe(true);
@@ -31,7 +31,7 @@ describe('labctl create / destroy / ip (no hypervisor needed)', { timeout: 90_00
       ['web-01', 256, join(dir, 'g.vhd')],
       ['web-02', 256, join(dir, 'g.vhd')],
     ]);
-    const human = await labctl(['create', '--dry-run', '--lab-dir', dir]);
+    const human = await labctl(['create', '--dry-run', '--offline', '--lab-dir', dir]);
     expect(human.stdout).toMatch(/^web-01\s+web\s+52:54:00:/m);
     // Hyper-V: the same VMs get static MACs in Microsoft's range, in the plan and in the create_vms input.
     const out = join(dir, 'emitted');
@@ -69,12 +69,26 @@ describe('labctl create / destroy / ip (no hypervisor needed)', { timeout: 90_00
     const dir = await mkdtemp(join(tmpdir(), 'labctl-create-'));
     await writeFile(join(dir, 'labctl.yaml'), 'lab: env\ndefaults: { golden: g.vhd }\n');
     const env = { LIBVIRT_DEFAULT_URI: 'qemu+ssh://root@kvm01/system' };
-    const libvirt = JSON.parse((await labctl(['create', '--dry-run', '--json', '--count', '1', '--lab-dir', dir], env)).stdout);
+    const libvirt = JSON.parse((await labctl(['create', '--dry-run', '--offline', '--json', '--count', '1', '--lab-dir', dir], env)).stdout);
     expect(libvirt.plan.vms[0].host).toBe('qemu+ssh://root@kvm01/system');
-    const hyperv = JSON.parse((await labctl(['create', '--dry-run', '--json', '--count', '1', '--provider', 'hyperv', '--lab-dir', dir], env)).stdout);
+    const hyperv = JSON.parse((await labctl(['create', '--dry-run', '--offline', '--json', '--count', '1', '--provider', 'hyperv', '--lab-dir', dir], env)).stdout);
     expect(hyperv.plan.vms[0].host).toBe('local');
-    const named = JSON.parse((await labctl(['create', '--dry-run', '--json', '--count', '1', '--provider', 'hyperv', '--host', 'hv01', '--lab-dir', dir], env)).stdout);
+    const named = JSON.parse((await labctl(['create', '--dry-run', '--offline', '--json', '--count', '1', '--provider', 'hyperv', '--host', 'hv01', '--lab-dir', dir], env)).stdout);
     expect(named.plan.vms[0].host).toBe('hv01');
+  });
+
+  it('--dry-run runs the real checks: a hypervisor it cannot reach refuses the plan (exit 2), nothing is written; --group with a typo names the known groups', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'labctl-create-'));
+    await writeFile(join(dir, 'labctl.yaml'), 'lab: dry\ndefaults: { golden: g.vhd }\ngroups: { web: { count: 2 } }\n');
+    const unreachable = await labctl(['create', '--dry-run', '--json', '--lab-dir', dir], { LIBVIRT_DEFAULT_URI: 'qemu:///system?socket=/nonexistent/labctl/libvirt-sock' });
+    expect(unreachable.code).toBe(2);
+    expect(JSON.parse(unreachable.stdout).error).toMatchObject({ code: 'PREFLIGHT_FAILED', message: expect.stringMatching(/real run would be refused: cannot connect to libvirt/) });
+    const typo = await labctl(['create', '--dry-run', '--offline', '--group', 'wbe', '--count', '1', '--json', '--lab-dir', dir]);
+    expect(typo.code).toBe(2);
+    expect(JSON.parse(typo.stdout).error).toMatchObject({ code: 'GROUP_UNKNOWN', hint: expect.stringMatching(/Known groups: web\. To start a new group, add --new-group/) });
+    const fresh = await labctl(['create', '--dry-run', '--offline', '--group', 'cache', '--new-group', '--count', '1', '--json', '--lab-dir', dir]);
+    expect(JSON.parse(fresh.stdout).plan.vms.map((vm: { name: string }) => vm.name)).toEqual(['cache-01']);
+    expect(await readdir(dir)).toEqual(['labctl.yaml']);
   });
 
   it('ip on an empty lab reports no VMs', async () => {

@@ -1,7 +1,9 @@
-import { createLab, type CreateSummary } from '@labctl/core/flows/create';
-import { type CreateFlags, DEFAULT_PROVIDER, planLab } from '@labctl/core/flows/plan-lab';
-import type { Plan } from '@labctl/core/provider';
+import type { Check } from '@labctl/core/checks';
 import { UsageError } from '@labctl/core/errors';
+import { createLab, type CreateSummary } from '@labctl/core/flows/create';
+import { type DryRunAction, type DryRunSummary, dryRunLab } from '@labctl/core/flows/dry-run';
+import type { Plan, VmPlan } from '@labctl/core/provider';
+import type { LoadedLabFile } from '@labctl/core/spec';
 import { discover } from '@labctl/discovery/discover';
 import { emitDryRun } from '@labctl/hyperv/emit';
 import { hyperVProvider } from '@labctl/hyperv/factory';
@@ -11,10 +13,24 @@ import { Flags } from '@oclif/core';
 import { LabctlCommand } from '../base-command.js';
 import { interruptOnSigint } from '../interrupt.js';
 import { createProgress } from '../progress.js';
-import { macPrefixFor, makeProvider } from '../providers.js';
+import { planFlags, planFromFlags } from '../plan-flags.js';
+import { makeProvider } from '../providers.js';
 import { renderTable } from '../render.js';
 
-export type CreateResult = (CreateSummary & { dryRun: false; inventory?: { output: string; knownHostsFile: string; hosts: number } }) | { dryRun: true; lab: string; provider: string; plan: Plan; emitted?: { dir: string; files: string[] } };
+export type CreateResult =
+  | (CreateSummary & { dryRun: false; inventory?: { output: string; knownHostsFile: string; hosts: number } })
+  | {
+      dryRun: true;
+      lab: string;
+      provider: string;
+      plan: Plan;
+      /** Without --offline: the read-only checks, per VM what the run would do, and VMs beyond the declared count. */
+      checks?: Check[];
+      actions?: Record<string, DryRunAction>;
+      beyond?: DryRunSummary['beyond'];
+      emitted?: { dir: string; files: string[] };
+      warnings?: string[];
+    };
 
 export default class Create extends LabctlCommand<typeof Create> {
   static override summary = 'Create the lab\'s VMs from a golden disk, start them, find their IPs and record their SSH host keys.';
@@ -33,21 +49,16 @@ export default class Create extends LabctlCommand<typeof Create> {
   static override examples = [
     { description: 'Ten VMs from a golden VHD on the local libvirt', command: '<%= config.bin %> <%= command.id %> --count 10 --golden /var/lib/labctl/golden.vhd --network labnet' },
     { description: 'Then write an Ansible inventory (and known_hosts beside it)', command: '<%= config.bin %> <%= command.id %> --count 10 --inventory hosts.ini' },
-    { description: 'Show what would be made, change nothing', command: '<%= config.bin %> <%= command.id %> --count 3 --dry-run' },
+    { description: 'Check everything the real run would check and show what would change; change nothing', command: '<%= config.bin %> <%= command.id %> --count 3 --dry-run' },
+    { description: 'Start a new group (a --group the lab does not have yet is refused as a typo otherwise)', command: '<%= config.bin %> <%= command.id %> --group cache --count 2 --new-group' },
     {
       description: 'Hyper-V: write the PowerShell scripts and their JSON inputs for review instead of running them',
       command: '<%= config.bin %> <%= command.id %> --provider hyperv --host hv01 --count 10 --dry-run --emit-powershell review',
     },
   ];
   static override flags = {
-    count: Flags.integer({ char: 'n', summary: 'How many VMs the group should have (existing ones count).', min: 0, max: 10_000 }),
-    group: Flags.string({ char: 'g', summary: 'Group to create (default: every group of labctl.yaml, or "vm").' }),
-    name: Flags.string({ summary: 'Name pattern: {group}, {n}, {nn}, {nnn}. Default "{group}-{nn}".' }),
-    golden: Flags.string({ summary: 'Golden disk (.vhd, .vhdx, .qcow2, raw); read in place, never written.' }),
+    ...planFlags,
     clone: Flags.string({ summary: 'linked: qcow2 overlay on the golden disk; full: an independent copy.', options: ['linked', 'full'] }),
-    cpus: Flags.integer({ summary: 'Virtual CPUs per VM.', min: 1, max: 1024 }),
-    memory: Flags.string({ summary: 'Memory per VM: MiB (512) or 512M, 2G.' }),
-    network: Flags.string({ summary: 'libvirt network name, or bridge:NAME for a host bridge.' }),
     kernel: Flags.string({ summary: 'Direct kernel boot: kernel file (for images without a bootloader).' }),
     initrd: Flags.string({ summary: 'Direct kernel boot: initrd file.' }),
     cmdline: Flags.string({ summary: 'Direct kernel boot: kernel command line (labctl.hostname=NAME is added).' }),
@@ -62,7 +73,8 @@ export default class Create extends LabctlCommand<typeof Create> {
     wait: Flags.boolean({ summary: 'Wait for addresses and SSH (--no-wait: return once started).', allowNo: true, default: true }),
     timeout: Flags.integer({ summary: 'Seconds to wait for addresses and SSH (default 300).', min: 1, max: 604_800 }),
     inventory: Flags.string({ summary: 'Then write the Ansible inventory to FILE (format from the extension: .ini, .yml/.yaml, .json) and known_hosts beside it.' }),
-    'dry-run': Flags.boolean({ summary: 'Print the plan and change nothing.' }),
+    'dry-run': Flags.boolean({ summary: 'Run every read-only check of the real run, print the plan and what would change; change nothing (exit 2 when the real run would be refused).' }),
+    offline: Flags.boolean({ summary: 'With --dry-run: only plan; contact no host and run no check.', dependsOn: ['dry-run'] }),
     'emit-powershell': Flags.string({
       summary: 'Hyper-V dry run: write the exact scripts, their JSON inputs and run-<host>.ps1 into DIR (no host is contacted).',
       dependsOn: ['dry-run'],
@@ -73,50 +85,21 @@ export default class Create extends LabctlCommand<typeof Create> {
   async run(): Promise<CreateResult> {
     const flags = this.flags;
     const lab = await this.labFile();
-    const createFlags: CreateFlags = {
-      ...(flags.count !== undefined ? { count: flags.count } : {}),
-      ...(flags.group ? { group: flags.group } : {}),
-      ...(flags.name ? { name: flags.name } : {}),
-      ...(flags.golden ? { golden: flags.golden } : {}),
+    const { plan, uri } = await planFromFlags(lab, this.stateStore(), flags, {
       ...(flags.clone ? { clone: flags.clone as 'linked' | 'full' } : {}),
-      ...(flags.cpus ? { cpus: flags.cpus } : {}),
-      ...(flags.memory ? { memory: flags.memory } : {}),
-      ...(flags.network ? { network: flags.network } : {}),
       ...(flags.kernel ? { kernel: flags.kernel } : {}),
       ...(flags.initrd ? { initrd: flags.initrd } : {}),
       ...(flags.cmdline !== undefined ? { cmdline: flags.cmdline } : {}),
       ...(flags.provider ? { provider: flags.provider } : {}),
-      // LIBVIRT_DEFAULT_URI is libvirt's: it must not name a Hyper-V host.
-      ...(flags.uri ? { uri: flags.uri } : (flags.provider ?? lab.spec.provider ?? DEFAULT_PROVIDER) === 'libvirt' && process.env.LIBVIRT_DEFAULT_URI ? { uri: process.env.LIBVIRT_DEFAULT_URI } : {}),
+      ...(flags.uri ? { uri: flags.uri } : {}),
       ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
-    };
-    const { plan, uri } = planLab(lab, createFlags, { macPrefix: macPrefixFor });
+    });
     if (flags['emit-powershell'] && plan.provider !== 'hyperv') {
       throw new UsageError('EMIT_NOT_HYPERV', `--emit-powershell is for the hyperv provider; this plan is for ${plan.provider}`, {
         hint: 'Add --provider hyperv (or provider: hyperv in labctl.yaml).',
       });
     }
-    if (flags['dry-run']) {
-      this.log(`Plan for lab "${plan.lab}" (${plan.provider}${uri ? ` at ${uri}` : ''}), nothing changed:`);
-      this.log(
-        renderTable(plan.vms, [
-          { header: 'name', get: (vm) => vm.name },
-          { header: 'group', get: (vm) => vm.group },
-          { header: 'mac', get: (vm) => vm.mac },
-          { header: 'cpus', get: (vm) => vm.cpus },
-          { header: 'memory', get: (vm) => `${vm.memoryMiB}M` },
-          { header: 'network', get: (vm) => vm.network },
-          { header: 'golden', get: (vm) => `${vm.golden} (${vm.clone})` },
-        ]),
-      );
-      const emitDir = flags['emit-powershell'];
-      if (emitDir) {
-        const files = await emitDryRun(hyperVProvider({ lab, labDir: this.labDir, ...(uri ? { host: uri } : {}) }), plan, emitDir);
-        this.log(`Wrote ${files.length} files to ${emitDir} (nothing was contacted). Review, then run run-<host>.ps1 on each host.`);
-        return { dryRun: true, lab: plan.lab, provider: plan.provider, plan, emitted: { dir: emitDir, files } };
-      }
-      return { dryRun: true, lab: plan.lab, provider: plan.provider, plan };
-    }
+    if (flags['dry-run']) return this.dryRun(lab, plan, uri);
     const provider = makeProvider(plan.provider, { lab, labDir: this.labDir, ...(uri ? { uri } : {}) });
     const progress = createProgress({
       json: this.jsonEnabled(),
@@ -145,9 +128,7 @@ export default class Create extends LabctlCommand<typeof Create> {
       await progress.stop();
       interrupt.dispose();
     }
-    const accelerator = summary.checks.find((check) => check.id === 'libvirt.accelerator');
-    if (accelerator) this.log(accelerator.message);
-    for (const check of summary.checks) if (check.level === 'warning') this.note(check.message);
+    this.renderChecks(summary.checks);
     this.log(
       renderTable(summary.vms, [
         { header: 'name', get: (vm) => vm.name },
@@ -178,6 +159,50 @@ export default class Create extends LabctlCommand<typeof Create> {
       process.exitCode = 1;
     }
     return { ...summary, dryRun: false, ...(inventory ? { inventory } : {}), ...(this.warnings.length ? { warnings: this.warnings } : {}) };
+  }
+
+  /** The checks worth a line: the accelerator chosen, and every warning. */
+  private renderChecks(checks: readonly Check[]): void {
+    const accelerator = checks.find((check) => check.id.endsWith('.accelerator'));
+    if (accelerator) this.log(accelerator.message);
+    for (const check of checks) if (check.level === 'warning') this.note(check.message);
+  }
+
+  private async dryRun(lab: LoadedLabFile, plan: Plan, uri: string | undefined): Promise<CreateResult> {
+    const flags = this.flags;
+    const offline = flags.offline || Boolean(flags['emit-powershell']);
+    const dry = offline ? undefined : await dryRunLab({ plan, provider: makeProvider(plan.provider, { lab, labDir: this.labDir, ...(uri ? { uri } : {}) }), store: this.stateStore() });
+    if (dry) this.renderChecks(dry.checks);
+    this.log(`Plan for lab "${plan.lab}" (${plan.provider}${uri ? ` at ${uri}` : ''}), nothing changed${offline ? ', no host contacted' : ', every read-only check passed'}:`);
+    const action = new Map(dry?.vms.map((vm) => [vm.name, vm.action]) ?? []);
+    this.log(
+      renderTable(plan.vms, [
+        { header: 'name', get: (vm) => vm.name },
+        { header: 'group', get: (vm) => vm.group },
+        ...(dry ? [{ header: 'action', get: (vm: VmPlan) => action.get(vm.name) }] : []),
+        { header: 'mac', get: (vm) => vm.mac },
+        { header: 'cpus', get: (vm) => vm.cpus },
+        { header: 'memory', get: (vm) => `${vm.memoryMiB}M` },
+        { header: 'network', get: (vm) => vm.network },
+        { header: 'golden', get: (vm) => `${vm.golden} (${vm.clone})` },
+      ]),
+    );
+    for (const vm of dry?.beyond ?? []) this.note(`${vm.name} (group ${vm.group}, ${vm.state}) is beyond the declared count; create leaves it alone (labctl destroy ${vm.name} removes it)`);
+    const result: CreateResult = {
+      dryRun: true,
+      lab: plan.lab,
+      provider: plan.provider,
+      plan,
+      ...(dry ? { checks: dry.checks, actions: Object.fromEntries(action), beyond: dry.beyond } : {}),
+      ...(this.warnings.length ? { warnings: this.warnings } : {}),
+    };
+    const emitDir = flags['emit-powershell'];
+    if (emitDir) {
+      const files = await emitDryRun(hyperVProvider({ lab, labDir: this.labDir, ...(uri ? { host: uri } : {}) }), plan, emitDir);
+      this.log(`Wrote ${files.length} files to ${emitDir} (nothing was contacted). Review, then run run-<host>.ps1 on each host.`);
+      return { ...result, emitted: { dir: emitDir, files } } as CreateResult;
+    }
+    return result;
   }
 }
 

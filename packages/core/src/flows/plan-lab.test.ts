@@ -70,6 +70,17 @@ groups:
     expect(() => planLab(labFile('defaults: { golden: /g.vhd }'), { count: 1, memory: 'lots' })).toThrow(/not a size/);
     const clash = labFile('defaults: { golden: /g.vhd }\ngroups: { a: { count: 1, name: "n{n}" }, b: { count: 1, name: "n{n}" } }');
     expect(() => planLab(clash, {})).toThrow(/would both make a VM named n1/);
+    // A typo in --group is not a new group: known groups are named; --new-group or the state's groups allow it.
+    const known = labFile('defaults: { golden: /g.vhd }\ngroups: { web: { count: 1 }, db: { count: 1 } }');
+    expect(() => planLab(known, { group: 'wbe', count: 1 })).toThrow(/no group "wbe"/);
+    try {
+      planLab(known, { group: 'wbe', count: 1 }, { knownGroups: ['cache'] });
+    } catch (err) {
+      expect((err as UsageError).hint).toMatch(/Known groups: cache, db, web\. To start a new group, add --new-group/);
+      expect((err as UsageError).exitCode).toBe(2);
+    }
+    expect(planLab(known, { group: 'cache', count: 1 }, { knownGroups: ['cache'] }).plan.vms.map((vm) => vm.name)).toEqual(['cache-01']);
+    expect(planLab(known, { group: 'wbe', count: 1, newGroup: true }).plan.vms.map((vm) => vm.name)).toEqual(['wbe-01']);
   });
 });
 

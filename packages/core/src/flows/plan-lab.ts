@@ -25,6 +25,8 @@ export interface CreateFlags {
   initrd?: string;
   cmdline?: string;
   firmware?: 'bios' | 'uefi';
+  /** Allow --group to name a group that neither labctl.yaml nor the lab has yet. */
+  newGroup?: boolean;
 }
 
 export const DEFAULT_GROUP = 'vm';
@@ -43,11 +45,19 @@ interface GroupTarget {
   spec: GroupSpec;
 }
 
-function targetGroups(lab: LoadedLabFile, flags: CreateFlags): GroupTarget[] {
+function targetGroups(lab: LoadedLabFile, flags: CreateFlags, knownGroups: readonly string[]): GroupTarget[] {
   const groups = lab.spec.groups ?? {};
   const names = Object.keys(groups);
   if (flags.group !== undefined) {
     checkName('group', flags.group, '--group');
+    if (!groups[flags.group] && !knownGroups.includes(flags.group) && !flags.newGroup) {
+      // A typo (--group wbe) must not silently start a new group of VMs.
+      const known = [...new Set([...names, ...knownGroups])].sort();
+      throw new UsageError('GROUP_UNKNOWN', `no group "${flags.group}" in labctl.yaml or in lab "${lab.lab}"`, {
+        hint: `${known.length ? `Known groups: ${known.join(', ')}. ` : ''}To start a new group, add --new-group (or define it under groups: in labctl.yaml).`,
+        details: { known },
+      });
+    }
     const spec = groups[flags.group] ?? {};
     const count = flags.count ?? spec.count;
     if (count === undefined) {
@@ -78,6 +88,8 @@ export interface PlanOptions {
    * libvirt ones 52:54:00. Unknown providers and no resolver: QEMU_MAC_PREFIX.
    */
   macPrefix?: (provider: string) => string | undefined;
+  /** Groups the lab already has (from its state): --group may name them without --new-group. */
+  knownGroups?: readonly string[];
 }
 
 export function planLab(lab: LoadedLabFile, flags: CreateFlags, options: PlanOptions = {}): PlannedLab {
@@ -99,7 +111,7 @@ export function planLab(lab: LoadedLabFile, flags: CreateFlags, options: PlanOpt
   checkLimit('--concurrency', flags.concurrency, 1, LIMITS.concurrency);
   const vms: VmPlan[] = [];
   const seen = new Map<string, string>();
-  for (const target of targetGroups(lab, flags)) {
+  for (const target of targetGroups(lab, flags, options.knownGroups ?? [])) {
     const settings: MachineSettings = { ...spec.defaults, ...target.spec, ssh: { ...spec.defaults?.ssh, ...target.spec.ssh } };
     const golden = fromFlag(flags.golden) ?? fromFile(settings.golden);
     if (!golden) {

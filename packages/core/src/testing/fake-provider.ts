@@ -1,6 +1,6 @@
 import type { Check } from '../checks.js';
 import type { EventSink } from '../events.js';
-import { type AdapterReport, type DestroyFacts, type DestroyOptions, type Plan, type Provider, type StartFacts, type VmPlan, type VmResult, vmFailure } from '../provider.js';
+import { type AdapterReport, type DestroyFacts, type DestroyOptions, type Plan, type PreflightOptions, type Provider, type StartFacts, type VmPlan, type VmResult, vmFailure } from '../provider.js';
 import type { VmRecord } from '../state.js';
 
 /**
@@ -45,8 +45,11 @@ export class FakeProvider implements Provider {
   /** Called inside create for each VM, after it "exists" (e.g. to abort a signal mid-way). */
   onCreate: ((name: string) => void) | undefined;
 
-  async preflight(_plan: Plan): Promise<Check[]> {
+  preflight_Options: PreflightOptions[] = [];
+
+  async preflight(_plan: Plan, options: PreflightOptions = {}): Promise<Check[]> {
     this.preflight_Called++;
+    this.preflight_Options.push(options);
     return this.preflight_Return;
   }
 

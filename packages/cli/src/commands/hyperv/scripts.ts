@@ -1,10 +1,9 @@
-import { planLab } from '@labctl/core/flows/plan-lab';
 import { emitDryRun } from '@labctl/hyperv/emit';
 import { hyperVProvider } from '@labctl/hyperv/factory';
 import { SCRIPT_NAMES, SCRIPTS } from '@labctl/hyperv/scripts/index';
 import { Flags } from '@oclif/core';
 import { LabctlCommand } from '../../base-command.js';
-import { macPrefixFor } from '../../providers.js';
+import { planFlags, planFromFlags } from '../../plan-flags.js';
 import { renderTable } from '../../render.js';
 
 export interface HyperVScriptsResult {
@@ -28,12 +27,8 @@ export default class HyperVScripts extends LabctlCommand<typeof HyperVScripts> {
   ];
   static override flags = {
     emit: Flags.string({ summary: 'Write scripts, JSON inputs and run-<host>.ps1 into this directory.' }),
-    count: Flags.integer({ char: 'n', summary: 'How many VMs the group should have.', min: 0, max: 10_000, dependsOn: ['emit'] }),
-    group: Flags.string({ char: 'g', summary: 'Group to plan (default: every group of labctl.yaml).', dependsOn: ['emit'] }),
-    golden: Flags.string({ summary: 'Golden disk as the Hyper-V host sees it (D:\\Golden\\centos7.vhdx).', dependsOn: ['emit'] }),
-    network: Flags.string({ summary: 'Virtual switch.', dependsOn: ['emit'] }),
-    memory: Flags.string({ summary: 'Memory per VM: MiB (512) or 512M, 2G.', dependsOn: ['emit'] }),
-    cpus: Flags.integer({ summary: 'Virtual CPUs per VM.', min: 1, max: 1024, dependsOn: ['emit'] }),
+    // The plan flags of `labctl create`, the same objects: the same flags plan the same VMs.
+    ...Object.fromEntries(Object.entries(planFlags).map(([name, flag]) => [name, { ...flag, dependsOn: ['emit'] }])) as typeof planFlags,
     host: Flags.string({ summary: 'Hyper-V host: a name from hosts: in labctl.yaml, or user@host.', dependsOn: ['emit'] }),
   };
 
@@ -48,16 +43,7 @@ export default class HyperVScripts extends LabctlCommand<typeof HyperVScripts> {
       return { scripts };
     }
     const lab = await this.labFile();
-    const { plan } = planLab(lab, {
-      provider: 'hyperv',
-      ...(flags.count !== undefined ? { count: flags.count } : {}),
-      ...(flags.group ? { group: flags.group } : {}),
-      ...(flags.golden ? { golden: flags.golden } : {}),
-      ...(flags.network ? { network: flags.network } : {}),
-      ...(flags.memory ? { memory: flags.memory } : {}),
-      ...(flags.cpus ? { cpus: flags.cpus } : {}),
-      ...(flags.host ? { uri: flags.host } : {}),
-    }, { macPrefix: macPrefixFor });
+    const { plan } = await planFromFlags(lab, this.stateStore(), flags, { provider: 'hyperv', ...(flags.host ? { uri: flags.host } : {}) });
     const provider = hyperVProvider({ lab, labDir: this.labDir, ...(flags.host ? { host: flags.host } : {}) });
     const files = await emitDryRun(provider, plan, flags.emit);
     this.log(`Wrote ${files.length} files for ${plan.vms.length} VMs to ${flags.emit} (nothing was contacted). Review, then run run-<host>.ps1 on each host.`);

@@ -1,0 +1,52 @@
+import { type CreateFlags, DEFAULT_PROVIDER, type PlannedLab, planLab } from '@labctl/core/flows/plan-lab';
+import type { LoadedLabFile } from '@labctl/core/spec';
+import type { StateStore } from '@labctl/core/state';
+import { Flags } from '@oclif/core';
+import { macPrefixFor } from './providers.js';
+
+/**
+ * The flags that plan a lab, shared by every command that plans one (`create`, `hyperv scripts
+ * --emit`), and the one function that turns them into a plan: the same flags plan the same VMs
+ * wherever they are given.
+ */
+export const planFlags = {
+  count: Flags.integer({ char: 'n', summary: 'How many VMs the group should have (existing ones count).', min: 0, max: 10_000 }),
+  group: Flags.string({ char: 'g', summary: 'Group to create (default: every group of labctl.yaml, or "vm").' }),
+  'new-group': Flags.boolean({ summary: 'Let --group name a group that neither labctl.yaml nor the lab has yet (a typo is refused otherwise).' }),
+  name: Flags.string({ summary: 'Name pattern: {group}, {n}, {nn}, {nnn}. Default "{group}-{nn}".' }),
+  golden: Flags.string({ summary: 'Golden disk (.vhd, .vhdx, .qcow2, raw); read in place, never written.' }),
+  cpus: Flags.integer({ summary: 'Virtual CPUs per VM.', min: 1, max: 1024 }),
+  memory: Flags.string({ summary: 'Memory per VM: MiB (512) or 512M, 2G.' }),
+  network: Flags.string({ summary: 'libvirt network name, or bridge:NAME for a host bridge; Hyper-V: the virtual switch.' }),
+};
+
+export type PlanFlagValues = {
+  count?: number | undefined;
+  group?: string | undefined;
+  'new-group'?: boolean | undefined;
+  name?: string | undefined;
+  golden?: string | undefined;
+  cpus?: number | undefined;
+  memory?: string | undefined;
+  network?: string | undefined;
+};
+
+/** Plan flags (and any other CreateFlags a command adds) -> the plan; the lab's state names the groups it already has. */
+export async function planFromFlags(lab: LoadedLabFile, store: StateStore, flags: PlanFlagValues, extra: CreateFlags = {}): Promise<PlannedLab> {
+  const createFlags: CreateFlags = {
+    ...(flags.count !== undefined ? { count: flags.count } : {}),
+    ...(flags.group !== undefined ? { group: flags.group } : {}),
+    ...(flags['new-group'] ? { newGroup: true } : {}),
+    ...(flags.name !== undefined ? { name: flags.name } : {}),
+    ...(flags.golden !== undefined ? { golden: flags.golden } : {}),
+    ...(flags.cpus !== undefined ? { cpus: flags.cpus } : {}),
+    ...(flags.memory !== undefined ? { memory: flags.memory } : {}),
+    ...(flags.network !== undefined ? { network: flags.network } : {}),
+    ...extra,
+  };
+  const provider = createFlags.provider ?? lab.spec.provider ?? DEFAULT_PROVIDER;
+  // LIBVIRT_DEFAULT_URI is libvirt's: it must not name a Hyper-V host.
+  if (createFlags.uri === undefined && provider === 'libvirt' && process.env.LIBVIRT_DEFAULT_URI) createFlags.uri = process.env.LIBVIRT_DEFAULT_URI;
+  const state = await store.read();
+  return planLab(lab, createFlags, { macPrefix: macPrefixFor, knownGroups: [...new Set(state?.vms.map((vm) => vm.group) ?? [])] });
+}
