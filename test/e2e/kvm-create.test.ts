@@ -255,6 +255,16 @@ describe.skipIf(gate.skip)('labctl create/ip/destroy on KVM (libvirt + qemu in a
     // The state file is hand-editable: point every VM's recorded files at a victim directory outside
     // the lab, with names the old rule accepted (VM name prefix, .qcow2, resources.xml). Destroy must
     // remove only the files it derives itself inside the lab, name the others, and touch none of them.
+    // list asks libvirt: a VM powered off by hand and one undefined by hand show as drift.
+    const [off, gone] = (await state()).vms.map((vm) => vm.name);
+    virsh('destroy', off!);
+    virsh('undefine', gone!);
+    const listed = await labctl(['list', '--json']);
+    expect(listed.code, listed.stderr).toBe(0);
+    const byName = new Map(JSON.parse(listed.stdout).vms.map((vm: { name: string }) => [vm.name, vm]));
+    expect(byName.get(off)).toMatchObject({ state: 'running', live: 'stopped', drift: 'state' });
+    expect(byName.get(gone)).toMatchObject({ state: 'running', live: 'gone', drift: 'gone' });
+
     const victim = join(root, 'victim');
     await mkdir(victim, { recursive: true });
     const edited = JSON.parse(await readFile(join(labDir, '.labctl', 'state.json'), 'utf8'));

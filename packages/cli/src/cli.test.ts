@@ -53,8 +53,12 @@ describe('labctl binary', () => {
       ['web1', null],
     ]);
     const human = await labctl(['list'], { LABCTL_LAB_DIR: dir });
-    expect(human.stdout).toMatch(/^NAME\s+GROUP\s+STATE\s+ADDRESS/m);
-    expect(human.stdout).toMatch(/^db1\s+db\s+unknown\s+192\.0\.2\.10/m);
+    // "manual" VMs have no provider to ask: their live state is unknown, and nothing is contacted.
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/^NAME\s+GROUP\s+STATE\s+LIVE\s+DRIFT\s+ADDRESS/m);
+    expect(human.stdout).toMatch(/^db1\s+db\s+unknown\s+unknown\s+192\.0\.2\.10/m);
+    const offline = await labctl(['list', '--offline'], { LABCTL_LAB_DIR: dir });
+    expect(offline.stdout).toMatch(/^db1\s+db\s+unknown\s+192\.0\.2\.10/m);
   });
 
   it('an unknown flag is a usage error: exit 2, one line, a hint', async () => {

@@ -1,4 +1,4 @@
-import { UsageError } from '@labctl/core/errors';
+import { LabctlError, UsageError } from '@labctl/core/errors';
 import type { Provider } from '@labctl/core/provider';
 import type { LoadedLabFile } from '@labctl/core/spec';
 import { hyperVProvider } from '@labctl/hyperv/factory';
@@ -62,4 +62,26 @@ export function providerCache(context: Omit<ProviderContext, 'uri'>): (vm: { pro
     }
     return provider;
   };
+}
+
+export function knownProvider(name: string): boolean {
+  return name in providers;
+}
+
+/**
+ * The lab's default connection, asked for lab VMs the state does not know (orphans of a killed
+ * run): only when the lab says which provider it uses (labctl.yaml) or already has VMs of it, and
+ * through `cache`, so a connection the recorded VMs use is asked once. None when the lab has no
+ * default to ask (Hyper-V without hosts:, say).
+ */
+export function labScanner(lab: LoadedLabFile, recordedProviders: ReadonlySet<string>, cache: (vm: { provider: string; host: string }) => Provider): Array<{ provider: Provider; host: string }> {
+  const name = lab.spec.provider ?? 'libvirt';
+  if (!lab.spec.provider && !lab.spec.uri && !recordedProviders.has(name)) return [];
+  const host = lab.spec.uri ?? (name === 'libvirt' ? process.env.LIBVIRT_DEFAULT_URI : undefined) ?? 'local';
+  try {
+    return [{ provider: cache({ provider: name, host }), host }];
+  } catch (error) {
+    if (error instanceof LabctlError && error.exitCode === 2) return [];
+    throw error;
+  }
 }
