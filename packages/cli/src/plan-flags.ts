@@ -1,8 +1,8 @@
-import { type CreateFlags, DEFAULT_PROVIDER, type PlannedLab, planLab } from '@labctl/core/flows/plan-lab';
+import { type CreateFlags, type PlannedLab, planLab } from '@labctl/core/flows/plan-lab';
 import type { LoadedLabFile } from '@labctl/core/spec';
 import type { StateStore } from '@labctl/core/state';
 import { Flags } from '@oclif/core';
-import { macPrefixFor } from './providers.js';
+import { connectionFromEnv, DEFAULT_PROVIDER, definitionFor, macPrefixFor } from './providers.js';
 
 /**
  * The flags that plan a lab, shared by every command that plans one (`create`, `hyperv scripts
@@ -44,9 +44,10 @@ export async function planFromFlags(lab: LoadedLabFile, store: StateStore, flags
     ...(flags.network !== undefined ? { network: flags.network } : {}),
     ...extra,
   };
-  const provider = createFlags.provider ?? lab.spec.provider ?? DEFAULT_PROVIDER;
-  // LIBVIRT_DEFAULT_URI is libvirt's: it must not name a Hyper-V host.
-  if (createFlags.uri === undefined && provider === 'libvirt' && process.env.LIBVIRT_DEFAULT_URI) createFlags.uri = process.env.LIBVIRT_DEFAULT_URI;
+  const provider = definitionFor(createFlags.provider ?? lab.spec.provider ?? DEFAULT_PROVIDER).name;
+  // A provider's own environment variable (LIBVIRT_DEFAULT_URI) names its connection, never another provider's host.
+  const fromEnv = connectionFromEnv(provider);
+  if (createFlags.uri === undefined && !lab.spec.uri && fromEnv) createFlags.uri = fromEnv;
   const state = await store.read();
-  return planLab(lab, createFlags, { macPrefix: macPrefixFor, knownGroups: [...new Set(state?.vms.map((vm) => vm.group) ?? [])] });
+  return planLab(lab, { provider, ...createFlags }, { macPrefix: macPrefixFor, knownGroups: [...new Set(state?.vms.map((vm) => vm.group) ?? [])] });
 }

@@ -1,71 +1,59 @@
 import { LabctlError, UsageError } from '@labctl/core/errors';
-import type { Provider } from '@labctl/core/provider';
+import type { Provider, ProviderContext, ProviderDefinition } from '@labctl/core/provider';
 import type { LoadedLabFile } from '@labctl/core/spec';
-import { hyperVProvider } from '@labctl/hyperv/factory';
-import { HyperVProvider } from '@labctl/hyperv/provider';
-import { LibvirtProvider } from '@labctl/libvirt/provider';
-import { libvirtOptions, parseLibvirtSettings } from '@labctl/libvirt/settings';
+import { hypervDefinition } from '@labctl/hyperv/definition';
+import { libvirtDefinition } from '@labctl/libvirt/definition';
 
 /**
- * Provider registry: name -> factory. A provider is made per lab (and per host, when a lab spans
- * several); it never prints and never touches the state file.
+ * The provider registry: a list of the provider packages' definitions, the first one the default.
+ * A provider is made per lab (and per host, when a lab spans several); it never prints and never
+ * touches the state file.
  */
-export interface ProviderContext {
-  lab: LoadedLabFile;
-  labDir: string;
-  /** Connection (libvirt URI, Hyper-V host); the lab file's or the provider's default when absent. */
-  uri?: string;
+const definitions: readonly ProviderDefinition[] = [libvirtDefinition, hypervDefinition];
+
+export type { ProviderContext };
+
+/** The provider a lab uses when neither --provider nor labctl.yaml names one. */
+export const DEFAULT_PROVIDER = definitions[0]!.name;
+
+export function definitionFor(name: string): ProviderDefinition {
+  const definition = definitions.find((item) => item.name === name);
+  if (!definition) {
+    throw new UsageError('PROVIDER_UNKNOWN', `unknown provider "${name}"`, { hint: `Known providers: ${definitions.map((item) => item.name).join(', ')}.` });
+  }
+  return definition;
 }
 
-export type ProviderFactory = (context: ProviderContext) => Provider;
-
-interface ProviderEntry {
-  make: ProviderFactory;
-  /** Prefix of the static MACs planned for its VMs; known before any provider is made. */
-  macPrefix: string;
+export function knownProvider(name: string): boolean {
+  return definitions.some((item) => item.name === name);
 }
-
-const providers: Record<string, ProviderEntry> = {
-  libvirt: {
-    // A VM recorded with host "local" was made on the lab's default connection.
-    make: ({ lab, labDir, uri }) =>
-      new LibvirtProvider(
-        libvirtOptions(lab.lab, labDir, uri && uri !== 'local' ? uri : lab.spec.uri, parseLibvirtSettings(lab.spec.libvirt, lab.resolvePath)),
-      ),
-    macPrefix: LibvirtProvider.macPrefix,
-  },
-  // Hyper-V: hosts from `hosts:`; a uri (--uri, or a VM record's host) narrows to that one host.
-  hyperv: { make: ({ lab, labDir, uri }) => hyperVProvider({ lab, labDir, ...(uri ? { host: uri } : {}) }), macPrefix: HyperVProvider.macPrefix },
-};
 
 export function macPrefixFor(provider: string): string | undefined {
-  return providers[provider]?.macPrefix;
+  return definitions.find((item) => item.name === provider)?.macPrefix;
+}
+
+/** The connection named by the provider's environment variable (LIBVIRT_DEFAULT_URI), if any. */
+export function connectionFromEnv(provider: string): string | undefined {
+  const env = definitionFor(provider).defaultConnection.env;
+  return (env && process.env[env]) || undefined;
 }
 
 export function makeProvider(name: string, context: ProviderContext): Provider {
-  const entry = providers[name];
-  if (!entry) {
-    throw new UsageError('PROVIDER_UNKNOWN', `unknown provider "${name}"`, { hint: `Known providers: ${Object.keys(providers).join(', ')}.` });
-  }
-  return entry.make(context);
+  return definitionFor(name).make(context);
 }
 
 /** One provider per (provider name, host) for the VMs of a state file. */
-export function providerCache(context: Omit<ProviderContext, 'uri'>): (vm: { provider: string; host: string }) => Provider {
+export function providerCache(context: Omit<ProviderContext, 'connection'>): (vm: { provider: string; host: string }) => Provider {
   const made = new Map<string, Provider>();
   return (vm) => {
     const key = `${vm.provider}\0${vm.host}`;
     let provider = made.get(key);
     if (!provider) {
-      provider = makeProvider(vm.provider, { ...context, ...(vm.host ? { uri: vm.host } : {}) });
+      provider = makeProvider(vm.provider, { ...context, ...(vm.host ? { connection: vm.host } : {}) });
       made.set(key, provider);
     }
     return provider;
   };
-}
-
-export function knownProvider(name: string): boolean {
-  return name in providers;
 }
 
 /**
@@ -75,9 +63,9 @@ export function knownProvider(name: string): boolean {
  * default to ask (Hyper-V without hosts:, say).
  */
 export function labScanner(lab: LoadedLabFile, recordedProviders: ReadonlySet<string>, cache: (vm: { provider: string; host: string }) => Provider): Array<{ provider: Provider; host: string }> {
-  const name = lab.spec.provider ?? 'libvirt';
+  const name = lab.spec.provider ?? DEFAULT_PROVIDER;
   if (!lab.spec.provider && !lab.spec.uri && !recordedProviders.has(name)) return [];
-  const host = lab.spec.uri ?? (name === 'libvirt' ? process.env.LIBVIRT_DEFAULT_URI : undefined) ?? 'local';
+  const host = lab.spec.uri ?? connectionFromEnv(name) ?? 'local';
   try {
     return [{ provider: cache({ provider: name, host }), host }];
   } catch (error) {

@@ -9,8 +9,6 @@ export const DEFAULT_NAME_PATTERN = '{group}-{nn}';
 
 /** The prefix libvirt/QEMU give their NICs (the default for planned MACs). */
 export const QEMU_MAC_PREFIX = '52:54:00';
-/** Microsoft's OUI, which Hyper-V uses for its own MACs. */
-export const HYPERV_MAC_PREFIX = '00:15:5D';
 
 const PATTERN_TOKEN = /\{(group|n+)\}/g;
 

@@ -1,6 +1,7 @@
 import type { Check } from './checks.js';
 import { describeError, isLabctlError } from './errors.js';
 import type { EventSink } from './events.js';
+import type { LoadedLabFile } from './spec.js';
 import type { VmRecord, VmState } from './state.js';
 
 /**
@@ -151,4 +152,27 @@ export async function resultsFor<F>(names: readonly string[], call: () => Promis
     if (!byName.has(name)) byName.set(name, failed<F>(name, { code: 'PROVIDER_NO_RESULT', message: 'the provider returned no result for this VM' }));
   }
   return byName;
+}
+
+/** What a provider is made from: the lab, its directory, and the connection (a libvirt URI, a Hyper-V host). */
+export interface ProviderContext {
+  lab: LoadedLabFile;
+  labDir: string;
+  /** Absent: the lab file's, else the provider's default connection. "local": this machine. */
+  connection?: string;
+}
+
+/**
+ * One per provider package (libvirt, hyperv), exported by the package; the CLI's registry is a list
+ * of these. Neutral code (core, the CLI) knows providers only through this shape, never by name.
+ */
+export interface ProviderDefinition {
+  name: string;
+  /** Prefix (3 octets) of the static MACs planned for its VMs, known before any provider is made. */
+  macPrefix: string;
+  /** The connection used when neither a flag nor the lab file names one; `env` overrides `value`. */
+  defaultConnection: { value: string; env?: string };
+  make(context: ProviderContext): Provider;
+  /** Writes what a run would execute, for review (Hyper-V: --emit-powershell); contacts nothing. */
+  emitDryRun?(context: ProviderContext, plan: Plan, dir: string): Promise<string[]>;
 }

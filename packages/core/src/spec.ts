@@ -114,7 +114,8 @@ export type HostSpec = z.infer<typeof HostSchema>;
 
 export const LabSpecSchema = z.strictObject({
   lab: nameSchema('lab').optional(),
-  provider: z.enum(['libvirt', 'hyperv']).optional(),
+  /** A provider of the CLI's registry (libvirt, hyperv); an unknown one is refused where it is used. */
+  provider: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'a provider name such as libvirt or hyperv').optional(),
   uri: z.string().min(1).optional(),
   concurrency: z.number().int().min(1).max(LIMITS.concurrency).optional(),
   /** Seconds. */

@@ -1,7 +1,6 @@
 import { mapLimit, sleep } from '@labctl/core/concurrency';
 import { describeError } from '@labctl/core/errors';
 import type { EventSink } from '@labctl/core/events';
-import { HYPERV_MAC_PREFIX } from '@labctl/core/plan';
 import { type AdapterReport, type DestroyFacts, type DestroyOptions, type Plan, type PreflightOptions, type Provider, type StartFacts, type VmFailure, type VmPlan, type VmResult, vmFailure } from '@labctl/core/provider';
 import type { VmRecord } from '@labctl/core/state';
 import type { Check } from '@labctl/core/checks';
@@ -61,6 +60,9 @@ interface Connection {
   runner: ClosableRunner;
   driver: HyperVDriver;
 }
+
+/** Microsoft's OUI, which Hyper-V uses for its own MACs. */
+export const HYPERV_MAC_PREFIX = '00:15:5D';
 
 export class HyperVProvider implements Provider {
   readonly name = 'hyperv';

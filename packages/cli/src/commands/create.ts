@@ -5,8 +5,6 @@ import { type DryRunAction, type DryRunSummary, dryRunLab } from '@labctl/core/f
 import type { Plan, VmPlan } from '@labctl/core/provider';
 import type { LoadedLabFile } from '@labctl/core/spec';
 import { discover } from '@labctl/discovery/discover';
-import { emitDryRun } from '@labctl/hyperv/emit';
-import { hyperVProvider } from '@labctl/hyperv/factory';
 import type { InventoryFormat } from '@labctl/inventory/emit';
 import { writeInventory } from '@labctl/inventory/service';
 import { Flags } from '@oclif/core';
@@ -14,7 +12,7 @@ import { LabctlCommand } from '../base-command.js';
 import { interruptOnSigint } from '../interrupt.js';
 import { createProgress } from '../progress.js';
 import { planFlags, planFromFlags } from '../plan-flags.js';
-import { makeProvider } from '../providers.js';
+import { definitionFor, makeProvider } from '../providers.js';
 import { renderTable } from '../render.js';
 
 export type CreateResult =
@@ -94,13 +92,13 @@ export default class Create extends LabctlCommand<typeof Create> {
       ...(flags.uri ? { uri: flags.uri } : {}),
       ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
     });
-    if (flags['emit-powershell'] && plan.provider !== 'hyperv') {
+    if (flags['emit-powershell'] && !definitionFor(plan.provider).emitDryRun) {
       throw new UsageError('EMIT_NOT_HYPERV', `--emit-powershell is for the hyperv provider; this plan is for ${plan.provider}`, {
         hint: 'Add --provider hyperv (or provider: hyperv in labctl.yaml).',
       });
     }
     if (flags['dry-run']) return this.dryRun(lab, plan, uri);
-    const provider = makeProvider(plan.provider, { lab, labDir: this.labDir, ...(uri ? { uri } : {}) });
+    const provider = makeProvider(plan.provider, { lab, labDir: this.labDir, ...(uri ? { connection: uri } : {}) });
     const progress = createProgress({
       json: this.jsonEnabled(),
       subjects: plan.vms.map((vm) => vm.name),
@@ -171,7 +169,7 @@ export default class Create extends LabctlCommand<typeof Create> {
   private async dryRun(lab: LoadedLabFile, plan: Plan, uri: string | undefined): Promise<CreateResult> {
     const flags = this.flags;
     const offline = flags.offline || Boolean(flags['emit-powershell']);
-    const dry = offline ? undefined : await dryRunLab({ plan, provider: makeProvider(plan.provider, { lab, labDir: this.labDir, ...(uri ? { uri } : {}) }), store: this.stateStore() });
+    const dry = offline ? undefined : await dryRunLab({ plan, provider: makeProvider(plan.provider, { lab, labDir: this.labDir, ...(uri ? { connection: uri } : {}) }), store: this.stateStore() });
     if (dry) this.renderChecks(dry.checks);
     this.log(`Plan for lab "${plan.lab}" (${plan.provider}${uri ? ` at ${uri}` : ''}), nothing changed${offline ? ', no host contacted' : ', every read-only check passed'}:`);
     const action = new Map(dry?.vms.map((vm) => [vm.name, vm.action]) ?? []);
@@ -198,7 +196,7 @@ export default class Create extends LabctlCommand<typeof Create> {
     };
     const emitDir = flags['emit-powershell'];
     if (emitDir) {
-      const files = await emitDryRun(hyperVProvider({ lab, labDir: this.labDir, ...(uri ? { host: uri } : {}) }), plan, emitDir);
+      const files = (await definitionFor(plan.provider).emitDryRun?.({ lab, labDir: this.labDir, ...(uri ? { connection: uri } : {}) }, plan, emitDir)) ?? [];
       this.log(`Wrote ${files.length} files to ${emitDir} (nothing was contacted). Review, then run run-<host>.ps1 on each host.`);
       return { ...result, emitted: { dir: emitDir, files } } as CreateResult;
     }

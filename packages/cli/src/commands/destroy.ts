@@ -5,7 +5,7 @@ import { Args, Flags } from '@oclif/core';
 import { LabctlCommand } from '../base-command.js';
 import { interruptOnSigint } from '../interrupt.js';
 import { createProgress } from '../progress.js';
-import { makeProvider, providerCache } from '../providers.js';
+import { DEFAULT_PROVIDER, makeProvider, providerCache } from '../providers.js';
 import { renderTable } from '../render.js';
 
 export default class Destroy extends LabctlCommand<typeof Destroy> {
@@ -41,7 +41,7 @@ export default class Destroy extends LabctlCommand<typeof Destroy> {
     // The lab's default connection is also searched for VMs an interrupted run made but did not
     // record. A lab with no default connection (Hyper-V without hosts:, VMs made with --host) has
     // nowhere to search: its recorded VMs are still destroyed through the hosts they name.
-    const scanner = defaultScanner(() => makeProvider(lab.spec.provider ?? 'libvirt', { ...context, ...(uri ? { uri } : {}) }));
+    const scanner = defaultScanner(() => makeProvider(lab.spec.provider ?? DEFAULT_PROVIDER, { ...context, ...(uri ? { connection: uri } : {}) }));
     const providerFor = providerCache(context);
     const progress = createProgress({ json: this.jsonEnabled(), subjects: [], finishedBy: () => false });
     const interrupt = interruptOnSigint((message) => this.note(message));
