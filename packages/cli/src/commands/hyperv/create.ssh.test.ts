@@ -77,6 +77,34 @@ describe.skipIf(gate.skip)('labctl create/destroy with provider hyperv', () => {
     vi.restoreAllMocks();
   });
 
+  it('a VM that fails at New-VM keeps that cause in the summary, the state and --json, is never started, and the command exits 1 (with --no-start too); a re-run makes it', async () => {
+    vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const dir = newLab();
+    hosts.reset(port, defaultHost(), { failCreate: ['web-02'] });
+    for (const extra of [['--no-start'], ['--no-wait']]) {
+      process.exitCode = undefined;
+      const created = (await Create.run(['--count', '3', ...extra, '--json', '--lab-dir', dir], cliRoot)) as CreateResult;
+      if (created.dryRun) throw new Error('not a dry run');
+      expect([extra, process.exitCode]).toEqual([extra, 1]);
+      const failed = created.vms.find((vm) => vm.name === 'web-02');
+      expect(failed).toMatchObject({ action: 'failed', state: 'failed', failure: { code: 'HYPERV_CREATE_FAILED', message: expect.stringContaining('The operation failed') } });
+      expect(failed?.error).toBe(failed?.failure?.message);
+      expect(created.counts.failed).toBe(1);
+      const state = JSON.parse(await readFile(join(dir, '.labctl', 'state.json'), 'utf8'));
+      expect(state.vms.find((vm: { name: string }) => vm.name === 'web-02')).toMatchObject({ state: 'failed', errorCode: 'HYPERV_CREATE_FAILED' });
+    }
+    // start_vms ran once (not with --no-start) and for the two made VMs only: web-02's error is New-VM's, not "does not exist".
+    expect(hosts.invocations(port).filter((entry) => entry.script === 'start_vms').map((entry) => entry.vms)).toEqual([2]);
+    hosts.scenario(port, {});
+    process.exitCode = undefined;
+    const again = (await Create.run(['--count', '3', '--no-wait', '--json', '--lab-dir', dir], cliRoot)) as CreateResult;
+    if (again.dryRun) throw new Error('not a dry run');
+    expect(again.counts).toMatchObject({ created: 1, failed: 0 });
+    expect(process.exitCode).toBeUndefined();
+    await Destroy.run(['--all', '--json', '--lab-dir', dir], cliRoot);
+    vi.restoreAllMocks();
+  });
+
   it('create + start + IPs of 10 VMs is the same 5 PowerShell runs at --concurrency 1 and 10; MACs are 00:15:5D', async () => {
     const runs: Record<string, string[]> = {};
     let previousMacs: Array<string | undefined> = [];
