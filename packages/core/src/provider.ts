@@ -65,6 +65,28 @@ export interface DestroyOptions {
   keepDisks?: boolean;
 }
 
+/**
+ * A plan after preflight: every VM on the host it goes to (`host`), and the batches the flows hand
+ * the provider, one call each, every batch on one host. The flows iterate these batches for every
+ * operation of the run; no placement lives in provider memory.
+ */
+export interface PlacedPlan extends Plan {
+  batches: string[][];
+}
+
+export interface PreflightResult {
+  checks: Check[];
+  placed: PlacedPlan;
+}
+
+/** The placed plan of a provider without placement of its own: VMs stay where the plan put them, in batches of `size`. */
+export function placeInBatches(plan: Plan, size: number): PlacedPlan {
+  const batches: string[][] = [];
+  const step = Math.max(1, size);
+  for (let i = 0; i < plan.vms.length; i += step) batches.push(plan.vms.slice(i, i + step).map((vm) => vm.name));
+  return { ...plan, batches };
+}
+
 export interface PreflightOptions {
   /** Read-only: change nothing, start nothing (the checks of `--dry-run`). */
   dryRun?: boolean;
@@ -116,13 +138,11 @@ export interface DestroyFacts {
 
 export interface Provider {
   readonly name: string;
-  /** How many VMs one `create` or `start` call should get; the flows write state after every call. Default 1. */
-  readonly batchSize?: number;
   /**
    * Checks run before anything is changed; any `error` check stops the run. With `dryRun` only
    * read-only checks run (no directory made, no probe VM booted): `create --dry-run` runs exactly these.
    */
-  preflight(plan: Plan, options?: PreflightOptions): Promise<Check[]>;
+  preflight(plan: Plan, options?: PreflightOptions): Promise<PreflightResult>;
   /** One result per VM asked for: the VM's record on success. */
   create(vms: VmPlan[], events: EventSink): Promise<Array<VmResult<VmRecord>>>;
   start(vms: VmRecord[], events: EventSink): Promise<Array<VmResult<StartFacts>>>;

@@ -29,7 +29,7 @@ export function safeFileWord(word: string): string {
 }
 
 export function dryRunSteps(provider: HyperVProvider, plan: Plan, hosts: readonly string[]): EmitStep[] {
-  provider.placeOffline(plan.vms);
+  const placed = provider.placeOffline(plan);
   const goldens = [...new Set(plan.vms.map((vm) => vm.golden))];
   const switches = [...new Set(plan.vms.map((vm) => vm.network))];
   const steps: EmitStep[] = hosts.map((host) => ({
@@ -37,7 +37,7 @@ export function dryRunSteps(provider: HyperVProvider, plan: Plan, hosts: readonl
     script: 'get_host_facts' as const,
     input: { lab: plan.lab, goldens, switches, names: plan.vms.map((vm) => vm.name), diskDirs: [] },
   }));
-  const created = provider.createBatches(plan.vms);
+  const created = provider.createBatches(placed);
   for (const batch of created) steps.push({ host: batch.host, script: 'create_vms', input: batch.input });
   for (const host of hosts) {
     const names = created.filter((batch) => batch.host === host).flatMap((batch) => batch.vms.map((vm) => ({ name: vm.name })));

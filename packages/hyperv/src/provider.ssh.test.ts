@@ -52,7 +52,7 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
     const hv = provider('lab10');
     const plan = labPlan('lab10', numbered('web', 10, { host: 'hv01' }));
     const logins = hosts.logins(hv01);
-    const checks = await hv.preflight(plan);
+    const { checks } = await hv.preflight(plan);
     expect(checks.filter((check) => check.level === 'error')).toEqual([]);
     const records = okFacts(await hv.create(plan.vms, collectingSink()));
     expect(records.map((record) => [record.name, record.state, record.host])).toEqual(plan.vms.map((vm) => [vm.name, 'created', 'hv01']));
@@ -113,9 +113,11 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
     hosts.reset(hv02, defaultHost(), { freeMemoryBytes: 64 * GiB });
     const hv = provider('spread', ['hv01', 'hv02']);
     const plan = labPlan('spread', numbered('db', 8, { memoryMiB: 8192 }));
-    const checks = await hv.preflight(plan);
+    const { checks, placed } = await hv.preflight(plan);
     expect(checks.filter((check) => check.level === 'error')).toEqual([]);
-    const records = okFacts(await hv.create(plan.vms, collectingSink()));
+    // Placement is data in the placed plan: every VM carries its host, one create batch per host.
+    expect(placed.batches).toHaveLength(2);
+    const records = okFacts(await hv.create(placed.vms, collectingSink()));
     const onHost = (host: string) => records.filter((record) => record.host === host).length;
     // 8 GiB VMs, 14 GiB usable on hv01 vs 62 GiB on hv02: hv02 takes six until both have 14 left, then they alternate.
     expect([onHost('hv01'), onHost('hv02')]).toEqual([1, 7]);
@@ -124,9 +126,12 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
     for (const port of [hv01, hv02]) expect(hosts.invocations(port).map((entry) => entry.script)).toEqual(['get_host_facts', 'create_vms']);
   });
 
-  it('per-host concurrency splits a host into parallel batches', async () => {
+  it('per-host concurrency splits a host into parallel batches of the placed plan, one create_vms run each', async () => {
     const hv = provider('par', ['hv01'], { concurrency: 3 });
-    const records = okFacts(await hv.create(numbered('app', 7, { host: 'hv01' }), collectingSink()));
+    const placed = hv.placeOffline(labPlan('par', numbered('app', 7, { host: 'hv01' })));
+    expect(placed.batches.map((batch) => batch.length).sort()).toEqual([2, 2, 3]);
+    const byName = new Map(placed.vms.map((vm) => [vm.name, vm]));
+    const records = (await Promise.all(placed.batches.map(async (batch) => okFacts(await hv.create(batch.map((name) => byName.get(name)!), collectingSink()))))).flat();
     expect(records.filter((record) => record.state === 'created')).toHaveLength(7);
     const runs = hosts.invocations(hv01);
     expect(runs.map((entry) => entry.vms).sort()).toEqual([2, 2, 3]);
@@ -134,7 +139,7 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
 
   it('refuses to place more memory than the hosts have', async () => {
     hosts.reset(hv01, defaultHost(), { freeMemoryBytes: 8 * GiB });
-    const checks = await provider('big').preflight(labPlan('big', numbered('big', 4, { memoryMiB: 4096, host: 'hv01' })));
+    const { checks } = await provider('big').preflight(labPlan('big', numbered('big', 4, { memoryMiB: 4096, host: 'hv01' })));
     expect(checks.find((check) => check.id === 'hyperv.host.memory')).toMatchObject({ level: 'error', subject: 'hv01' });
   });
 
@@ -191,7 +196,7 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
       const host = defaultHost();
       setup(host);
       hosts.reset(hv01, host, scenario);
-      const checks = await provider('pf').preflight(plan);
+      const { checks } = await provider('pf').preflight(plan);
       expect(hosts.invocations(hv01).map((entry) => entry.script)).toEqual(['get_host_facts']);
       expect(hosts.host(hv01)).toEqual(host);
       return checks;
@@ -252,7 +257,7 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
     it('an unreachable host is an error check, not a crash', async () => {
       const hv = new HyperVProvider({ lab: 'pf', hosts: [{ name: 'hv09' }], connect: () => hosts.connect(1) });
       open.push(hv);
-      const checks = await hv.preflight(labPlan('pf', numbered('web', 1, { host: 'hv09' })));
+      const { checks } = await hv.preflight(labPlan('pf', numbered('web', 1, { host: 'hv09' })));
       expect(checks).toEqual([expect.objectContaining({ id: 'hyperv.host.reachable', level: 'error', subject: 'hv09' })]);
     });
   });

@@ -1,7 +1,7 @@
 import { mapLimit, sleep } from '@labctl/core/concurrency';
 import { describeError } from '@labctl/core/errors';
 import type { EventSink } from '@labctl/core/events';
-import { type AdapterReport, type DestroyFacts, type DestroyOptions, type Plan, type PreflightOptions, type Provider, type StartFacts, type VmFailure, type VmPlan, type VmResult, vmFailure } from '@labctl/core/provider';
+import { type AdapterReport, type DestroyFacts, type DestroyOptions, type PlacedPlan, type Plan, type PreflightOptions, type PreflightResult, type Provider, type StartFacts, type VmFailure, type VmPlan, type VmResult, vmFailure } from '@labctl/core/provider';
 import type { VmRecord } from '@labctl/core/state';
 import type { Check } from '@labctl/core/checks';
 import { type CommandRunner, type PowerShellFlavor, PowerShellSession, type ScriptRunLog } from '@labctl/remote/powershell';
@@ -66,12 +66,9 @@ export const HYPERV_MAC_PREFIX = '00:15:5D';
 
 export class HyperVProvider implements Provider {
   readonly name = 'hyperv';
-  /** The flows hand create() and start() this many VMs at once: one script run per host and batch. */
-  readonly batchSize = 50;
   /** Planned static MACs are in Microsoft's Hyper-V range 00:15:5D (still derived from lab + VM name). */
   static readonly macPrefix = HYPERV_MAC_PREFIX;
   private readonly connections = new Map<string, Promise<Connection>>();
-  private readonly hostOf = new Map<string, string>();
   private readonly facts = new Map<string, HostFacts>();
 
   constructor(private readonly options: HyperVProviderOptions) {
@@ -152,9 +149,12 @@ export class HyperVProvider implements Provider {
     return this.hostConfig(host).path ?? this.facts.get(host)?.virtualHardDiskPath ?? undefined;
   }
 
-  /** Host facts from every host in parallel, placement by free memory, then the checks. */
-  /** Read-only on the hosts (get_host_facts), so the same in a dry run. */
-  async preflight(original: Plan, _options: PreflightOptions = {}): Promise<Check[]> {
+  /**
+   * Host facts from every host in parallel (read-only: get_host_facts, so the same in a dry run),
+   * placement by free memory, then the checks; the placed plan carries the host of every VM and the
+   * create_vms runs per host.
+   */
+  async preflight(original: Plan, _options: PreflightOptions = {}): Promise<PreflightResult> {
     const plan = { ...original, vms: original.vms.map(forHyperV) };
     const hosts = this.options.hosts;
     const goldens = [...new Set(plan.vms.map((vm) => vm.golden))];
@@ -188,54 +188,60 @@ export class HyperVProvider implements Provider {
       reachable.map((outcome) => ({ name: outcome.host, freeMemoryBytes: outcome.facts?.freeMemoryBytes ?? 0 })),
       { existing },
     );
-    for (const [vm, host] of placement.hostOf) this.hostOf.set(vm, host);
-    return evaluatePreflight(this.options.lab, plan.vms, outcomes, placement, (host) => this.diskDir(host));
+    const checks = evaluatePreflight(this.options.lab, plan.vms, outcomes, placement, (host) => this.diskDir(host));
+    // A VM no reachable host could take keeps its plan's host; the checks above already refuse the run.
+    const placed = checks.some((check) => check.level === 'error') ? { ...original, batches: [original.vms.map((vm) => vm.name)] } : this.placedPlan(original, placement.hostOf);
+    return { checks, placed };
   }
 
   /**
-   * Placement without contacting any host (dry run): a VM keeps a configured host named in its
-   * plan, the others are spread round-robin. The live run places by free memory instead.
+   * Placement without contacting any host (--emit-powershell): a VM keeps a configured host named in
+   * its plan, the others are spread round-robin. The live run places by free memory instead.
    */
-  placeOffline(vms: readonly VmPlan[]): void {
+  placeOffline(plan: Plan): PlacedPlan {
+    const hostOf = new Map<string, string>();
     let next = 0;
-    for (const vm of vms) {
-      if (this.hostOf.has(vm.name)) continue;
+    for (const vm of plan.vms) {
       const pinned = this.options.hosts.find((host) => host.name === vm.host);
       const host = pinned ?? this.options.hosts[next++ % this.options.hosts.length];
-      if (host) this.hostOf.set(vm.name, host.name);
+      if (host) hostOf.set(vm.name, host.name);
     }
+    return this.placedPlan(plan, hostOf);
   }
 
-  /** The host a VM was placed on (after preflight), else the plan's host when it is a configured one. */
-  placedHost(vm: VmPlan): string {
-    const host = this.hostOf.get(vm.name) ?? (this.options.hosts.some((item) => item.name === vm.host) ? vm.host : undefined);
-    if (!host) {
-      if (this.options.hosts.length === 1) return this.options.hosts[0]?.name ?? '';
-      throw new HyperVPlacementError(vm.name);
-    }
-    return host;
+  /** Every VM on its host; per host, at most `concurrency` create_vms runs of near-equal size. */
+  private placedPlan(plan: Plan, hostOf: ReadonlyMap<string, string>): PlacedPlan {
+    const vms = plan.vms.map((vm) => ({ ...vm, host: hostOf.get(vm.name) ?? this.configuredHost(vm) }));
+    const byHost = new Map<string, string[]>();
+    for (const vm of vms) byHost.set(vm.host, [...(byHost.get(vm.host) ?? []), vm.name]);
+    return { ...plan, vms, batches: [...byHost].flatMap(([host, hostVms]) => batches(hostVms, this.hostConfig(host).concurrency ?? 1)) };
   }
 
-  /** The create_vms inputs, per host and batch, exactly as create() sends them (also for --emit). */
-  createBatches(planned: readonly VmPlan[]): CreateBatch[] {
+  /** The plan's host when it is a configured one; the only host when there is one. */
+  private configuredHost(vm: VmPlan): string {
+    if (this.options.hosts.some((item) => item.name === vm.host)) return vm.host;
+    if (this.options.hosts.length === 1) return this.options.hosts[0]?.name ?? '';
+    throw new HyperVPlacementError(vm.name);
+  }
+
+  /** The create_vms input of each batch of a placed plan, exactly as create() sends it (also for --emit). */
+  createBatches(placed: PlacedPlan): CreateBatch[] {
+    const byName = new Map(placed.vms.map((vm) => [vm.name, vm]));
+    return placed.batches.map((names) => this.createBatch(names.map((name) => byName.get(name)!)));
+  }
+
+  private createBatch(planned: readonly VmPlan[]): CreateBatch {
     const vms = planned.map(forHyperV);
-    const byHost = new Map<string, VmPlan[]>();
-    for (const vm of vms) {
-      const host = this.placedHost(vm);
-      byHost.set(host, [...(byHost.get(host) ?? []), vm]);
-    }
-    const out: CreateBatch[] = [];
-    for (const [host, hostVms] of byHost) {
-      const diskDir = diskDirFor(this.hostConfig(host).path, this.options.lab);
-      for (const batch of batches(hostVms, this.hostConfig(host).concurrency ?? 1)) {
-        out.push({ host, vms: batch, input: { lab: this.options.lab, diskDir, vms: batch.map((vm) => createSpec(vm)) } });
-      }
-    }
-    return out;
+    const host = this.configuredHost(vms[0]!);
+    const diskDir = diskDirFor(this.hostConfig(host).path, this.options.lab);
+    return { host, vms, input: { lab: this.options.lab, diskDir, vms: vms.map((vm) => createSpec(vm)) } };
   }
 
+  /** One create_vms run per host of the call: the flows hand it one batch of the placed plan. */
   async create(vms: VmPlan[], events: EventSink): Promise<Array<VmResult<VmRecord>>> {
-    const plan = this.createBatches(vms);
+    const byHost = new Map<string, VmPlan[]>();
+    for (const vm of vms) byHost.set(this.configuredHost(vm), [...(byHost.get(this.configuredHost(vm)) ?? []), vm]);
+    const plan = [...byHost.values()].map((hostVms) => this.createBatch(hostVms));
     const byName = new Map(plan.flatMap((batch) => batch.vms).map((vm) => [vm.name, vm]));
     const results: Array<VmResult<VmRecord>> = [];
     await this.perHost(plan, async (batch) => {
@@ -316,8 +322,8 @@ export class HyperVProvider implements Provider {
   }
 
   /**
-   * Starts VMs: one start_vms run per host of the call (per batch of the host's concurrency). The
-   * flows call it once per batch of the plan, so the number of runs follows the plan, not timing.
+   * Starts VMs: one start_vms run per host of the call. The flows call it once per batch of the
+   * placed plan, so the number of runs follows the plan, not timing.
    */
   async start(vms: VmRecord[], events: EventSink): Promise<Array<VmResult<StartFacts>>> {
     const results: Array<VmResult<StartFacts>> = [];
@@ -338,17 +344,12 @@ export class HyperVProvider implements Provider {
   private async runStart(host: string, refs: VmRef[], emit: EventSink): Promise<StartVmResult[]> {
     for (const ref of refs) emit({ subject: ref.name, phase: 'start', status: 'start' });
     const results: StartVmResult[] = [];
-    await this.perHost(
-      batches(refs, this.hostConfig(host).concurrency ?? 1).map((batch) => ({ host, refs: batch })),
-      async ({ refs: batch }) => {
-        try {
-          results.push(...(await (await this.driver(host)).startVms(this.options.lab, batch)));
-        } catch (error) {
-          const message = describeError(error);
-          results.push(...batch.map((ref) => ({ name: ref.name, ok: false, error: { message } })));
-        }
-      },
-    );
+    try {
+      results.push(...(await (await this.driver(host)).startVms(this.options.lab, refs)));
+    } catch (error) {
+      const message = describeError(error);
+      results.push(...refs.map((ref) => ({ name: ref.name, ok: false, error: { message } })));
+    }
     for (const result of results) {
       if (!result.ok || result.state === 'not_created') {
         emit({ subject: result.name, phase: 'start', status: 'failed', message: result.error?.message ?? `the VM does not exist on ${host}` });

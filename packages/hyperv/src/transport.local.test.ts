@@ -79,7 +79,7 @@ describe('PowerShell as a local process on a recorded Hyper-V host', () => {
     const provider = new HyperVProvider({ lab: 'local-lab', hosts: [{ name: 'hv01' }], connect: async () => new LocalPowerShellRunner({ env: host.env() }) });
     try {
       const vms = numbered('web', 10).map((vm, i) => ({ ...vm, mac: `00:15:5d:12:34:${10 + i}` }));
-      const checks = await provider.preflight(labPlan('local-lab', vms));
+      const { checks } = await provider.preflight(labPlan('local-lab', vms));
       expect(checks.filter((check) => check.level === 'error')).toEqual([]);
       const records = okFacts(await provider.create(vms, collectingSink()));
       okFacts(await provider.start(records, collectingSink()));

@@ -19,7 +19,7 @@ describe('LibvirtProvider', () => {
   it('checks the storage pool of a remote host in preflight, before anything is created', async () => {
     // A "virsh" that answers everything with nothing: connected, but the pool is not running.
     const provider = new LibvirtProvider({ lab: 'l', uri: 'qemu+ssh://root@kvm01/system', diskDir: '/nonexistent', virshProgram: 'true' });
-    const checks = await provider.preflight({ lab: 'l', provider: 'libvirt', concurrency: 1, vms: [] });
+    const { checks } = await provider.preflight({ lab: 'l', provider: 'libvirt', concurrency: 1, vms: [] });
     expect(checks.find((check) => check.level === 'error')).toMatchObject({ id: 'libvirt.pool', message: expect.stringMatching(/"default" is not active/) });
   });
 

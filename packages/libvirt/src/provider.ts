@@ -7,7 +7,7 @@ import { describeError, LabctlError } from '@labctl/core/errors';
 import type { EventSink } from '@labctl/core/events';
 import { pathInside } from '@labctl/core/names';
 import { QEMU_MAC_PREFIX } from '@labctl/core/plan';
-import { type AdapterReport, type DestroyFacts, type DestroyOptions, type Plan, type PreflightOptions, type Provider, type StartFacts, type VmPlan, type VmResult, vmFailure } from '@labctl/core/provider';
+import { type AdapterReport, type DestroyFacts, type DestroyOptions, type Plan, type PreflightOptions, type PreflightResult, placeInBatches, type Provider, type StartFacts, type VmPlan, type VmResult, vmFailure } from '@labctl/core/provider';
 import type { VmRecord, VmState } from '@labctl/core/state';
 import { type Accelerator, type AcceleratorChoice, chooseAccelerator } from './accelerator.js';
 import type { GoldenInfo } from './disks.js';
@@ -64,7 +64,6 @@ const VIRSH_STATE: Record<string, VmState> = {
 
 export class LibvirtProvider implements Provider {
   readonly name = 'libvirt';
-  readonly batchSize = 1;
   /** Planned MACs: QEMU's 52:54:00 (what libvirt gives its NICs). */
   static readonly macPrefix = QEMU_MAC_PREFIX;
   readonly uri: string;
@@ -149,7 +148,12 @@ export class LibvirtProvider implements Provider {
     return info;
   }
 
-  async preflight(plan: Plan, options: PreflightOptions = {}): Promise<Check[]> {
+  /** One VM per call (virsh defines one domain at a time), every VM on this provider's URI. */
+  async preflight(plan: Plan, options: PreflightOptions = {}): Promise<PreflightResult> {
+    return { checks: await this.checks(plan, options), placed: placeInBatches(plan, 1) };
+  }
+
+  private async checks(plan: Plan, options: PreflightOptions): Promise<Check[]> {
     const checks: Check[] = [];
     try {
       await this.virsh.run(['uri'], { timeoutMs: 30_000 });

@@ -25,6 +25,8 @@ export type CreateResult =
       /** Without --offline: the read-only checks, per VM what the run would do, and VMs beyond the declared count. */
       checks?: Check[];
       actions?: Record<string, DryRunAction>;
+      /** The provider calls the run would make (VM names), each on one host. */
+      batches?: string[][];
       beyond?: DryRunSummary['beyond'];
       emitted?: { dir: string; files: string[] };
       warnings?: string[];
@@ -173,11 +175,13 @@ export default class Create extends LabctlCommand<typeof Create> {
     if (dry) this.renderChecks(dry.checks);
     this.log(`Plan for lab "${plan.lab}" (${plan.provider}${uri ? ` at ${uri}` : ''}), nothing changed${offline ? ', no host contacted' : ', every read-only check passed'}:`);
     const action = new Map(dry?.vms.map((vm) => [vm.name, vm.action]) ?? []);
+    // The placed plan when the hosts were asked: the host each VM goes to.
+    const placed: Plan = dry ? { ...plan, vms: dry.vms.map(({ action: _action, ...vm }) => vm) } : plan;
     this.log(
-      renderTable(plan.vms, [
+      renderTable(placed.vms, [
         { header: 'name', get: (vm) => vm.name },
         { header: 'group', get: (vm) => vm.group },
-        ...(dry ? [{ header: 'action', get: (vm: VmPlan) => action.get(vm.name) }] : []),
+        ...(dry ? [{ header: 'action', get: (vm: VmPlan) => action.get(vm.name) }, { header: 'host', get: (vm: VmPlan) => vm.host }] : []),
         { header: 'mac', get: (vm) => vm.mac },
         { header: 'cpus', get: (vm) => vm.cpus },
         { header: 'memory', get: (vm) => `${vm.memoryMiB}M` },
@@ -190,8 +194,8 @@ export default class Create extends LabctlCommand<typeof Create> {
       dryRun: true,
       lab: plan.lab,
       provider: plan.provider,
-      plan,
-      ...(dry ? { checks: dry.checks, actions: Object.fromEntries(action), beyond: dry.beyond } : {}),
+      plan: placed,
+      ...(dry ? { checks: dry.checks, actions: Object.fromEntries(action), batches: dry.batches, beyond: dry.beyond } : {}),
       ...(this.warnings.length ? { warnings: this.warnings } : {}),
     };
     const emitDir = flags['emit-powershell'];

@@ -71,7 +71,7 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
     // and the same disk file on Hyper-V and NTFS: refused before anything is contacted.
     checkCaseCollisions('vm', new Set([...session.state.vms.map((vm) => vm.name), ...plan.vms.map((vm) => vm.name)]), `lab ${plan.lab}`);
     const onHypervisor = new Map((await provider.list(plan.lab)).map((vm) => [vm.name, vm]));
-    const checks = await provider.preflight(plan);
+    const { checks, placed } = await provider.preflight(plan);
     for (const check of checks) {
       if (check.level !== 'ok') events({ subject: check.subject ?? plan.lab, phase: 'preflight', status: check.level === 'error' ? 'failed' : 'warning', message: check.message });
     }
@@ -91,14 +91,14 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
 
     const failures = new Map<string, VmFailure>();
     const summary = (interrupted: boolean): CreateSummary => summarize(plan, provider.name, checks, session, actions, discoveries, failures, interrupted, started);
-    const toCreate = plan.vms.filter((vm) => !onHypervisor.has(vm.name));
+    const toCreate = placed.vms.filter((vm) => !onHypervisor.has(vm.name));
+    const byName = new Map(placed.vms.map((vm) => [vm.name, vm]));
     // Recorded before anything is touched: after a SIGKILL the next run knows these may be half-made.
     for (const vm of toCreate) {
       session.upsertVm({ ...plannedRecord(vm, provider.name), state: 'creating', error: undefined, errorCode: undefined });
     }
     await save();
 
-    const batchSize = Math.max(1, provider.batchSize ?? 1);
     const fail = (name: string, phase: string, error: VmFailure) => {
       // The first failure of a VM is its cause: later steps skip a failed VM, so nothing overwrites it.
       if (failures.has(name)) return;
@@ -107,8 +107,10 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
       actions.set(name, 'failed');
       events({ subject: name, phase, status: 'failed', message: error.message });
     };
+    // The placed plan's batches (one provider call each, one host each), less the VMs that exist.
+    const creating = new Set(toCreate.map((vm) => vm.name));
     await mapLimit(
-      inBatches(toCreate, batchSize),
+      placed.batches.map((batch) => batch.filter((name) => creating.has(name)).map((name) => byName.get(name)!)).filter((batch) => batch.length > 0),
       plan.concurrency,
       async (batch) => {
         const results = await resultsFor(batch.map((vm) => vm.name), () => provider.create(batch, events));
@@ -127,11 +129,14 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
     if (options.signal?.aborted) return summary(true);
 
     if (options.start ?? true) {
-      const startable = plan.vms.map((vm) => session.vm(vm.name)).filter((vm): vm is VmRecord => !!vm && !failures.has(vm.name) && vm.state !== 'failed' && vm.state !== 'creating');
+      const startable = (name: string) => {
+        const vm = session.vm(name);
+        return vm && !failures.has(name) && vm.state !== 'failed' && vm.state !== 'creating' ? vm : undefined;
+      };
       // Started in the same batches as create: one provider call per batch (Hyper-V: one start_vms
       // run per host), so the number of calls does not depend on --concurrency.
       await mapLimit(
-        inBatches(startable, batchSize),
+        placed.batches.map((batch) => batch.map(startable).filter((vm): vm is VmRecord => vm !== undefined)).filter((batch) => batch.length > 0),
         plan.concurrency,
         async (batch) => {
           const startedAt = new Date().toISOString();
@@ -169,12 +174,6 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
     }
     return summary(false);
   });
-}
-
-function inBatches<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
 }
 
 function plannedRecord(vm: VmPlan, provider: string): Partial<VmRecord> & { name: string } {

@@ -16,7 +16,10 @@ export interface DryRunSummary {
   lab: string;
   provider: string;
   checks: Check[];
+  /** The placed plan's VMs: `host` is where each would go. */
   vms: Array<VmPlan & { action: DryRunAction }>;
+  /** The provider calls the run would make, one host each. */
+  batches: string[][];
   /** VMs of the planned groups that the lab has beyond the declared count: left alone by create. */
   beyond: Array<{ name: string; group: string; state: string }>;
 }
@@ -25,7 +28,7 @@ export async function dryRunLab(options: { plan: Plan; provider: Provider; store
   const { plan, provider } = options;
   const state = (await options.store.read()) ?? emptyState(plan.lab);
   checkCaseCollisions('vm', new Set([...state.vms.map((vm) => vm.name), ...plan.vms.map((vm) => vm.name)]), `lab ${plan.lab}`);
-  const checks = await provider.preflight(plan, { dryRun: true });
+  const { checks, placed } = await provider.preflight(plan, { dryRun: true });
   const refused = failedChecks(checks);
   if (refused.length > 0) {
     throw new PreflightError('PREFLIGHT_FAILED', `the real run would be refused: ${refused.map((check) => check.message).join('; ')}`, {
@@ -42,7 +45,8 @@ export async function dryRunLab(options: { plan: Plan; provider: Provider; store
     lab: plan.lab,
     provider: provider.name,
     checks,
-    vms: plan.vms.map((vm) => ({ ...vm, action: existing.has(vm.name) ? 'keep' : 'create' })),
+    vms: placed.vms.map((vm) => ({ ...vm, action: existing.has(vm.name) ? 'keep' : 'create' })),
+    batches: placed.batches,
     beyond: state.vms.filter((vm) => groups.has(vm.group) && !planned.has(vm.name)).map((vm) => ({ name: vm.name, group: vm.group, state: vm.state })),
   };
 }

@@ -1,6 +1,6 @@
 import type { Check } from '../checks.js';
 import type { EventSink } from '../events.js';
-import { type AdapterReport, type DestroyFacts, type DestroyOptions, type Plan, type PreflightOptions, type Provider, type StartFacts, type VmPlan, type VmResult, vmFailure } from '../provider.js';
+import { type AdapterReport, type DestroyFacts, type DestroyOptions, type Plan, type PreflightOptions, type PreflightResult, placeInBatches, type Provider, type StartFacts, type VmPlan, type VmResult, vmFailure } from '../provider.js';
 import type { VmRecord } from '../state.js';
 
 /**
@@ -47,10 +47,10 @@ export class FakeProvider implements Provider {
 
   preflight_Options: PreflightOptions[] = [];
 
-  async preflight(_plan: Plan, options: PreflightOptions = {}): Promise<Check[]> {
+  async preflight(plan: Plan, options: PreflightOptions = {}): Promise<PreflightResult> {
     this.preflight_Called++;
     this.preflight_Options.push(options);
-    return this.preflight_Return;
+    return { checks: this.preflight_Return, placed: placeInBatches(plan, this.batchSize) };
   }
 
   async create(vms: VmPlan[], events: EventSink): Promise<Array<VmResult<VmRecord>>> {

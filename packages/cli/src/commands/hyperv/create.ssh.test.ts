@@ -105,6 +105,28 @@ describe.skipIf(gate.skip)('labctl create/destroy with provider hyperv', () => {
     vi.restoreAllMocks();
   });
 
+  it('--dry-run asks the host read-only: the placed plan (host per VM, one create run), and a missing switch refuses it (exit 2) as the real run would', async () => {
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const dir = newLab();
+    hosts.reset(port, defaultHost(), {});
+    const dry = (await Create.run(['--count', '3', '--dry-run', '--json', '--lab-dir', dir], cliRoot)) as CreateResult;
+    if (!dry.dryRun) throw new Error('a dry run');
+    expect(dry.plan.vms.map((vm) => [vm.name, vm.host])).toEqual([['web-01', 'hv01'], ['web-02', 'hv01'], ['web-03', 'hv01']]);
+    expect(dry.batches).toEqual([['web-01', 'web-02', 'web-03']]);
+    expect(dry.actions).toEqual({ 'web-01': 'create', 'web-02': 'create', 'web-03': 'create' });
+    const logged = vi.spyOn(console, 'log').mockImplementation(() => {});
+    const refused = await Create.run(['--count', '3', '--dry-run', '--network', 'NoSuchSwitch', '--json', '--lab-dir', dir], cliRoot).catch((error: unknown) => error);
+    expect((refused as { oclif?: { exit?: number } }).oclif?.exit).toBe(2);
+    const printed = [...out.mock.calls, ...logged.mock.calls].map((call) => String(call[0])).join('');
+    expect(printed).toMatch(/PREFLIGHT_FAILED/);
+    expect(printed).toMatch(/NoSuchSwitch/);
+    // Read-only: the host saw only fact gathering and listing; nothing exists, no state was written.
+    expect([...new Set(hosts.invocations(port).map((entry) => entry.script))].sort()).toEqual(['get_host_facts', 'list_vms']);
+    expect(hosts.host(port).vms).toEqual([]);
+    await expect(readFile(join(dir, '.labctl', 'state.json'))).rejects.toThrow();
+    vi.restoreAllMocks();
+  });
+
   it('create + start + IPs of 10 VMs is the same 5 PowerShell runs at --concurrency 1 and 10; MACs are 00:15:5D', async () => {
     const runs: Record<string, string[]> = {};
     let previousMacs: Array<string | undefined> = [];
