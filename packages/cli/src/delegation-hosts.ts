@@ -92,17 +92,6 @@ export async function runHosts(
   };
 }
 
-/** Hosts whose LDAP part is not done: they keep their migration settings. */
-export function hostsToSkip(report: ExecuteReport): Map<string, string> {
-  const skip = new Map<string, string>();
-  for (const host of report.missing) skip.set(host, 'not in the directory, so no delegation; left as it is');
-  for (const host of report.ambiguous) skip.set(host, 'more than one computer object, so no delegation; left as it is');
-  for (const outcome of report.outcomes) {
-    if (outcome.status === 'failed') skip.set(outcome.host, `its delegation failed (${outcome.error}); left as it is`);
-  }
-  return skip;
-}
-
 function details(outcome: HostMigrationOutcome): string {
   if (outcome.status === 'failed' || outcome.status === 'skipped') {
     const done = outcome.steps.filter((step) => step.status === 'changed').map((step) => `done: ${step.command}`);

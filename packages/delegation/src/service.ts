@@ -172,3 +172,32 @@ export async function verifyReport(
     return { ...base(settings, result, directory.operations), ok: result.ok, gaps: result.gaps };
   });
 }
+
+/**
+ * Hosts whose LDAP part is not done, and why: the host-side step (migration with Kerberos) must not
+ * switch them to Kerberos on their own, since their migrations would then fail where CredSSP worked.
+ */
+export function hostsToSkip(report: ExecuteReport): Map<string, string> {
+  const skip = new Map<string, string>();
+  for (const host of report.missing) skip.set(host, 'not in the directory, so no delegation; left as it is');
+  for (const host of report.ambiguous) skip.set(host, 'more than one computer object, so no delegation; left as it is');
+  for (const outcome of report.outcomes) {
+    if (outcome.status === 'failed') skip.set(outcome.host, `its delegation failed (${outcome.error}); left as it is`);
+  }
+  return skip;
+}
+
+/**
+ * `apply` with an optional host-side step: the delegation over LDAP first, then `configureHosts`
+ * (injected, the way discovery is injected into the create flow) for the hosts whose delegation is in
+ * place only; the others are handed to it as skipped, with the reason.
+ */
+export async function applyDelegation<H>(
+  settings: DelegationSettings,
+  connection: ConnectionSettings,
+  options: { events?: EventSink; configureHosts?: (skip: Map<string, string>) => Promise<H> },
+): Promise<{ report: ExecuteReport; hosts?: H }> {
+  const report = await executeReport(settings, connection, { kind: 'apply' }, options.events ? { events: options.events } : {});
+  if (!options.configureHosts) return { report };
+  return { report, hosts: await options.configureHosts(hostsToSkip(report)) };
+}

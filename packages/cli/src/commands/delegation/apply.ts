@@ -1,11 +1,10 @@
-import { type ExecuteReport, executeReport } from '@labctl/delegation/service';
+import { applyDelegation, type ExecuteReport } from '@labctl/delegation/service';
 import { LabctlCommand } from '../../base-command.js';
 import {
   configureHostsFlag,
   describeHosts,
   hostsFailure,
   hostsSetup,
-  hostsToSkip,
   type MigrationReport,
   runHosts,
 } from '../../delegation-hosts.js';
@@ -53,15 +52,18 @@ export default class DelegationApply extends LabctlCommand<typeof DelegationAppl
     // Refused before anything is contacted: a host not in hosts:, a bad hyperv: section.
     const setup = this.flags['configure-hosts'] ? hostsSetup(lab, this.labDir, settings) : undefined;
     const events = this.progressSink();
-    const report = await executeReport(settings, await connectionSettings(settings), { kind: 'apply' }, { events });
+    // LDAP first; the Hyper-V side only for hosts whose delegation is in place (the rule lives in the service).
+    const { report, hosts: migration } = await applyDelegation(settings, await connectionSettings(settings), {
+      events,
+      ...(setup ? { configureHosts: (skip: Map<string, string>) => runHosts(setup, 'apply', events, skip) } : {}),
+    });
     const view = describeExecuteReport(report, 'configured');
     for (const note of view.notes) this.note(note);
     this.log(view.text);
-    if (!setup) {
+    if (!migration) {
       if (view.failure) throw view.failure;
       return report;
     }
-    const migration = await runHosts(setup, 'apply', events, hostsToSkip(report));
     const full = { ...report, migration, ok: report.ok && migration.failed === 0 && migration.skipped === 0 };
     const hosts = describeHosts(migration);
     for (const note of hosts.notes) this.note(note);
