@@ -474,17 +474,15 @@ export class LibvirtProvider implements Provider {
     return records;
   }
 
+  /** Several domains at once (stopping a busy VM can take seconds while libvirt waits for qemu). */
   async destroy(vms: VmRecord[], options: DestroyOptions, events: EventSink): Promise<Array<VmResult<DestroyFacts>>> {
-    const results: Array<VmResult<DestroyFacts>> = [];
-    for (const vm of vms) {
-      try {
-        results.push({ name: vm.name, ok: true, facts: await this.destroyOne(vm, options, events) });
-      } catch (err) {
-        events({ subject: vm.name, phase: 'destroy', status: 'failed', message: describeError(err) });
-        results.push({ name: vm.name, ok: false, error: vmFailure(err, 'LIBVIRT_DESTROY_FAILED') });
-      }
-    }
-    return results;
+    const settled = await mapLimit(vms, 4, (vm) => this.destroyOne(vm, options, events));
+    return settled.map((result, i): VmResult<DestroyFacts> => {
+      const name = vms[i]!.name;
+      if (result.ok) return { name, ok: true, facts: result.value };
+      events({ subject: name, phase: 'destroy', status: 'failed', message: describeError(result.error) });
+      return { name, ok: false, error: vmFailure(result.error, 'LIBVIRT_DESTROY_FAILED') };
+    });
   }
 
   private async destroyOne(vm: VmRecord, options: DestroyOptions, events: EventSink): Promise<DestroyFacts> {

@@ -59,23 +59,32 @@ export async function destroyLab(options: DestroyFlowOptions): Promise<DestroySu
     }
     const results: DestroyVmSummary[] = [];
     for (const name of wanted ?? []) if (!targets.has(name)) results.push({ name, result: 'absent' });
-    // Several at once: stopping a busy VM can take seconds (libvirt waits for qemu to exit).
+    // One provider call per batch of VMs that share a provider (and so a host): Hyper-V removes a
+    // batch in one remove_vms run, libvirt several domains at once inside the call. Batches of
+    // DESTROY_BATCH keep an interrupt from waiting for a whole lab.
+    const byProvider = new Map<Provider, VmRecord[]>();
+    for (const vm of targets.values()) {
+      const provider = options.provider(vm);
+      byProvider.set(provider, [...(byProvider.get(provider) ?? []), vm]);
+    }
+    const calls = [...byProvider].flatMap(([provider, vms]) => chunk(vms, DESTROY_BATCH).map((batch) => ({ provider, batch })));
     await mapLimit(
-      [...targets.values()],
+      calls,
       options.concurrency ?? 4,
-      async (vm) => {
-        if (session.vm(vm.name)) {
-          session.upsertVm({ name: vm.name, state: 'destroying' });
-          await save();
-        }
-        const result = (await resultsFor([vm.name], () => options.provider(vm).destroy([vm], { keepDisks: options.keepDisks ?? false }, events))).get(vm.name)!;
-        if (result.ok) {
-          session.removeVm(vm.name);
-          const left = result.facts.leftAlone.map((file) => `left alone: ${file}`);
-          results.push({ name: vm.name, result: 'destroyed', ...(left.length ? { warnings: left } : {}) });
-        } else {
-          session.upsertVm({ ...vm, state: 'failed', error: `destroy failed: ${result.error.message}`, errorCode: result.error.code });
-          results.push({ name: vm.name, result: 'failed', error: result.error.message, failure: result.error });
+      async ({ provider, batch }) => {
+        for (const vm of batch) if (session.vm(vm.name)) session.upsertVm({ name: vm.name, state: 'destroying' });
+        await save();
+        const outcome = await resultsFor(batch.map((vm) => vm.name), () => provider.destroy(batch, { keepDisks: options.keepDisks ?? false }, events));
+        for (const vm of batch) {
+          const result = outcome.get(vm.name)!;
+          if (result.ok) {
+            session.removeVm(vm.name);
+            const left = result.facts.leftAlone.map((file) => `left alone: ${file}`);
+            results.push({ name: vm.name, result: 'destroyed', ...(left.length ? { warnings: left } : {}) });
+          } else {
+            session.upsertVm({ ...vm, state: 'failed', error: `destroy failed: ${result.error.message}`, errorCode: result.error.code });
+            results.push({ name: vm.name, result: 'failed', error: result.error.message, failure: result.error });
+          }
         }
         await save();
       },
@@ -86,4 +95,13 @@ export async function destroyLab(options: DestroyFlowOptions): Promise<DestroySu
     results.sort((a, b) => (order.get(a.name) ?? 0) - (order.get(b.name) ?? 0));
     return { lab: session.state.lab, vms: results, keptDisks: options.keepDisks ?? false, interrupted };
   });
+}
+
+/** VMs per destroy call: one Hyper-V run removes this many; an interrupt waits for at most one batch. */
+export const DESTROY_BATCH = 10;
+
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
 }

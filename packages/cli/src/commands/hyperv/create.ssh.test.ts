@@ -73,6 +73,8 @@ describe.skipIf(gate.skip)('labctl create/destroy with provider hyperv', () => {
     await Destroy.run(['--all', '--json', '--lab-dir', lab], cliRoot);
     const host = hosts.host(port);
     expect(host.vms).toEqual([]);
+    // Destroy in the provider's batches: the ten VMs go in one remove_vms run, not one run per VM.
+    expect(hosts.invocations(port).filter((entry) => entry.script === 'remove_vms').map((entry) => entry.vms)).toEqual([10]);
     expect(Object.keys(host.files)).toEqual([GOLDEN]);
     vi.restoreAllMocks();
   });
