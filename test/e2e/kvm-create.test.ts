@@ -258,6 +258,8 @@ describe.skipIf(gate.skip)('labctl create/ip/destroy on KVM (libvirt + qemu in a
     // list asks libvirt: a VM powered off by hand and one undefined by hand show as drift.
     const [off, gone] = (await state()).vms.map((vm) => vm.name);
     virsh('destroy', off!);
+    // Undefining a running domain leaves it running (transient): stop it first, as a user would.
+    virsh('destroy', gone!);
     virsh('undefine', gone!);
     const listed = await labctl(['list', '--json']);
     expect(listed.code, listed.stderr).toBe(0);

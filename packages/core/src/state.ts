@@ -162,7 +162,8 @@ export function jsonDepthExceeds(value: unknown, limit: number): boolean {
   return false;
 }
 
-function isProcessAlive(pid: number): boolean {
+/** True while a process with this PID exists on this host (EPERM: it exists, owned by another user). */
+export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

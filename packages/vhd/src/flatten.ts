@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { lstat, readdir, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { EventSink } from '@labctl/core/events';
+import { isProcessAlive } from '@labctl/core/state';
 import { isZero } from './binary.js';
 import { type Chain, openChain } from './chain.js';
 import { vhdError } from './errors.js';
@@ -203,20 +204,11 @@ export async function removeDeadTemporaries(dir: string): Promise<string[]> {
   }
   for (const name of names) {
     const pid = Number(TEMP_NAME.exec(name)?.[1]);
-    if (!pid || pid === process.pid || isAlive(pid)) continue;
+    if (!pid || pid === process.pid || isProcessAlive(pid)) continue;
     const path = join(dir, name);
     const stats = await lstat(path).catch(() => undefined);
     if (!stats?.isFile()) continue;
     await unlink(path).then(() => removed.push(path), () => {});
   }
   return removed;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

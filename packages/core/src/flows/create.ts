@@ -1,6 +1,6 @@
 import { type Check, failedChecks } from '../checks.js';
 import { mapLimit } from '../concurrency.js';
-import { LabctlError } from '../errors.js';
+import { describeError, isLabctlError, LabctlError } from '../errors.js';
 import { type EventSink, silentSink } from '../events.js';
 import { type Plan, type Provider, resultsFor, type VmFailure, type VmPlan } from '../provider.js';
 import type { StateSession, StateStore, VmRecord } from '../state.js';
@@ -70,7 +70,7 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
     // A planned name that differs only in case from one the lab already has would be the same VM
     // and the same disk file on Hyper-V and NTFS: refused before anything is contacted.
     checkCaseCollisions('vm', new Set([...session.state.vms.map((vm) => vm.name), ...plan.vms.map((vm) => vm.name)]), `lab ${plan.lab}`);
-    const onHypervisor = new Map((await provider.list(plan.lab)).map((vm) => [vm.name, vm]));
+    const onHypervisor = new Map((await listBeforeChanging(provider, plan.lab)).map((vm) => [vm.name, vm]));
     const { checks, placed } = await provider.preflight(plan);
     for (const check of checks) {
       if (check.level !== 'ok') events({ subject: check.subject ?? plan.lab, phase: 'preflight', status: check.level === 'error' ? 'failed' : 'warning', message: check.message });
@@ -174,6 +174,20 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
     }
     return summary(false);
   });
+}
+
+/**
+ * The hypervisor's VMs of the lab, asked before anything changes: a hypervisor that cannot be
+ * reached refuses the run like a failed preflight check (exit 2, its message and hint), since
+ * nothing was changed.
+ */
+async function listBeforeChanging(provider: Provider, lab: string): Promise<VmRecord[]> {
+  try {
+    return await provider.list(lab);
+  } catch (err) {
+    const hint = isLabctlError(err) ? err.hint : undefined;
+    throw new PreflightError(isLabctlError(err) ? err.code : 'PREFLIGHT_FAILED', describeError(err), { ...(hint ? { hint } : {}), exitCode: 2, cause: err });
+  }
 }
 
 function plannedRecord(vm: VmPlan, provider: string): Partial<VmRecord> & { name: string } {
