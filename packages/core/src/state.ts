@@ -81,6 +81,8 @@ export const VmRecordSchema = z.looseObject({
   error: text(8192).optional(),
   /** Its code (PROVIDER_CALL_FAILED, LIBVIRT_CONNECT, ...), when labctl knows it. */
   errorCode: z.string().regex(/^[A-Z0-9_]{1,64}$/, 'an error code').optional(),
+  /** When labctl last started the VM (discovery ignores DHCP leases older than this). Core's own field, never in `resources`. */
+  startedAt: timestamp.optional(),
   createdAt: timestamp.optional(),
   updatedAt: timestamp.optional(),
 });

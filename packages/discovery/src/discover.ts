@@ -75,8 +75,9 @@ interface Tracker {
   done: boolean;
 }
 
+/** When labctl last started the VM: the record's `startedAt` (older states kept it in `resources`). */
 export function startedAtFromResources(vm: VmRecord): number | undefined {
-  const value = (vm.resources as { startedAt?: unknown } | undefined)?.startedAt;
+  const value = vm.startedAt ?? (vm.resources as { startedAt?: unknown } | undefined)?.startedAt;
   if (typeof value === 'number') return value;
   if (typeof value === 'string') {
     const parsed = Date.parse(value);

@@ -49,7 +49,8 @@ describe('createLab', () => {
     const state = await savedState(dir);
     expect(state.vms).toHaveLength(5);
     expect(state.vms[0]).toMatchObject({ state: 'running', addresses: ['10.0.0.1'], ssh: { hostKeys: ['ssh-ed25519 KEYvm-01'] } });
-    expect(state.vms[0].resources.startedAt).toEqual(expect.any(String));
+    expect(state.vms[0].startedAt).toEqual(expect.any(String));
+    expect(state.vms[0].resources.startedAt).toBeUndefined();
   });
 
   it('re-running creates nothing; --count 12 after 10 adds exactly two', async () => {

@@ -152,7 +152,8 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
               state: 'running',
               error: undefined,
               errorCode: undefined,
-              resources: { ...vm.resources, ...(!result.facts.started && vm.resources?.startedAt ? {} : { startedAt }) },
+              // Core's own field, kept out of the provider's resources.
+              ...(!result.facts.started && vm.startedAt ? {} : { startedAt }),
             });
           }
           await save();
