@@ -61,6 +61,7 @@ export default class List extends LabctlCommand<typeof List> {
       : await labStatus({
           lab: lab.lab,
           store,
+          state: recorded,
           provider: (vm) => (knownProvider(vm.provider) ? cache(vm) : undefined),
           scan: labScanner(lab, new Set(recorded.vms.map((vm) => vm.provider)), cache),
         });

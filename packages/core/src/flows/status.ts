@@ -1,5 +1,5 @@
 import type { Provider } from '../provider.js';
-import { emptyState, type StateStore, type VmRecord, type VmState } from '../state.js';
+import { emptyState, type LabState, type StateStore, type VmRecord, type VmState } from '../state.js';
 
 /**
  * `labctl list` (live by default): the state file next to what the hypervisor says now, and where
@@ -43,10 +43,12 @@ export interface StatusOptions {
   provider: (vm: { provider: string; host: string }) => Provider | undefined;
   /** Providers also asked for lab VMs the state does not know (the lab's default connection). */
   scan?: Array<{ provider: Provider; host: string }>;
+  /** The state when the caller has read it already (read once per command). */
+  state?: LabState;
 }
 
 export async function labStatus(options: StatusOptions): Promise<StatusSummary> {
-  const state = (await options.store.read()) ?? emptyState(options.lab);
+  const state = options.state ?? (await options.store.read()) ?? emptyState(options.lab);
   const statuses = new Map<string, VmStatus>();
   const asked = new Map<Provider, { host: string; names: string[] }>();
   for (const vm of state.vms) {
