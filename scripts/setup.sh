@@ -44,6 +44,23 @@ elif [ "${SETUP_APT:-1}" = 1 ]; then
   echo "setup: not root, skipping Debian packages (${DEBIAN_PACKAGES[*]})"
 fi
 
+# PowerShell for the Hyper-V scripts' tests (run under a real engine against the simulator module in
+# packages/hyperv/simulator). Not a Debian or npm package: NuGet serves it as a .NET tool. The exact
+# version is pinned; without dotnet the tests that need pwsh skip and say so.
+PWSH_VERSION=7.6.9
+PWSH_DIR=.tools/pwsh
+if [ -x "$PWSH_DIR/pwsh" ] && "$PWSH_DIR/pwsh" -NoProfile -NonInteractive -Command '$PSVersionTable.PSVersion.ToString()' 2>/dev/null | grep -qx "$PWSH_VERSION"; then
+  echo "setup: PowerShell $PWSH_VERSION already installed ($PWSH_DIR/pwsh)"
+elif command -v dotnet >/dev/null; then
+  echo "setup: PowerShell $PWSH_VERSION from NuGet (dotnet tool) into $PWSH_DIR"
+  rm -rf "$PWSH_DIR"
+  DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 dotnet tool install --tool-path "$PWSH_DIR" PowerShell --version "$PWSH_VERSION" >/dev/null
+  # The sshd testbed runs pwsh as an unprivileged test user.
+  chmod -R a+rX .tools
+else
+  echo "setup: dotnet not found, skipping PowerShell (tests that need pwsh will skip)"
+fi
+
 echo "setup: npm packages"
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
 echo "setup: build"

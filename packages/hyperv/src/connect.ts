@@ -15,12 +15,18 @@ export function scriptRunLogger(labDir: string, debug: boolean): (entry: ScriptR
   return (entry) => {
     try {
       mkdirSync(logDir, { recursive: true, mode: 0o700 });
-      appendFileSync(join(logDir, 'powershell.log'), `${JSON.stringify({ at: new Date().toISOString(), ...entry })}\n`, { mode: 0o600 });
+      appendFileSync(
+        join(logDir, 'powershell.log'),
+        `${JSON.stringify({ at: new Date().toISOString(), ...entry })}\n`,
+        { mode: 0o600 },
+      );
     } catch {
       // Logging must never fail a run.
     }
     if (debug) {
-      process.stderr.write(`labctl: debug: ${entry.script} on ${entry.host}: exit ${entry.exit} in ${entry.durationMs} ms${entry.error ? ` (${entry.error})` : ''}\n`);
+      process.stderr.write(
+        `labctl: debug: ${entry.script} on ${entry.host}: exit ${entry.exit} in ${entry.durationMs} ms${entry.error ? ` (${entry.error})` : ''}\n`,
+      );
       if (entry.scriptText) process.stderr.write(`${entry.scriptText}\n# input: ${entry.inputJson}\n`);
     }
   };

@@ -12,5 +12,6 @@ export const hypervDefinition: ProviderDefinition = {
   macPrefix: HyperVProvider.macPrefix,
   defaultConnection: { value: 'hosts' },
   make: ({ lab, labDir, connection }) => hyperVProvider({ lab, labDir, ...(connection ? { host: connection } : {}) }),
-  emitDryRun: ({ lab, labDir, connection }, plan, dir) => emitDryRun(hyperVProvider({ lab, labDir, ...(connection ? { host: connection } : {}) }), plan, dir),
+  emitDryRun: ({ lab, labDir, connection }, plan, dir) =>
+    emitDryRun(hyperVProvider({ lab, labDir, ...(connection ? { host: connection } : {}) }), plan, dir),
 };

@@ -40,7 +40,9 @@ export function dryRunSteps(provider: HyperVProvider, plan: Plan, hosts: readonl
   const created = provider.createBatches(placed);
   for (const batch of created) steps.push({ host: batch.host, script: 'create_vms', input: batch.input });
   for (const host of hosts) {
-    const names = created.filter((batch) => batch.host === host).flatMap((batch) => batch.vms.map((vm) => ({ name: vm.name })));
+    const names = created
+      .filter((batch) => batch.host === host)
+      .flatMap((batch) => batch.vms.map((vm) => ({ name: vm.name })));
     if (names.length === 0) continue;
     steps.push({ host, script: 'start_vms', input: { lab: plan.lab, vms: names } });
     steps.push({ host, script: 'get_adapters', input: { vms: names } });
@@ -50,7 +52,8 @@ export function dryRunSteps(provider: HyperVProvider, plan: Plan, hosts: readonl
 
 export function powershellBundle(steps: readonly EmitStep[]): EmittedFile[] {
   const files: EmittedFile[] = [];
-  for (const name of new Set(steps.map((step) => step.script))) files.push({ file: `scripts/${name}.ps1`, content: SCRIPTS[name].text });
+  for (const name of new Set(steps.map((step) => step.script)))
+    files.push({ file: `scripts/${name}.ps1`, content: SCRIPTS[name].text });
   const perHost = new Map<string, string[]>();
   steps.forEach((step, index) => {
     const inputFile = `${String(index + 1).padStart(2, '0')}-${safeFileWord(step.host)}-${step.script}.json`;

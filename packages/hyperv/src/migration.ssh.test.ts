@@ -2,13 +2,15 @@ import { readFileSync } from 'node:fs';
 import { UsageError } from '@labctl/core/errors';
 import type { LabSpec } from '@labctl/core/spec';
 import { requireTestbed } from '@labctl/core/testing/testbed';
+import { requirePwsh } from './testing/sim-state.js';
 import { powershellSyntaxProblems } from '@labctl/core/testing/powershell-syntax';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configureMigration, type MigrationTarget, migrationAuthName, migrationTargets } from './migration.js';
 import { SCRIPTS } from './scripts/index.js';
 import { defaultHost, RecordedHosts } from './testing/recorded-hosts.js';
 
-const recording = (name: string) => JSON.parse(readFileSync(new URL(`./testing/recordings/${name}`, import.meta.url), 'utf8'));
+const recording = (name: string) =>
+  JSON.parse(readFileSync(new URL(`./testing/recordings/${name}`, import.meta.url), 'utf8'));
 const spec = (hosts: LabSpec['hosts']): LabSpec => ({ lab: 'mig', hosts }) as LabSpec;
 
 describe('delegation hosts to hosts: entries', () => {
@@ -32,7 +34,11 @@ describe('delegation hosts to hosts: entries', () => {
   });
 
   it('a host missing from hosts: is a usage error (exit 2) naming it; so is one that two entries answer to', () => {
-    const missing = () => migrationTargets(lab, [{ given: 'hv01', short: 'HV01' }, { given: 'hv09', short: 'HV09' }]);
+    const missing = () =>
+      migrationTargets(lab, [
+        { given: 'hv01', short: 'HV01' },
+        { given: 'hv09', short: 'HV09' },
+      ]);
     expect(missing).toThrow(UsageError);
     expect(missing).toThrow(/not in hosts: of labctl\.yaml: hv09/);
     try {
@@ -47,26 +53,35 @@ describe('delegation hosts to hosts: entries', () => {
   });
 
   it('the authentication type reads the same from 5.1 (a number) and 7 (a name)', () => {
-    expect(migrationAuthName(recording('get-vmhost-migration.51.json').VirtualMachineMigrationAuthenticationType)).toBe('CredSSP');
-    expect(migrationAuthName(recording('get-vmhost-migration.7.json').VirtualMachineMigrationAuthenticationType)).toBe('Kerberos');
+    expect(migrationAuthName(recording('get-vmhost-migration.51.json').VirtualMachineMigrationAuthenticationType)).toBe(
+      'CredSSP',
+    );
+    expect(migrationAuthName(recording('get-vmhost-migration.7.json').VirtualMachineMigrationAuthenticationType)).toBe(
+      'Kerberos',
+    );
     expect(migrationAuthName(1)).toBe('Kerberos');
   });
 
   it('configure_migration parses and names no user value: its only input is { apply }', async () => {
     expect(await powershellSyntaxProblems(SCRIPTS.configure_migration.text)).toEqual([]);
     expect(SCRIPTS.configure_migration.text).toContain('Hyper-V\\Enable-VMMigration');
-    expect(SCRIPTS.configure_migration.text).toContain('Hyper-V\\Set-VMHost -VirtualMachineMigrationAuthenticationType Kerberos');
+    expect(SCRIPTS.configure_migration.text).toContain(
+      'Hyper-V\\Set-VMHost -VirtualMachineMigrationAuthenticationType Kerberos',
+    );
   });
 });
 
 /**
- * Against recorded Hyper-V hosts behind real sshd (scripts/testbed/hyperv-hosts.sh): what goes over
+ * Against simulated Hyper-V hosts behind real sshd (scripts/testbed/hyperv-hosts.sh): what goes over
  * the wire is what a Windows OpenSSH server would get; the stand-in keeps Get-VMHost's migration
  * fields in the host state and changes them as Enable-VMMigration and Set-VMHost would.
  */
-const gate = requireTestbed('Hyper-V live-migration settings (sshd with a recorded powershell.exe)', { root: true, commands: ['sshd', 'ssh-keygen', 'unshare'] });
+const gate = requirePwsh('Hyper-V live-migration settings (sshd with pwsh and the Hyper-V simulator)', {
+  root: true,
+  commands: ['sshd', 'ssh-keygen', 'unshare'],
+});
 
-describe.skipIf(gate.skip)('configure_migration on recorded hosts', () => {
+describe.skipIf(gate.skip)('configure_migration on simulated hosts', () => {
   let hosts: RecordedHosts;
   let targets: MigrationTarget[];
   // Nothing listens there: connection refused, like a host that is down.
@@ -76,7 +91,11 @@ describe.skipIf(gate.skip)('configure_migration on recorded hosts', () => {
 
   beforeAll(() => {
     hosts = new RecordedHosts(2, 22440);
-    targets = hosts.ports.map((p, index) => ({ host: `HV0${index + 1}`, labHost: `hv0${index + 1}`, target: `labctl-np@127.0.0.1:${p}` }));
+    targets = hosts.ports.map((p, index) => ({
+      host: `HV0${index + 1}`,
+      labHost: `hv0${index + 1}`,
+      target: `labctl-np@127.0.0.1:${p}`,
+    }));
   });
   afterAll(() => hosts?.stop());
   const resetAll = () => {
@@ -91,7 +110,8 @@ describe.skipIf(gate.skip)('configure_migration on recorded hosts', () => {
       ['HV02', 'needs-change', ['needed', 'needed']],
     ]);
     expect(planned[0]?.settings).toMatchObject({ migrationEnabled: false, authenticationType: 'CredSSP' });
-    for (const target of targets) expect(hosts.host(port(target)).vmHost?.VirtualMachineMigrationEnabled ?? false).toBe(false);
+    for (const target of targets)
+      expect(hosts.host(port(target)).vmHost?.VirtualMachineMigrationEnabled ?? false).toBe(false);
 
     const applied = await configureMigration(targets, { mode: 'apply', connect });
     expect(applied.map((outcome) => [outcome.host, outcome.status])).toEqual([
@@ -100,11 +120,24 @@ describe.skipIf(gate.skip)('configure_migration on recorded hosts', () => {
     ]);
     expect(applied[0]?.steps).toEqual([
       { setting: 'migrationEnabled', command: 'Enable-VMMigration', from: false, to: true, status: 'changed' },
-      { setting: 'authenticationType', command: 'Set-VMHost -VirtualMachineMigrationAuthenticationType Kerberos', from: 'CredSSP', to: 'Kerberos', status: 'changed' },
+      {
+        setting: 'authenticationType',
+        command: 'Set-VMHost -VirtualMachineMigrationAuthenticationType Kerberos',
+        from: 'CredSSP',
+        to: 'Kerberos',
+        status: 'changed',
+      },
     ]);
-    expect(applied[0]?.settings).toMatchObject({ computerName: 'HV01', migrationEnabled: true, authenticationType: 'Kerberos' });
+    expect(applied[0]?.settings).toMatchObject({
+      computerName: 'HV01',
+      migrationEnabled: true,
+      authenticationType: 'Kerberos',
+    });
     for (const target of targets) {
-      expect(hosts.host(port(target)).vmHost).toMatchObject({ VirtualMachineMigrationEnabled: true, VirtualMachineMigrationAuthenticationType: 1 });
+      expect(hosts.host(port(target)).vmHost).toMatchObject({
+        VirtualMachineMigrationEnabled: true,
+        VirtualMachineMigrationAuthenticationType: 1,
+      });
     }
     // No migration network and UseAnyNetworkForMigration off: said, not silently left.
     expect(applied[0]?.warnings.join('\n')).toMatch(/no migration network/);
@@ -115,7 +148,12 @@ describe.skipIf(gate.skip)('configure_migration on recorded hosts', () => {
       ['HV02', 'unchanged', ['unchanged', 'unchanged']],
     ]);
     // One script run per host per command: read, apply, re-run.
-    for (const target of targets) expect(hosts.invocations(port(target)).map((entry) => entry.script)).toEqual(['configure_migration', 'configure_migration', 'configure_migration']);
+    for (const target of targets)
+      expect(hosts.invocations(port(target)).map((entry) => entry.script)).toEqual([
+        'configure_migration',
+        'configure_migration',
+        'configure_migration',
+      ]);
   });
 
   it('a host that is down and a host whose Set-VMHost is denied are reported; the others are done; a re-run finishes', async () => {
@@ -133,10 +171,19 @@ describe.skipIf(gate.skip)('configure_migration on recorded hosts', () => {
       ['migrationEnabled', 'changed'],
       ['authenticationType', 'failed'],
     ]);
-    expect(outcomes[2]).toMatchObject({ code: 'MIGRATION_STEP_FAILED', error: expect.stringMatching(/^Set-VMHost .*required permission/) });
+    expect(outcomes[2]).toMatchObject({
+      code: 'MIGRATION_STEP_FAILED',
+      error: expect.stringMatching(/^Set-VMHost .*required permission/),
+    });
     expect(outcomes[2]?.steps[1]?.code).toBe('AccessDenied,Microsoft.HyperV.PowerShell.Commands.SetVMHost');
-    expect(hosts.host(port(first)).vmHost).toMatchObject({ VirtualMachineMigrationEnabled: true, VirtualMachineMigrationAuthenticationType: 1 });
-    expect(hosts.host(port(second)).vmHost).toMatchObject({ VirtualMachineMigrationEnabled: true, VirtualMachineMigrationAuthenticationType: 0 });
+    expect(hosts.host(port(first)).vmHost).toMatchObject({
+      VirtualMachineMigrationEnabled: true,
+      VirtualMachineMigrationAuthenticationType: 1,
+    });
+    expect(hosts.host(port(second)).vmHost).toMatchObject({
+      VirtualMachineMigrationEnabled: true,
+      VirtualMachineMigrationAuthenticationType: 0,
+    });
 
     hosts.scenario(port(second), { computerName: 'HV02' });
     const rerun = await configureMigration([first, second], { mode: 'apply', connect });

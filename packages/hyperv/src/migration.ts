@@ -40,27 +40,41 @@ export interface MigrationTarget {
  * name or whose first DNS label equals the AD short name (case-insensitive). Refuses (exit 2) when
  * a host has no entry or more than one.
  */
-export function migrationTargets(spec: LabSpec, hosts: ReadonlyArray<{ given: string; short: string }>): MigrationTarget[] {
+export function migrationTargets(
+  spec: LabSpec,
+  hosts: ReadonlyArray<{ given: string; short: string }>,
+): MigrationTarget[] {
   const entries = hyperVHosts(spec);
   const missing: string[] = [];
   const ambiguous: string[] = [];
   const targets: MigrationTarget[] = [];
   for (const host of hosts) {
     const exact = entries.filter((entry) => entry.name.toLowerCase() === host.given.toLowerCase());
-    const matches = exact.length > 0 ? exact : entries.filter((entry) => (entry.name.split('.')[0] ?? '').toUpperCase() === host.short);
+    const matches =
+      exact.length > 0
+        ? exact
+        : entries.filter((entry) => (entry.name.split('.')[0] ?? '').toUpperCase() === host.short);
     if (matches.length === 0) missing.push(host.given);
     else if (matches.length > 1) ambiguous.push(`${host.given} (${matches.map((entry) => entry.name).join(', ')})`);
     else targets.push({ host: host.short, labHost: matches[0]!.name, target: matches[0]!.target });
   }
   if (missing.length > 0) {
-    throw new UsageError('MIGRATION_HOST_UNKNOWN', `--configure-hosts: not in hosts: of labctl.yaml: ${missing.join(', ')}`, {
-      hint: `Add each Hyper-V host with its SSH address, e.g. hosts: [{ name: ${missing[0]}, address: admin@${missing[0]}.lab.example }]; nothing was changed.`,
-    });
+    throw new UsageError(
+      'MIGRATION_HOST_UNKNOWN',
+      `--configure-hosts: not in hosts: of labctl.yaml: ${missing.join(', ')}`,
+      {
+        hint: `Add each Hyper-V host with its SSH address, e.g. hosts: [{ name: ${missing[0]}, address: admin@${missing[0]}.lab.example }]; nothing was changed.`,
+      },
+    );
   }
   if (ambiguous.length > 0) {
-    throw new UsageError('MIGRATION_HOST_AMBIGUOUS', `--configure-hosts: more than one entry in hosts: answers to ${ambiguous.join('; ')}`, {
-      hint: 'Give the hosts: entry the exact name used for the delegation; nothing was changed.',
-    });
+    throw new UsageError(
+      'MIGRATION_HOST_AMBIGUOUS',
+      `--configure-hosts: more than one entry in hosts: answers to ${ambiguous.join('; ')}`,
+      {
+        hint: 'Give the hosts: entry the exact name used for the delegation; nothing was changed.',
+      },
+    );
   }
   return targets;
 }
@@ -146,7 +160,8 @@ function settingsOf(raw: RawSettings): MigrationSettings {
     migrationEnabled: raw.migrationEnabled === true || raw.migrationEnabled === 'True',
     authenticationType: migrationAuthName(raw.authenticationType),
     useAnyNetwork: raw.useAnyNetwork === true || raw.useAnyNetwork === 'True',
-    migrationNetworks: raw.migrationNetworks === null || raw.migrationNetworks === undefined ? null : stringArray(raw.migrationNetworks),
+    migrationNetworks:
+      raw.migrationNetworks === null || raw.migrationNetworks === undefined ? null : stringArray(raw.migrationNetworks),
     maximumMigrations: Number(raw.maximumMigrations ?? 0),
   };
 }
@@ -173,9 +188,16 @@ function warningsFor(target: MigrationTarget, settings: MigrationSettings): stri
   const warnings: string[] = [];
   const name = settings.computerName.toUpperCase();
   if (name && name !== target.host) {
-    warnings.push(`${target.labHost} (${target.target}) answers as computer ${settings.computerName}, not ${target.host}: check hosts: in labctl.yaml`);
+    warnings.push(
+      `${target.labHost} (${target.target}) answers as computer ${settings.computerName}, not ${target.host}: check hosts: in labctl.yaml`,
+    );
   }
-  if (settings.migrationEnabled && !settings.useAnyNetwork && settings.migrationNetworks !== null && settings.migrationNetworks.length === 0) {
+  if (
+    settings.migrationEnabled &&
+    !settings.useAnyNetwork &&
+    settings.migrationNetworks !== null &&
+    settings.migrationNetworks.length === 0
+  ) {
     warnings.push(
       `${target.host}: no migration network and UseAnyNetworkForMigration is off, so incoming live migrations have no network: Add-VMMigrationNetwork <subnet> or Set-VMHost -UseAnyNetworkForMigration $true`,
     );
@@ -198,7 +220,10 @@ export interface MigrationRunOptions {
 }
 
 /** One `configure_migration` run per host, at most `concurrency` at once; never throws for one host. */
-export async function configureMigration(targets: readonly MigrationTarget[], options: MigrationRunOptions): Promise<HostMigrationOutcome[]> {
+export async function configureMigration(
+  targets: readonly MigrationTarget[],
+  options: MigrationRunOptions,
+): Promise<HostMigrationOutcome[]> {
   const events = options.events ?? silentSink;
   const apply = options.mode === 'apply';
   const phase = apply ? 'migration' : 'migration-read';
@@ -212,18 +237,39 @@ export async function configureMigration(targets: readonly MigrationTarget[], op
         ...(options.log ? { log: options.log } : {}),
         ...(options.debug ? { debug: true } : {}),
       });
-      const raw = await session.run<RawResult>(SCRIPTS.configure_migration, { apply }, { timeoutMs: options.timeoutMs ?? 120_000 });
+      const raw = await session.run<RawResult>(
+        SCRIPTS.configure_migration,
+        { apply },
+        { timeoutMs: options.timeoutMs ?? 120_000 },
+      );
       const settings = settingsOf(raw.after ?? raw.before);
       const steps = objectArray<RawStep>(raw.steps).map((step) => stepOf(step, raw.applied === true));
       const failed = steps.filter((step) => step.status === 'failed');
       const status: HostMigrationOutcome['status'] =
-        failed.length > 0 ? 'failed' : steps.some((step) => step.status === 'changed') ? 'changed' : steps.some((step) => step.status === 'needed') ? 'needs-change' : 'unchanged';
-      const outcome: HostMigrationOutcome = { ...target, status, settings, steps, warnings: warningsFor(target, settings) };
+        failed.length > 0
+          ? 'failed'
+          : steps.some((step) => step.status === 'changed')
+            ? 'changed'
+            : steps.some((step) => step.status === 'needed')
+              ? 'needs-change'
+              : 'unchanged';
+      const outcome: HostMigrationOutcome = {
+        ...target,
+        status,
+        settings,
+        steps,
+        warnings: warningsFor(target, settings),
+      };
       if (failed.length > 0) {
         outcome.error = failed.map((step) => `${step.command}: ${step.error}`).join('; ');
         outcome.code = 'MIGRATION_STEP_FAILED';
       }
-      events({ subject: target.host, phase, status: failed.length > 0 ? 'failed' : 'done', message: outcome.error ?? status });
+      events({
+        subject: target.host,
+        phase,
+        status: failed.length > 0 ? 'failed' : 'done',
+        message: outcome.error ?? status,
+      });
       return outcome;
     } finally {
       await runner.close?.();

@@ -57,8 +57,10 @@ export function labctlState(value: unknown): VmState {
 /** A string array from any of the shapes PowerShell gives for one; empty entries dropped. */
 export function stringArray(value: unknown): string[] {
   if (value === null || value === undefined) return [];
-  if (Array.isArray(value)) return value.filter((item) => item !== null && item !== undefined && String(item) !== '').map(String);
-  if (typeof value === 'object' && 'value' in (value as Record<string, unknown>)) return stringArray((value as { value: unknown }).value);
+  if (Array.isArray(value))
+    return value.filter((item) => item !== null && item !== undefined && String(item) !== '').map(String);
+  if (typeof value === 'object' && 'value' in (value as Record<string, unknown>))
+    return stringArray((value as { value: unknown }).value);
   if (typeof value === 'string') return value === '' ? [] : [value];
   return [String(value)];
 }
@@ -67,7 +69,11 @@ export function stringArray(value: unknown): string[] {
 export function objectArray<T>(value: unknown): T[] {
   if (value === null || value === undefined || value === '') return [];
   if (Array.isArray(value)) return value.filter((item) => item !== null && item !== undefined) as T[];
-  if (typeof value === 'object' && 'value' in (value as Record<string, unknown>) && 'Count' in (value as Record<string, unknown>)) {
+  if (
+    typeof value === 'object' &&
+    'value' in (value as Record<string, unknown>) &&
+    'Count' in (value as Record<string, unknown>)
+  ) {
     return objectArray<T>((value as { value: unknown }).value);
   }
   return [value as T];

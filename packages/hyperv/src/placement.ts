@@ -47,12 +47,17 @@ export function placeVms(
   }
   for (const vm of floating) {
     let best: string | undefined;
-    for (const host of hosts) if (best === undefined || (left.get(host.name) ?? 0) > (left.get(best) ?? 0)) best = host.name;
+    for (const host of hosts)
+      if (best === undefined || (left.get(host.name) ?? 0) > (left.get(best) ?? 0)) best = host.name;
     if (best !== undefined) take(vm, best);
   }
   const overcommitted = hosts
     .filter((host) => (left.get(host.name) ?? 0) < 0)
-    .map((host) => ({ host: host.name, neededBytes: (plannedBytes.get(host.name) ?? 0) + reserve, freeBytes: host.freeMemoryBytes }));
+    .map((host) => ({
+      host: host.name,
+      neededBytes: (plannedBytes.get(host.name) ?? 0) + reserve,
+      freeBytes: host.freeMemoryBytes,
+    }));
   return { hostOf, plannedBytes, overcommitted };
 }
 

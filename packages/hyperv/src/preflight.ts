@@ -57,7 +57,12 @@ export function evaluatePreflight(
         hint: 'Install-WindowsFeature Hyper-V-PowerShell (Server) or Enable-WindowsOptionalFeature -Online -FeatureName Microsoft-Hyper-V-Management-PowerShell.',
       });
     } else if (outcome.facts) {
-      checks.push({ id: 'hyperv.host.reachable', level: 'ok', subject: outcome.host, message: `${outcome.host}: Hyper-V module present` });
+      checks.push({
+        id: 'hyperv.host.reachable',
+        level: 'ok',
+        subject: outcome.host,
+        message: `${outcome.host}: Hyper-V module present`,
+      });
     }
   }
 
@@ -190,7 +195,10 @@ export function evaluatePreflight(
     }
     if (generation2.some((vm) => secureBootOf(vm) === 'linux')) {
       const templates = facts.secureBootTemplates ?? [];
-      if (facts.secureBootTemplateParameter === false || (templates.length > 0 && !templates.includes(LINUX_SECURE_BOOT_TEMPLATE))) {
+      if (
+        facts.secureBootTemplateParameter === false ||
+        (templates.length > 0 && !templates.includes(LINUX_SECURE_BOOT_TEMPLATE))
+      ) {
         checks.push({
           id: 'hyperv.secureboot.template',
           level: 'error',

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,14 +12,18 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished }
 import { HyperVProvider } from './provider.js';
 import { defaultHost, GiB, GOLDEN, RecordedHosts } from './testing/recorded-hosts.js';
 import { labPlan, NASTY_VALUES, numbered, vmPlan } from './testing/plans.js';
+import { requirePwsh, simulatedFiles } from './testing/sim-state.js';
 
 /**
- * The provider against recorded Hyper-V hosts over real SSH: placement, idempotent re-runs,
+ * The provider against simulated Hyper-V hosts over real SSH: placement, idempotent re-runs,
  * destroy never touching the golden disk, preflight refusals, discovery explanations, register.
  */
-const gate = requireTestbed('Hyper-V provider tests (sshd with a recorded powershell.exe)', { root: true, commands: ['sshd', 'ssh-keygen', 'unshare'] });
+const gate = requirePwsh('Hyper-V provider tests (sshd with pwsh and the Hyper-V simulator)', {
+  root: true,
+  commands: ['sshd', 'ssh-keygen', 'unshare'],
+});
 
-describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
+describe.skipIf(gate.skip)('Hyper-V provider on simulated hosts', () => {
   let hosts: RecordedHosts;
   let hv01: number;
   let hv02: number;
@@ -37,7 +42,11 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
     hosts.reset(hv02);
   });
 
-  function provider(lab: string, names: string[] = ['hv01'], extra: { path?: string; concurrency?: number } = {}): HyperVProvider {
+  function provider(
+    lab: string,
+    names: string[] = ['hv01'],
+    extra: { path?: string; concurrency?: number } = {},
+  ): HyperVProvider {
     const ports: Record<string, number> = { hv01, hv02 };
     const made = new HyperVProvider({
       lab,
@@ -55,17 +64,28 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
     const { checks } = await hv.preflight(plan);
     expect(checks.filter((check) => check.level === 'error')).toEqual([]);
     const records = okFacts(await hv.create(plan.vms, collectingSink()));
-    expect(records.map((record) => [record.name, record.state, record.host])).toEqual(plan.vms.map((vm) => [vm.name, 'created', 'hv01']));
+    expect(records.map((record) => [record.name, record.state, record.host])).toEqual(
+      plan.vms.map((vm) => [vm.name, 'created', 'hv01']),
+    );
     expect(outcomes(await hv.start(records, collectingSink()))).toEqual(records.map(() => 'ok'));
     const reports = await hv.adapters(records);
     expect(reports).toHaveLength(10);
     expect(reports.every((report) => report.addresses.some((address) => address.startsWith('192.168.50.')))).toBe(true);
     expect(reports[0]).toMatchObject({ source: 'kvp', mac: expect.stringMatching(/^00:15:5D:/) });
-    expect(hosts.invocations(hv01).map((entry) => entry.script)).toEqual(['get_host_facts', 'create_vms', 'start_vms', 'get_adapters']);
+    expect(hosts.invocations(hv01).map((entry) => entry.script)).toEqual([
+      'get_host_facts',
+      'create_vms',
+      'start_vms',
+      'get_adapters',
+    ]);
     expect(hosts.logins(hv01) - logins).toBe(1);
     const vm = hosts.host(hv01).vms[0];
     expect(vm).toMatchObject({ generation: 2, secureBoot: 'linux', state: 'Running' });
-    expect(JSON.parse(vm?.notes.slice('labctl:'.length) ?? '{}')).toEqual({ lab: 'lab10', group: 'web', disk: 'D:\\Hyper-V\\Virtual Hard Disks\\lab10\\web-01.vhdx' });
+    expect(JSON.parse(vm?.notes.slice('labctl:'.length) ?? '{}')).toEqual({
+      lab: 'lab10',
+      group: 'web',
+      disk: 'D:\\Hyper-V\\Virtual Hard Disks\\lab10\\web-01.vhdx',
+    });
   });
 
   it('through the provider-neutral create flow (labctl create): state written, 10 VMs in 4 PowerShell runs', async () => {
@@ -76,10 +96,21 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
     const plan = { ...labPlan('flow', numbered('web', 10, { host: 'hv01' })), concurrency: 10 };
     const summary = await createLab({ plan, provider: hv, store, start: true, wait: false, timeoutMs: 10_000 });
     expect(summary.counts).toMatchObject({ planned: 10, created: 10, failed: 0 });
-    expect(hosts.invocations(hv01).map((entry) => entry.script)).toEqual(['list_vms', 'get_host_facts', 'create_vms', 'start_vms']);
+    expect(hosts.invocations(hv01).map((entry) => entry.script)).toEqual([
+      'list_vms',
+      'get_host_facts',
+      'create_vms',
+      'start_vms',
+    ]);
     const state = await store.load('flow');
-    expect(state.vms.map((vm) => [vm.name, vm.state, vm.host])).toEqual(plan.vms.map((vm) => [vm.name, 'running', 'hv01']));
-    expect(state.vms[0]?.resources).toMatchObject({ vmId: expect.any(String), vhdPath: 'D:\\Hyper-V\\Virtual Hard Disks\\flow\\web-01.vhdx', golden: GOLDEN });
+    expect(state.vms.map((vm) => [vm.name, vm.state, vm.host])).toEqual(
+      plan.vms.map((vm) => [vm.name, 'running', 'hv01']),
+    );
+    expect(state.vms[0]?.resources).toMatchObject({
+      vmId: expect.any(String),
+      vhdPath: 'D:\\Hyper-V\\Virtual Hard Disks\\flow\\web-01.vhdx',
+      golden: GOLDEN,
+    });
     // The same command again converges without creating anything.
     const again = await createLab({ plan, provider: hv, store, start: true, wait: false, timeoutMs: 10_000 });
     expect(again.counts).toMatchObject({ planned: 10, created: 0, failed: 0 });
@@ -98,7 +129,9 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
     const events = collectingSink();
     const second = await hv.create(plan.vms, events);
     expect(okFacts(second).map((record) => record.state)).toEqual(['created', 'created', 'created']);
-    expect(events.events.filter((event) => event.status !== 'start').map((event) => [event.subject, event.status])).toEqual([
+    expect(
+      events.events.filter((event) => event.status !== 'start').map((event) => [event.subject, event.status]),
+    ).toEqual([
       ['web-01', 'skipped'],
       ['web-02', 'done'],
       ['web-03', 'skipped'],
@@ -123,7 +156,8 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
     expect([onHost('hv01'), onHost('hv02')]).toEqual([1, 7]);
     expect(hosts.host(hv01).vms).toHaveLength(1);
     expect(hosts.host(hv02).vms).toHaveLength(7);
-    for (const port of [hv01, hv02]) expect(hosts.invocations(port).map((entry) => entry.script)).toEqual(['get_host_facts', 'create_vms']);
+    for (const port of [hv01, hv02])
+      expect(hosts.invocations(port).map((entry) => entry.script)).toEqual(['get_host_facts', 'create_vms']);
   });
 
   it('per-host concurrency splits a host into parallel batches of the placed plan, one create_vms run each', async () => {
@@ -131,7 +165,18 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
     const placed = hv.placeOffline(labPlan('par', numbered('app', 7, { host: 'hv01' })));
     expect(placed.batches.map((batch) => batch.length).sort()).toEqual([2, 2, 3]);
     const byName = new Map(placed.vms.map((vm) => [vm.name, vm]));
-    const records = (await Promise.all(placed.batches.map(async (batch) => okFacts(await hv.create(batch.map((name) => byName.get(name)!), collectingSink()))))).flat();
+    const records = (
+      await Promise.all(
+        placed.batches.map(async (batch) =>
+          okFacts(
+            await hv.create(
+              batch.map((name) => byName.get(name)!),
+              collectingSink(),
+            ),
+          ),
+        ),
+      )
+    ).flat();
     expect(records.filter((record) => record.state === 'created')).toHaveLength(7);
     const runs = hosts.invocations(hv01);
     expect(runs.map((entry) => entry.vms).sort()).toEqual([2, 2, 3]);
@@ -139,8 +184,13 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
 
   it('refuses to place more memory than the hosts have', async () => {
     hosts.reset(hv01, defaultHost(), { freeMemoryBytes: 8 * GiB });
-    const { checks } = await provider('big').preflight(labPlan('big', numbered('big', 4, { memoryMiB: 4096, host: 'hv01' })));
-    expect(checks.find((check) => check.id === 'hyperv.host.memory')).toMatchObject({ level: 'error', subject: 'hv01' });
+    const { checks } = await provider('big').preflight(
+      labPlan('big', numbered('big', 4, { memoryMiB: 4096, host: 'hv01' })),
+    );
+    expect(checks.find((check) => check.id === 'hyperv.host.memory')).toMatchObject({
+      level: 'error',
+      subject: 'hv01',
+    });
   });
 
   it('destroy removes VMs and their own disks and never the golden disk, even when state points at it', async () => {
@@ -152,9 +202,14 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
     await hv.destroy([records[0] as VmRecord, broken], {}, events);
     const host = hosts.host(hv01);
     expect(host.vms).toEqual([]);
-    expect(Object.keys(host.files)).toEqual([GOLDEN, 'D:\\Hyper-V\\Virtual Hard Disks\\gone\\web-02.vhdx']);
+    // The VM's own Notes marker names its disk, so that one goes; the golden disk the state named
+    // stays and the reason is given. The VMs' folders (configuration, checkpoints) go too.
+    expect(Object.keys(host.files)).toEqual([GOLDEN]);
     expect(host.files[GOLDEN]).toEqual(defaultHost().files[GOLDEN]);
-    expect(events.events.find((event) => event.subject === 'web-02' && event.status === 'done')?.message).toContain('not the disk labctl made for this VM');
+    expect(simulatedFiles(hosts.stateDir(hv01))).toEqual([GOLDEN]);
+    expect(events.events.find((event) => event.subject === 'web-02' && event.status === 'done')?.message).toContain(
+      "the VM's labctl marker names another disk",
+    );
     // Destroying again: nothing there any more is not an error.
     await hv.destroy([records[0] as VmRecord], {}, collectingSink());
   });
@@ -163,8 +218,25 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
     const other = provider('other-lab');
     await other.create([vmPlan('shared-name', { host: 'hv01' })], collectingSink());
     const hv = provider('mine');
-    const [result] = await hv.destroy([{ name: 'shared-name', group: 'web', provider: 'hyperv', host: 'hv01', addresses: [], ssh: { hostKeys: [] }, state: 'running' }], {}, collectingSink());
-    expect(result).toMatchObject({ ok: false, error: { code: 'HYPERV_DESTROY_FAILED', message: expect.stringContaining('was not made by this lab') } });
+    const [result] = await hv.destroy(
+      [
+        {
+          name: 'shared-name',
+          group: 'web',
+          provider: 'hyperv',
+          host: 'hv01',
+          addresses: [],
+          ssh: { hostKeys: [] },
+          state: 'running',
+        },
+      ],
+      {},
+      collectingSink(),
+    );
+    expect(result).toMatchObject({
+      ok: false,
+      error: { code: 'HYPERV_DESTROY_FAILED', message: expect.stringContaining('was not made by this lab') },
+    });
     expect(hosts.host(hv01).vms.map((vm) => vm.name)).toEqual(['shared-name']);
   });
 
@@ -180,7 +252,10 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
 
   it('names with quotes, $(), backticks, newlines and unicode arrive on the host unchanged', async () => {
     const hv = provider('nasty');
-    const plan = labPlan('nasty', NASTY_VALUES.map((name) => vmPlan(name, { host: 'hv01' })));
+    const plan = labPlan(
+      'nasty',
+      NASTY_VALUES.map((name) => vmPlan(name, { host: 'hv01' })),
+    );
     const records = okFacts(await hv.create(plan.vms, collectingSink()));
     expect(records.map((record) => record.state)).toEqual(NASTY_VALUES.map(() => 'created'));
     expect(hosts.host(hv01).vms.map((vm) => vm.name)).toEqual(NASTY_VALUES);
@@ -201,7 +276,8 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
       expect(hosts.host(hv01)).toEqual(host);
       return checks;
     };
-    const ids = (checks: Array<{ id: string; level: string }>, level: string) => checks.filter((check) => check.level === level).map((check) => check.id);
+    const ids = (checks: Array<{ id: string; level: string }>, level: string) =>
+      checks.filter((check) => check.level === level).map((check) => check.id);
 
     it('golden disk missing, switch missing', async () => {
       const checks = await refusal((host) => {
@@ -214,7 +290,16 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
     it('golden disk that is itself differencing, or attached to a running VM', async () => {
       const checks = await refusal((host) => {
         host.files[GOLDEN] = { type: 'Differencing', parent: 'D:\\Golden\\base.vhdx', size: 40 * GiB, fileSize: GiB };
-        host.vms.push({ name: 'template-vm', id: '1', state: 'Running', generation: 2, memoryBytes: GiB, notes: '', disks: [GOLDEN], adapters: [] });
+        host.vms.push({
+          name: 'template-vm',
+          id: randomUUID(),
+          state: 'Running',
+          generation: 2,
+          memoryBytes: GiB,
+          notes: '',
+          disks: [GOLDEN],
+          adapters: [],
+        });
       }, {});
       expect(ids(checks, 'error')).toEqual(['hyperv.golden.differencing', 'hyperv.golden.in-use']);
       expect(checks.find((check) => check.id === 'hyperv.golden.in-use')?.message).toContain('"template-vm"');
@@ -222,7 +307,16 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
 
     it('a name taken by a VM labctl did not make', async () => {
       const checks = await refusal((host) => {
-        host.vms.push({ name: 'web-02', id: '2', state: 'Off', generation: 2, memoryBytes: GiB, notes: 'hand made', disks: [], adapters: [] });
+        host.vms.push({
+          name: 'web-02',
+          id: randomUUID(),
+          state: 'Off',
+          generation: 2,
+          memoryBytes: GiB,
+          notes: 'hand made',
+          disks: [],
+          adapters: [],
+        });
       }, {});
       expect(ids(checks, 'error')).toEqual(['hyperv.name.collision']);
     });
@@ -239,7 +333,9 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
 
     it('no Hyper-V module; host without the Linux Secure Boot template', async () => {
       expect(ids(await refusal(() => {}, { noHyperV: true }), 'error')).toEqual(['hyperv.host.module']);
-      expect(ids(await refusal(() => {}, { secureBootTemplates: ['MicrosoftWindows'] }), 'error')).toEqual(['hyperv.secureboot.template']);
+      expect(ids(await refusal(() => {}, { secureBootTemplates: ['MicrosoftWindows'] }), 'error')).toEqual([
+        'hyperv.secureboot.template',
+      ]);
     });
 
     it('warnings: golden writable by Everyone, Windows Secure Boot template for Generation 2', async () => {
@@ -258,7 +354,9 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
       const hv = new HyperVProvider({ lab: 'pf', hosts: [{ name: 'hv09' }], connect: () => hosts.connect(1) });
       open.push(hv);
       const { checks } = await hv.preflight(labPlan('pf', numbered('web', 1, { host: 'hv09' })));
-      expect(checks).toEqual([expect.objectContaining({ id: 'hyperv.host.reachable', level: 'error', subject: 'hv09' })]);
+      expect(checks).toEqual([
+        expect.objectContaining({ id: 'hyperv.host.reachable', level: 'error', subject: 'hv09' }),
+      ]);
     });
   });
 
@@ -287,24 +385,44 @@ describe.skipIf(gate.skip)('Hyper-V provider on recorded hosts', () => {
     host.unregistered[stuck] = { name: 'app02', switch: 'LabSwitch', disks: ['C:\\Old\\gone.vhdx'] };
     hosts.reset(hv01, host);
     const driver = await provider('reg').driver('hv01');
-    const dry = await driver.registerVms({ paths: [config], vhdDir: 'F:\\NewDisks', switch: 'LabSwitch', dryRun: true });
+    const dry = await driver.registerVms({
+      paths: [config],
+      vhdDir: 'F:\\NewDisks',
+      switch: 'LabSwitch',
+      dryRun: true,
+    });
     expect(dry[0]).toMatchObject({ ok: true, registered: false });
     expect(hosts.host(hv01).vms).toEqual([]);
-    const results = await driver.registerVms({ paths: [config, stuck], vhdDir: 'F:\\NewDisks', switch: 'LabSwitch', dryRun: false });
+    const results = await driver.registerVms({
+      paths: [config, stuck],
+      vhdDir: 'F:\\NewDisks',
+      switch: 'LabSwitch',
+      dryRun: false,
+    });
     expect(results[0]).toMatchObject({
       ok: true,
       registered: true,
       name: 'app01',
       fixes: [
         { problem: "Could not find Ethernet switch 'OldSwitch'.", fix: 'connected to switch LabSwitch' },
-        { problem: "Virtual hard disk file 'C:\\Old\\app.vhdx' not found.", fix: 'disk path set to F:\\NewDisks\\app.vhdx' },
+        {
+          problem: "Virtual hard disk file 'C:\\Old\\app.vhdx' not found.",
+          fix: 'disk path set to F:\\NewDisks\\app.vhdx',
+        },
       ],
     });
-    expect(results[1]).toMatchObject({ ok: false, registered: false, remaining: [expect.objectContaining({ messageId: 40010, sourceType: 'HardDiskDrive' })] });
+    expect(results[1]).toMatchObject({
+      ok: false,
+      registered: false,
+      remaining: [expect.objectContaining({ messageId: 40010, sourceType: 'HardDiskDrive' })],
+    });
     const after = hosts.host(hv01);
     expect(after.vms.map((vm) => [vm.name, vm.disks])).toEqual([['app01', ['F:\\NewDisks\\app.vhdx']]]);
     expect(after.files).toEqual(host.files);
     // Registering again is a no-op.
-    expect((await driver.registerVms({ paths: [config], dryRun: false }))[0]).toMatchObject({ ok: true, already: true });
+    expect((await driver.registerVms({ paths: [config], dryRun: false }))[0]).toMatchObject({
+      ok: true,
+      already: true,
+    });
   });
 });

@@ -1,10 +1,29 @@
 import { mapLimit, sleep } from '@labctl/core/concurrency';
 import { describeError } from '@labctl/core/errors';
 import type { EventSink } from '@labctl/core/events';
-import { type AdapterReport, type DestroyFacts, type DestroyOptions, type PlacedPlan, type Plan, type PreflightOptions, type PreflightResult, type Provider, type StartFacts, type VmFailure, type VmPlan, type VmResult, vmFailure } from '@labctl/core/provider';
+import {
+  type AdapterReport,
+  type DestroyFacts,
+  type DestroyOptions,
+  type PlacedPlan,
+  type Plan,
+  type PreflightOptions,
+  type PreflightResult,
+  type Provider,
+  type StartFacts,
+  type VmFailure,
+  type VmPlan,
+  type VmResult,
+  vmFailure,
+} from '@labctl/core/provider';
 import type { VmRecord } from '@labctl/core/state';
 import type { Check } from '@labctl/core/checks';
-import { type CommandRunner, type PowerShellFlavor, PowerShellSession, type ScriptRunLog } from '@labctl/remote/powershell';
+import {
+  type CommandRunner,
+  type PowerShellFlavor,
+  PowerShellSession,
+  type ScriptRunLog,
+} from '@labctl/remote/powershell';
 import { adapterReports } from './discovery.js';
 import { type DriverTimeouts, type HyperVDriver, PowerShellHyperVDriver } from './driver.js';
 import { HyperVNoHostsError, HyperVPlacementError } from './errors.js';
@@ -180,7 +199,8 @@ export class HyperVProvider implements Provider {
     );
     const existing = new Map<string, string>();
     for (const outcome of outcomes) {
-      for (const entry of outcome.facts?.names ?? []) if (entry.exists && entry.lab === this.options.lab) existing.set(entry.name, outcome.host);
+      for (const entry of outcome.facts?.names ?? [])
+        if (entry.exists && entry.lab === this.options.lab) existing.set(entry.name, outcome.host);
     }
     const reachable = outcomes.filter((outcome) => outcome.facts?.hyperVModule);
     const placement = placeVms(
@@ -190,7 +210,9 @@ export class HyperVProvider implements Provider {
     );
     const checks = evaluatePreflight(this.options.lab, plan.vms, outcomes, placement, (host) => this.diskDir(host));
     // A VM no reachable host could take keeps its plan's host; the checks above already refuse the run.
-    const placed = checks.some((check) => check.level === 'error') ? { ...original, batches: [original.vms.map((vm) => vm.name)] } : this.placedPlan(original, placement.hostOf);
+    const placed = checks.some((check) => check.level === 'error')
+      ? { ...original, batches: [original.vms.map((vm) => vm.name)] }
+      : this.placedPlan(original, placement.hostOf);
     return { checks, placed };
   }
 
@@ -214,7 +236,11 @@ export class HyperVProvider implements Provider {
     const vms = plan.vms.map((vm) => ({ ...vm, host: hostOf.get(vm.name) ?? this.configuredHost(vm) }));
     const byHost = new Map<string, string[]>();
     for (const vm of vms) byHost.set(vm.host, [...(byHost.get(vm.host) ?? []), vm.name]);
-    return { ...plan, vms, batches: [...byHost].flatMap(([host, hostVms]) => batches(hostVms, this.hostConfig(host).concurrency ?? 1)) };
+    return {
+      ...plan,
+      vms,
+      batches: [...byHost].flatMap(([host, hostVms]) => batches(hostVms, this.hostConfig(host).concurrency ?? 1)),
+    };
   }
 
   /** The plan's host when it is a configured one; the only host when there is one. */
@@ -245,7 +271,8 @@ export class HyperVProvider implements Provider {
     const byName = new Map(plan.flatMap((batch) => batch.vms).map((vm) => [vm.name, vm]));
     const results: Array<VmResult<VmRecord>> = [];
     await this.perHost(plan, async (batch) => {
-      for (const vm of batch.vms) events({ subject: vm.name, phase: 'define', status: 'start', message: `on ${batch.host}` });
+      for (const vm of batch.vms)
+        events({ subject: vm.name, phase: 'define', status: 'start', message: `on ${batch.host}` });
       let outcomes: Awaited<ReturnType<HyperVDriver['createVms']>>;
       try {
         outcomes = await (await this.driver(batch.host)).createVms(batch.input);
@@ -268,7 +295,12 @@ export class HyperVProvider implements Provider {
           results.push({ name: vm.name, ok: false, error: failure });
           continue;
         }
-        events({ subject: vm.name, phase: 'define', status: outcome.created ? 'done' : 'skipped', message: outcome.created ? undefined : 'already exists' });
+        events({
+          subject: vm.name,
+          phase: 'define',
+          status: outcome.created ? 'done' : 'skipped',
+          message: outcome.created ? undefined : 'already exists',
+        });
         results.push({
           name: vm.name,
           ok: true,
@@ -290,7 +322,12 @@ export class HyperVProvider implements Provider {
       provider: this.name,
       host,
       addresses: [],
-      ssh: { user: vm.ssh.user, port: vm.ssh.port, hostKeys: [], ...(vm.ssh.keyFile ? { keyFile: vm.ssh.keyFile } : {}) },
+      ssh: {
+        user: vm.ssh.user,
+        port: vm.ssh.port,
+        hostKeys: [],
+        ...(vm.ssh.keyFile ? { keyFile: vm.ssh.keyFile } : {}),
+      },
       state: 'created',
       mac: vm.mac,
       ...(vm.vars ? { vars: vm.vars as VmRecord['vars'] } : {}),
@@ -309,7 +346,10 @@ export class HyperVProvider implements Provider {
   }
 
   /** Runs work per host in parallel, and per host at most `concurrency` batches at a time. */
-  private async perHost<B extends { host: string }>(items: readonly B[], fn: (item: B) => Promise<void>): Promise<void> {
+  private async perHost<B extends { host: string }>(
+    items: readonly B[],
+    fn: (item: B) => Promise<void>,
+  ): Promise<void> {
     const byHost = new Map<string, B[]>();
     for (const item of items) byHost.set(item.host, [...(byHost.get(item.host) ?? []), item]);
     await Promise.all(
@@ -329,11 +369,29 @@ export class HyperVProvider implements Provider {
     const results: Array<VmResult<StartFacts>> = [];
     await Promise.all(
       [...this.refs(vms)].map(async ([host, refs]) => {
-        for (const outcome of await this.runStart(host, refs.map(({ record: _record, ...ref }) => ref), events)) {
+        for (const outcome of await this.runStart(
+          host,
+          refs.map(({ record: _record, ...ref }) => ref),
+          events,
+        )) {
           if (!outcome.ok || outcome.state === 'not_created') {
-            results.push({ name: outcome.name, ok: false, error: outcome.ok ? { code: 'HYPERV_VM_MISSING', message: `the VM does not exist on ${host}`, hint: 'Run labctl create again to make it.' } : hypervFailure(outcome.error, 'HYPERV_START_FAILED') });
+            results.push({
+              name: outcome.name,
+              ok: false,
+              error: outcome.ok
+                ? {
+                    code: 'HYPERV_VM_MISSING',
+                    message: `the VM does not exist on ${host}`,
+                    hint: 'Run labctl create again to make it.',
+                  }
+                : hypervFailure(outcome.error, 'HYPERV_START_FAILED'),
+            });
           } else {
-            results.push({ name: outcome.name, ok: true, facts: { state: labctlState(outcome.state), started: Boolean(outcome.started) } });
+            results.push({
+              name: outcome.name,
+              ok: true,
+              facts: { state: labctlState(outcome.state), started: Boolean(outcome.started) },
+            });
           }
         }
       }),
@@ -352,9 +410,19 @@ export class HyperVProvider implements Provider {
     }
     for (const result of results) {
       if (!result.ok || result.state === 'not_created') {
-        emit({ subject: result.name, phase: 'start', status: 'failed', message: result.error?.message ?? `the VM does not exist on ${host}` });
+        emit({
+          subject: result.name,
+          phase: 'start',
+          status: 'failed',
+          message: result.error?.message ?? `the VM does not exist on ${host}`,
+        });
       } else {
-        emit({ subject: result.name, phase: 'start', status: result.started ? 'done' : 'skipped', message: result.started ? undefined : 'already running' });
+        emit({
+          subject: result.name,
+          phase: 'start',
+          status: result.started ? 'done' : 'skipped',
+          message: result.started ? undefined : 'already running',
+        });
       }
     }
     return results;
@@ -394,12 +462,18 @@ export class HyperVProvider implements Provider {
     return records;
   }
 
-  async destroy(vms: VmRecord[], options: DestroyOptions, events: EventSink, protect: readonly string[] = []): Promise<Array<VmResult<DestroyFacts>>> {
+  async destroy(
+    vms: VmRecord[],
+    options: DestroyOptions,
+    events: EventSink,
+    protect: readonly string[] = [],
+  ): Promise<Array<VmResult<DestroyFacts>>> {
     const results: Array<VmResult<DestroyFacts>> = [];
     await Promise.all(
       [...this.refs(vms)].map(async ([host, refs]) => {
         const goldens = new Set(protect);
-        for (const ref of refs) if (typeof ref.record.resources?.golden === 'string') goldens.add(ref.record.resources.golden);
+        for (const ref of refs)
+          if (typeof ref.record.resources?.golden === 'string') goldens.add(ref.record.resources.golden);
         for (const ref of refs) events({ subject: ref.name, phase: 'destroy', status: 'start' });
         let outcomes: Awaited<ReturnType<HyperVDriver['removeVms']>>;
         try {
@@ -425,15 +499,22 @@ export class HyperVProvider implements Provider {
             continue;
           }
           const kept = (outcome.keptDisks ?? []).map((disk) => `${disk.path} (${disk.reason})`);
-          const leftAlone = (outcome.keptDisks ?? []).filter((disk) => disk.reason !== 'kept as asked').map((disk) => `${JSON.stringify(disk.path)} (${disk.reason})`);
-          for (const file of leftAlone) events({ subject: outcome.name, phase: 'destroy', status: 'warning', message: `left alone: ${file}` });
+          const leftAlone = (outcome.keptDisks ?? [])
+            .filter((disk) => disk.reason !== 'kept as asked')
+            .map((disk) => `${JSON.stringify(disk.path)} (${disk.reason})`);
+          for (const file of leftAlone)
+            events({ subject: outcome.name, phase: 'destroy', status: 'warning', message: `left alone: ${file}` });
           events({
             subject: outcome.name,
             phase: 'destroy',
             status: outcome.state === 'removed' ? 'done' : 'skipped',
-            message: [outcome.state === 'removed' ? undefined : 'was not there', kept.length ? `kept ${kept.join(', ')}` : undefined]
-              .filter(Boolean)
-              .join('; ') || undefined,
+            message:
+              [
+                outcome.state === 'removed' ? undefined : 'was not there',
+                kept.length ? `kept ${kept.join(', ')}` : undefined,
+              ]
+                .filter(Boolean)
+                .join('; ') || undefined,
           });
           results.push({ name: outcome.name, ok: true, facts: { absent: outcome.state !== 'removed', leftAlone } });
         }
@@ -458,7 +539,10 @@ export class HyperVProvider implements Provider {
 }
 
 /** A per-VM error from a script, typed (its message is PowerShell's own text). */
-function hypervFailure(error: { message?: string; type?: string; category?: string } | undefined, code: string): VmFailure {
+function hypervFailure(
+  error: { message?: string; type?: string; category?: string } | undefined,
+  code: string,
+): VmFailure {
   const message = error?.message ?? 'failed';
   return { code, message, hypervisor: [error?.type, error?.category, message].filter(Boolean).join(': ') };
 }

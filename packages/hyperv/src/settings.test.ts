@@ -23,13 +23,24 @@ describe('hyperv: settings and hosts: from labctl.yaml', () => {
   });
 
   it('a host whose address is local is this machine (no SSH); so is the only host on Windows without hosts:', () => {
-    const local = parseLabFile(["provider: hyperv", 'hosts:', "  - { name: hv01, address: local, user: admin, port: 22, path: 'D:\\Labs' }", ''].join('\n'), 'labctl.yaml');
+    const local = parseLabFile(
+      [
+        'provider: hyperv',
+        'hosts:',
+        "  - { name: hv01, address: local, user: admin, port: 22, path: 'D:\\Labs' }",
+        '',
+      ].join('\n'),
+      'labctl.yaml',
+    );
     expect(hyperVHosts(local)).toEqual([{ name: 'hv01', target: 'local', path: 'D:\\Labs' }]);
     const none = parseLabFile('provider: hyperv\n', 'labctl.yaml');
     expect(hyperVHosts(none, undefined, 'win32')).toEqual([{ name: 'local', target: 'local' }]);
     expect(hyperVHosts(none, undefined, 'linux')).toEqual([]);
     expect(hyperVHosts(none, 'local', 'linux')).toEqual([{ name: 'local', target: 'local' }]);
-    expect(hyperVHosts(spec, undefined, 'win32').map((host) => host.target)).toEqual(['admin@hv01.lab.example', 'ops@hv02:2222']);
+    expect(hyperVHosts(spec, undefined, 'win32').map((host) => host.target)).toEqual([
+      'admin@hv01.lab.example',
+      'ops@hv02:2222',
+    ]);
   });
 
   it('one host: a name from hosts:, or an SSH target that is not in the file', () => {
@@ -38,7 +49,11 @@ describe('hyperv: settings and hosts: from labctl.yaml', () => {
   });
 
   it('hyperv: keys are checked; paths resolve against the lab directory', () => {
-    expect(parseHyperVSettings(spec.hyperv, (path) => `/lab/${path}`)).toEqual({ shell: 'pwsh', hostKeys: 'accept-new', knownHosts: '/lab/keys/known_hosts' });
+    expect(parseHyperVSettings(spec.hyperv, (path) => `/lab/${path}`)).toEqual({
+      shell: 'pwsh',
+      hostKeys: 'accept-new',
+      knownHosts: '/lab/keys/known_hosts',
+    });
     expect(() => parseHyperVSettings({ shel: 'pwsh' }, (path) => path)).toThrow('hyperv.shel: unknown key');
     expect(() => parseHyperVSettings({ hostKeys: 'yes' }, (path) => path)).toThrow('expected strict or accept-new');
   });

@@ -36,18 +36,27 @@ function expandHome(path: string): string {
   return path.startsWith('~/') ? join(homedir(), path.slice(2)) : path;
 }
 
-export function parseHyperVSettings(raw: Record<string, unknown> | undefined, resolvePath: (path: string) => string): HyperVSettings {
+export function parseHyperVSettings(
+  raw: Record<string, unknown> | undefined,
+  resolvePath: (path: string) => string,
+): HyperVSettings {
   const settings: HyperVSettings = {};
   for (const [key, value] of Object.entries(raw ?? {})) {
-    if (!KEYS.has(key)) throw new UsageError('LABFILE_INVALID', `labctl.yaml: hyperv.${key}: unknown key`, { hint: 'hyperv: takes knownHosts, identityFile, shell and hostKeys.' });
+    if (!KEYS.has(key))
+      throw new UsageError('LABFILE_INVALID', `labctl.yaml: hyperv.${key}: unknown key`, {
+        hint: 'hyperv: takes knownHosts, identityFile, shell and hostKeys.',
+      });
     if (key === 'shell') {
-      if (value !== 'powershell' && value !== 'pwsh') throw new UsageError('LABFILE_INVALID', 'labctl.yaml: hyperv.shell: expected powershell or pwsh');
+      if (value !== 'powershell' && value !== 'pwsh')
+        throw new UsageError('LABFILE_INVALID', 'labctl.yaml: hyperv.shell: expected powershell or pwsh');
       settings.shell = value;
     } else if (key === 'hostKeys') {
-      if (value !== 'strict' && value !== 'accept-new') throw new UsageError('LABFILE_INVALID', 'labctl.yaml: hyperv.hostKeys: expected strict or accept-new');
+      if (value !== 'strict' && value !== 'accept-new')
+        throw new UsageError('LABFILE_INVALID', 'labctl.yaml: hyperv.hostKeys: expected strict or accept-new');
       settings.hostKeys = value;
     } else {
-      if (typeof value !== 'string' || !value) throw new UsageError('LABFILE_INVALID', `labctl.yaml: hyperv.${key}: expected a path`);
+      if (typeof value !== 'string' || !value)
+        throw new UsageError('LABFILE_INVALID', `labctl.yaml: hyperv.${key}: expected a path`);
       settings[key as 'knownHosts' | 'identityFile'] = resolvePath(expandHome(value));
     }
   }
@@ -60,18 +69,33 @@ export function parseHyperVSettings(raw: Record<string, unknown> | undefined, re
  * A host whose address is `local` is this machine (no SSH); so is the lab's only host when there is
  * no `hosts:` and labctl runs on Windows, or when `--host local` is given.
  */
-export function hyperVHosts(spec: LabSpec, only?: string, platform: NodeJS.Platform = process.platform): HyperVHostTarget[] {
+export function hyperVHosts(
+  spec: LabSpec,
+  only?: string,
+  platform: NodeJS.Platform = process.platform,
+): HyperVHostTarget[] {
   const hosts = (spec.hosts ?? []).map((host): HyperVHostTarget => {
     const base = host.address ?? host.name;
     if (base === LOCAL_TARGET) {
-      return { name: host.name, target: LOCAL_TARGET, ...(host.path ? { path: host.path } : {}), ...(host.concurrency ? { concurrency: host.concurrency } : {}) };
+      return {
+        name: host.name,
+        target: LOCAL_TARGET,
+        ...(host.path ? { path: host.path } : {}),
+        ...(host.concurrency ? { concurrency: host.concurrency } : {}),
+      };
     }
     const withUser = host.user && !base.includes('@') ? `${host.user}@${base}` : base;
     const target = host.port && !/:\d+$/.test(withUser) ? `${withUser}:${host.port}` : withUser;
-    return { name: host.name, target, ...(host.path ? { path: host.path } : {}), ...(host.concurrency ? { concurrency: host.concurrency } : {}) };
+    return {
+      name: host.name,
+      target,
+      ...(host.path ? { path: host.path } : {}),
+      ...(host.concurrency ? { concurrency: host.concurrency } : {}),
+    };
   });
   if (!only || only === LOCAL_TARGET) {
-    if (hosts.length === 0 && (only === LOCAL_TARGET || platform === 'win32')) return [{ name: LOCAL_TARGET, target: LOCAL_TARGET }];
+    if (hosts.length === 0 && (only === LOCAL_TARGET || platform === 'win32'))
+      return [{ name: LOCAL_TARGET, target: LOCAL_TARGET }];
     return hosts;
   }
   const named = hosts.filter((host) => host.name === only || host.target === only);

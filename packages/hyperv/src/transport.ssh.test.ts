@@ -1,5 +1,11 @@
 import { requireTestbed } from '@labctl/core/testing/testbed';
-import { PowerShellHostError, PowerShellSession, type ScriptRunLog } from '@labctl/remote/powershell';
+import { requirePwsh } from './testing/sim-state.js';
+import {
+  PowerShellHostError,
+  PowerShellScriptError,
+  PowerShellSession,
+  type ScriptRunLog,
+} from '@labctl/remote/powershell';
 import { SshHostKeyError, SshTimeoutError } from '@labctl/remote/ssh';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PowerShellHyperVDriver } from './driver.js';
@@ -11,9 +17,12 @@ import { RecordedHosts } from './testing/recorded-hosts.js';
  * in for powershell.exe (scripts/testbed/hyperv-hosts.sh): what goes over the wire is exactly what a
  * Windows OpenSSH server would get.
  */
-const gate = requireTestbed('Hyper-V transport tests (sshd with a recorded powershell.exe)', { root: true, commands: ['sshd', 'ssh-keygen', 'unshare'] });
+const gate = requirePwsh('Hyper-V transport tests (sshd with pwsh and the Hyper-V simulator)', {
+  root: true,
+  commands: ['sshd', 'ssh-keygen', 'unshare'],
+});
 
-describe.skipIf(gate.skip)('PowerShell over SSH to a recorded Hyper-V host', () => {
+describe.skipIf(gate.skip)('PowerShell over SSH to a simulated Hyper-V host', () => {
   let hosts: RecordedHosts;
   let port: number;
   beforeAll(() => {
@@ -35,7 +44,13 @@ describe.skipIf(gate.skip)('PowerShell over SSH to a recorded Hyper-V host', () 
     const seen = hosts.invocations(port);
     expect(seen.map((entry) => [entry.script, entry.shell])).toEqual([['list_vms', 'powershell.exe']]);
     expect(seen[0]?.commandLength).toBeLessThan(8191);
-    expect(logs[0]).toMatchObject({ script: 'list_vms', host: 'hv01', exit: 0, ok: true, scriptText: SCRIPTS.list_vms.text });
+    expect(logs[0]).toMatchObject({
+      script: 'list_vms',
+      host: 'hv01',
+      exit: 0,
+      ok: true,
+      scriptText: SCRIPTS.list_vms.text,
+    });
     expect(logs[0]?.durationMs).toBeGreaterThanOrEqual(0);
   });
 
@@ -81,18 +96,44 @@ describe.skipIf(gate.skip)('PowerShell over SSH to a recorded Hyper-V host', () 
     ]);
   });
 
-  it('an uncaught error comes back as the CLIXML error message, not as raw XML', async () => {
-    hosts.reset(port, undefined, { throwOn: 'list_vms' });
-    const ssh = await hosts.connect(port);
-    try {
-      const error = await new PowerShellSession(ssh, { host: 'hv01' }).run(SCRIPTS.list_vms, { lab: 'x' }).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(PowerShellHostError);
-      expect((error as Error).message).toBe(`list_vms on hv01 failed: Hyper-V was unable to find a virtual machine with name "it's gone".`);
-      expect((error as PowerShellHostError).details?.errors).toEqual([
-        expect.objectContaining({ fullyQualifiedErrorId: 'InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVM' }),
-      ]);
-    } finally {
-      await ssh.close();
+  it('an uncaught error comes back as the CLIXML error message, not as raw XML, with or without DefaultShell', async () => {
+    const broken = {
+      name: 'broken',
+      text: "# labctl-script: broken\nparam([string]$InputJson)\n$ErrorActionPreference = 'Stop'\nthrow (New-Object System.InvalidOperationException \"it's gone\")\n",
+    };
+    // defaultShell: sshd's DefaultShell is PowerShell, so the bootstrap runs inside an outer one.
+    for (const scenario of [{}, { defaultShell: true }]) {
+      hosts.reset(port, undefined, scenario);
+      const ssh = await hosts.connect(port);
+      try {
+        const error = await new PowerShellSession(ssh, { host: 'hv01' }).run(broken, {}).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(PowerShellHostError);
+        expect((error as Error).message).toBe(`broken on hv01 failed: it's gone`);
+        expect((error as PowerShellHostError).details).toMatchObject({ exit: 1 });
+      } finally {
+        await ssh.close();
+      }
+    }
+  });
+
+  it("a cmdlet's error reaches the caller in the envelope, with DefaultShell too", async () => {
+    for (const scenario of [{ throwOn: 'list_vms' }, { throwOn: 'list_vms', defaultShell: true }]) {
+      hosts.reset(port, undefined, scenario);
+      const ssh = await hosts.connect(port);
+      try {
+        const error = await new PowerShellSession(ssh, { host: 'hv01' })
+          .run(SCRIPTS.list_vms, { lab: 'x' })
+          .catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(PowerShellScriptError);
+        expect((error as Error).message).toBe(
+          `list_vms on hv01: Hyper-V was unable to find a virtual machine with name "it's gone".`,
+        );
+        expect((error as PowerShellScriptError).details).toMatchObject({
+          fqid: 'InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVM',
+        });
+      } finally {
+        await ssh.close();
+      }
     }
   });
 
@@ -101,7 +142,9 @@ describe.skipIf(gate.skip)('PowerShell over SSH to a recorded Hyper-V host', () 
     const ssh = await hosts.connect(port);
     const started = Date.now();
     try {
-      const error = await new PowerShellSession(ssh, { host: 'hv01' }).run(SCRIPTS.list_vms, { lab: 'x' }, { timeoutMs: 600 }).catch((e: unknown) => e);
+      const error = await new PowerShellSession(ssh, { host: 'hv01' })
+        .run(SCRIPTS.list_vms, { lab: 'x' }, { timeoutMs: 600 })
+        .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(SshTimeoutError);
       expect(Date.now() - started).toBeLessThan(4000);
     } finally {
@@ -113,7 +156,9 @@ describe.skipIf(gate.skip)('PowerShell over SSH to a recorded Hyper-V host', () 
     hosts.reset(port, undefined, { dropOn: 'list_vms' });
     const ssh = await hosts.connect(port);
     try {
-      const error = await new PowerShellSession(ssh, { host: 'hv01' }).run(SCRIPTS.list_vms, { lab: 'x' }).catch((e: unknown) => e);
+      const error = await new PowerShellSession(ssh, { host: 'hv01' })
+        .run(SCRIPTS.list_vms, { lab: 'x' })
+        .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(Error);
       expect(error).toBeInstanceOf(PowerShellHostError);
       expect((error as Error).message).toBe('list_vms on hv01 failed: the connection ended without an exit status');
@@ -124,7 +169,9 @@ describe.skipIf(gate.skip)('PowerShell over SSH to a recorded Hyper-V host', () 
     hosts.scenario(port, {});
     const again = await hosts.connect(port);
     try {
-      expect(await new PowerShellSession(again, { host: 'hv01' }).run(SCRIPTS.list_vms, { lab: 'x' })).toEqual({ vms: [] });
+      expect(await new PowerShellSession(again, { host: 'hv01' }).run(SCRIPTS.list_vms, { lab: 'x' })).toEqual({
+        vms: [],
+      });
     } finally {
       await again.close();
     }
@@ -134,7 +181,9 @@ describe.skipIf(gate.skip)('PowerShell over SSH to a recorded Hyper-V host', () 
     hosts.reset(port);
     const ssh = await hosts.connect(port);
     try {
-      expect(await new PowerShellSession(ssh, { host: 'hv01', flavor: 'pwsh' }).run(SCRIPTS.list_vms, { lab: 'x' })).toEqual({ vms: [] });
+      expect(
+        await new PowerShellSession(ssh, { host: 'hv01', flavor: 'pwsh' }).run(SCRIPTS.list_vms, { lab: 'x' }),
+      ).toEqual({ vms: [] });
     } finally {
       await ssh.close();
     }

@@ -52,6 +52,16 @@ describe('CLIXML on stderr', () => {
   });
 
   it('plain stderr (cmd.exe, -File) is reported as its first line', () => {
-    expect(summarizeClixmlErrors('The command line is too long.\r\n')).toEqual([{ message: 'The command line is too long.' }]);
+    expect(summarizeClixmlErrors('The command line is too long.\r\n')).toEqual([
+      { message: 'The command line is too long.' },
+    ]);
+  });
+});
+
+describe('PowerShell 7 ConciseView errors (as a real pwsh 7.6 prints them with stderr redirected)', () => {
+  it('takes the message from the `|` lines and the category from the first line, colours stripped', () => {
+    const stderr =
+      '#< CLIXML\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04"><S S="Error">_x001B_[31;1mOperationStopped: _x001B_[0m_x000A_</S><S S="Error">_x001B_[31;1m_x001B_[36;1mLine |_x001B_[0m_x000A_</S><S S="Error">_x001B_[31;1m_x001B_[36;1m_x001B_[36;1m   4 | _x001B_[0m _x001B_[36;1mthrow (New-Object System.InvalidOperationException "it\'s gone")_x001B_[0m_x000A_</S><S S="Error">_x001B_[31;1m_x001B_[36;1m_x001B_[36;1m_x001B_[0m_x001B_[36;1m_x001B_[0m_x001B_[36;1m     | _x001B_[31;1m ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~_x001B_[0m_x000A_</S><S S="Error">_x001B_[31;1m_x001B_[36;1m_x001B_[36;1m_x001B_[0m_x001B_[36;1m_x001B_[0m_x001B_[36;1m_x001B_[31;1m_x001B_[31;1m_x001B_[36;1m     | _x001B_[31;1mit\'s gone_x001B_[0m_x000A_</S></Objs>';
+    expect(summarizeClixmlErrors(stderr)).toEqual([{ message: "it's gone", category: 'OperationStopped' }]);
   });
 });

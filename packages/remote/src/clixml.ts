@@ -72,14 +72,20 @@ export function parseClixml(stderr: string): ClixmlStreams {
  * The first line of each error record is its message; the rest ("At line:1 char:1", "+ CategoryInfo")
  * is position information. Returns one readable line per record plus the FullyQualifiedErrorId.
  */
-export function summarizeClixmlErrors(stderr: string): Array<{ message: string; fullyQualifiedErrorId?: string; category?: string }> {
+export function summarizeClixmlErrors(
+  stderr: string,
+): Array<{ message: string; fullyQualifiedErrorId?: string; category?: string }> {
   if (!isClixml(stderr)) {
     const plain = stderr.trim();
     return plain ? [{ message: plain.split(/\r?\n/)[0] ?? plain }] : [];
   }
   return parseClixml(stderr).errors.map((record) => {
     const lines = record.split(/\r?\n/).map((line) => line.trim());
-    const fqid = lines.find((line) => line.startsWith('+ FullyQualifiedErrorId'))?.replace(/^\+ FullyQualifiedErrorId\s*:\s*/, '');
+    const concise = conciseViewError(lines);
+    if (concise) return concise;
+    const fqid = lines
+      .find((line) => line.startsWith('+ FullyQualifiedErrorId'))
+      ?.replace(/^\+ FullyQualifiedErrorId\s*:\s*/, '');
     const category = lines.find((line) => line.startsWith('+ CategoryInfo'))?.replace(/^\+ CategoryInfo\s*:\s*/, '');
     const messageLines: string[] = [];
     for (const line of lines) {
@@ -92,4 +98,22 @@ export function summarizeClixmlErrors(stderr: string): Array<{ message: string; 
       ...(category ? { category } : {}),
     };
   });
+}
+
+/**
+ * PowerShell 7's ConciseView (its default error view): `Category: ` on the first line, then
+ * `Line |`, the numbered source line, the `~~~` marker and the message on `|` lines. Windows
+ * PowerShell 5.1 prints NormalView (message, "At line:", "+ CategoryInfo", "+ FullyQualifiedErrorId").
+ */
+function conciseViewError(lines: string[]): { message: string; category?: string } | undefined {
+  const at = lines.indexOf('Line |');
+  if (at < 0) return undefined;
+  const category = lines[0]?.replace(/:\s*$/, '').trim();
+  const message = lines
+    .slice(at + 1)
+    .filter((line) => line.startsWith('|'))
+    .map((line) => line.slice(1).trim())
+    .filter((line) => line && !/^~+$/.test(line))
+    .join(' ');
+  return { message, ...(category ? { category } : {}) };
 }

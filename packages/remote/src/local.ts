@@ -42,7 +42,9 @@ export class LocalPowerShellRunner implements CommandRunner {
   exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
     const [file = '', ...args] = command.split(' ');
     if (!EXECUTABLES.has(file) || !args.every((arg) => /^[-A-Za-z0-9+/=]+$/.test(arg))) {
-      return Promise.reject(new LocalExecError('LOCAL_COMMAND_REFUSED', `not a PowerShell bootstrap command line: ${command.slice(0, 80)}`));
+      return Promise.reject(
+        new LocalExecError('LOCAL_COMMAND_REFUSED', `not a PowerShell bootstrap command line: ${command.slice(0, 80)}`),
+      );
     }
     return new Promise<ExecResult>((resolve, reject) => {
       const child = spawn(file, args, {
@@ -69,9 +71,13 @@ export class LocalPowerShellRunner implements CommandRunner {
               child.kill('SIGKILL');
               finish(
                 undefined,
-                new LocalTimeoutError('LOCAL_EXEC_TIMEOUT', `${file} did not finish within ${options.timeoutMs} ms (stopped)`, {
-                  details: { stderr: Buffer.concat(stderr).toString('utf8').slice(-2000) },
-                }),
+                new LocalTimeoutError(
+                  'LOCAL_EXEC_TIMEOUT',
+                  `${file} did not finish within ${options.timeoutMs} ms (stopped)`,
+                  {
+                    details: { stderr: Buffer.concat(stderr).toString('utf8').slice(-2000) },
+                  },
+                ),
               );
             }, options.timeoutMs);
       child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
@@ -89,7 +95,11 @@ export class LocalPowerShellRunner implements CommandRunner {
         ),
       );
       child.on('close', (code, signal) =>
-        finish({ stdout: Buffer.concat(stdout).toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8'), code: signal ? null : code }),
+        finish({
+          stdout: Buffer.concat(stdout).toString('utf8'),
+          stderr: Buffer.concat(stderr).toString('utf8'),
+          code: signal ? null : code,
+        }),
       );
       // A child that exits before reading all of stdin gives EPIPE here; its exit status says why.
       child.stdin.on('error', () => {});

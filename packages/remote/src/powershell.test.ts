@@ -42,7 +42,9 @@ describe('result envelope', () => {
   });
 });
 
-function runner(result: { stdout?: string; stderr?: string; code: number | null } | Error): CommandRunner & { calls: Array<{ command: string; stdin?: string }> } {
+function runner(
+  result: { stdout?: string; stderr?: string; code: number | null } | Error,
+): CommandRunner & { calls: Array<{ command: string; stdin?: string }> } {
   const calls: Array<{ command: string; stdin?: string }> = [];
   return {
     calls,
@@ -59,10 +61,13 @@ describe('PowerShellSession', () => {
 
   it('returns the data, logs script/host/duration/exit, and the script text only with debug', async () => {
     const logs: ScriptRunLog[] = [];
-    const plain = new PowerShellSession(runner({ stdout: '<<<LABCTL-JSON\n{"ok":true,"data":[1]}\nLABCTL-JSON>>>\n', code: 0 }), {
-      host: 'hv01',
-      log: (entry) => logs.push(entry),
-    });
+    const plain = new PowerShellSession(
+      runner({ stdout: '<<<LABCTL-JSON\n{"ok":true,"data":[1]}\nLABCTL-JSON>>>\n', code: 0 }),
+      {
+        host: 'hv01',
+        log: (entry) => logs.push(entry),
+      },
+    );
     expect(await plain.run(script, { lab: NASTY })).toEqual([1]);
     expect(logs[0]).toMatchObject({ script: 'list_vms', host: 'hv01', exit: 0, ok: true });
     expect(logs[0]?.scriptText).toBeUndefined();
@@ -79,7 +84,8 @@ describe('PowerShellSession', () => {
   it('an envelope with ok:false is a script error carrying type and FullyQualifiedErrorId', async () => {
     const session = new PowerShellSession(
       runner({
-        stdout: '<<<LABCTL-JSON\n{"ok":false,"error":{"message":"switch \\"X\\" not found","type":"Microsoft.HyperV.PowerShell.VirtualizationException","fqid":"ObjectNotFound"}}\nLABCTL-JSON>>>',
+        stdout:
+          '<<<LABCTL-JSON\n{"ok":false,"error":{"message":"switch \\"X\\" not found","type":"Microsoft.HyperV.PowerShell.VirtualizationException","fqid":"ObjectNotFound"}}\nLABCTL-JSON>>>',
         code: 1,
       }),
       { host: 'hv01' },
@@ -91,16 +97,23 @@ describe('PowerShellSession', () => {
   });
 
   it('no envelope: the CLIXML error becomes the message; no exit status means the connection was cut', async () => {
-    const clixml = '#< CLIXML\r\n<Objs Version="1.1.0.1"><S S="Error">Missing closing \'}\'_x000D__x000A_</S><S S="Error">    + FullyQualifiedErrorId : MissingEndCurlyBrace_x000D__x000A_</S></Objs>';
-    const parse = await new PowerShellSession(runner({ stderr: clixml, code: 1 }), { host: 'hv01' }).run(script, {}).catch((e: unknown) => e);
+    const clixml =
+      '#< CLIXML\r\n<Objs Version="1.1.0.1"><S S="Error">Missing closing \'}\'_x000D__x000A_</S><S S="Error">    + FullyQualifiedErrorId : MissingEndCurlyBrace_x000D__x000A_</S></Objs>';
+    const parse = await new PowerShellSession(runner({ stderr: clixml, code: 1 }), { host: 'hv01' })
+      .run(script, {})
+      .catch((e: unknown) => e);
     expect(parse).toBeInstanceOf(PowerShellHostError);
     expect((parse as Error).message).toBe("list_vms on hv01 failed: Missing closing '}'");
-    const cut = await new PowerShellSession(runner({ code: null }), { host: 'hv01' }).run(script, {}).catch((e: unknown) => e);
+    const cut = await new PowerShellSession(runner({ code: null }), { host: 'hv01' })
+      .run(script, {})
+      .catch((e: unknown) => e);
     expect((cut as Error).message).toContain('the connection ended without an exit status');
   });
 
   it('a runner failure is a transport error naming the script and host', async () => {
-    const error = await new PowerShellSession(runner(new Error('ECONNRESET')), { host: 'hv01' }).run(script, {}).catch((e: unknown) => e);
+    const error = await new PowerShellSession(runner(new Error('ECONNRESET')), { host: 'hv01' })
+      .run(script, {})
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PowerShellTransportError);
     expect((error as Error).message).toBe('list_vms on hv01: ECONNRESET');
   });

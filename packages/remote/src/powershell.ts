@@ -192,10 +192,14 @@ export class PowerShellSession {
       envelope = extractEnvelope(result.stdout);
     } catch (error) {
       log(result.code, false, 'unparsable result');
-      throw new PowerShellHostError('POWERSHELL_BAD_OUTPUT', `${script.name} on ${this.host} printed a result that is not JSON`, {
-        cause: error,
-        details: { stdout: result.stdout.slice(0, 2000) },
-      });
+      throw new PowerShellHostError(
+        'POWERSHELL_BAD_OUTPUT',
+        `${script.name} on ${this.host} printed a result that is not JSON`,
+        {
+          cause: error,
+          details: { stdout: result.stdout.slice(0, 2000) },
+        },
+      );
     }
     if (envelope === undefined) {
       const errors = summarizeClixmlErrors(result.stderr);

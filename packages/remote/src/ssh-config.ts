@@ -96,6 +96,10 @@ export function defaultSshConfigFile(): string {
 
 /** Options for `alias` from an ssh config file; a missing file means no options. */
 export async function loadSshConfig(alias: string, file: string = defaultSshConfigFile()): Promise<SshHostConfig> {
-  const text = await readRegularFile(file, 'ssh config file', { maxBytes: 16 * 1024 * 1024, missingOk: true, code: 'SSH_CONFIG_UNREADABLE' });
+  const text = await readRegularFile(file, 'ssh config file', {
+    maxBytes: 16 * 1024 * 1024,
+    missingOk: true,
+    code: 'SSH_CONFIG_UNREADABLE',
+  });
   return text === undefined ? { identityFiles: [] } : resolveSshConfig(text, alias);
 }

@@ -46,7 +46,11 @@ export function parseKnownHosts(text: string, file: string): KnownHostEntry[] {
 }
 
 export async function readKnownHosts(file: string): Promise<KnownHostEntry[]> {
-  const text = await readRegularFile(file, 'known_hosts file', { maxBytes: 64 * 1024 * 1024, missingOk: true, code: 'KNOWN_HOSTS_UNREADABLE' });
+  const text = await readRegularFile(file, 'known_hosts file', {
+    maxBytes: 64 * 1024 * 1024,
+    missingOk: true,
+    code: 'KNOWN_HOSTS_UNREADABLE',
+  });
   return text === undefined ? [] : parseKnownHosts(text, file);
 }
 
@@ -146,12 +150,19 @@ export async function appendKnownHost(file: string, host: string, port: number, 
   // A host field is a comma list of patterns (*, ?, !negation) ended by a space: only a plain name or
   // address may go in, or the key would be pinned for other hosts too.
   if (!/^[A-Za-z0-9._:%-]+$/.test(host)) {
-    throw new UsageError('KNOWN_HOSTS_BAD_HOST', `refusing to write ${JSON.stringify(host.slice(0, 80))} into known_hosts: not a host name or address`);
+    throw new UsageError(
+      'KNOWN_HOSTS_BAD_HOST',
+      `refusing to write ${JSON.stringify(host.slice(0, 80))} into known_hosts: not a host name or address`,
+    );
   }
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
   const line = `${knownHostName(host, port)} ${keyBlobType(blob)} ${blob.toString('base64')}\n`;
   let prefix = '';
-  const current = await readRegularFile(file, 'known_hosts file', { maxBytes: 64 * 1024 * 1024, missingOk: true, code: 'KNOWN_HOSTS_UNREADABLE' });
+  const current = await readRegularFile(file, 'known_hosts file', {
+    maxBytes: 64 * 1024 * 1024,
+    missingOk: true,
+    code: 'KNOWN_HOSTS_UNREADABLE',
+  });
   if (current !== undefined && current.length > 0 && !current.endsWith('\n')) prefix = '\n';
   await appendFile(file, prefix + line, { mode: 0o600 });
 }

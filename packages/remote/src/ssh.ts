@@ -137,7 +137,11 @@ async function readableKeys(files: string[]): Promise<Array<{ file: string; key:
   const keys: Array<{ file: string; key: Buffer }> = [];
   for (const file of files) {
     try {
-      const text = await readRegularFile(file, 'SSH key file', { maxBytes: 1024 * 1024, missingOk: true, code: 'SSH_KEY_UNREADABLE' });
+      const text = await readRegularFile(file, 'SSH key file', {
+        maxBytes: 1024 * 1024,
+        missingOk: true,
+        code: 'SSH_KEY_UNREADABLE',
+      });
       if (text === undefined) continue;
       const key = Buffer.from(text, 'utf8');
       if (utils.parseKey(key) instanceof Error) continue; // encrypted or not a key: ssh would ask, we skip

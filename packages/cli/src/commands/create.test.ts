@@ -9,9 +9,14 @@ import { createProgress } from '../progress.js';
 /** The built binary for what needs no hypervisor: plans, refusals, help. Real VMs: test/e2e/kvm-create.test.ts. */
 const bin = resolve(import.meta.dirname, '../../bin/run.js');
 
-async function labctl(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+async function labctl(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await promisify(execFile)('node', [bin, ...args], { env: { ...process.env, LIBVIRT_DEFAULT_URI: '', ...env } });
+    const { stdout, stderr } = await promisify(execFile)('node', [bin, ...args], {
+      env: { ...process.env, LIBVIRT_DEFAULT_URI: '', ...env },
+    });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string };
@@ -22,12 +27,21 @@ async function labctl(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ co
 describe('labctl create / destroy / ip (no hypervisor needed)', { timeout: 90_000 }, () => {
   it('--dry-run --offline prints the plan from the lab file and flags, and changes nothing', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'labctl-create-'));
-    await writeFile(join(dir, 'labctl.yaml'), 'lab: dry\ndefaults: { golden: g.vhd, memory: 1G }\ngroups: { web: { count: 2 } }\n');
+    await writeFile(
+      join(dir, 'labctl.yaml'),
+      'lab: dry\ndefaults: { golden: g.vhd, memory: 1G }\ngroups: { web: { count: 2 } }\n',
+    );
     const run = await labctl(['create', '--dry-run', '--offline', '--json', '--lab-dir', dir, '--memory', '256']);
     expect(run.code, run.stderr).toBe(0);
     const result = JSON.parse(run.stdout);
     expect(result.dryRun).toBe(true);
-    expect(result.plan.vms.map((vm: { name: string; memoryMiB: number; golden: string }) => [vm.name, vm.memoryMiB, vm.golden])).toEqual([
+    expect(
+      result.plan.vms.map((vm: { name: string; memoryMiB: number; golden: string }) => [
+        vm.name,
+        vm.memoryMiB,
+        vm.golden,
+      ]),
+    ).toEqual([
       ['web-01', 256, join(dir, 'g.vhd')],
       ['web-02', 256, join(dir, 'g.vhd')],
     ]);
@@ -35,13 +49,34 @@ describe('labctl create / destroy / ip (no hypervisor needed)', { timeout: 90_00
     expect(human.stdout).toMatch(/^web-01\s+web\s+52:54:00:/m);
     // Hyper-V: the same VMs get static MACs in Microsoft's range, in the plan and in the create_vms input.
     const out = join(dir, 'emitted');
-    const hyperv = await labctl(['create', '--dry-run', '--json', '--provider', 'hyperv', '--host', 'hv01', '--emit-powershell', out, '--lab-dir', dir]);
+    const hyperv = await labctl([
+      'create',
+      '--dry-run',
+      '--json',
+      '--provider',
+      'hyperv',
+      '--host',
+      'hv01',
+      '--emit-powershell',
+      out,
+      '--lab-dir',
+      dir,
+    ]);
     expect(hyperv.code, hyperv.stderr).toBe(0);
     const macs = JSON.parse(hyperv.stdout).plan.vms.map((vm: { mac: string }) => vm.mac);
-    expect(macs).toEqual([expect.stringMatching(/^00:15:5d(:[0-9a-f]{2}){3}$/), expect.stringMatching(/^00:15:5d(:[0-9a-f]{2}){3}$/)]);
-    expect(macs.map((mac: string) => mac.slice(8))).toEqual(result.plan.vms.map((vm: { mac: string }) => vm.mac.slice(8)));
-    const input = JSON.parse(await readFile(join(out, (await readdir(out)).find((file) => file.endsWith('create_vms.json')) ?? ''), 'utf8'));
-    expect(input.vms.map((vm: { mac: string }) => vm.mac)).toEqual(macs.map((mac: string) => mac.replace(/:/g, '').toUpperCase()));
+    expect(macs).toEqual([
+      expect.stringMatching(/^00:15:5d(:[0-9a-f]{2}){3}$/),
+      expect.stringMatching(/^00:15:5d(:[0-9a-f]{2}){3}$/),
+    ]);
+    expect(macs.map((mac: string) => mac.slice(8))).toEqual(
+      result.plan.vms.map((vm: { mac: string }) => vm.mac.slice(8)),
+    );
+    const input = JSON.parse(
+      await readFile(join(out, (await readdir(out)).find((file) => file.endsWith('create_vms.json')) ?? ''), 'utf8'),
+    );
+    expect(input.vms.map((vm: { mac: string }) => vm.mac)).toEqual(
+      macs.map((mac: string) => mac.replace(/:/g, '').toUpperCase()),
+    );
     await rm(out, { recursive: true });
     const list = JSON.parse((await labctl(['list', '--json', '--lab-dir', dir])).stdout);
     expect(list.vms).toEqual([]);
@@ -52,14 +87,35 @@ describe('labctl create / destroy / ip (no hypervisor needed)', { timeout: 90_00
     const noGolden = await labctl(['create', '--count', '2', '--lab-dir', dir]);
     expect(noGolden.code).toBe(2);
     expect(noGolden.stderr).toMatch(/no golden image for group vm\n\s+hint: Pass --golden PATH/);
-    expect((await labctl(['create', '--count', '2', '--golden', 'g.vhd', '--name', 'web', '--lab-dir', dir])).code).toBe(2);
+    expect(
+      (await labctl(['create', '--count', '2', '--golden', 'g.vhd', '--name', 'web', '--lab-dir', dir])).code,
+    ).toBe(2);
     const destroy = await labctl(['destroy', '--lab-dir', dir, '--json']);
     expect(destroy.code).toBe(2);
     expect(JSON.parse(destroy.stdout).error.code).toBe('NOTHING_TO_DESTROY');
-    const emitLibvirt = await labctl(['create', '--dry-run', '--emit-powershell', join(dir, 'out'), '--golden', 'g.vhd', '--lab-dir', dir]);
+    const emitLibvirt = await labctl([
+      'create',
+      '--dry-run',
+      '--emit-powershell',
+      join(dir, 'out'),
+      '--golden',
+      'g.vhd',
+      '--lab-dir',
+      dir,
+    ]);
     expect(emitLibvirt.code).toBe(2);
-    expect(emitLibvirt.stderr).toMatch(/--emit-powershell is for the hyperv provider[^\n]*\n\s+hint: Add --provider hyperv/);
-    const emitLive = await labctl(['create', '--emit-powershell', join(dir, 'out'), '--provider', 'hyperv', '--lab-dir', dir]);
+    expect(emitLibvirt.stderr).toMatch(
+      /--emit-powershell is for the hyperv provider[^\n]*\n\s+hint: Add --provider hyperv/,
+    );
+    const emitLive = await labctl([
+      'create',
+      '--emit-powershell',
+      join(dir, 'out'),
+      '--provider',
+      'hyperv',
+      '--lab-dir',
+      dir,
+    ]);
     expect(emitLive.code).toBe(2);
     expect(emitLive.stderr).toMatch(/--dry-run/);
     expect(await readdir(dir)).toEqual([]);
@@ -69,24 +125,84 @@ describe('labctl create / destroy / ip (no hypervisor needed)', { timeout: 90_00
     const dir = await mkdtemp(join(tmpdir(), 'labctl-create-'));
     await writeFile(join(dir, 'labctl.yaml'), 'lab: env\ndefaults: { golden: g.vhd }\n');
     const env = { LIBVIRT_DEFAULT_URI: 'qemu+ssh://root@kvm01/system' };
-    const libvirt = JSON.parse((await labctl(['create', '--dry-run', '--offline', '--json', '--count', '1', '--lab-dir', dir], env)).stdout);
+    const libvirt = JSON.parse(
+      (await labctl(['create', '--dry-run', '--offline', '--json', '--count', '1', '--lab-dir', dir], env)).stdout,
+    );
     expect(libvirt.plan.vms[0].host).toBe('qemu+ssh://root@kvm01/system');
-    const hyperv = JSON.parse((await labctl(['create', '--dry-run', '--offline', '--json', '--count', '1', '--provider', 'hyperv', '--lab-dir', dir], env)).stdout);
+    const hyperv = JSON.parse(
+      (
+        await labctl(
+          ['create', '--dry-run', '--offline', '--json', '--count', '1', '--provider', 'hyperv', '--lab-dir', dir],
+          env,
+        )
+      ).stdout,
+    );
     expect(hyperv.plan.vms[0].host).toBe('local');
-    const named = JSON.parse((await labctl(['create', '--dry-run', '--offline', '--json', '--count', '1', '--provider', 'hyperv', '--host', 'hv01', '--lab-dir', dir], env)).stdout);
+    const named = JSON.parse(
+      (
+        await labctl(
+          [
+            'create',
+            '--dry-run',
+            '--offline',
+            '--json',
+            '--count',
+            '1',
+            '--provider',
+            'hyperv',
+            '--host',
+            'hv01',
+            '--lab-dir',
+            dir,
+          ],
+          env,
+        )
+      ).stdout,
+    );
     expect(named.plan.vms[0].host).toBe('hv01');
   });
 
   it('--dry-run runs the real checks: a hypervisor it cannot reach refuses the plan (exit 2), nothing is written; --group with a typo names the known groups', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'labctl-create-'));
     await writeFile(join(dir, 'labctl.yaml'), 'lab: dry\ndefaults: { golden: g.vhd }\ngroups: { web: { count: 2 } }\n');
-    const unreachable = await labctl(['create', '--dry-run', '--json', '--lab-dir', dir], { LIBVIRT_DEFAULT_URI: 'qemu:///system?socket=/nonexistent/labctl/libvirt-sock' });
+    const unreachable = await labctl(['create', '--dry-run', '--json', '--lab-dir', dir], {
+      LIBVIRT_DEFAULT_URI: 'qemu:///system?socket=/nonexistent/labctl/libvirt-sock',
+    });
     expect(unreachable.code).toBe(2);
-    expect(JSON.parse(unreachable.stdout).error).toMatchObject({ code: 'PREFLIGHT_FAILED', message: expect.stringMatching(/real run would be refused: cannot connect to libvirt/) });
-    const typo = await labctl(['create', '--dry-run', '--offline', '--group', 'wbe', '--count', '1', '--json', '--lab-dir', dir]);
+    expect(JSON.parse(unreachable.stdout).error).toMatchObject({
+      code: 'PREFLIGHT_FAILED',
+      message: expect.stringMatching(/real run would be refused: cannot connect to libvirt/),
+    });
+    const typo = await labctl([
+      'create',
+      '--dry-run',
+      '--offline',
+      '--group',
+      'wbe',
+      '--count',
+      '1',
+      '--json',
+      '--lab-dir',
+      dir,
+    ]);
     expect(typo.code).toBe(2);
-    expect(JSON.parse(typo.stdout).error).toMatchObject({ code: 'GROUP_UNKNOWN', hint: expect.stringMatching(/Known groups: web\. To start a new group, add --new-group/) });
-    const fresh = await labctl(['create', '--dry-run', '--offline', '--group', 'cache', '--new-group', '--count', '1', '--json', '--lab-dir', dir]);
+    expect(JSON.parse(typo.stdout).error).toMatchObject({
+      code: 'GROUP_UNKNOWN',
+      hint: expect.stringMatching(/Known groups: web\. To start a new group, add --new-group/),
+    });
+    const fresh = await labctl([
+      'create',
+      '--dry-run',
+      '--offline',
+      '--group',
+      'cache',
+      '--new-group',
+      '--count',
+      '1',
+      '--json',
+      '--lab-dir',
+      dir,
+    ]);
     expect(JSON.parse(fresh.stdout).plan.vms.map((vm: { name: string }) => vm.name)).toEqual(['cache-01']);
     expect(await readdir(dir)).toEqual(['labctl.yaml']);
   });
@@ -110,12 +226,20 @@ describe('labctl create / destroy / ip (no hypervisor needed)', { timeout: 90_00
 describe('progress', () => {
   function stream() {
     const lines: string[] = [];
-    return { lines, stream: { isTTY: false, write: (text: string) => lines.push(text) } as unknown as NodeJS.WriteStream };
+    return {
+      lines,
+      stream: { isTTY: false, write: (text: string) => lines.push(text) } as unknown as NodeJS.WriteStream,
+    };
   }
 
   it('not a TTY: one line per event; --json: nothing', async () => {
     const plain = stream();
-    const progress = createProgress({ json: false, subjects: ['vm-01'], finishedBy: () => false, stream: plain.stream });
+    const progress = createProgress({
+      json: false,
+      subjects: ['vm-01'],
+      finishedBy: () => false,
+      stream: plain.stream,
+    });
     progress.sink({ subject: 'vm-01', phase: 'disk', status: 'done', message: '/d/vm-01.qcow2' });
     progress.sink({ subject: 'vm-01', phase: 'ssh', status: 'failed' });
     await progress.stop();

@@ -33,7 +33,8 @@ export type CreateResult =
     };
 
 export default class Create extends LabctlCommand<typeof Create> {
-  static override summary = 'Create the lab\'s VMs from a golden disk, start them, find their IPs and record their SSH host keys.';
+  static override summary =
+    "Create the lab's VMs from a golden disk, start them, find their IPs and record their SSH host keys.";
   static override description = [
     'Plans the VMs from labctl.yaml and the flags (flags win), checks everything before changing anything (golden image',
     'readable and intact, network exists, no name taken by a VM labctl did not make), then creates the missing VMs in',
@@ -47,18 +48,34 @@ export default class Create extends LabctlCommand<typeof Create> {
     'answers an SSH handshake, and records its host key; on timeout it says per VM what it saw and what to check.',
   ].join('\n');
   static override examples = [
-    { description: 'Ten VMs from a golden VHD on the local libvirt', command: '<%= config.bin %> <%= command.id %> --count 10 --golden /var/lib/labctl/golden.vhd --network labnet' },
-    { description: 'Then write an Ansible inventory (and known_hosts beside it)', command: '<%= config.bin %> <%= command.id %> --count 10 --inventory hosts.ini' },
-    { description: 'Check everything the real run would check and show what would change; change nothing', command: '<%= config.bin %> <%= command.id %> --count 3 --dry-run' },
-    { description: 'Start a new group (a --group the lab does not have yet is refused as a typo otherwise)', command: '<%= config.bin %> <%= command.id %> --group cache --count 2 --new-group' },
+    {
+      description: 'Ten VMs from a golden VHD on the local libvirt',
+      command: '<%= config.bin %> <%= command.id %> --count 10 --golden /var/lib/labctl/golden.vhd --network labnet',
+    },
+    {
+      description: 'Then write an Ansible inventory (and known_hosts beside it)',
+      command: '<%= config.bin %> <%= command.id %> --count 10 --inventory hosts.ini',
+    },
+    {
+      description: 'Check everything the real run would check and show what would change; change nothing',
+      command: '<%= config.bin %> <%= command.id %> --count 3 --dry-run',
+    },
+    {
+      description: 'Start a new group (a --group the lab does not have yet is refused as a typo otherwise)',
+      command: '<%= config.bin %> <%= command.id %> --group cache --count 2 --new-group',
+    },
     {
       description: 'Hyper-V: write the PowerShell scripts and their JSON inputs for review instead of running them',
-      command: '<%= config.bin %> <%= command.id %> --provider hyperv --host hv01 --count 10 --dry-run --emit-powershell review',
+      command:
+        '<%= config.bin %> <%= command.id %> --provider hyperv --host hv01 --count 10 --dry-run --emit-powershell review',
     },
   ];
   static override flags = {
     ...planFlags,
-    clone: Flags.string({ summary: 'linked: qcow2 overlay on the golden disk; full: an independent copy.', options: ['linked', 'full'] }),
+    clone: Flags.string({
+      summary: 'linked: qcow2 overlay on the golden disk; full: an independent copy.',
+      options: ['linked', 'full'],
+    }),
     kernel: Flags.string({ summary: 'Direct kernel boot: kernel file (for images without a bootloader).' }),
     initrd: Flags.string({ summary: 'Direct kernel boot: initrd file.' }),
     cmdline: Flags.string({ summary: 'Direct kernel boot: kernel command line (labctl.hostname=NAME is added).' }),
@@ -70,13 +87,27 @@ export default class Create extends LabctlCommand<typeof Create> {
     }),
     concurrency: Flags.integer({ summary: 'VMs created/started at the same time (default 4).', min: 1, max: 256 }),
     start: Flags.boolean({ summary: 'Start the VMs (--no-start: only define them).', allowNo: true, default: true }),
-    wait: Flags.boolean({ summary: 'Wait for addresses and SSH (--no-wait: return once started).', allowNo: true, default: true }),
+    wait: Flags.boolean({
+      summary: 'Wait for addresses and SSH (--no-wait: return once started).',
+      allowNo: true,
+      default: true,
+    }),
     timeout: Flags.integer({ summary: 'Seconds to wait for addresses and SSH (default 300).', min: 1, max: 604_800 }),
-    inventory: Flags.string({ summary: 'Then write the Ansible inventory to FILE (format from the extension: .ini, .yml/.yaml, .json) and known_hosts beside it.' }),
-    'dry-run': Flags.boolean({ summary: 'Run every read-only check of the real run, print the plan and what would change; change nothing (exit 2 when the real run would be refused).' }),
-    offline: Flags.boolean({ summary: 'With --dry-run: only plan; contact no host and run no check.', dependsOn: ['dry-run'] }),
+    inventory: Flags.string({
+      summary:
+        'Then write the Ansible inventory to FILE (format from the extension: .ini, .yml/.yaml, .json) and known_hosts beside it.',
+    }),
+    'dry-run': Flags.boolean({
+      summary:
+        'Run every read-only check of the real run, print the plan and what would change; change nothing (exit 2 when the real run would be refused).',
+    }),
+    offline: Flags.boolean({
+      summary: 'With --dry-run: only plan; contact no host and run no check.',
+      dependsOn: ['dry-run'],
+    }),
     'emit-powershell': Flags.string({
-      summary: 'Hyper-V dry run: write the exact scripts, their JSON inputs and run-<host>.ps1 into DIR (no host is contacted).',
+      summary:
+        'Hyper-V dry run: write the exact scripts, their JSON inputs and run-<host>.ps1 into DIR (no host is contacted).',
       dependsOn: ['dry-run'],
       helpValue: 'DIR',
     }),
@@ -95,9 +126,13 @@ export default class Create extends LabctlCommand<typeof Create> {
       ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
     });
     if (flags['emit-powershell'] && !definitionFor(plan.provider).emitDryRun) {
-      throw new UsageError('EMIT_NOT_HYPERV', `--emit-powershell is for the hyperv provider; this plan is for ${plan.provider}`, {
-        hint: 'Add --provider hyperv (or provider: hyperv in labctl.yaml).',
-      });
+      throw new UsageError(
+        'EMIT_NOT_HYPERV',
+        `--emit-powershell is for the hyperv provider; this plan is for ${plan.provider}`,
+        {
+          hint: 'Add --provider hyperv (or provider: hyperv in labctl.yaml).',
+        },
+      );
     }
     if (flags['dry-run']) return this.dryRun(lab, plan, uri);
     const provider = makeProvider(plan.provider, { lab, labDir: this.labDir, ...(uri ? { connection: uri } : {}) });
@@ -148,7 +183,11 @@ export default class Create extends LabctlCommand<typeof Create> {
     for (const vm of summary.vms) if (vm.hint) this.log(`  ${vm.name}: ${vm.hint}`);
     let inventory: { output: string; knownHostsFile: string; hosts: number } | undefined;
     if (flags.inventory && !summary.interrupted) {
-      const written = await writeInventory({ labDir: this.labDir, format: inventoryFormatFor(flags.inventory), output: flags.inventory });
+      const written = await writeInventory({
+        labDir: this.labDir,
+        format: inventoryFormatFor(flags.inventory),
+        output: flags.inventory,
+      });
       inventory = { output: written.output, knownHostsFile: written.knownHostsFile, hosts: written.hosts };
       this.log(`Inventory: ${written.output} (${written.hosts} hosts; host keys in ${written.knownHostsFile})`);
     }
@@ -158,7 +197,12 @@ export default class Create extends LabctlCommand<typeof Create> {
     } else if (c.failed > 0) {
       process.exitCode = 1;
     }
-    return { ...summary, dryRun: false, ...(inventory ? { inventory } : {}), ...(this.warnings.length ? { warnings: this.warnings } : {}) };
+    return {
+      ...summary,
+      dryRun: false,
+      ...(inventory ? { inventory } : {}),
+      ...(this.warnings.length ? { warnings: this.warnings } : {}),
+    };
   }
 
   /** The checks worth a line: the accelerator chosen, and every warning. */
@@ -171,9 +215,17 @@ export default class Create extends LabctlCommand<typeof Create> {
   private async dryRun(lab: LoadedLabFile, plan: Plan, uri: string | undefined): Promise<CreateResult> {
     const flags = this.flags;
     const offline = flags.offline || Boolean(flags['emit-powershell']);
-    const dry = offline ? undefined : await dryRunLab({ plan, provider: makeProvider(plan.provider, { lab, labDir: this.labDir, ...(uri ? { connection: uri } : {}) }), store: this.stateStore() });
+    const dry = offline
+      ? undefined
+      : await dryRunLab({
+          plan,
+          provider: makeProvider(plan.provider, { lab, labDir: this.labDir, ...(uri ? { connection: uri } : {}) }),
+          store: this.stateStore(),
+        });
     if (dry) this.renderChecks(dry.checks);
-    this.log(`Plan for lab "${plan.lab}" (${plan.provider}${uri ? ` at ${uri}` : ''}), nothing changed${offline ? ', no host contacted' : ', every read-only check passed'}:`);
+    this.log(
+      `Plan for lab "${plan.lab}" (${plan.provider}${uri ? ` at ${uri}` : ''}), nothing changed${offline ? ', no host contacted' : ', every read-only check passed'}:`,
+    );
     const action = new Map(dry?.vms.map((vm) => [vm.name, vm.action]) ?? []);
     // The placed plan when the hosts were asked: the host each VM goes to.
     const placed: Plan = dry ? { ...plan, vms: dry.vms.map(({ action: _action, ...vm }) => vm) } : plan;
@@ -181,7 +233,12 @@ export default class Create extends LabctlCommand<typeof Create> {
       renderTable(placed.vms, [
         { header: 'name', get: (vm) => vm.name },
         { header: 'group', get: (vm) => vm.group },
-        ...(dry ? [{ header: 'action', get: (vm: VmPlan) => action.get(vm.name) }, { header: 'host', get: (vm: VmPlan) => vm.host }] : []),
+        ...(dry
+          ? [
+              { header: 'action', get: (vm: VmPlan) => action.get(vm.name) },
+              { header: 'host', get: (vm: VmPlan) => vm.host },
+            ]
+          : []),
         { header: 'mac', get: (vm) => vm.mac },
         { header: 'cpus', get: (vm) => vm.cpus },
         { header: 'memory', get: (vm) => `${vm.memoryMiB}M` },
@@ -189,19 +246,31 @@ export default class Create extends LabctlCommand<typeof Create> {
         { header: 'golden', get: (vm) => `${vm.golden} (${vm.clone})` },
       ]),
     );
-    for (const vm of dry?.beyond ?? []) this.note(`${vm.name} (group ${vm.group}, ${vm.state}) is beyond the declared count; create leaves it alone (labctl destroy ${vm.name} removes it)`);
+    for (const vm of dry?.beyond ?? [])
+      this.note(
+        `${vm.name} (group ${vm.group}, ${vm.state}) is beyond the declared count; create leaves it alone (labctl destroy ${vm.name} removes it)`,
+      );
     const result: CreateResult = {
       dryRun: true,
       lab: plan.lab,
       provider: plan.provider,
       plan: placed,
-      ...(dry ? { checks: dry.checks, actions: Object.fromEntries(action), batches: dry.batches, beyond: dry.beyond } : {}),
+      ...(dry
+        ? { checks: dry.checks, actions: Object.fromEntries(action), batches: dry.batches, beyond: dry.beyond }
+        : {}),
       ...(this.warnings.length ? { warnings: this.warnings } : {}),
     };
     const emitDir = flags['emit-powershell'];
     if (emitDir) {
-      const files = (await definitionFor(plan.provider).emitDryRun?.({ lab, labDir: this.labDir, ...(uri ? { connection: uri } : {}) }, plan, emitDir)) ?? [];
-      this.log(`Wrote ${files.length} files to ${emitDir} (nothing was contacted). Review, then run run-<host>.ps1 on each host.`);
+      const files =
+        (await definitionFor(plan.provider).emitDryRun?.(
+          { lab, labDir: this.labDir, ...(uri ? { connection: uri } : {}) },
+          plan,
+          emitDir,
+        )) ?? [];
+      this.log(
+        `Wrote ${files.length} files to ${emitDir} (nothing was contacted). Review, then run run-<host>.ps1 on each host.`,
+      );
       return { ...result, emitted: { dir: emitDir, files } } as CreateResult;
     }
     return result;

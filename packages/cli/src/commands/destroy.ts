@@ -18,7 +18,10 @@ export default class Destroy extends LabctlCommand<typeof Destroy> {
   ].join('\n');
   static override examples = [
     { description: 'Everything the lab made', command: '<%= config.bin %> <%= command.id %> --all' },
-    { description: 'Two VMs, keeping their disks for a post-mortem', command: '<%= config.bin %> <%= command.id %> vm-03 vm-07 --keep-disks' },
+    {
+      description: 'Two VMs, keeping their disks for a post-mortem',
+      command: '<%= config.bin %> <%= command.id %> vm-03 vm-07 --keep-disks',
+    },
     { description: 'For scripts', command: '<%= config.bin %> <%= command.id %> --all --json' },
   ];
   static override strict = false;
@@ -26,13 +29,18 @@ export default class Destroy extends LabctlCommand<typeof Destroy> {
   static override flags = {
     all: Flags.boolean({ summary: 'Every VM of the lab.' }),
     'keep-disks': Flags.boolean({ summary: "Keep the VMs' overlay disks (remove only the VMs)." }),
-    uri: Flags.string({ summary: 'libvirt URI to look for orphaned VMs at (default: the lab file\'s, or qemu:///system).', env: 'LIBVIRT_DEFAULT_URI' }),
+    uri: Flags.string({
+      summary: "libvirt URI to look for orphaned VMs at (default: the lab file's, or qemu:///system).",
+      env: 'LIBVIRT_DEFAULT_URI',
+    }),
   };
 
   async run(): Promise<DestroySummary & { warnings?: string[] }> {
     const names = this.argv.filter((arg) => !arg.startsWith('-') && !this.isFlagValue(arg));
     if (!this.flags.all && names.length === 0) {
-      throw new UsageError('NOTHING_TO_DESTROY', 'name the VMs to destroy, or pass --all', { hint: 'labctl destroy vm-01 vm-02, or labctl destroy --all' });
+      throw new UsageError('NOTHING_TO_DESTROY', 'name the VMs to destroy, or pass --all', {
+        hint: 'labctl destroy vm-01 vm-02, or labctl destroy --all',
+      });
     }
     if (this.flags.all && names.length > 0) throw new UsageError('USAGE', 'pass either VM names or --all, not both');
     const lab = await this.labFile();
@@ -41,7 +49,9 @@ export default class Destroy extends LabctlCommand<typeof Destroy> {
     // The lab's default connection is also searched for VMs an interrupted run made but did not
     // record. A lab with no default connection (Hyper-V without hosts:, VMs made with --host) has
     // nowhere to search: its recorded VMs are still destroyed through the hosts they name.
-    const scanner = defaultScanner(() => makeProvider(lab.spec.provider ?? DEFAULT_PROVIDER, { ...context, ...(uri ? { connection: uri } : {}) }));
+    const scanner = defaultScanner(() =>
+      makeProvider(lab.spec.provider ?? DEFAULT_PROVIDER, { ...context, ...(uri ? { connection: uri } : {}) }),
+    );
     const providerFor = providerCache(context);
     const progress = createProgress({ json: this.jsonEnabled(), subjects: [], finishedBy: () => false });
     const interrupt = interruptOnSigint((message) => this.note(message));
@@ -64,11 +74,14 @@ export default class Destroy extends LabctlCommand<typeof Destroy> {
       await progress.stop();
     }
     if (summary.vms.length === 0) this.log(`Nothing to destroy in lab "${summary.lab}".`);
-    else this.log(renderTable(summary.vms, [
-      { header: 'name', get: (vm) => vm.name },
-      { header: 'result', get: (vm) => vm.result },
-      { header: 'error', get: (vm) => vm.error ?? '' },
-    ]));
+    else
+      this.log(
+        renderTable(summary.vms, [
+          { header: 'name', get: (vm) => vm.name },
+          { header: 'result', get: (vm) => vm.result },
+          { header: 'error', get: (vm) => vm.error ?? '' },
+        ]),
+      );
     for (const vm of summary.vms) for (const warning of vm.warnings ?? []) this.note(`${vm.name}: ${warning}`);
     if (summary.interrupted) process.exitCode = 130;
     else if (summary.vms.some((vm) => vm.result === 'failed')) process.exitCode = 1;

@@ -44,7 +44,14 @@ describe('labctl inventory (built binary)', { timeout: 90_000 }, () => {
     const written = await labctl(['inventory', '--lab-dir', dir, '-f', 'yaml', '-o', out, '--json']);
     expect(written.code).toBe(0);
     const result = JSON.parse(written.stdout);
-    expect(result).toMatchObject({ mode: 'file', format: 'yaml', output: out, knownHostsFile: join(dir, 'known_hosts'), hosts: 3, lab: 'tricky-lab' });
+    expect(result).toMatchObject({
+      mode: 'file',
+      format: 'yaml',
+      output: out,
+      knownHostsFile: join(dir, 'known_hosts'),
+      hosts: 3,
+      lab: 'tricky-lab',
+    });
     expect(result.skipped).toEqual([{ name: 'lost', reason: expect.stringContaining('no usable address') }]);
     expect(result.warnings).toContain('group "web-1" is not a valid Ansible group name; written as "web_1"');
 
@@ -81,7 +88,9 @@ describe('labctl inventory (built binary)', { timeout: 90_000 }, () => {
     expect(clash.code).toBe(2);
   });
 
-  const gate = requireTestbed('labctl inventory --script through ansible-inventory', { commands: ['ansible-inventory'] });
+  const gate = requireTestbed('labctl inventory --script through ansible-inventory', {
+    commands: ['ansible-inventory'],
+  });
   it.skipIf(gate.skip)('--script writes an executable that ansible-inventory reads as the same inventory', async () => {
     const scriptDir = join(dir, 'scripts');
     await mkdir(scriptDir);
@@ -94,6 +103,8 @@ describe('labctl inventory (built binary)', { timeout: 90_000 }, () => {
     const found = { count: 0 };
     expect(canonicalFromAnsible(await ansibleInventoryList(script, dir), found)).toEqual(canonicalFromModel(inventory));
     expect(found.count).toBe(4);
-    expect(await readFile(join(dir, '.labctl', 'known_hosts'), 'utf8')).toMatch(/^\[192\.0\.2\.11\]:2201 ssh-ed25519 /m);
+    expect(await readFile(join(dir, '.labctl', 'known_hosts'), 'utf8')).toMatch(
+      /^\[192\.0\.2\.11\]:2201 ssh-ed25519 /m,
+    );
   });
 });

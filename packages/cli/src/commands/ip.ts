@@ -11,14 +11,17 @@ import { renderTable } from '../render.js';
 export default class Ip extends LabctlCommand<typeof Ip> {
   static override summary = "Show the lab's VM addresses as the hypervisor sees them; --wait until they answer SSH.";
   static override description = [
-    'Asks the hypervisor (libvirt: DHCP leases, then the guest agent, then the neighbour table) for each VM\'s addresses,',
+    "Asks the hypervisor (libvirt: DHCP leases, then the guest agent, then the neighbour table) for each VM's addresses,",
     'drops unusable ones (0.0.0.0, APIPA 169.254/16, IPv6 link-local, stale leases of a destroyed VM with the same MAC)',
     'and records them in the state. With --wait it polls with backoff until every VM answers an SSH handshake or --timeout',
     'passes; host keys already recorded must match. On timeout it says per VM what it saw and what to check (exit 1).',
   ].join('\n');
   static override examples = [
     { description: 'Addresses right now', command: '<%= config.bin %> <%= command.id %>' },
-    { description: 'Wait up to two minutes for two VMs to answer SSH', command: '<%= config.bin %> <%= command.id %> vm-01 vm-02 --wait --timeout 120' },
+    {
+      description: 'Wait up to two minutes for two VMs to answer SSH',
+      command: '<%= config.bin %> <%= command.id %> vm-01 vm-02 --wait --timeout 120',
+    },
     { description: 'For scripts', command: '<%= config.bin %> <%= command.id %> --json' },
   ];
   static override strict = false;
@@ -29,7 +32,9 @@ export default class Ip extends LabctlCommand<typeof Ip> {
   };
 
   async run(): Promise<AddressesSummary> {
-    const names = this.argv.filter((arg, i) => !arg.startsWith('-') && !['--timeout', '--lab-dir'].includes(this.argv[i - 1] ?? ''));
+    const names = this.argv.filter(
+      (arg, i) => !arg.startsWith('-') && !['--timeout', '--lab-dir'].includes(this.argv[i - 1] ?? ''),
+    );
     const lab = await this.labFile();
     const progress = createProgress({ json: this.jsonEnabled(), subjects: [], finishedBy: () => false });
     const interrupt = interruptOnSigint((message) => this.note(message));
@@ -51,17 +56,27 @@ export default class Ip extends LabctlCommand<typeof Ip> {
       await progress.stop();
     }
     if (summary.unknown.length > 0) {
-      throw new UsageError('VM_UNKNOWN', `no VM named ${summary.unknown.join(', ')} in lab "${summary.lab}"`, { hint: 'labctl list shows the lab\'s VMs.' });
+      throw new UsageError('VM_UNKNOWN', `no VM named ${summary.unknown.join(', ')} in lab "${summary.lab}"`, {
+        hint: "labctl list shows the lab's VMs.",
+      });
     }
     if (summary.vms.length === 0) this.log(`No VMs in lab "${summary.lab}".`);
-    else this.log(renderTable(summary.vms, [
-      { header: 'name', get: (vm) => vm.name },
-      { header: 'address', get: (vm) => vm.address },
-      { header: 'status', get: (vm) => vm.status },
-      { header: 'seen', get: (vm) => vm.detail },
-    ]));
-    for (const vm of summary.vms) if (vm.hint && vm.status !== 'reachable' && vm.status !== 'addressed') this.log(`  ${vm.name}: ${vm.hint}`);
-    if (summary.vms.some((vm) => vm.status === 'failed') || (this.flags.wait && summary.vms.some((vm) => vm.status !== 'reachable'))) process.exitCode = 1;
+    else
+      this.log(
+        renderTable(summary.vms, [
+          { header: 'name', get: (vm) => vm.name },
+          { header: 'address', get: (vm) => vm.address },
+          { header: 'status', get: (vm) => vm.status },
+          { header: 'seen', get: (vm) => vm.detail },
+        ]),
+      );
+    for (const vm of summary.vms)
+      if (vm.hint && vm.status !== 'reachable' && vm.status !== 'addressed') this.log(`  ${vm.name}: ${vm.hint}`);
+    if (
+      summary.vms.some((vm) => vm.status === 'failed') ||
+      (this.flags.wait && summary.vms.some((vm) => vm.status !== 'reachable'))
+    )
+      process.exitCode = 1;
     return summary;
   }
 }

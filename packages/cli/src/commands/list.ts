@@ -34,13 +34,16 @@ const DRIFT_TEXT: Record<NonNullable<VmStatus['drift']>, string> = {
 export default class List extends LabctlCommand<typeof List> {
   static override summary = "List the lab's VMs: their group, state and address, and what the hypervisor says now.";
   static override description =
-    'Reads .labctl/state.json and asks each VM\'s hypervisor for the lab\'s VMs (read-only), so a VM powered off by hand shows ' +
-    'as such: the LIVE column is the hypervisor\'s state, DRIFT says where the two differ (state differs, gone from the ' +
+    "Reads .labctl/state.json and asks each VM's hypervisor for the lab's VMs (read-only), so a VM powered off by hand shows " +
+    "as such: the LIVE column is the hypervisor's state, DRIFT says where the two differ (state differs, gone from the " +
     'hypervisor, or a labctl-made VM the state does not know). A hypervisor that cannot be reached leaves LIVE unknown, ' +
     'says why, and exits 1. --offline reads only the state file. The ADDRESS column is the address labctl would hand to ' +
     'Ansible (a routable IPv4 before IPv6; never 0.0.0.0, APIPA or link-local). Run `labctl ip --wait` to refresh addresses.';
   static override examples = [
-    { description: 'The VMs of the lab in the current directory, checked against the hypervisor', command: '<%= config.bin %> <%= command.id %>' },
+    {
+      description: 'The VMs of the lab in the current directory, checked against the hypervisor',
+      command: '<%= config.bin %> <%= command.id %>',
+    },
     { description: 'Only the web group, as JSON', command: '<%= config.bin %> <%= command.id %> --group web --json' },
     { description: 'Only the state file, nothing contacted', command: '<%= config.bin %> <%= command.id %> --offline' },
   ];
@@ -114,5 +117,13 @@ export default class List extends LabctlCommand<typeof List> {
 }
 
 function offlineStatus(vm: VmRecord): VmStatus {
-  return { name: vm.name, group: vm.group, provider: vm.provider, host: vm.host, recorded: vm.state, live: 'unknown', record: vm };
+  return {
+    name: vm.name,
+    group: vm.group,
+    provider: vm.provider,
+    host: vm.host,
+    recorded: vm.state,
+    live: 'unknown',
+    record: vm,
+  };
 }

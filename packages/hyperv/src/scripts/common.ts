@@ -47,9 +47,44 @@ function Test-LabctlSamePath {
   #>
   param([string]$A, [string]$B)
   if (-not $A -or -not $B) { return $false }
-  $fullA = [IO.Path]::GetFullPath($A).TrimEnd([char]92)
-  $fullB = [IO.Path]::GetFullPath($B).TrimEnd([char]92)
-  return [string]::Equals($fullA, $fullB, [StringComparison]::OrdinalIgnoreCase)
+  return [string]::Equals((Get-LabctlFullPath $A), (Get-LabctlFullPath $B), [StringComparison]::OrdinalIgnoreCase)
+}
+
+function Get-LabctlFullPath {
+  <#
+  .SYNOPSIS
+  A Windows path made absolute (.. resolved) on Windows; elsewhere only separators normalized.
+  #>
+  param([string]$Path)
+  $normal = $Path.Replace([char]47, [char]92)
+  if ([IO.Path]::DirectorySeparatorChar -eq [char]92) { $normal = [IO.Path]::GetFullPath($normal) }
+  return $normal.TrimEnd([char]92)
+}
+
+function Join-LabctlPath {
+  <#
+  .SYNOPSIS
+  A directory and a name joined with a backslash: the host's paths are Windows paths wherever
+  PowerShell runs ([IO.Path]::Combine would use the local separator).
+  #>
+  param([string]$Dir, [string]$Leaf)
+  return $Dir.TrimEnd([char]92, [char]47) + [char]92 + $Leaf
+}
+
+function Get-LabctlLeaf {
+  param([string]$Path)
+  return @($Path.Split([char[]]@([char]92, [char]47)))[-1]
+}
+
+function ConvertTo-LabctlAsciiJson {
+  <#
+  .SYNOPSIS
+  JSON with every non-ASCII character as \uXXXX: Windows PowerShell 5.1 writes stdout in the
+  console's code page, which mangles switch names and paths outside it; ASCII survives any page.
+  #>
+  param($Value)
+  $json = ConvertTo-Json -InputObject $Value -Depth 10 -Compress
+  return [regex]::Replace($json, '[^\x00-\x7F]', { param($m) '\u{0:x4}' -f [int][char]$m.Value })
 }
 
 function Find-LabctlVm {
@@ -85,6 +120,10 @@ export function composeScript(parts: ScriptParts): string {
     "$ProgressPreference = 'SilentlyContinue'",
     "$WarningPreference = 'SilentlyContinue'",
     'try { [Console]::OutputEncoding = New-Object System.Text.UTF8Encoding $false } catch { }',
+    // PowerShell 7 on Windows Server 2016 would load the Hyper-V module through implicit remoting
+    // (Windows PowerShell compatibility) and hand back deserialized objects that Hyper-V cmdlets
+    // refuse (PowerShell/PowerShell#14738): load it in-process instead.
+    "if ($PSVersionTable.PSEdition -eq 'Core' -and (Get-Module -ListAvailable -Name Hyper-V)) { Import-Module -Name Hyper-V -SkipEditionCheck -ErrorAction SilentlyContinue }",
     HELPERS.trim(),
     parts.body.trim(),
     'try {',
@@ -96,7 +135,7 @@ export function composeScript(parts: ScriptParts): string {
     '  $labctlOut = [ordered]@{ ok = $false; error = (ConvertTo-LabctlError -Record $_) }',
     '}',
     `Write-Output '${RESULT_START}'`,
-    'ConvertTo-Json -InputObject $labctlOut -Depth 10 -Compress',
+    'ConvertTo-LabctlAsciiJson -Value $labctlOut',
     `Write-Output '${RESULT_END}'`,
     'if (-not $labctlOut.ok) { exit 1 }',
     'exit 0',

@@ -15,7 +15,8 @@ import type { ScriptParts } from './common.js';
  */
 export const configureMigration: ScriptParts = {
   name: 'configure_migration',
-  synopsis: 'Reads the live-migration settings; with apply, enables live migration and sets Kerberos authentication where needed.',
+  synopsis:
+    'Reads the live-migration settings; with apply, enables live migration and sets Kerberos authentication where needed.',
   body: String.raw`
 function Get-LabctlMigrationSettings {
   <#

@@ -18,13 +18,14 @@ function Invoke-LabctlOperation {
   $canSetTemplate = (Get-Command Hyper-V\Set-VMFirmware).Parameters.ContainsKey('SecureBootTemplate')
   $canDisableAutoCheckpoints = (Get-Command Hyper-V\Set-VM).Parameters.ContainsKey('AutomaticCheckpointsEnabled')
   # Without a configured directory, disks go under the host's default VHD path, one folder per lab.
-  $diskDir = if ($In.diskDir) { [string]$In.diskDir } else { [IO.Path]::Combine([string](Hyper-V\Get-VMHost).VirtualHardDiskPath, [string]$In.lab) }
+  $diskDir = if ($In.diskDir) { [string]$In.diskDir } else { Join-LabctlPath ([string](Hyper-V\Get-VMHost).VirtualHardDiskPath) ([string]$In.lab) }
   $results = @(foreach ($spec in @($In.vms)) {
     $vm = $null
     $vhdPath = $null
     $diskCreated = $false
+    $partial = $null
     try {
-      $vhdPath = [IO.Path]::Combine($diskDir, [string]$spec.diskFile)
+      $vhdPath = Join-LabctlPath $diskDir ([string]$spec.diskFile)
       $existing = Find-LabctlVm -All $all -Name $spec.name
       if ($existing) {
         $marker = Get-LabctlMarker -Vm $existing
@@ -37,9 +38,15 @@ function Invoke-LabctlOperation {
       if (Test-Path -LiteralPath $vhdPath) {
         throw (New-Object System.IO.IOException ('The disk ' + $vhdPath + ' already exists; labctl never overwrites a disk it did not just create.'))
       }
-      [IO.Directory]::CreateDirectory($diskDir) | Out-Null
+      New-Item -ItemType Directory -Path $diskDir -Force | Out-Null
       if ($spec.clone -eq 'full') {
-        Copy-Item -LiteralPath $spec.golden -Destination $vhdPath
+        # Copy under a temporary name, then rename: a copy that fails (volume full, connection cut)
+        # never leaves a half disk under the real name, which would block every re-run. The
+        # temporary name is labctl's own, so a leftover from a killed run is overwritten.
+        $partial = $vhdPath + '.labctl-partial'
+        Copy-Item -LiteralPath $spec.golden -Destination $partial -Force
+        Rename-Item -LiteralPath $partial -NewName (Get-LabctlLeaf $vhdPath)
+        $partial = $null
       } else {
         Hyper-V\New-VHD -Path $vhdPath -ParentPath $spec.golden -Differencing | Out-Null
       }
@@ -90,6 +97,7 @@ function Invoke-LabctlOperation {
       $failure = ConvertTo-LabctlError -Record $_
       if ($vm) { try { Hyper-V\Remove-VM -VM $vm -Force } catch { } }
       if ($diskCreated) { try { Remove-Item -LiteralPath $vhdPath -Force } catch { } }
+      if ($partial) { try { Remove-Item -LiteralPath $partial -Force -ErrorAction SilentlyContinue } catch { } }
       [ordered]@{ name = [string]$spec.name; ok = $false; created = $false; error = $failure }
     }
   })

@@ -6,7 +6,8 @@ import type { ScriptParts } from './common.js';
  */
 export const getHostFacts: ScriptParts = {
   name: 'get_host_facts',
-  synopsis: 'Reports the Hyper-V module, free memory and disk space, golden disks, switches and VM names; changes nothing.',
+  synopsis:
+    'Reports the Hyper-V module, free memory and disk space, golden disks, switches and VM names; changes nothing.',
   body: String.raw`
 function Get-LabctlWritableBy {
   <#
@@ -25,6 +26,31 @@ function Get-LabctlWritableBy {
     if ($broad -contains $sid) { $found += [string]$rule.IdentityReference }
   }
   return $found
+}
+
+function Get-LabctlVolumeSpace {
+  <#
+  .SYNOPSIS
+  Free space of the volume that holds a directory: the Win32_Volume whose mount point (a drive root,
+  or a folder such as C:\ClusterStorage\Volume1\) is the longest prefix of the path. DriveInfo is
+  wrong here: it throws on UNC paths and reports C: for Cluster Shared Volumes and mount points.
+  A share's free space is not looked up: unknown, with the reason.
+  #>
+  param([string]$Dir, $Volumes)
+  $entry = [ordered]@{ dir = $Dir; root = $null; freeBytes = $null; totalBytes = $null; unknown = $null }
+  if ($Dir.StartsWith('\\')) { $entry.unknown = 'a network share: labctl does not look up its free space'; return $entry }
+  $full = (Get-LabctlFullPath $Dir) + [char]92
+  $best = $null
+  foreach ($volume in $Volumes) {
+    $name = [string]$volume.Name
+    if (-not $name -or $name.StartsWith('\\')) { continue }
+    if ($full.StartsWith($name, [StringComparison]::OrdinalIgnoreCase) -and (-not $best -or $name.Length -gt ([string]$best.Name).Length)) { $best = $volume }
+  }
+  if (-not $best) { $entry.unknown = 'no volume found for this path (Win32_Volume)'; return $entry }
+  $entry.root = [string]$best.Name
+  $entry.freeBytes = [long]$best.FreeSpace
+  $entry.totalBytes = [long]$best.Capacity
+  return $entry
 }
 
 function Invoke-LabctlOperation {
@@ -55,19 +81,40 @@ function Invoke-LabctlOperation {
     }
   }
 
+  # One try per golden disk: an unreadable one is a fact about that disk, not a failed run.
   $facts.goldens = @(foreach ($path in @($In.goldens)) {
-    $golden = [ordered]@{ path = [string]$path; exists = (Test-Path -LiteralPath $path -PathType Leaf) }
-    if ($golden.exists) {
-      $vhd = Hyper-V\Get-VHD -Path $path
-      $golden.vhdType = $vhd.VhdType.ToString()
-      $golden.vhdFormat = $vhd.VhdFormat.ToString()
-      $golden.parentPath = [string]$vhd.ParentPath
-      $golden.sizeBytes = [long]$vhd.Size
-      $golden.fileSizeBytes = [long]$vhd.FileSize
-      $golden.attachedTo = @($drives | Where-Object { Test-LabctlSamePath $_.path $path } | ForEach-Object { [ordered]@{ vm = $_.vm; state = $_.state } })
-      $golden.writableBy = @(Get-LabctlWritableBy -Path $path)
+    $golden = [ordered]@{ path = [string]$path; exists = $false }
+    try {
+      $golden.exists = (Test-Path -LiteralPath $path -PathType Leaf)
+      if (-not $golden.exists -and ([string]$path).StartsWith('\\')) {
+        # A share this session cannot see: with key-based SSH logon, Windows OpenSSH has no network
+        # credentials, so the share may well exist; say so instead of "does not exist".
+        $share = ([string]$path).Split([char]92)
+        $golden.readable = $false
+        $golden.reason = if ($share.Count -ge 4 -and (Test-Path -LiteralPath ('\\' + $share[2] + '\' + $share[3]))) { 'missing' } else { 'share not readable from this session' }
+      }
+      if ($golden.exists) {
+        $vhd = Hyper-V\Get-VHD -Path $path
+        $golden.vhdType = $vhd.VhdType.ToString()
+        $golden.vhdFormat = $vhd.VhdFormat.ToString()
+        $golden.parentPath = [string]$vhd.ParentPath
+        $golden.sizeBytes = [long]$vhd.Size
+        $golden.fileSizeBytes = [long]$vhd.FileSize
+        $golden.attachedTo = @($drives | Where-Object { Test-LabctlSamePath $_.path $path } | ForEach-Object { [ordered]@{ vm = $_.vm; state = $_.state } })
+        $golden.writableBy = @(Get-LabctlWritableBy -Path $path)
+      }
+    } catch {
+      $golden.error = ConvertTo-LabctlError -Record $_
     }
     $golden
+  })
+
+  # Static MACs of every VM on the host, to find duplicates with the lab's (dynamic ones come from
+  # the host's pool and are unique per host).
+  $facts.macs = @(foreach ($vm in $all) {
+    foreach ($adapter in @(Hyper-V\Get-VMNetworkAdapter -VM $vm)) {
+      if (-not $adapter.DynamicMacAddressEnabled) { [ordered]@{ vm = [string]$vm.Name; mac = [string]$adapter.MacAddress; lab = $(if ($m = Get-LabctlMarker -Vm $vm) { [string]$m.lab } else { $null }) } }
+    }
   })
 
   $switches = @(Hyper-V\Get-VMSwitch)
@@ -91,11 +138,9 @@ function Invoke-LabctlOperation {
 
   $dirs = @($In.diskDirs | Where-Object { $_ })
   if ($dirs.Count -eq 0) { $dirs = @([string]$vmHost.VirtualHardDiskPath) }
-  $facts.volumes = @(foreach ($dir in $dirs) {
-    $root = [IO.Path]::GetPathRoot([IO.Path]::GetFullPath($dir))
-    $drive = New-Object System.IO.DriveInfo $root
-    [ordered]@{ dir = [string]$dir; root = $root; freeBytes = [long]$drive.AvailableFreeSpace; totalBytes = [long]$drive.TotalSize }
-  })
+  $allVolumes = @()
+  try { $allVolumes = @(Get-CimInstance -ClassName Win32_Volume) } catch { }
+  $facts.volumes = @(foreach ($dir in $dirs) { Get-LabctlVolumeSpace -Dir ([string]$dir) -Volumes $allVolumes })
   return $facts
 }
 `,

@@ -10,9 +10,26 @@ import { removeVms } from './remove_vms.js';
 import { startVms } from './start_vms.js';
 
 /** Every script the Hyper-V provider can run, by operation name (verb_object). */
-const PARTS = [getHostFacts, createVms, startVms, getAdapters, listVms, removeVms, registerVms, configureMigration] as const satisfies readonly ScriptParts[];
+const PARTS = [
+  getHostFacts,
+  createVms,
+  startVms,
+  getAdapters,
+  listVms,
+  removeVms,
+  registerVms,
+  configureMigration,
+] as const satisfies readonly ScriptParts[];
 
-export type ScriptName = 'get_host_facts' | 'create_vms' | 'start_vms' | 'get_adapters' | 'list_vms' | 'remove_vms' | 'register_vms' | 'configure_migration';
+export type ScriptName =
+  | 'get_host_facts'
+  | 'create_vms'
+  | 'start_vms'
+  | 'get_adapters'
+  | 'list_vms'
+  | 'remove_vms'
+  | 'register_vms'
+  | 'configure_migration';
 
 export const SCRIPTS: Readonly<Record<ScriptName, PowerShellScript & { synopsis: string }>> = Object.fromEntries(
   PARTS.map((parts) => [parts.name, { name: parts.name, synopsis: parts.synopsis, text: composeScript(parts) }]),

@@ -27,37 +27,50 @@ function Invoke-LabctlOperation {
   $all = @(Hyper-V\Get-VM)
   $results = @(foreach ($path in @($In.paths)) {
     try {
-      $id = [IO.Path]::GetFileNameWithoutExtension([string]$path)
+      $id = [regex]::Replace((Get-LabctlLeaf ([string]$path)), '\.[^.]*$', '')
       $existing = @($all | Where-Object { $_.Id.ToString() -eq $id })
       if ($existing.Count -gt 0) {
         [ordered]@{ path = [string]$path; ok = $true; registered = $false; already = $true; name = $existing[0].Name; id = $id; fixes = @(); remaining = @() }
         continue
       }
       $report = Hyper-V\Compare-VM -Path $path -Register
+      # With dryRun nothing is changed, not even the planned VM of the report: each fix is only
+      # decided (and the problems it would not fix are reported as remaining).
+      $dryRun = [bool]$In.dryRun
       $fixes = @()
+      $unfixed = @()
       foreach ($problem in @($report.Incompatibilities)) {
         $source = $problem.Source
         $kind = if ($source) { $source.GetType().Name } else { '' }
         if ($kind -eq 'VMNetworkAdapter') {
           if ($In.switch) {
-            Hyper-V\Connect-VMNetworkAdapter -VMNetworkAdapter $source -SwitchName ([string]$In.switch)
+            if ($dryRun) {
+              if (-not @(Hyper-V\Get-VMSwitch | Where-Object { $_.Name -eq [string]$In.switch }).Count) { $unfixed += $problem; continue }
+            } else {
+              Hyper-V\Connect-VMNetworkAdapter -VMNetworkAdapter $source -SwitchName ([string]$In.switch)
+            }
             $fixes += [ordered]@{ problem = [string]$problem.Message; fix = 'connected to switch ' + $In.switch }
           } else {
-            Hyper-V\Disconnect-VMNetworkAdapter -VMNetworkAdapter $source
+            if (-not $dryRun) { Hyper-V\Disconnect-VMNetworkAdapter -VMNetworkAdapter $source }
             $fixes += [ordered]@{ problem = [string]$problem.Message; fix = 'network adapter disconnected' }
           }
         } elseif (($kind -eq 'HardDiskDrive' -or $kind -eq 'VMHardDiskDrive') -and $In.vhdDir) {
-          $candidate = [IO.Path]::Combine([string]$In.vhdDir, [IO.Path]::GetFileName([string]$source.Path))
+          $candidate = Join-LabctlPath ([string]$In.vhdDir) (Get-LabctlLeaf ([string]$source.Path))
           if (Test-Path -LiteralPath $candidate -PathType Leaf) {
-            Hyper-V\Set-VMHardDiskDrive -VMHardDiskDrive $source -Path $candidate
+            if (-not $dryRun) { Hyper-V\Set-VMHardDiskDrive -VMHardDiskDrive $source -Path $candidate }
             $fixes += [ordered]@{ problem = [string]$problem.Message; fix = 'disk path set to ' + $candidate }
-          }
-        }
+          } else { $unfixed += $problem }
+        } else { $unfixed += $problem }
+      }
+      if ($dryRun) {
+        $remaining = @($unfixed | ForEach-Object { ConvertTo-LabctlIncompatibility -Incompatibility $_ })
+        [ordered]@{ path = [string]$path; ok = ($remaining.Count -eq 0); registered = $false; already = $false; name = [string]$report.VM.Name; id = $id; fixes = $fixes; remaining = $remaining }
+        continue
       }
       if ($fixes.Count -gt 0) { $report = Hyper-V\Compare-VM -CompatibilityReport $report }
       $remaining = @($report.Incompatibilities | Where-Object { $_ } | ForEach-Object { ConvertTo-LabctlIncompatibility -Incompatibility $_ })
-      if ($remaining.Count -gt 0 -or $In.dryRun) {
-        [ordered]@{ path = [string]$path; ok = ($remaining.Count -eq 0); registered = $false; already = $false; name = [string]$report.VM.Name; id = $id; fixes = $fixes; remaining = $remaining }
+      if ($remaining.Count -gt 0) {
+        [ordered]@{ path = [string]$path; ok = $false; registered = $false; already = $false; name = [string]$report.VM.Name; id = $id; fixes = $fixes; remaining = $remaining }
         continue
       }
       $vm = Hyper-V\Import-VM -CompatibilityReport $report

@@ -18,6 +18,27 @@ function Test-LabctlProtected {
   return $false
 }
 
+function Get-LabctlChainTo {
+  <#
+  .SYNOPSIS
+  The differencing chain from a VM's current disk down to a given disk, both included, or nothing
+  when the chain does not lead there (at most 64 links).
+  #>
+  param([string]$Top, [string]$Bottom)
+  if (-not $Bottom) { return @() }
+  $chain = @()
+  $current = $Top
+  for ($i = 0; $i -lt 64 -and $current; $i++) {
+    $chain += $current
+    if (Test-LabctlSamePath $current $Bottom) { return $chain }
+    $vhd = $null
+    try { $vhd = Hyper-V\Get-VHD -Path $current } catch { return @() }
+    if ([string]$vhd.VhdType -ne 'Differencing') { return @() }
+    $current = [string]$vhd.ParentPath
+  }
+  return @()
+}
+
 function Invoke-LabctlOperation {
   param($In)
   $all = @(Hyper-V\Get-VM)
@@ -25,6 +46,8 @@ function Invoke-LabctlOperation {
     try {
       $removedDisks = @()
       $keptDisks = @()
+      $chainOf = @{}
+      $vmFolder = $null
       $vm = Find-LabctlVm -All $all -Id $spec.id -Name $spec.name
       $ownDisk = [string]$spec.vhdPath
       $removed = $false
@@ -41,11 +64,23 @@ function Invoke-LabctlOperation {
           }
           $ownDisk = $markerDisk
         }
-        $disks = @(Hyper-V\Get-VMHardDiskDrive -VM $vm | ForEach-Object { [string]$_.Path })
+        $attached = @(Hyper-V\Get-VMHardDiskDrive -VM $vm | ForEach-Object { [string]$_.Path })
+        # With checkpoints the VM writes to an .avhdx whose chain leads down to labctl's disk, and
+        # Remove-VM deletes no disk: the checkpoint disks of that chain are the VM's own too.
+        $disks = @()
+        foreach ($current in $attached) {
+          $chain = @(Get-LabctlChainTo -Top $current -Bottom $ownDisk)
+          if ($chain.Count -gt 0) {
+            $disks += $chain
+            foreach ($link in $chain) { if (-not (Test-LabctlSamePath $link $ownDisk)) { $chainOf[$link.ToLowerInvariant()] = $true } }
+          } else { $disks += $current }
+        }
+        $vmFolder = [string]$vm.Path
         if ($vm.State.ToString() -ne 'Off') { Hyper-V\Stop-VM -VM $vm -TurnOff -Force }
         Hyper-V\Remove-VM -VM $vm -Force
         $removed = $true
-        $others = @($all | Where-Object { $_.Id -ne $vm.Id })
+        # Read again: VMs earlier in this batch are gone, and asking for their drives would fail.
+        $others = @(Hyper-V\Get-VM)
       } else {
         # No VM to vouch for the disk: remove it only when it is provably labctl's, a differencing
         # disk whose parent is one of this lab's golden disks; anything else the state names stays.
@@ -59,12 +94,13 @@ function Invoke-LabctlOperation {
             $keptDisks += [ordered]@{ path = $ownDisk; reason = 'not a differencing disk of this lab''s golden disk; labctl cannot prove it made it' }
           }
         }
-        $others = $all
+        $others = @(Hyper-V\Get-VM)
       }
       $inUse = @($others | ForEach-Object { Hyper-V\Get-VMHardDiskDrive -VM $_ } | ForEach-Object { [string]$_.Path })
       foreach ($disk in $disks) {
         $reason = $null
         if ($In.keepDisks) { $reason = 'kept as asked' }
+        elseif ($chainOf.ContainsKey($disk.ToLowerInvariant())) { $reason = $null }
         elseif (-not (Test-LabctlSamePath $disk $ownDisk)) { $reason = 'not the disk labctl made for this VM' }
         elseif (Test-LabctlProtected -Path $disk -Protected $In.protect) { $reason = 'golden disk' }
         elseif (@($inUse | Where-Object { Test-LabctlSamePath $_ $disk }).Count -gt 0) { $reason = 'attached to another VM' }
@@ -73,6 +109,14 @@ function Invoke-LabctlOperation {
         } else {
           Remove-Item -LiteralPath $disk -Force
           $removedDisks += $disk
+        }
+      }
+      # The VM's own folder (New-VM -Path <lab disk folder> makes <lab disk folder>\<VM name>, with
+      # its configuration and checkpoint folders): removed only when it is exactly that folder.
+      if ($removed -and $vmFolder -and $ownDisk -and -not $In.keepDisks) {
+        $expected = Join-LabctlPath $ownDisk.Substring(0, [Math]::Max(0, $ownDisk.Replace([char]47, [char]92).LastIndexOf([char]92))) ([string]$spec.name)
+        if ((Test-LabctlSamePath $vmFolder $expected) -and (Test-Path -LiteralPath $vmFolder -PathType Container)) {
+          Remove-Item -LiteralPath $vmFolder -Recurse -Force
         }
       }
       [ordered]@{

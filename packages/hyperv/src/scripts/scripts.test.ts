@@ -1,6 +1,12 @@
 import { win32 } from 'node:path';
 import { powershellSyntaxProblems } from '@labctl/core/testing/powershell-syntax';
-import { BOOTSTRAP, bootstrapCommandLine, bootstrapStdin, decodeBootstrapStdin, encodePowerShellCommand } from '@labctl/remote/powershell';
+import {
+  BOOTSTRAP,
+  bootstrapCommandLine,
+  bootstrapStdin,
+  decodeBootstrapStdin,
+  encodePowerShellCommand,
+} from '@labctl/remote/powershell';
 import { describe, expect, it } from 'vitest';
 import { explainNoAddress } from '../discovery.js';
 import { dryRunSteps, powershellBundle } from '../emit.js';
@@ -29,13 +35,14 @@ describe('every Hyper-V script parses (tree-sitter-powershell, no ERROR or MISSI
     expect(await powershellSyntaxProblems(BOOTSTRAP)).toEqual([]);
   });
 
-  it('sent whole as -EncodedCommand, every script would pass cmd.exe\'s 8191 characters; the bootstrap line stays far below', () => {
-    for (const name of SCRIPT_NAMES) expect([name, encodePowerShellCommand(SCRIPTS[name].text).length > 8191]).toEqual([name, true]);
+  it("sent whole as -EncodedCommand, every script would pass cmd.exe's 8191 characters; the bootstrap line stays far below", () => {
+    for (const name of SCRIPT_NAMES)
+      expect([name, encodePowerShellCommand(SCRIPTS[name].text).length > 8191]).toEqual([name, true]);
     expect(bootstrapCommandLine().length).toBeLessThan(1500);
   });
 
   it('the check has teeth: a value spliced into code is caught', async () => {
-    const spliced = SCRIPTS.list_vms.text.replace("[string]$In.lab", `'${"'); Remove-VM * -Force; ('"}' + " {"`);
+    const spliced = SCRIPTS.list_vms.text.replace('[string]$In.lab', `'${"'); Remove-VM * -Force; ('"}' + " {"`);
     expect((await powershellSyntaxProblems(spliced)).length).toBeGreaterThan(0);
   });
 });
@@ -46,17 +53,28 @@ describe('nasty names, paths and switches stay data', () => {
       vmPlan(nasty, { group: nasty, network: nasty, golden: `D:\\Golden\\${nasty}.vhdx`, host: nasty, vlan: 12 }),
       vmPlan(`${nasty}-2`, { clone: 'full', secureBoot: 'off', generation: 1, firmware: 'bios', host: 'hv02' }),
     ]);
-    const provider = new HyperVProvider({ lab: plan.lab, hosts: [{ name: nasty, path: `E:\\${nasty}` }, { name: 'hv02' }], connect: offline });
+    const provider = new HyperVProvider({
+      lab: plan.lab,
+      hosts: [{ name: nasty, path: `E:\\${nasty}` }, { name: 'hv02' }],
+      connect: offline,
+    });
     const files = powershellBundle(dryRunSteps(provider, plan, [nasty, 'hv02']));
     for (const file of files.filter((item) => item.file.endsWith('.ps1'))) {
       expect([file.file, await powershellSyntaxProblems(file.content)]).toEqual([file.file, []]);
       // Scripts are fixed text: no input ever changes them.
-      if (file.file.startsWith('scripts/')) expect(Object.values(SCRIPTS).map((script) => script.text)).toContain(file.content);
+      if (file.file.startsWith('scripts/'))
+        expect(Object.values(SCRIPTS).map((script) => script.text)).toContain(file.content);
       else expect(file.content).not.toContain(nasty);
     }
     const inputs = files.filter((item) => item.file.endsWith('.json')).map((item) => JSON.parse(item.content));
     const create = inputs.find((input) => input.vms?.[0]?.diskFile);
-    expect(create.vms[0]).toMatchObject({ name: nasty, group: nasty, switch: nasty, golden: `D:\\Golden\\${nasty}.vhdx`, vlan: 12 });
+    expect(create.vms[0]).toMatchObject({
+      name: nasty,
+      group: nasty,
+      switch: nasty,
+      golden: `D:\\Golden\\${nasty}.vhdx`,
+      vlan: 12,
+    });
     expect(create.diskDir).toBe(win32.join(`E:\\${nasty}`, 'lab-nasty'));
     // What goes over the wire decodes back to the same JSON.
     const wire = decodeBootstrapStdin(bootstrapStdin(SCRIPTS.create_vms.text, JSON.stringify(create)));

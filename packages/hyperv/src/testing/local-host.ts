@@ -4,11 +4,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultHost, type FakeHost, type Scenario } from './recorded-hosts.js';
+import { readSimulatedHost, writeSimulatedHost } from './sim-state.js';
 
 /**
- * The recorded Hyper-V host as a local process (scripts/testbed/hyperv-local.sh): the stand-in for
- * powershell.exe that hyperv-hosts.sh puts behind sshd, found on PATH under the names powershell.exe
- * and pwsh, as labctl's local transport finds the real one on Windows. No root, no sshd.
+ * The simulated Hyper-V host as a local process (scripts/testbed/hyperv-local.sh): the same host
+ * hyperv-hosts.sh puts behind sshd (a real pwsh with the Hyper-V simulator module), found on PATH
+ * under the names powershell.exe and pwsh, as labctl's local transport finds the real one on
+ * Windows. No root, no sshd.
  */
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
 
@@ -33,10 +35,13 @@ export class LocalRecordedHost {
     return { ...process.env, PATH: `${this.bin}:${process.env.PATH ?? ''}` };
   }
 
+  /** The host's state directory. */
+  get stateDir(): string {
+    return join(this.dir, 'hv', 'local');
+  }
+
   reset(host: FakeHost = defaultHost(), scenario: Scenario = {}): void {
-    writeFileSync(this.file('host.json'), JSON.stringify(host, null, 1));
-    writeFileSync(this.file('scenario.json'), JSON.stringify(scenario));
-    writeFileSync(this.file('invocations.log'), '');
+    writeSimulatedHost(this.stateDir, host, scenario);
   }
 
   scenario(scenario: Scenario): void {
@@ -44,7 +49,7 @@ export class LocalRecordedHost {
   }
 
   host(): FakeHost {
-    return JSON.parse(readFileSync(this.file('host.json'), 'utf8')) as FakeHost;
+    return readSimulatedHost(this.stateDir);
   }
 
   invocations(): Array<{ script: string; shell: string; commandLength: number; vms?: number }> {

@@ -42,5 +42,7 @@ export function labPlan(lab: string, vms: VmPlan[]): Plan {
 }
 
 export function numbered(prefix: string, count: number, overrides: Partial<VmPlan> = {}): VmPlan[] {
-  return Array.from({ length: count }, (_, index) => vmPlan(`${prefix}-${String(index + 1).padStart(2, '0')}`, overrides));
+  return Array.from({ length: count }, (_, index) =>
+    vmPlan(`${prefix}-${String(index + 1).padStart(2, '0')}`, overrides),
+  );
 }

@@ -40,7 +40,8 @@ export default class DelegationApply extends LabctlCommand<typeof DelegationAppl
         '<%= config.bin %> <%= command.id %> --hosts hv01,hv02 --services "Microsoft Virtual System Migration Service" --json',
     },
     {
-      description: 'Delegation, then live migration with Kerberos on each host (SSH addresses from hosts: in labctl.yaml)',
+      description:
+        'Delegation, then live migration with Kerberos on each host (SSH addresses from hosts: in labctl.yaml)',
       command: '<%= config.bin %> <%= command.id %> --hosts hv01,hv02,hv03 --configure-hosts',
     },
   ];

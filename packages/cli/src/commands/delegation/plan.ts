@@ -1,7 +1,13 @@
 import { LabctlError } from '@labctl/core/errors';
 import { type PlanReport, planReport } from '@labctl/delegation/service';
 import { LabctlCommand } from '../../base-command.js';
-import { configureHostsFlag, describeHosts, hostsSetup, type MigrationReport, runHosts } from '../../delegation-hosts.js';
+import {
+  configureHostsFlag,
+  describeHosts,
+  hostsSetup,
+  type MigrationReport,
+  runHosts,
+} from '../../delegation-hosts.js';
 import { renderTable } from '../../render.js';
 import {
   connectionFlags,

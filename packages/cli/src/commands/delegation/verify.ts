@@ -1,7 +1,13 @@
 import { LabctlError } from '@labctl/core/errors';
 import { type VerifyReport, verifyReport } from '@labctl/delegation/service';
 import { LabctlCommand } from '../../base-command.js';
-import { configureHostsFlag, describeHosts, hostsSetup, type MigrationReport, runHosts } from '../../delegation-hosts.js';
+import {
+  configureHostsFlag,
+  describeHosts,
+  hostsSetup,
+  type MigrationReport,
+  runHosts,
+} from '../../delegation-hosts.js';
 import { renderTable } from '../../render.js';
 import {
   connectionFlags,
@@ -31,7 +37,7 @@ export default class DelegationVerify extends LabctlCommand<typeof DelegationVer
       command: '<%= config.bin %> <%= command.id %> --json',
     },
     {
-      description: 'Also the hosts\' live-migration settings (over SSH, hosts: in labctl.yaml)',
+      description: "Also the hosts' live-migration settings (over SSH, hosts: in labctl.yaml)",
       command: '<%= config.bin %> <%= command.id %> --configure-hosts',
     },
   ];

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { requireTestbed } from '@labctl/core/testing/testbed';
+import { requirePwsh } from '@labctl/hyperv/testing/sim-state';
 import { defaultHost, GOLDEN, RecordedHosts } from '@labctl/hyperv/testing/recorded-hosts';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import Create, { type CreateResult } from '../create.js';
@@ -12,10 +13,13 @@ import HyperVRegister, { type HyperVRegisterResult } from './register.js';
 
 /**
  * `labctl create --provider hyperv` and `labctl destroy --all` as commands (in process), through the
- * provider registry and the provider-neutral flows, against a recorded Hyper-V host over real SSH.
+ * provider registry and the provider-neutral flows, against a simulated Hyper-V host over real SSH.
  * --no-wait: the recorded guests' addresses are not reachable (nothing leaves 127.0.0.1).
  */
-const gate = requireTestbed('labctl create --provider hyperv (sshd with a recorded powershell.exe)', { root: true, commands: ['sshd', 'ssh-keygen', 'unshare'] });
+const gate = requirePwsh('labctl create --provider hyperv (sshd with pwsh and the Hyper-V simulator)', {
+  root: true,
+  commands: ['sshd', 'ssh-keygen', 'unshare'],
+});
 const cliRoot = resolve(import.meta.dirname, '../../..');
 
 describe.skipIf(gate.skip)('labctl create/destroy with provider hyperv', () => {
@@ -59,22 +63,42 @@ describe.skipIf(gate.skip)('labctl create/destroy with provider hyperv', () => {
 
   it('creates and starts 10 VMs in 4 PowerShell runs, records them, logs every run; destroy removes them and keeps the golden disk', async () => {
     vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    const created = (await Create.run(['--count', '10', '--no-wait', '--concurrency', '10', '--json', '--lab-dir', lab], cliRoot)) as CreateResult;
+    const created = (await Create.run(
+      ['--count', '10', '--no-wait', '--concurrency', '10', '--json', '--lab-dir', lab],
+      cliRoot,
+    )) as CreateResult;
     expect(created.dryRun).toBe(false);
     if (created.dryRun) return;
     expect(created.counts).toMatchObject({ planned: 10, created: 10, failed: 0 });
-    expect(hosts.invocations(port).map((entry) => entry.script)).toEqual(['list_vms', 'get_host_facts', 'create_vms', 'start_vms']);
+    expect(hosts.invocations(port).map((entry) => entry.script)).toEqual([
+      'list_vms',
+      'get_host_facts',
+      'create_vms',
+      'start_vms',
+    ]);
     const state = JSON.parse(await readFile(join(lab, '.labctl', 'state.json'), 'utf8'));
-    expect(state.vms.map((vm: { name: string; host: string; state: string }) => [vm.name, vm.host, vm.state])).toContainEqual(['web-10', 'hv01', 'running']);
-    const log = (await readFile(join(lab, '.labctl', 'powershell.log'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
-    expect(log.map((entry: { script: string; host: string; exit: number }) => [entry.script, entry.host, entry.exit])).toContainEqual(['create_vms', 'hv01', 0]);
+    expect(
+      state.vms.map((vm: { name: string; host: string; state: string }) => [vm.name, vm.host, vm.state]),
+    ).toContainEqual(['web-10', 'hv01', 'running']);
+    const log = (await readFile(join(lab, '.labctl', 'powershell.log'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    expect(
+      log.map((entry: { script: string; host: string; exit: number }) => [entry.script, entry.host, entry.exit]),
+    ).toContainEqual(['create_vms', 'hv01', 0]);
     expect(log[0].scriptText).toBeUndefined();
 
     await Destroy.run(['--all', '--json', '--lab-dir', lab], cliRoot);
     const host = hosts.host(port);
     expect(host.vms).toEqual([]);
     // Destroy in the provider's batches: the ten VMs go in one remove_vms run, not one run per VM.
-    expect(hosts.invocations(port).filter((entry) => entry.script === 'remove_vms').map((entry) => entry.vms)).toEqual([10]);
+    expect(
+      hosts
+        .invocations(port)
+        .filter((entry) => entry.script === 'remove_vms')
+        .map((entry) => entry.vms),
+    ).toEqual([10]);
     expect(Object.keys(host.files)).toEqual([GOLDEN]);
     vi.restoreAllMocks();
   });
@@ -85,21 +109,39 @@ describe.skipIf(gate.skip)('labctl create/destroy with provider hyperv', () => {
     hosts.reset(port, defaultHost(), { failCreate: ['web-02'] });
     for (const extra of [['--no-start'], ['--no-wait']]) {
       process.exitCode = undefined;
-      const created = (await Create.run(['--count', '3', ...extra, '--json', '--lab-dir', dir], cliRoot)) as CreateResult;
+      const created = (await Create.run(
+        ['--count', '3', ...extra, '--json', '--lab-dir', dir],
+        cliRoot,
+      )) as CreateResult;
       if (created.dryRun) throw new Error('not a dry run');
       expect([extra, process.exitCode]).toEqual([extra, 1]);
       const failed = created.vms.find((vm) => vm.name === 'web-02');
-      expect(failed).toMatchObject({ action: 'failed', state: 'failed', failure: { code: 'HYPERV_CREATE_FAILED', message: expect.stringContaining('The operation failed') } });
+      expect(failed).toMatchObject({
+        action: 'failed',
+        state: 'failed',
+        failure: { code: 'HYPERV_CREATE_FAILED', message: expect.stringContaining('The operation failed') },
+      });
       expect(failed?.error).toBe(failed?.failure?.message);
       expect(created.counts.failed).toBe(1);
       const state = JSON.parse(await readFile(join(dir, '.labctl', 'state.json'), 'utf8'));
-      expect(state.vms.find((vm: { name: string }) => vm.name === 'web-02')).toMatchObject({ state: 'failed', errorCode: 'HYPERV_CREATE_FAILED' });
+      expect(state.vms.find((vm: { name: string }) => vm.name === 'web-02')).toMatchObject({
+        state: 'failed',
+        errorCode: 'HYPERV_CREATE_FAILED',
+      });
     }
     // start_vms ran once (not with --no-start) and for the two made VMs only: web-02's error is New-VM's, not "does not exist".
-    expect(hosts.invocations(port).filter((entry) => entry.script === 'start_vms').map((entry) => entry.vms)).toEqual([2]);
+    expect(
+      hosts
+        .invocations(port)
+        .filter((entry) => entry.script === 'start_vms')
+        .map((entry) => entry.vms),
+    ).toEqual([2]);
     hosts.scenario(port, {});
     process.exitCode = undefined;
-    const again = (await Create.run(['--count', '3', '--no-wait', '--json', '--lab-dir', dir], cliRoot)) as CreateResult;
+    const again = (await Create.run(
+      ['--count', '3', '--no-wait', '--json', '--lab-dir', dir],
+      cliRoot,
+    )) as CreateResult;
     if (again.dryRun) throw new Error('not a dry run');
     expect(again.counts).toMatchObject({ created: 1, failed: 0 });
     expect(process.exitCode).toBeUndefined();
@@ -113,17 +155,27 @@ describe.skipIf(gate.skip)('labctl create/destroy with provider hyperv', () => {
     hosts.reset(port, defaultHost(), {});
     const dry = (await Create.run(['--count', '3', '--dry-run', '--json', '--lab-dir', dir], cliRoot)) as CreateResult;
     if (!dry.dryRun) throw new Error('a dry run');
-    expect(dry.plan.vms.map((vm) => [vm.name, vm.host])).toEqual([['web-01', 'hv01'], ['web-02', 'hv01'], ['web-03', 'hv01']]);
+    expect(dry.plan.vms.map((vm) => [vm.name, vm.host])).toEqual([
+      ['web-01', 'hv01'],
+      ['web-02', 'hv01'],
+      ['web-03', 'hv01'],
+    ]);
     expect(dry.batches).toEqual([['web-01', 'web-02', 'web-03']]);
     expect(dry.actions).toEqual({ 'web-01': 'create', 'web-02': 'create', 'web-03': 'create' });
     const logged = vi.spyOn(console, 'log').mockImplementation(() => {});
-    const refused = await Create.run(['--count', '3', '--dry-run', '--network', 'NoSuchSwitch', '--json', '--lab-dir', dir], cliRoot).catch((error: unknown) => error);
+    const refused = await Create.run(
+      ['--count', '3', '--dry-run', '--network', 'NoSuchSwitch', '--json', '--lab-dir', dir],
+      cliRoot,
+    ).catch((error: unknown) => error);
     expect((refused as { oclif?: { exit?: number } }).oclif?.exit).toBe(2);
     const printed = [...out.mock.calls, ...logged.mock.calls].map((call) => String(call[0])).join('');
     expect(printed).toMatch(/PREFLIGHT_FAILED/);
     expect(printed).toMatch(/NoSuchSwitch/);
     // Read-only: the host saw only fact gathering and listing; nothing exists, no state was written.
-    expect([...new Set(hosts.invocations(port).map((entry) => entry.script))].sort()).toEqual(['get_host_facts', 'list_vms']);
+    expect([...new Set(hosts.invocations(port).map((entry) => entry.script))].sort()).toEqual([
+      'get_host_facts',
+      'list_vms',
+    ]);
     expect(hosts.host(port).vms).toEqual([]);
     await expect(readFile(join(dir, '.labctl', 'state.json'))).rejects.toThrow();
     vi.restoreAllMocks();
@@ -136,8 +188,13 @@ describe.skipIf(gate.skip)('labctl create/destroy with provider hyperv', () => {
       hosts.reset(port);
       const dir = newLab();
       vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-      const created = (await Create.run(['--count', '10', '--no-wait', '--concurrency', concurrency, '--json', '--lab-dir', dir], cliRoot)) as CreateResult;
-      const ips = (await Ip.run(['--json', '--lab-dir', dir], cliRoot)) as { vms: Array<{ name: string; address: string | null }> };
+      const created = (await Create.run(
+        ['--count', '10', '--no-wait', '--concurrency', concurrency, '--json', '--lab-dir', dir],
+        cliRoot,
+      )) as CreateResult;
+      const ips = (await Ip.run(['--json', '--lab-dir', dir], cliRoot)) as {
+        vms: Array<{ name: string; address: string | null }>;
+      };
       vi.restoreAllMocks();
       if (created.dryRun) throw new Error('not a dry run');
       expect(created.counts).toMatchObject({ planned: 10, created: 10, failed: 0 });
@@ -164,9 +221,26 @@ describe.skipIf(gate.skip)('labctl create/destroy with provider hyperv', () => {
     host.unregistered[broken] = { name: 'app02', switch: 'LabSwitch', disks: ['C:\\Old\\lost.vhdx'] };
     hosts.reset(port, host);
     vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    const result = (await HyperVRegister.run([config, broken, '--host', 'hv01', '--vhd-dir', 'F:\\NewDisks', '--switch', 'LabSwitch', '--json', '--lab-dir', lab], cliRoot)) as HyperVRegisterResult;
+    const result = (await HyperVRegister.run(
+      [
+        config,
+        broken,
+        '--host',
+        'hv01',
+        '--vhd-dir',
+        'F:\\NewDisks',
+        '--switch',
+        'LabSwitch',
+        '--json',
+        '--lab-dir',
+        lab,
+      ],
+      cliRoot,
+    )) as HyperVRegisterResult;
     vi.restoreAllMocks();
-    expect(result.vms.map((vm) => [vm.name, vm.registered, (vm.fixes ?? []).length, (vm.remaining ?? []).length])).toEqual([
+    expect(
+      result.vms.map((vm) => [vm.name, vm.registered, (vm.fixes ?? []).length, (vm.remaining ?? []).length]),
+    ).toEqual([
       ['app01', true, 2, 0],
       ['app02', false, 0, 1],
     ]);

@@ -24,19 +24,36 @@ export default class HyperVRegister extends LabctlCommand<typeof HyperVRegister>
   static override examples = [
     {
       description: 'Register one VM, re-pointing its disks to D:\\Disks and its network to LabSwitch',
-      command: "<%= config.bin %> <%= command.id %> 'D:\\VMs\\web01\\Virtual Machines\\5D2B7A9C-1111-4C3B-8D7E-0A1B2C3D4E5F.vmcx' --host hv01 --vhd-dir 'D:\\Disks' --switch LabSwitch",
+      command:
+        "<%= config.bin %> <%= command.id %> 'D:\\VMs\\web01\\Virtual Machines\\5D2B7A9C-1111-4C3B-8D7E-0A1B2C3D4E5F.vmcx' --host hv01 --vhd-dir 'D:\\Disks' --switch LabSwitch",
     },
-    { description: 'Only report what would be fixed', command: "<%= config.bin %> <%= command.id %> 'E:\\Old\\Virtual Machines\\6E3C8B0D-2222-4C3B-8D7E-0A1B2C3D4E5F.vmcx' --host admin@hv02 --dry-run" },
-    { description: 'As JSON', command: "<%= config.bin %> <%= command.id %> 'E:\\Old\\Virtual Machines\\6E3C8B0D-2222-4C3B-8D7E-0A1B2C3D4E5F.vmcx' --host hv01 --json" },
+    {
+      description: 'Only report what would be fixed',
+      command:
+        "<%= config.bin %> <%= command.id %> 'E:\\Old\\Virtual Machines\\6E3C8B0D-2222-4C3B-8D7E-0A1B2C3D4E5F.vmcx' --host admin@hv02 --dry-run",
+    },
+    {
+      description: 'As JSON',
+      command:
+        "<%= config.bin %> <%= command.id %> 'E:\\Old\\Virtual Machines\\6E3C8B0D-2222-4C3B-8D7E-0A1B2C3D4E5F.vmcx' --host hv01 --json",
+    },
   ];
   static override strict = false;
   static override args = {
-    path: Args.string({ description: 'Configuration file(s) of the VM(s), as paths on the Hyper-V host.', required: true }),
+    path: Args.string({
+      description: 'Configuration file(s) of the VM(s), as paths on the Hyper-V host.',
+      required: true,
+    }),
   };
   static override flags = {
-    host: Flags.string({ summary: 'Hyper-V host: a name from hosts: in labctl.yaml, or user@host[:port].', required: false }),
+    host: Flags.string({
+      summary: 'Hyper-V host: a name from hosts: in labctl.yaml, or user@host[:port].',
+      required: false,
+    }),
     'vhd-dir': Flags.string({ summary: 'Folder on the host where moved disks now are (matched by file name).' }),
-    switch: Flags.string({ summary: 'Virtual switch for network adapters whose switch is missing (default: disconnect them).' }),
+    switch: Flags.string({
+      summary: 'Virtual switch for network adapters whose switch is missing (default: disconnect them).',
+    }),
     'dry-run': Flags.boolean({ summary: 'Report and fix nothing; register nothing.' }),
   };
 
@@ -51,10 +68,17 @@ export default class HyperVRegister extends LabctlCommand<typeof HyperVRegister>
       }
     }
     const lab = await this.labFile();
-    const provider = hyperVProvider({ lab, labDir: this.labDir, ...(this.flags.host ? { host: this.flags.host } : {}) });
+    const provider = hyperVProvider({
+      lab,
+      labDir: this.labDir,
+      ...(this.flags.host ? { host: this.flags.host } : {}),
+    });
     const hosts = lab.spec.hosts ?? [];
     const host = this.flags.host ?? (hosts.length === 1 ? hosts[0]?.name : undefined);
-    if (!host) throw new UsageError('HYPERV_HOST_REQUIRED', 'which Hyper-V host? pass --host', { hint: 'A name from hosts: in labctl.yaml, or user@host.' });
+    if (!host)
+      throw new UsageError('HYPERV_HOST_REQUIRED', 'which Hyper-V host? pass --host', {
+        hint: 'A name from hosts: in labctl.yaml, or user@host.',
+      });
     let vms: RegisterVmResult[];
     try {
       const driver = await provider.driver(provider.hostNames()[0] ?? host);
@@ -70,9 +94,23 @@ export default class HyperVRegister extends LabctlCommand<typeof HyperVRegister>
     this.log(
       renderTable(vms, [
         { header: 'vm', get: (vm) => vm.name ?? '' },
-        { header: 'result', get: (vm) => (vm.already ? 'already registered' : vm.registered ? 'registered' : vm.ok ? 'ready (dry run)' : 'not registered') },
+        {
+          header: 'result',
+          get: (vm) =>
+            vm.already
+              ? 'already registered'
+              : vm.registered
+                ? 'registered'
+                : vm.ok
+                  ? 'ready (dry run)'
+                  : 'not registered',
+        },
         { header: 'fixed', get: (vm) => (vm.fixes ?? []).map((fix) => fix.fix).join('; ') },
-        { header: 'still wrong', get: (vm) => [...(vm.remaining ?? []).map((item) => item.message), vm.error?.message ?? ''].filter(Boolean).join('; ') },
+        {
+          header: 'still wrong',
+          get: (vm) =>
+            [...(vm.remaining ?? []).map((item) => item.message), vm.error?.message ?? ''].filter(Boolean).join('; '),
+        },
         { header: 'config', get: (vm) => vm.path },
       ]),
     );

@@ -37,7 +37,10 @@ function twoHostLab(network: string, extra: string[] = []): string {
 
 describe('labctl hyperv scripts', () => {
   it('lists every script with what it does', async () => {
-    const result = (await HyperVScripts.run(['--json', '--lab-dir', await labDir('lab: x\n')], cliRoot)) as HyperVScriptsResult;
+    const result = (await HyperVScripts.run(
+      ['--json', '--lab-dir', await labDir('lab: x\n')],
+      cliRoot,
+    )) as HyperVScriptsResult;
     expect(result.scripts.map((script) => script.name)).toEqual(Object.keys(SCRIPTS));
     expect(result.emitted).toBeUndefined();
   });
@@ -46,7 +49,10 @@ describe('labctl hyperv scripts', () => {
     const nasty = `we'b $(x) \`n ; # Ü`;
     const dir = await labDir(twoHostLab(JSON.stringify(nasty), ['groups:', '  web: { count: 3 }']));
     const out = join(dir, 'review');
-    const result = (await HyperVScripts.run(['--emit', out, '--count', '5', '--lab-dir', dir, '--json'], cliRoot)) as HyperVScriptsResult;
+    const result = (await HyperVScripts.run(
+      ['--emit', out, '--count', '5', '--lab-dir', dir, '--json'],
+      cliRoot,
+    )) as HyperVScriptsResult;
     expect(result.emitted?.vms).toBe(5);
     const files = (await readdir(out, { recursive: true })).map(String).sort();
     expect(files).toEqual([
@@ -75,7 +81,9 @@ describe('labctl hyperv scripts', () => {
     expect(await readFile(join(out, 'scripts/create_vms.ps1'), 'utf8')).toBe(SCRIPTS.create_vms.text);
     const create = JSON.parse(await readFile(join(out, '03-hv01-create_vms.json'), 'utf8'));
     // The golden path stays the host's Windows path; round-robin placement offline.
-    expect(create.vms.map((vm: { name: string; golden: string; switch: string }) => [vm.name, vm.golden, vm.switch])).toEqual([
+    expect(
+      create.vms.map((vm: { name: string; golden: string; switch: string }) => [vm.name, vm.golden, vm.switch]),
+    ).toEqual([
       ['web-01', 'D:\\Golden\\centos7.vhdx', nasty],
       ['web-03', 'D:\\Golden\\centos7.vhdx', nasty],
       ['web-05', 'D:\\Golden\\centos7.vhdx', nasty],
@@ -85,10 +93,22 @@ describe('labctl hyperv scripts', () => {
   it('labctl create --dry-run --emit-powershell writes the same bundle for the one host --host names, and state stays untouched', async () => {
     const dir = await labDir(twoHostLab('LabSwitch'));
     const out = join(dir, 'review');
-    const result = (await Create.run(['--dry-run', '--emit-powershell', out, '--host', 'hv02', '--count', '2', '--lab-dir', dir, '--json'], cliRoot)) as CreateResult;
+    const result = (await Create.run(
+      ['--dry-run', '--emit-powershell', out, '--host', 'hv02', '--count', '2', '--lab-dir', dir, '--json'],
+      cliRoot,
+    )) as CreateResult;
     expect(result.dryRun).toBe(true);
     const files = (await readdir(out)).map(String).sort();
-    expect(files).toEqual(['.labctl-emitted', '01-hv02-get_host_facts.json', '02-hv02-create_vms.json', '03-hv02-start_vms.json', '04-hv02-get_adapters.json', 'README.txt', 'run-hv02.ps1', 'scripts']);
+    expect(files).toEqual([
+      '.labctl-emitted',
+      '01-hv02-get_host_facts.json',
+      '02-hv02-create_vms.json',
+      '03-hv02-start_vms.json',
+      '04-hv02-get_adapters.json',
+      'README.txt',
+      'run-hv02.ps1',
+      'scripts',
+    ]);
     const create = JSON.parse(await readFile(join(out, '02-hv02-create_vms.json'), 'utf8'));
     expect(create.vms.map((vm: { name: string; golden: string }) => [vm.name, vm.golden])).toEqual([
       ['vm-01', 'D:\\Golden\\centos7.vhdx'],
@@ -96,5 +116,4 @@ describe('labctl hyperv scripts', () => {
     ]);
     expect((await readdir(dir)).sort()).toEqual(['labctl.yaml', 'review']);
   });
-
 });

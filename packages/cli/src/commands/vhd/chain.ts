@@ -15,9 +15,9 @@ export const searchFlag = Flags.string({
   multiple: true,
 });
 export const allowGrownChildFlag = Flags.boolean({
-  summary: 'Accept a parent smaller than its child (grown on purpose with vhd-util resize or Resize-VHD); refused by default.',
+  summary:
+    'Accept a parent smaller than its child (grown on purpose with vhd-util resize or Resize-VHD); refused by default.',
 });
-
 
 export default class VhdChain extends LabctlCommand<typeof VhdChain> {
   static override summary = 'Show the parent chain of a differencing disk, down to its base.';
@@ -38,7 +38,10 @@ export default class VhdChain extends LabctlCommand<typeof VhdChain> {
   static override flags = { search: searchFlag, 'allow-grown-child': allowGrownChildFlag };
 
   async run(): Promise<VhdChainResult> {
-    const chain = await openChain(this.args.file, { search: this.flags.search ?? [], allowGrownChild: this.flags['allow-grown-child'] });
+    const chain = await openChain(this.args.file, {
+      search: this.flags.search ?? [],
+      allowGrownChild: this.flags['allow-grown-child'],
+    });
     try {
       this.log(renderChain(chain.links));
       for (const l of chain.links) {

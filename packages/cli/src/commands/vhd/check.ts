@@ -17,7 +17,10 @@ export default class VhdCheck extends LabctlCommand<typeof VhdCheck> {
   static override flags = { search: searchFlag, 'allow-grown-child': allowGrownChildFlag };
 
   async run(): Promise<CheckResult> {
-    const result = await checkDisk(this.args.file, { search: this.flags.search ?? [], allowGrownChild: this.flags['allow-grown-child'] });
+    const result = await checkDisk(this.args.file, {
+      search: this.flags.search ?? [],
+      allowGrownChild: this.flags['allow-grown-child'],
+    });
     const what = result.format ? `${result.format} ${result.type}` : 'unreadable';
     if (result.findings.length === 0) this.log(`${result.path}: ok (${what})`);
     for (const f of result.findings) this.log(`${f.severity.toUpperCase()} ${f.code}: ${f.message}`);
