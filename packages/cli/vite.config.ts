@@ -1,3 +1,4 @@
 import { labctlVitestConfig } from '../../vitest.shared.js';
 
-export default labctlVitestConfig();
+// Hyper-V tests run every script under a real pwsh (about 1.5 s a start on 2 cores).
+export default labctlVitestConfig({ testTimeout: 90_000 });

@@ -5,7 +5,9 @@ import { resolveLabDir, StateStore } from '@labctl/core/state';
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
 import { cellSafe, terminalSafe } from './render.js';
 
-export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof LabctlCommand)['baseFlags'] & T['flags']>;
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
+  (typeof LabctlCommand)['baseFlags'] & T['flags']
+>;
 export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
 
 /** Flags every labctl command takes. Each has an environment variable, like Shopify CLI's global flags. */
@@ -97,10 +99,18 @@ export abstract class LabctlCommand<T extends typeof Command> extends Command {
     } else if (err instanceof Errors.CLIError) {
       // oclif's own parse errors: unknown flag, missing argument, bad option value.
       exitCode = err.oclif?.exit ?? EXIT_USAGE;
-      payload = { code: 'USAGE', message: oclifUsageMessage(err.message), hint: `See: labctl ${this.id?.replaceAll(':', ' ') ?? ''} --help` };
+      payload = {
+        code: 'USAGE',
+        message: oclifUsageMessage(err.message),
+        hint: `See: labctl ${this.id?.replaceAll(':', ' ') ?? ''} --help`,
+      };
     } else {
       exitCode = EXIT_FAILED;
-      payload = { code: 'INTERNAL', message: `internal error: ${err.message}`, hint: 'This is a labctl bug; run with --debug and report the stack trace.' };
+      payload = {
+        code: 'INTERNAL',
+        message: `internal error: ${err.message}`,
+        hint: 'This is a labctl bug; run with --debug and report the stack trace.',
+      };
     }
     if (this.jsonEnabled()) {
       this.logJson({ error: payload, ...(this.warnings.length ? { warnings: this.warnings } : {}) });
@@ -108,7 +118,8 @@ export abstract class LabctlCommand<T extends typeof Command> extends Command {
       process.stderr.write(`labctl: error: ${terminalSafe(payload.message)}\n`);
       if (payload.hint) process.stderr.write(`  hint: ${terminalSafe(payload.hint)}\n`);
       if (debug && err.stack) process.stderr.write(`${err.stack}\n`);
-      if (debug && err.cause instanceof Error && err.cause.stack) process.stderr.write(`caused by: ${err.cause.stack}\n`);
+      if (debug && err.cause instanceof Error && err.cause.stack)
+        process.stderr.write(`caused by: ${err.cause.stack}\n`);
     }
     this.exit(exitCode);
   }

@@ -10,7 +10,10 @@ import { describe, expect, it } from 'vitest';
 /** The built binary, as a user runs it: exit statuses, --json, --help. Needs `turbo run build` first. */
 const bin = resolve(import.meta.dirname, '../bin/run.js');
 
-async function labctl(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+async function labctl(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await promisify(execFile)('node', [bin, ...args], { env: { ...process.env, ...env } });
     return { code: 0, stdout, stderr };
@@ -117,22 +120,27 @@ describe('command surface', () => {
 });
 
 describe('honest reads', () => {
-  it.skipIf(!hasCommand('virsh'))('ip with libvirt unreachable says it cannot connect (exit 1), never "no domain", and records nothing', async () => {
-    const uri = 'qemu:///system?socket=/nonexistent/labctl-test/libvirt-sock';
-    const state = {
-      version: 1,
-      lab: 'honest',
-      vms: [{ name: 'web-01', group: 'web', provider: 'libvirt', host: uri, state: 'running', addresses: ['192.0.2.10'] }],
-    };
-    const dir = await labWithState(state);
-    const before = await readFile(join(dir, '.labctl', 'state.json'), 'utf8');
-    for (const args of [['ip'], ['ip', '--json']]) {
-      const result = await labctl([...args, '--lab-dir', dir]);
-      expect([args, result.code]).toEqual([args, 1]);
-      const text = args.includes('--json') ? JSON.parse(result.stdout).error.message : result.stderr;
-      expect(text).toMatch(/cannot connect to libvirt at qemu:\/\/\/system: .*nonexistent/);
-      expect(text).not.toMatch(/no domain/);
-    }
-    expect(await readFile(join(dir, '.labctl', 'state.json'), 'utf8')).toBe(before);
-  });
+  it.skipIf(!hasCommand('virsh'))(
+    'ip with libvirt unreachable says it cannot connect (exit 1), never "no domain", and records nothing',
+    async () => {
+      const uri = 'qemu:///system?socket=/nonexistent/labctl-test/libvirt-sock';
+      const state = {
+        version: 1,
+        lab: 'honest',
+        vms: [
+          { name: 'web-01', group: 'web', provider: 'libvirt', host: uri, state: 'running', addresses: ['192.0.2.10'] },
+        ],
+      };
+      const dir = await labWithState(state);
+      const before = await readFile(join(dir, '.labctl', 'state.json'), 'utf8');
+      for (const args of [['ip'], ['ip', '--json']]) {
+        const result = await labctl([...args, '--lab-dir', dir]);
+        expect([args, result.code]).toEqual([args, 1]);
+        const text = args.includes('--json') ? JSON.parse(result.stdout).error.message : result.stderr;
+        expect(text).toMatch(/cannot connect to libvirt at qemu:\/\/\/system: .*nonexistent/);
+        expect(text).not.toMatch(/no domain/);
+      }
+      expect(await readFile(join(dir, '.labctl', 'state.json'), 'utf8')).toBe(before);
+    },
+  );
 });

@@ -80,7 +80,8 @@ export async function runHosts(
   const outcomes = setup.targets.map(
     (target) => byHost.get(target.host) ?? skippedOutcome(target, skip.get(target.host) ?? 'skipped'),
   );
-  const count = (status: HostMigrationOutcome['status']) => outcomes.filter((outcome) => outcome.status === status).length;
+  const count = (status: HostMigrationOutcome['status']) =>
+    outcomes.filter((outcome) => outcome.status === status).length;
   return {
     scriptRuns,
     changed: count('changed'),

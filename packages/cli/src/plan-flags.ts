@@ -10,14 +10,23 @@ import { connectionFromEnv, DEFAULT_PROVIDER, definitionFor, macPrefixFor } from
  * wherever they are given.
  */
 export const planFlags = {
-  count: Flags.integer({ char: 'n', summary: 'How many VMs the group should have (existing ones count).', min: 0, max: 10_000 }),
+  count: Flags.integer({
+    char: 'n',
+    summary: 'How many VMs the group should have (existing ones count).',
+    min: 0,
+    max: 10_000,
+  }),
   group: Flags.string({ char: 'g', summary: 'Group to create (default: every group of labctl.yaml, or "vm").' }),
-  'new-group': Flags.boolean({ summary: 'Let --group name a group that neither labctl.yaml nor the lab has yet (a typo is refused otherwise).' }),
+  'new-group': Flags.boolean({
+    summary: 'Let --group name a group that neither labctl.yaml nor the lab has yet (a typo is refused otherwise).',
+  }),
   name: Flags.string({ summary: 'Name pattern: {group}, {n}, {nn}, {nnn}. Default "{group}-{nn}".' }),
   golden: Flags.string({ summary: 'Golden disk (.vhd, .vhdx, .qcow2, raw); read in place, never written.' }),
   cpus: Flags.integer({ summary: 'Virtual CPUs per VM.', min: 1, max: 1024 }),
   memory: Flags.string({ summary: 'Memory per VM: MiB (512) or 512M, 2G.' }),
-  network: Flags.string({ summary: 'libvirt network name, or bridge:NAME for a host bridge; Hyper-V: the virtual switch.' }),
+  network: Flags.string({
+    summary: 'libvirt network name, or bridge:NAME for a host bridge; Hyper-V: the virtual switch.',
+  }),
 };
 
 export type PlanFlagValues = {
@@ -32,7 +41,12 @@ export type PlanFlagValues = {
 };
 
 /** Plan flags (and any other CreateFlags a command adds) -> the plan; the lab's state names the groups it already has. */
-export async function planFromFlags(lab: LoadedLabFile, store: StateStore, flags: PlanFlagValues, extra: CreateFlags = {}): Promise<PlannedLab> {
+export async function planFromFlags(
+  lab: LoadedLabFile,
+  store: StateStore,
+  flags: PlanFlagValues,
+  extra: CreateFlags = {},
+): Promise<PlannedLab> {
   const createFlags: CreateFlags = {
     ...(flags.count !== undefined ? { count: flags.count } : {}),
     ...(flags.group !== undefined ? { group: flags.group } : {}),
@@ -49,5 +63,9 @@ export async function planFromFlags(lab: LoadedLabFile, store: StateStore, flags
   const fromEnv = connectionFromEnv(provider);
   if (createFlags.uri === undefined && !lab.spec.uri && fromEnv) createFlags.uri = fromEnv;
   const state = await store.read();
-  return planLab(lab, { provider, ...createFlags }, { macPrefix: macPrefixFor, knownGroups: [...new Set(state?.vms.map((vm) => vm.group) ?? [])] });
+  return planLab(
+    lab,
+    { provider, ...createFlags },
+    { macPrefix: macPrefixFor, knownGroups: [...new Set(state?.vms.map((vm) => vm.group) ?? [])] },
+  );
 }

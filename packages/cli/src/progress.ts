@@ -56,7 +56,8 @@ export function createProgress(options: ProgressOptions): Progress {
   const handle = (event: ProgressEvent) => {
     const line = lines.get(event.subject);
     if (!line) {
-      if (options.subjects.includes(event.subject)) early.set(event.subject, [...(early.get(event.subject) ?? []), event]);
+      if (options.subjects.includes(event.subject))
+        early.set(event.subject, [...(early.get(event.subject) ?? []), event]);
       return;
     }
     line.update(event);

@@ -19,7 +19,9 @@ export const DEFAULT_PROVIDER = definitions[0]!.name;
 export function definitionFor(name: string): ProviderDefinition {
   const definition = definitions.find((item) => item.name === name);
   if (!definition) {
-    throw new UsageError('PROVIDER_UNKNOWN', `unknown provider "${name}"`, { hint: `Known providers: ${definitions.map((item) => item.name).join(', ')}.` });
+    throw new UsageError('PROVIDER_UNKNOWN', `unknown provider "${name}"`, {
+      hint: `Known providers: ${definitions.map((item) => item.name).join(', ')}.`,
+    });
   }
   return definition;
 }
@@ -43,7 +45,9 @@ export function makeProvider(name: string, context: ProviderContext): Provider {
 }
 
 /** One provider per (provider name, host) for the VMs of a state file. */
-export function providerCache(context: Omit<ProviderContext, 'connection'>): (vm: { provider: string; host: string }) => Provider {
+export function providerCache(
+  context: Omit<ProviderContext, 'connection'>,
+): (vm: { provider: string; host: string }) => Provider {
   const made = new Map<string, Provider>();
   return (vm) => {
     const key = `${vm.provider}\0${vm.host}`;
@@ -62,7 +66,11 @@ export function providerCache(context: Omit<ProviderContext, 'connection'>): (vm
  * through `cache`, so a connection the recorded VMs use is asked once. None when the lab has no
  * default to ask (Hyper-V without hosts:, say).
  */
-export function labScanner(lab: LoadedLabFile, recordedProviders: ReadonlySet<string>, cache: (vm: { provider: string; host: string }) => Provider): Array<{ provider: Provider; host: string }> {
+export function labScanner(
+  lab: LoadedLabFile,
+  recordedProviders: ReadonlySet<string>,
+  cache: (vm: { provider: string; host: string }) => Provider,
+): Array<{ provider: Provider; host: string }> {
   const name = lab.spec.provider ?? DEFAULT_PROVIDER;
   if (!lab.spec.provider && !lab.spec.uri && !recordedProviders.has(name)) return [];
   const host = lab.spec.uri ?? connectionFromEnv(name) ?? 'local';

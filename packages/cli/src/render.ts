@@ -34,7 +34,8 @@ export function renderTable<R>(rows: readonly R[], columns: readonly Column<R>[]
   const cells = rows.map((row) => columns.map((column) => cellSafe(String(column.get(row) ?? '-'))));
   // A loop, not Math.max(...cells): spreading 125,000 rows overflows the call stack.
   const widths = columns.map((column) => column.header.length);
-  for (const line of cells) for (let i = 0; i < line.length; i++) if (line[i]!.length > widths[i]!) widths[i] = line[i]!.length;
+  for (const line of cells)
+    for (let i = 0; i < line.length; i++) if (line[i]!.length > widths[i]!) widths[i] = line[i]!.length;
   const format = (line: readonly string[]) =>
     line
       .map((cell, i) => (i === line.length - 1 ? cell : cell.padEnd(widths[i]!)))

@@ -16,7 +16,10 @@ export interface ClassifiedAddress {
 
 /** Strip a CIDR suffix ("10.0.0.5/24") or an IPv6 zone ("fe80::1%eth0"). */
 export function bareAddress(value: string): string {
-  return value.trim().replace(/\/\d+$/, '').replace(/%.*$/, '');
+  return value
+    .trim()
+    .replace(/\/\d+$/, '')
+    .replace(/%.*$/, '');
 }
 
 function ipv4Octets(address: string): number[] {
@@ -33,7 +36,8 @@ export function classifyAddress(value: string): ClassifiedAddress {
   if (isIPv4(address)) {
     const [a, b] = ipv4Octets(address);
     if (address === '0.0.0.0') return { address, kind: 'unusable', reason: 'unspecified (0.0.0.0)' };
-    if (a === 169 && b === 254) return { address, kind: 'unusable', reason: 'APIPA self-assigned (169.254/16): no DHCP answer' };
+    if (a === 169 && b === 254)
+      return { address, kind: 'unusable', reason: 'APIPA self-assigned (169.254/16): no DHCP answer' };
     if (a !== undefined && a >= 224) return { address, kind: 'unusable', reason: 'multicast or reserved' };
     return { address, kind: 'ipv4' };
   }

@@ -10,7 +10,8 @@ export async function mapLimit<I, O>(
   fn: (item: I, index: number) => Promise<O>,
   options: { signal?: AbortSignal } = {},
 ): Promise<Settled<O>[]> {
-  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`concurrency limit must be a positive integer, got ${limit}`);
+  if (!Number.isInteger(limit) || limit < 1)
+    throw new RangeError(`concurrency limit must be a positive integer, got ${limit}`);
   const results: Settled<O>[] = new Array(items.length);
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -37,7 +38,8 @@ export class Semaphore {
   private readonly waiters: Array<() => void> = [];
 
   constructor(readonly size: number) {
-    if (!Number.isInteger(size) || size < 1) throw new RangeError(`semaphore size must be a positive integer, got ${size}`);
+    if (!Number.isInteger(size) || size < 1)
+      throw new RangeError(`semaphore size must be a positive integer, got ${size}`);
     this.available = size;
   }
 

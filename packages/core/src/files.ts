@@ -39,7 +39,11 @@ export interface ReadOptions {
  * (exit 2) without reading a byte. The type is checked on the opened handle, so it cannot change
  * between the check and the read.
  */
-export async function readRegularFile(path: string, what: string, options: ReadOptions & { missingOk: true }): Promise<string | undefined>;
+export async function readRegularFile(
+  path: string,
+  what: string,
+  options: ReadOptions & { missingOk: true },
+): Promise<string | undefined>;
 export async function readRegularFile(path: string, what: string, options: ReadOptions): Promise<string | undefined>;
 export async function readRegularFile(path: string, what: string, options: ReadOptions): Promise<string | undefined> {
   let handle: Awaited<ReturnType<typeof open>>;
@@ -48,21 +52,33 @@ export async function readRegularFile(path: string, what: string, options: ReadO
   } catch (err) {
     const errno = (err as NodeJS.ErrnoException).code;
     if (errno === 'ENOENT' && options.missingOk) return undefined;
-    throw new UsageError(options.code ?? 'FILE_UNREADABLE', `cannot read ${what} ${quoteForMessage(path, 200)}: ${(err as Error).message}`, {
-      ...(options.hint ? { hint: options.hint } : {}),
-    });
+    throw new UsageError(
+      options.code ?? 'FILE_UNREADABLE',
+      `cannot read ${what} ${quoteForMessage(path, 200)}: ${(err as Error).message}`,
+      {
+        ...(options.hint ? { hint: options.hint } : {}),
+      },
+    );
   }
   try {
     const stats = await handle.stat();
     if (!stats.isFile()) {
-      throw new UsageError(options.code ?? 'FILE_NOT_REGULAR', `${what} ${quoteForMessage(path, 200)} is a ${fileKind(stats)}, not a regular file; labctl does not read it`, {
-        hint: `Give the path of a regular file as the ${what}.`,
-      });
+      throw new UsageError(
+        options.code ?? 'FILE_NOT_REGULAR',
+        `${what} ${quoteForMessage(path, 200)} is a ${fileKind(stats)}, not a regular file; labctl does not read it`,
+        {
+          hint: `Give the path of a regular file as the ${what}.`,
+        },
+      );
     }
     if (stats.size > options.maxBytes) {
-      throw new UsageError(options.code ?? 'FILE_TOO_BIG', `${what} ${quoteForMessage(path, 200)} has ${stats.size} bytes; labctl reads at most ${options.maxBytes}`, {
-        hint: `Is this really the ${what}?`,
-      });
+      throw new UsageError(
+        options.code ?? 'FILE_TOO_BIG',
+        `${what} ${quoteForMessage(path, 200)} has ${stats.size} bytes; labctl reads at most ${options.maxBytes}`,
+        {
+          hint: `Is this really the ${what}?`,
+        },
+      );
     }
     const buffer = Buffer.alloc(Math.min(stats.size, options.maxBytes) + 1);
     let length = 0;
@@ -71,7 +87,10 @@ export async function readRegularFile(path: string, what: string, options: ReadO
       if (bytesRead === 0) break;
       length += bytesRead;
       if (length > options.maxBytes) {
-        throw new UsageError(options.code ?? 'FILE_TOO_BIG', `${what} ${quoteForMessage(path, 200)} grew past ${options.maxBytes} bytes while being read`);
+        throw new UsageError(
+          options.code ?? 'FILE_TOO_BIG',
+          `${what} ${quoteForMessage(path, 200)} grew past ${options.maxBytes} bytes while being read`,
+        );
       }
     }
     return buffer.subarray(0, length).toString('utf8');
@@ -87,12 +106,19 @@ export async function checkRegularIfExists(path: string, what: string): Promise<
     stats = await stat(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new UsageError('FILE_UNREADABLE', `cannot look at ${what} ${quoteForMessage(path, 200)}: ${(err as Error).message}`);
+    throw new UsageError(
+      'FILE_UNREADABLE',
+      `cannot look at ${what} ${quoteForMessage(path, 200)}: ${(err as Error).message}`,
+    );
   }
   if (!stats.isFile()) {
-    throw new UsageError('FILE_NOT_REGULAR', `${what} ${quoteForMessage(path, 200)} is a ${fileKind(stats)}, not a regular file`, {
-      hint: `Give the path of a regular file as the ${what}.`,
-    });
+    throw new UsageError(
+      'FILE_NOT_REGULAR',
+      `${what} ${quoteForMessage(path, 200)} is a ${fileKind(stats)}, not a regular file`,
+      {
+        hint: `Give the path of a regular file as the ${what}.`,
+      },
+    );
   }
   return stats;
 }
@@ -127,9 +153,13 @@ export async function checkNotPseudoFs(dir: string, what: string): Promise<void>
   }
   const name = PSEUDO_FS.get(type);
   if (name) {
-    throw new UsageError('OUTPUT_PSEUDO_FS', `${what} ${quoteForMessage(dir, 200)} is on ${name}, a kernel interface, not a file system labctl writes to`, {
-      hint: 'Choose a directory on a disk.',
-    });
+    throw new UsageError(
+      'OUTPUT_PSEUDO_FS',
+      `${what} ${quoteForMessage(dir, 200)} is on ${name}, a kernel interface, not a file system labctl writes to`,
+      {
+        hint: 'Choose a directory on a disk.',
+      },
+    );
   }
 }
 
@@ -153,7 +183,11 @@ export async function outputTarget(path: string, what: string): Promise<OutputTa
   try {
     link = await lstat(given);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UsageError('OUTPUT_UNUSABLE', `cannot write ${what} ${quoteForMessage(given, 200)}: ${(err as Error).message}`);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new UsageError(
+        'OUTPUT_UNUSABLE',
+        `cannot write ${what} ${quoteForMessage(given, 200)}: ${(err as Error).message}`,
+      );
   }
   let target = given;
   let viaLink = false;
@@ -162,9 +196,13 @@ export async function outputTarget(path: string, what: string): Promise<OutputTa
     try {
       target = await realpath(given);
     } catch {
-      throw new UsageError('OUTPUT_DANGLING_LINK', `${what} ${quoteForMessage(given, 200)} is a symbolic link to a file that does not exist; not writing through it`, {
-        hint: 'Remove the link or point it at an existing file.',
-      });
+      throw new UsageError(
+        'OUTPUT_DANGLING_LINK',
+        `${what} ${quoteForMessage(given, 200)} is a symbolic link to a file that does not exist; not writing through it`,
+        {
+          hint: 'Remove the link or point it at an existing file.',
+        },
+      );
     }
   }
   const dir = dirname(target);
@@ -172,22 +210,40 @@ export async function outputTarget(path: string, what: string): Promise<OutputTa
   try {
     dirStats = await stat(dir);
   } catch {
-    throw new UsageError('OUTPUT_NO_DIR', `cannot write ${what} ${quoteForMessage(given, 200)}: directory ${quoteForMessage(dir, 200)} does not exist`, {
-      hint: 'Create the directory first.',
-    });
+    throw new UsageError(
+      'OUTPUT_NO_DIR',
+      `cannot write ${what} ${quoteForMessage(given, 200)}: directory ${quoteForMessage(dir, 200)} does not exist`,
+      {
+        hint: 'Create the directory first.',
+      },
+    );
   }
-  if (!dirStats.isDirectory()) throw new UsageError('OUTPUT_NO_DIR', `cannot write ${what} ${quoteForMessage(given, 200)}: ${quoteForMessage(dir, 200)} is not a directory`);
+  if (!dirStats.isDirectory())
+    throw new UsageError(
+      'OUTPUT_NO_DIR',
+      `cannot write ${what} ${quoteForMessage(given, 200)}: ${quoteForMessage(dir, 200)} is not a directory`,
+    );
   await checkNotPseudoFs(dir, `directory of ${what}`);
   let stats: Stats | undefined;
   try {
     stats = await stat(target);
   } catch {}
   if (stats && !stats.isFile()) {
-    throw new UsageError('OUTPUT_NOT_REGULAR', `${what} ${quoteForMessage(given, 200)} is a ${fileKind(stats)}; labctl replaces only regular files`, {
-      hint: stats.isDirectory() ? 'Give a file name inside the directory.' : 'Use -o - to write to standard output, or give a regular file.',
-    });
+    throw new UsageError(
+      'OUTPUT_NOT_REGULAR',
+      `${what} ${quoteForMessage(given, 200)} is a ${fileKind(stats)}; labctl replaces only regular files`,
+      {
+        hint: stats.isDirectory()
+          ? 'Give a file name inside the directory.'
+          : 'Use -o - to write to standard output, or give a regular file.',
+      },
+    );
   }
-  return { path: target, viaLink, ...(stats ? { existing: { mode: stats.mode & 0o7777, uid: stats.uid, gid: stats.gid } } : {}) };
+  return {
+    path: target,
+    viaLink,
+    ...(stats ? { existing: { mode: stats.mode & 0o7777, uid: stats.uid, gid: stats.gid } } : {}),
+  };
 }
 
 /**
@@ -212,7 +268,11 @@ export async function writeFileKeeping(path: string, content: string, mode: numb
     await rename(tmp, target.path);
   } catch (err) {
     await rm(tmp, { force: true });
-    throw new LabctlError('FILE_WRITE', `cannot write ${what} ${quoteForMessage(target.path, 200)}: ${(err as Error).message}`, { cause: err });
+    throw new LabctlError(
+      'FILE_WRITE',
+      `cannot write ${what} ${quoteForMessage(target.path, 200)}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   const dirHandle = await open(dir, fs.O_RDONLY);
   try {
@@ -242,13 +302,18 @@ export async function emitFiles(dir: string, files: readonly EmitFile[], what = 
   const root = resolve(dir);
   const seen = new Map<string, string>();
   for (const { file } of files) {
-    if (file.split('/').some((part) => part === '' || part === '.' || part === '..')) throw new LabctlError('EMIT_BAD_NAME', `internal: emitted file name ${quoteForMessage(file)}`);
+    if (file.split('/').some((part) => part === '' || part === '.' || part === '..'))
+      throw new LabctlError('EMIT_BAD_NAME', `internal: emitted file name ${quoteForMessage(file)}`);
     const key = file.toLowerCase();
     const other = seen.get(key);
     if (other !== undefined) {
-      throw new UsageError('EMIT_NAME_CLASH', `${quoteForMessage(other)} and ${quoteForMessage(file)} would be one file on Windows`, {
-        hint: 'Host names that differ only in case or in characters that are not letters or digits map to the same file; rename one host.',
-      });
+      throw new UsageError(
+        'EMIT_NAME_CLASH',
+        `${quoteForMessage(other)} and ${quoteForMessage(file)} would be one file on Windows`,
+        {
+          hint: 'Host names that differ only in case or in characters that are not letters or digits map to the same file; rename one host.',
+        },
+      );
     }
     seen.set(key, file);
   }
@@ -258,16 +323,33 @@ export async function emitFiles(dir: string, files: readonly EmitFile[], what = 
     rootStats = await lstat(root);
   } catch {}
   if (rootStats) {
-    if (rootStats.isSymbolicLink()) throw new UsageError('EMIT_DIR_LINK', `${what} ${quoteForMessage(root, 200)} is a symbolic link; labctl writes only into a real directory`, { hint: 'Give the directory itself, or a new one.' });
-    if (!rootStats.isDirectory()) throw new UsageError('EMIT_DIR_NOT_DIR', `${what} ${quoteForMessage(root, 200)} is a ${fileKind(rootStats)}, not a directory`, { hint: 'Give a new or empty directory.' });
+    if (rootStats.isSymbolicLink())
+      throw new UsageError(
+        'EMIT_DIR_LINK',
+        `${what} ${quoteForMessage(root, 200)} is a symbolic link; labctl writes only into a real directory`,
+        { hint: 'Give the directory itself, or a new one.' },
+      );
+    if (!rootStats.isDirectory())
+      throw new UsageError(
+        'EMIT_DIR_NOT_DIR',
+        `${what} ${quoteForMessage(root, 200)} is a ${fileKind(rootStats)}, not a directory`,
+        { hint: 'Give a new or empty directory.' },
+      );
     await checkNotPseudoFs(root, what);
     const entries = await readdir(root);
     if (entries.length > 0) {
-      const marker = await readRegularFile(join(root, EMIT_MARKER), 'emit marker', { maxBytes: 1024 * 1024, missingOk: true }).catch(() => undefined);
+      const marker = await readRegularFile(join(root, EMIT_MARKER), 'emit marker', {
+        maxBytes: 1024 * 1024,
+        missingOk: true,
+      }).catch(() => undefined);
       if (marker === undefined) {
-        throw new UsageError('EMIT_DIR_NOT_OURS', `${what} ${quoteForMessage(root, 200)} is not empty and labctl did not write it`, {
-          hint: 'Give a new or empty directory; labctl never writes over files it did not make.',
-        });
+        throw new UsageError(
+          'EMIT_DIR_NOT_OURS',
+          `${what} ${quoteForMessage(root, 200)} is not empty and labctl did not write it`,
+          {
+            hint: 'Give a new or empty directory; labctl never writes over files it did not make.',
+          },
+        );
       }
       previous = new Set(marker.split('\n').filter((line) => line && !line.startsWith('#')));
     }
@@ -277,7 +359,11 @@ export async function emitFiles(dir: string, files: readonly EmitFile[], what = 
     try {
       if (!(await stat(parent)).isDirectory()) throw new Error('not a directory');
     } catch {
-      throw new UsageError('EMIT_NO_PARENT', `cannot make ${what} ${quoteForMessage(root, 200)}: ${quoteForMessage(parent, 200)} is not an existing directory`, { hint: 'Create the parent directory first.' });
+      throw new UsageError(
+        'EMIT_NO_PARENT',
+        `cannot make ${what} ${quoteForMessage(root, 200)}: ${quoteForMessage(parent, 200)} is not an existing directory`,
+        { hint: 'Create the parent directory first.' },
+      );
     }
   }
   // Every target: inside root, not a link, and either absent or written by labctl before.
@@ -288,9 +374,13 @@ export async function emitFiles(dir: string, files: readonly EmitFile[], what = 
       stats = await lstat(path);
     } catch {}
     if (stats && (!stats.isFile() || !previous.has(file))) {
-      throw new UsageError('EMIT_FILE_NOT_OURS', `${quoteForMessage(path, 200)} exists and labctl did not write it (${fileKind(stats)}); not replacing it`, {
-        hint: 'Give a new or empty directory.',
-      });
+      throw new UsageError(
+        'EMIT_FILE_NOT_OURS',
+        `${quoteForMessage(path, 200)} exists and labctl did not write it (${fileKind(stats)}); not replacing it`,
+        {
+          hint: 'Give a new or empty directory.',
+        },
+      );
     }
   }
   await mkdir(root, { recursive: true, mode: 0o755 });
@@ -304,7 +394,11 @@ export async function emitFiles(dir: string, files: readonly EmitFile[], what = 
     const parent = dirname(path);
     if (parent !== root) {
       await mkdir(parent, { recursive: true, mode: 0o755 });
-      if ((await lstat(parent)).isSymbolicLink()) throw new UsageError('EMIT_DIR_LINK', `${quoteForMessage(parent, 200)} is a symbolic link; not writing through it`);
+      if ((await lstat(parent)).isSymbolicLink())
+        throw new UsageError(
+          'EMIT_DIR_LINK',
+          `${quoteForMessage(parent, 200)} is a symbolic link; not writing through it`,
+        );
     }
     await unlink(path).catch(() => {});
     const handle = await open(path, fs.O_WRONLY | fs.O_CREAT | fs.O_EXCL | (fs.O_NOFOLLOW ?? 0), 0o644);
@@ -322,7 +416,10 @@ async function writeEmitMarker(path: string, files: readonly string[]): Promise<
   await unlink(path).catch(() => {});
   const handle = await open(path, fs.O_WRONLY | fs.O_CREAT | fs.O_EXCL | (fs.O_NOFOLLOW ?? 0), 0o644);
   try {
-    await handle.writeFile(`# files written by labctl into this directory; it may replace these (and only these)\n${files.join('\n')}\n`, 'utf8');
+    await handle.writeFile(
+      `# files written by labctl into this directory; it may replace these (and only these)\n${files.join('\n')}\n`,
+      'utf8',
+    );
   } finally {
     await handle.close();
   }

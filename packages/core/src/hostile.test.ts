@@ -41,7 +41,8 @@ describe('names: one rule per kind, wherever a name enters', () => {
   it(`refuses every one of ${names.length} hostile names for every kind, and accepts ordinary ones`, () => {
     for (const kind of KINDS) {
       for (const name of names) expect([kind, name, nameProblem(kind, name) !== undefined]).toEqual([kind, name, true]);
-      for (const good of ['web', 'web-01', 'db_2', 'k8s.node-1', 'A1']) expect([kind, good, nameProblem(kind, good)]).toEqual([kind, good, undefined]);
+      for (const good of ['web', 'web-01', 'db_2', 'k8s.node-1', 'A1'])
+        expect([kind, good, nameProblem(kind, good)]).toEqual([kind, good, undefined]);
     }
   });
 
@@ -74,11 +75,19 @@ describe('names: one rule per kind, wherever a name enters', () => {
   });
 
   it('refuses names that differ only in case (Hyper-V and NTFS see one name): groups, hosts, planned VMs', () => {
-    expect(refusal(() => parseLabFile('groups:\n  Web: { count: 1 }\n  web: { count: 1 }', 'labctl.yaml')).code).toBe('NAME_CASE_CLASH');
-    expect(refusal(() => parseLabFile('hosts:\n  - { name: HV01 }\n  - { name: hv01 }', 'labctl.yaml')).code).toBe('NAME_CASE_CLASH');
-    expect(refusal(() => parseLabFile('hosts:\n  - { name: hv01 }\n  - { name: hv01 }', 'labctl.yaml')).code).toBe('NAME_DUPLICATE');
+    expect(refusal(() => parseLabFile('groups:\n  Web: { count: 1 }\n  web: { count: 1 }', 'labctl.yaml')).code).toBe(
+      'NAME_CASE_CLASH',
+    );
+    expect(refusal(() => parseLabFile('hosts:\n  - { name: HV01 }\n  - { name: hv01 }', 'labctl.yaml')).code).toBe(
+      'NAME_CASE_CLASH',
+    );
+    expect(refusal(() => parseLabFile('hosts:\n  - { name: hv01 }\n  - { name: hv01 }', 'labctl.yaml')).code).toBe(
+      'NAME_DUPLICATE',
+    );
     expect(refusal(() => checkCaseCollisions('vm', ['web-01', 'WEB-01'], 'plan')).exitCode).toBe(2);
-    const twoPatterns = lab('defaults: { golden: g.vhd }\ngroups:\n  a: { count: 1, name: "Node{n}" }\n  b: { count: 1, name: "node{n}" }');
+    const twoPatterns = lab(
+      'defaults: { golden: g.vhd }\ngroups:\n  a: { count: 1, name: "Node{n}" }\n  b: { count: 1, name: "node{n}" }',
+    );
     expect(refusal(() => planLab(twoPatterns, {})).code).toBe('NAME_CASE_CLASH');
   });
 
@@ -88,7 +97,10 @@ describe('names: one rule per kind, wherever a name enters', () => {
     await writeFile(join(dir, '.labctl', 'state.json'), state([vm({ name: 'Web-01' })]));
     const provider = new FakeProvider();
     const { plan } = planLab(lab('defaults: { golden: g.vhd }'), { group: 'web', count: 1, newGroup: true });
-    await expect(createLab({ plan, provider, store: new StateStore(dir), timeoutMs: 1000 })).rejects.toMatchObject({ code: 'NAME_CASE_CLASH', exitCode: 2 });
+    await expect(createLab({ plan, provider, store: new StateStore(dir), timeoutMs: 1000 })).rejects.toMatchObject({
+      code: 'NAME_CASE_CLASH',
+      exitCode: 2,
+    });
     expect([provider.preflight_Called, provider.create_Called, provider.list_Called]).toEqual([0, 0, 0]);
     await rm(dir, { recursive: true, force: true });
   });
@@ -120,7 +132,8 @@ describe('state is untrusted input', () => {
       for (const field of ['host', 'mac', 'createdAt']) cases.push(state([vm({ [field]: value })]));
       cases.push(state([vm({ addresses: [value] })]));
       // One-line fields refuse line breaks and escapes; the rest of such a value is data for the emitters.
-      if (/[\n\r\u001b\u2028]/.test(value)) cases.push(state([vm({ ssh: { hostKeys: [value] } })]), state([vm({ ssh: { user: value } })]));
+      if (/[\n\r\u001b\u2028]/.test(value))
+        cases.push(state([vm({ ssh: { hostKeys: [value] } })]), state([vm({ ssh: { user: value } })]));
     }
     cases.push(
       state([vm({ addresses: Array.from({ length: 1000 }, () => '192.0.2.1') })]),
@@ -149,7 +162,10 @@ describe('state is untrusted input', () => {
 
 describe('bounded input and numbers that cannot work', () => {
   it('refuses YAML alias bombs and deep nesting as lab-file errors (exit 2), not INTERNAL', () => {
-    const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x"]', ...'bcdefghi'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdefghi'[i]}`).join(',')}]`)].join('\n');
+    const bomb = [
+      'a: &a ["x","x","x","x","x","x","x","x","x"]',
+      ...'bcdefghi'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdefghi'[i]}`).join(',')}]`),
+    ].join('\n');
     const deep = `${'['.repeat(5000)}${']'.repeat(5000)}`;
     const deepMap = Array.from({ length: 200 }, (_, i) => `${'  '.repeat(i)}k${i}:`).join('\n');
     for (const text of [bomb, deep, deepMap, `lab: demo\n${'x'.repeat(10)}: [${'[1,'.repeat(40)}${']'.repeat(40)}]`]) {
@@ -159,7 +175,8 @@ describe('bounded input and numbers that cannot work', () => {
   });
 
   it('finds a repeated key among 40,000 in linear time (10x the keys costs far less than 100x the time)', () => {
-    const file = (n: number) => `inventory:\n  vars:\n${Array.from({ length: n }, (_, i) => `    k${i}: ${i}`).join('\n')}\n    k0: again\n`;
+    const file = (n: number) =>
+      `inventory:\n  vars:\n${Array.from({ length: n }, (_, i) => `    k${i}: ${i}`).join('\n')}\n    k0: again\n`;
     const time = (n: number) => {
       const started = performance.now();
       expect(refusal(() => parseLabFile(file(n), 'labctl.yaml')).message).toMatch(/k0.*appears twice/);
@@ -190,7 +207,13 @@ describe('bounded input and numbers that cannot work', () => {
       expect([line, error.exitCode]).toEqual([line, 2]);
       expect([line, error.message]).toEqual([line, expect.stringMatching(message)]);
     }
-    for (const line of ['timeout: 0.5', 'timeout: 0', `timeout: ${LIMITS.timeoutMaxSeconds + 1}`, 'concurrency: 1000', 'groups: { web: { count: 20000000 } }']) {
+    for (const line of [
+      'timeout: 0.5',
+      'timeout: 0',
+      `timeout: ${LIMITS.timeoutMaxSeconds + 1}`,
+      'concurrency: 1000',
+      'groups: { web: { count: 20000000 } }',
+    ]) {
       expect([line, refusal(() => parseLabFile(line, 'labctl.yaml')).exitCode]).toEqual([line, 2]);
     }
   });
@@ -234,20 +257,25 @@ describe('files: special files refused, writes keep what the file was', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  it.skipIf(!hasMkfifo)('reads no FIFO, device, socket or directory: refused at once with what it is (exit 2)', async () => {
-    const fifo = join(root, 'fifo');
-    execFileSync('mkfifo', [fifo]);
-    for (const [path, kind] of [
-      [fifo, 'FIFO'],
-      ['/dev/zero', 'character device'],
-      [root, 'directory'],
-    ] as const) {
-      const error = await readRegularFile(path, 'lab file', { maxBytes: 1024 }).catch((e: unknown) => e);
-      expect(error).toMatchObject({ exitCode: 2, message: expect.stringContaining(kind) });
-    }
-    await writeFile(join(root, 'big'), Buffer.alloc(2048));
-    await expect(readRegularFile(join(root, 'big'), 'lab file', { maxBytes: 1024 })).rejects.toMatchObject({ exitCode: 2 });
-  });
+  it.skipIf(!hasMkfifo)(
+    'reads no FIFO, device, socket or directory: refused at once with what it is (exit 2)',
+    async () => {
+      const fifo = join(root, 'fifo');
+      execFileSync('mkfifo', [fifo]);
+      for (const [path, kind] of [
+        [fifo, 'FIFO'],
+        ['/dev/zero', 'character device'],
+        [root, 'directory'],
+      ] as const) {
+        const error = await readRegularFile(path, 'lab file', { maxBytes: 1024 }).catch((e: unknown) => e);
+        expect(error).toMatchObject({ exitCode: 2, message: expect.stringContaining(kind) });
+      }
+      await writeFile(join(root, 'big'), Buffer.alloc(2048));
+      await expect(readRegularFile(join(root, 'big'), 'lab file', { maxBytes: 1024 })).rejects.toMatchObject({
+        exitCode: 2,
+      });
+    },
+  );
 
   it('keeps mode and owner, writes through a symlink, refuses special files and dangling links', async () => {
     const file = join(root, 'inv.ini');
@@ -290,7 +318,11 @@ describe('files: special files refused, writes keep what the file was', () => {
       () => emitFiles('/proc/self', files),
       () => emitFiles('/proc/self/new-dir', files),
       () => emitFiles(join(root, 'emit', 'run-hv01.ps1'), files),
-      () => emitFiles(join(root, 'emit2'), [{ file: 'run-HV01.ps1', content: '' }, { file: 'run-hv01.ps1', content: '' }]),
+      () =>
+        emitFiles(join(root, 'emit2'), [
+          { file: 'run-HV01.ps1', content: '' },
+          { file: 'run-hv01.ps1', content: '' },
+        ]),
       () => emitFiles(fresh, [...files, { file: 'scripts/x.ps1.user', content: 'over' }]),
     ];
     for (const attempt of refusals) await expect(attempt()).rejects.toMatchObject({ exitCode: 2 });

@@ -37,7 +37,9 @@ try {
 
 function run(args: string[]): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolvePromise) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD, ...args], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (chunk) => {
       stderr += chunk;
@@ -55,10 +57,26 @@ describe.skipIf(!existsSync(STATE_JS))('state lock under contention', () => {
     await new Promise((r) => dead.on('exit', r));
     const kinds: Array<[string, string | undefined]> = [
       ['missing', undefined],
-      ['stale', JSON.stringify({ pid: dead.pid, host: (await import('node:os')).hostname(), command: 'create', startedAt: 'then' })],
+      [
+        'stale',
+        JSON.stringify({
+          pid: dead.pid,
+          host: (await import('node:os')).hostname(),
+          command: 'create',
+          startedAt: 'then',
+        }),
+      ],
       ['empty', ''],
       ['garbage', '\u0000\u001b[2J not json {{{'],
-      ['live non-holder', JSON.stringify({ pid: process.pid, host: (await import('node:os')).hostname(), command: 'x', startedAt: 'now' })],
+      [
+        'live non-holder',
+        JSON.stringify({
+          pid: process.pid,
+          host: (await import('node:os')).hostname(),
+          command: 'x',
+          startedAt: 'now',
+        }),
+      ],
     ];
     const winners: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
@@ -73,7 +91,8 @@ describe.skipIf(!existsSync(STATE_JS))('state lock under contention', () => {
       await new Promise((r) => setTimeout(r, 1500));
       await writeFile(go, '');
       const results = await Promise.all(children);
-      for (const result of results) expect([kind, result.code, result.stderr]).toEqual([kind, result.code === 0 ? 0 : 3, result.stderr]);
+      for (const result of results)
+        expect([kind, result.code, result.stderr]).toEqual([kind, result.code === 0 ? 0 : 3, result.stderr]);
       const lines = (await readFile(log, 'utf8')).trim().split('\n').filter(Boolean);
       // Strictly alternating enter/exit of the same process: no overlap, ever.
       for (let i = 0; i < lines.length; i += 2) {

@@ -22,40 +22,69 @@ const WINDOWS_DEVICE = /^(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:\..*)?$/i;
 const WORD = /^[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9_-])?$/;
 
 const RULES: Record<NameKind, NameRule> = {
-  lab: { pattern: WORD, max: 64, says: 'letters, digits, "_", "-" and ".", starting with a letter or digit, not ending with "."' },
-  group: { pattern: WORD, max: 64, says: 'letters, digits, "_", "-" and ".", starting with a letter or digit, not ending with "."' },
+  lab: {
+    pattern: WORD,
+    max: 64,
+    says: 'letters, digits, "_", "-" and ".", starting with a letter or digit, not ending with "."',
+  },
+  group: {
+    pattern: WORD,
+    max: 64,
+    says: 'letters, digits, "_", "-" and ".", starting with a letter or digit, not ending with "."',
+  },
   // Hyper-V takes 100 characters; a host name label 63, and VM names are the guests' host names.
-  vm: { pattern: WORD, max: 63, says: 'letters, digits, "_", "-" and ".", starting with a letter or digit, not ending with "."' },
+  vm: {
+    pattern: WORD,
+    max: 63,
+    says: 'letters, digits, "_", "-" and ".", starting with a letter or digit, not ending with "."',
+  },
   // Names of hosts in `hosts:` (and on the command line): DNS-like, so they are also safe file words.
-  host: { pattern: /^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/, max: 253, says: 'DNS labels of letters, digits, "_" and "-" (at most 63 each) joined by "."' },
-  snapshot: { pattern: WORD, max: 64, says: 'letters, digits, "_", "-" and ".", starting with a letter or digit, not ending with "."' },
+  host: {
+    pattern: /^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/,
+    max: 253,
+    says: 'DNS labels of letters, digits, "_" and "-" (at most 63 each) joined by "."',
+  },
+  snapshot: {
+    pattern: WORD,
+    max: 64,
+    says: 'letters, digits, "_", "-" and ".", starting with a letter or digit, not ending with "."',
+  },
 };
 
 /** Why `value` is not a valid name of this kind, or undefined when it is. */
 export function nameProblem(kind: NameKind, value: string): string | undefined {
   const rule = RULES[kind];
   if (value.length === 0) return `a ${kind} name cannot be empty`;
-  if (value.length > rule.max) return `${kind} names have at most ${rule.max} characters (this one has ${value.length})`;
+  if (value.length > rule.max)
+    return `${kind} names have at most ${rule.max} characters (this one has ${value.length})`;
   if (!rule.pattern.test(value)) return `${kind} names take ${rule.says}`;
   // Windows opens a device, not a file, for these names with any extension (CON.vhdx is the console).
-  if (WINDOWS_DEVICE.test(value)) return `${JSON.stringify(value)} is a Windows device name (CON, PRN, AUX, NUL, COM1-9, LPT1-9), which cannot name a file`;
+  if (WINDOWS_DEVICE.test(value))
+    return `${JSON.stringify(value)} is a Windows device name (CON, PRN, AUX, NUL, COM1-9, LPT1-9), which cannot name a file`;
   return undefined;
 }
 
 /** `value` as a terminal-safe quoted word for messages: control characters and escapes are shown, not sent. */
 export function quoteForMessage(value: string, max = 80): string {
   const shown = value.length > max ? `${value.slice(0, max)}...` : value;
-  return JSON.stringify(shown).replace(/[\u007f-\u009f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(shown).replace(
+    /[\u007f-\u009f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 /** Refuse (exit 2, before anything changes) a name that breaks its kind's rule. */
 export function checkName(kind: NameKind, value: string, where: string): string {
   const problem = nameProblem(kind, value);
   if (problem) {
-    throw new UsageError('NAME_INVALID', `${where}: ${quoteForMessage(value)} is not a valid ${kind} name: ${problem}`, {
-      hint: `Use a name such as web-01: ${RULES[kind].says}.`,
-      details: { kind, where },
-    });
+    throw new UsageError(
+      'NAME_INVALID',
+      `${where}: ${quoteForMessage(value)} is not a valid ${kind} name: ${problem}`,
+      {
+        hint: `Use a name such as web-01: ${RULES[kind].says}.`,
+        details: { kind, where },
+      },
+    );
   }
   return value;
 }
@@ -70,12 +99,18 @@ export function checkCaseCollisions(kind: NameKind, names: Iterable<string>, whe
     const key = name.toLowerCase();
     const other = seen.get(key);
     if (other === name) {
-      throw new UsageError('NAME_DUPLICATE', `${where}: ${kind} name ${quoteForMessage(name)} appears twice`, { hint: `Each ${kind} needs its own name.` });
+      throw new UsageError('NAME_DUPLICATE', `${where}: ${kind} name ${quoteForMessage(name)} appears twice`, {
+        hint: `Each ${kind} needs its own name.`,
+      });
     }
     if (other !== undefined) {
-      throw new UsageError('NAME_CASE_CLASH', `${where}: ${kind} names ${quoteForMessage(other)} and ${quoteForMessage(name)} differ only in case`, {
-        hint: 'Hyper-V and Windows file systems treat them as one name; rename one of them.',
-      });
+      throw new UsageError(
+        'NAME_CASE_CLASH',
+        `${where}: ${kind} names ${quoteForMessage(other)} and ${quoteForMessage(name)} differ only in case`,
+        {
+          hint: 'Hyper-V and Windows file systems treat them as one name; rename one of them.',
+        },
+      );
     }
     seen.set(key, name);
   }

@@ -25,7 +25,10 @@ export function validateNamePattern(pattern: string): void {
     });
   }
   if (!/^[A-Za-z0-9_.-]*$/.test(leftover)) {
-    throw new UsageError('NAME_PATTERN', `name pattern "${pattern}" would make names with characters other than letters, digits, "_", "-", "."`);
+    throw new UsageError(
+      'NAME_PATTERN',
+      `name pattern "${pattern}" would make names with characters other than letters, digits, "_", "-", "."`,
+    );
   }
 }
 

@@ -112,7 +112,12 @@ export type VmResult<F> = { name: string; ok: true; facts: F } | { name: string;
 export function vmFailure(err: unknown, fallbackCode = 'VM_FAILED'): VmFailure {
   if (isLabctlError(err)) {
     const stderr = (err.details as { stderr?: unknown } | undefined)?.stderr;
-    return { code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}), ...(typeof stderr === 'string' && stderr.trim() ? { hypervisor: stderr.trim() } : {}) };
+    return {
+      code: err.code,
+      message: err.message,
+      ...(err.hint ? { hint: err.hint } : {}),
+      ...(typeof stderr === 'string' && stderr.trim() ? { hypervisor: stderr.trim() } : {}),
+    };
   }
   return { code: fallbackCode, message: describeError(err) };
 }
@@ -158,7 +163,10 @@ export interface Provider {
  * The results of a call for exactly the VMs asked for: a VM the provider said nothing about is a
  * failure (never silently "done"); a whole call that threw fails every VM of it with that error.
  */
-export async function resultsFor<F>(names: readonly string[], call: () => Promise<Array<VmResult<F>>>): Promise<Map<string, VmResult<F>>> {
+export async function resultsFor<F>(
+  names: readonly string[],
+  call: () => Promise<Array<VmResult<F>>>,
+): Promise<Map<string, VmResult<F>>> {
   let results: Array<VmResult<F>>;
   try {
     results = await call();
@@ -167,9 +175,14 @@ export async function resultsFor<F>(names: readonly string[], call: () => Promis
     return new Map(names.map((name) => [name, failed<F>(name, error)]));
   }
   const byName = new Map<string, VmResult<F>>();
-  for (const result of results) if (names.includes(result.name) && !byName.has(result.name)) byName.set(result.name, result);
+  for (const result of results)
+    if (names.includes(result.name) && !byName.has(result.name)) byName.set(result.name, result);
   for (const name of names) {
-    if (!byName.has(name)) byName.set(name, failed<F>(name, { code: 'PROVIDER_NO_RESULT', message: 'the provider returned no result for this VM' }));
+    if (!byName.has(name))
+      byName.set(
+        name,
+        failed<F>(name, { code: 'PROVIDER_NO_RESULT', message: 'the provider returned no result for this VM' }),
+      );
   }
   return byName;
 }

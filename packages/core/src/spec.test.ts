@@ -7,7 +7,16 @@ import { loadLabFile, parseLabFile, parseSizeMiB } from './spec.js';
 describe('lab file', () => {
   it('parses groups, defaults and sizes', () => {
     const spec = parseLabFile(
-      ['lab: demo', 'defaults:', '  memory: 1G', '  cpus: 2', 'groups:', '  web:', '    count: 3', '    memory: 512M'].join('\n'),
+      [
+        'lab: demo',
+        'defaults:',
+        '  memory: 1G',
+        '  cpus: 2',
+        'groups:',
+        '  web:',
+        '    count: 3',
+        '    memory: 512M',
+      ].join('\n'),
       'labctl.yaml',
     );
     expect(spec.lab).toBe('demo');
@@ -18,7 +27,9 @@ describe('lab file', () => {
 
   it('names file, line and key path of an unknown key', () => {
     const text = ['lab: demo', 'groups:', '  web:', '    count: 2', '    memroy: 512'].join('\n');
-    expect(() => parseLabFile(text, '/labs/a/labctl.yaml')).toThrow('/labs/a/labctl.yaml:5: groups.web.memroy: unknown key "memroy"');
+    expect(() => parseLabFile(text, '/labs/a/labctl.yaml')).toThrow(
+      '/labs/a/labctl.yaml:5: groups.web.memroy: unknown key "memroy"',
+    );
   });
 
   it('names file, line and key path of a wrong value', () => {
@@ -41,7 +52,9 @@ describe('lab file', () => {
   });
 
   it('rejects a size it cannot read', () => {
-    expect(() => parseLabFile('defaults:\n  memory: lots\n', 'x.yaml')).toThrow(/x\.yaml:2: defaults\.memory: "lots" is not a size/);
+    expect(() => parseLabFile('defaults:\n  memory: lots\n', 'x.yaml')).toThrow(
+      /x\.yaml:2: defaults\.memory: "lots" is not a size/,
+    );
     expect(parseSizeMiB('2GiB')).toBe(2048);
     expect(parseSizeMiB('128')).toBe(128);
   });

@@ -115,7 +115,10 @@ export type HostSpec = z.infer<typeof HostSchema>;
 export const LabSpecSchema = z.strictObject({
   lab: nameSchema('lab').optional(),
   /** A provider of the CLI's registry (libvirt, hyperv); an unknown one is refused where it is used. */
-  provider: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'a provider name such as libvirt or hyperv').optional(),
+  provider: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,31}$/, 'a provider name such as libvirt or hyperv')
+    .optional(),
   uri: z.string().min(1).optional(),
   concurrency: z.number().int().min(1).max(LIMITS.concurrency).optional(),
   /** Seconds. */
@@ -177,9 +180,13 @@ export function parseLabFile(text: string, file: string): LabSpec {
     if (doc.errors.length > 0) {
       const error = doc.errors[0]!;
       const pos = lineCounter.linePos(error.pos[0]);
-      throw new UsageError('LABFILE_SYNTAX', `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: ${error.message.split('\n')[0]}`, {
-        hint: 'Fix the YAML syntax; indentation uses spaces, not tabs.',
-      });
+      throw new UsageError(
+        'LABFILE_SYNTAX',
+        `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: ${error.message.split('\n')[0]}`,
+        {
+          hint: 'Fix the YAML syntax; indentation uses spaces, not tabs.',
+        },
+      );
     }
     checkDuplicateKeys(doc.contents, file, lineCounter);
     // Aliases expand on conversion: a "billion laughs" file is refused, not expanded.
@@ -187,17 +194,27 @@ export function parseLabFile(text: string, file: string): LabSpec {
   } catch (err) {
     if (err instanceof UsageError) throw err;
     // The yaml library's own limits (alias count) and a stack overflow on absurd nesting.
-    throw new UsageError('LABFILE_INVALID', `${file}: not a lab file labctl can read: ${(err as Error).message.split('\n')[0]}`, {
-      hint: 'Lab files are small YAML maps; aliases may be used 50 times at most and nesting 32 levels deep.',
-    });
+    throw new UsageError(
+      'LABFILE_INVALID',
+      `${file}: not a lab file labctl can read: ${(err as Error).message.split('\n')[0]}`,
+      {
+        hint: 'Lab files are small YAML maps; aliases may be used 50 times at most and nesting 32 levels deep.',
+      },
+    );
   }
   if (jsonDepthExceeds(data, MAX_DEPTH)) {
-    throw new UsageError('LABFILE_INVALID', `${file}: nested more than ${MAX_DEPTH} levels deep`, { hint: 'Lab files are small YAML maps; flatten the values.' });
+    throw new UsageError('LABFILE_INVALID', `${file}: nested more than ${MAX_DEPTH} levels deep`, {
+      hint: 'Lab files are small YAML maps; flatten the values.',
+    });
   }
   const result = LabSpecSchema.safeParse(data);
   if (result.success) {
     const hosts = result.data.hosts ?? [];
-    checkCaseCollisions('host', hosts.map((host) => host.name), `${file}: hosts`);
+    checkCaseCollisions(
+      'host',
+      hosts.map((host) => host.name),
+      `${file}: hosts`,
+    );
     checkCaseCollisions('group', Object.keys(result.data.groups ?? {}), `${file}: groups`);
     return result.data;
   }
@@ -237,7 +254,12 @@ export function parseLabFile(text: string, file: string): LabSpec {
 export async function loadLabFile(labDir: string, explicit?: string): Promise<LoadedLabFile> {
   const path = explicit ? resolve(explicit) : join(labDir, LAB_FILE);
   // Never blocks on a FIFO or reads a device: anything but a regular file is refused (exit 2).
-  const text = await readRegularFile(path, 'lab file', { maxBytes: LAB_FILE_MAX_BYTES, missingOk: !explicit, code: 'LABFILE_UNREADABLE', hint: explicit ? 'Check the --file path.' : undefined });
+  const text = await readRegularFile(path, 'lab file', {
+    maxBytes: LAB_FILE_MAX_BYTES,
+    missingOk: !explicit,
+    code: 'LABFILE_UNREADABLE',
+    hint: explicit ? 'Check the --file path.' : undefined,
+  });
   const spec = text === undefined ? {} : parseLabFile(text, path);
   const base = text === undefined ? labDir : dirname(path);
   return {
@@ -274,9 +296,13 @@ function checkDuplicateKeys(root: unknown, file: string, lineCounter: LineCounte
         if (seen.has(key)) {
           const range = isScalar(pair.key) ? pair.key.range : undefined;
           const line = range ? lineCounter.linePos(range[0]).line : undefined;
-          throw new UsageError('LABFILE_SYNTAX', `${file}${line ? `:${line}` : ''}: map keys must be unique (${JSON.stringify(String(key)).slice(0, 80)} appears twice)`, {
-            hint: 'Remove or merge the repeated key.',
-          });
+          throw new UsageError(
+            'LABFILE_SYNTAX',
+            `${file}${line ? `:${line}` : ''}: map keys must be unique (${JSON.stringify(String(key)).slice(0, 80)} appears twice)`,
+            {
+              hint: 'Remove or merge the repeated key.',
+            },
+          );
         }
         seen.add(key);
         stack.push(pair.value);

@@ -9,7 +9,9 @@ import { StateStore } from './state.js';
 /** Until `flock -n` on the file fails: another process holds it. */
 async function waitUntilLocked(file: string): Promise<void> {
   for (let i = 0; i < 200; i++) {
-    const code = await new Promise<number | null>((resolve) => spawn('flock', ['-n', file, 'true']).on('exit', resolve));
+    const code = await new Promise<number | null>((resolve) =>
+      spawn('flock', ['-n', file, 'true']).on('exit', resolve),
+    );
     if (code !== 0) return;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
@@ -45,7 +47,15 @@ describe('StateStore', () => {
     const holder = spawn('flock', ['-x', lockFile, 'sleep', '30']);
     try {
       await waitUntilLocked(lockFile);
-      await writeFile(lockFile, JSON.stringify({ pid: holder.pid, host: (await import('node:os')).hostname(), command: 'create', startedAt: 'now' }));
+      await writeFile(
+        lockFile,
+        JSON.stringify({
+          pid: holder.pid,
+          host: (await import('node:os')).hostname(),
+          command: 'create',
+          startedAt: 'now',
+        }),
+      );
       const attempt = new StateStore(dir).withLock('demo', 'destroy', async () => 'ran');
       await expect(attempt).rejects.toBeInstanceOf(LockedError);
       await expect(new StateStore(dir).withLock('demo', 'destroy', async () => 'ran')).rejects.toThrow(
@@ -61,7 +71,10 @@ describe('StateStore', () => {
     await mkdir(join(dir, '.labctl'));
     const dead = spawn('true');
     await new Promise((resolve) => dead.on('exit', resolve));
-    await writeFile(join(dir, '.labctl', 'lock'), JSON.stringify({ pid: dead.pid, host: (await import('node:os')).hostname() }));
+    await writeFile(
+      join(dir, '.labctl', 'lock'),
+      JSON.stringify({ pid: dead.pid, host: (await import('node:os')).hostname() }),
+    );
     await expect(new StateStore(dir).withLock('demo', 'create', async () => 'ran')).resolves.toBe('ran');
   });
 
@@ -99,7 +112,10 @@ describe('StateStore', () => {
     const dir = await labDir();
     await mkdir(join(dir, '.labctl'));
     const vm = { name: 'a', group: 'g', provider: 'libvirt', custom: { owner: 'ops' } };
-    await writeFile(join(dir, '.labctl', 'state.json'), JSON.stringify({ version: 1, lab: 'x', vms: [vm], note: 'keep me' }));
+    await writeFile(
+      join(dir, '.labctl', 'state.json'),
+      JSON.stringify({ version: 1, lab: 'x', vms: [vm], note: 'keep me' }),
+    );
     const store = new StateStore(dir);
     await store.withLock('x', 'test', async (session) => {
       session.upsertVm({ name: 'a', addresses: ['10.1.1.1'] });
@@ -117,7 +133,9 @@ describe('StateStore', () => {
     let release!: () => void;
     const first = store.withLock('x', 'first', () => new Promise<void>((resolve) => (release = resolve)));
     await new Promise((r) => setTimeout(r, 20));
-    await expect(new StateStore(dir).withLock('x', 'second', async () => undefined)).rejects.toBeInstanceOf(LockedError);
+    await expect(new StateStore(dir).withLock('x', 'second', async () => undefined)).rejects.toBeInstanceOf(
+      LockedError,
+    );
     release();
     await first;
   });

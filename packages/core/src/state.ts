@@ -44,12 +44,27 @@ export const VarValueSchema: z.ZodType<VarValue> = z.lazy(() =>
  * of printable text (no control characters or escape sequences), bounded in length; names follow the
  * same rules as on the command line (names.ts).
  */
-const line = (max: number) => z.string().max(max).regex(/^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$/, 'one line of printable text');
+const line = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .regex(/^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$/, 'one line of printable text');
 /** A URI, host name or address: printable, no whitespace. */
-const word = (max: number) => z.string().max(max).regex(/^[^\s\u0000-\u001f\u007f-\u009f]*$/, 'one word of printable text (no spaces)');
-const timestamp = z.string().max(64).regex(/^[0-9TZ:.+-]*$/, 'an ISO 8601 time');
+const word = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .regex(/^[^\s\u0000-\u001f\u007f-\u009f]*$/, 'one word of printable text (no spaces)');
+const timestamp = z
+  .string()
+  .max(64)
+  .regex(/^[0-9TZ:.+-]*$/, 'an ISO 8601 time');
 /** Free text from a hypervisor (an error message): any length up to 8 KiB, newlines allowed, no other controls. */
-const text = (max: number) => z.string().max(max).regex(/^[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]*$/, 'printable text');
+const text = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .regex(/^[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]*$/, 'printable text');
 
 export const SshInfoSchema = z.looseObject({
   user: line(256).optional(),
@@ -69,7 +84,10 @@ export const VmRecordSchema = z.looseObject({
   /** Where the VM lives: a libvirt URI, a Hyper-V host name, "local". */
   host: word(4096).default('local'),
   /** Empty: the hypervisor assigns one (Hyper-V dynamic MACs). */
-  mac: z.string().regex(/^(?:[0-9A-Fa-f]{2}(?:[:-]?[0-9A-Fa-f]{2}){5})?$/, 'a MAC address').optional(),
+  mac: z
+    .string()
+    .regex(/^(?:[0-9A-Fa-f]{2}(?:[:-]?[0-9A-Fa-f]{2}){5})?$/, 'a MAC address')
+    .optional(),
   addresses: z.array(word(64)).max(64).default([]),
   ssh: SshInfoSchema.default({ hostKeys: [] }),
   state: VmStateSchema.default('unknown'),
@@ -80,7 +98,10 @@ export const VmRecordSchema = z.looseObject({
   /** Last failure on this VM. */
   error: text(8192).optional(),
   /** Its code (PROVIDER_CALL_FAILED, LIBVIRT_CONNECT, ...), when labctl knows it. */
-  errorCode: z.string().regex(/^[A-Z0-9_]{1,64}$/, 'an error code').optional(),
+  errorCode: z
+    .string()
+    .regex(/^[A-Z0-9_]{1,64}$/, 'an error code')
+    .optional(),
   /** When labctl last started the VM (discovery ignores DHCP leases older than this). Core's own field, never in `resources`. */
   startedAt: timestamp.optional(),
   createdAt: timestamp.optional(),
@@ -121,22 +142,32 @@ export function parseState(text: string, file: string): LabState {
     });
   }
   if (jsonDepthExceeds(raw, STATE_MAX_DEPTH)) {
-    throw new StateError('STATE_CORRUPT', `${file} is nested more than ${STATE_MAX_DEPTH} levels deep; not a labctl state file`, {
-      hint: 'labctl will not overwrite it. See docs/state.md for the shape; fix or move the file away.',
-      exitCode: EXIT_USAGE,
-    });
+    throw new StateError(
+      'STATE_CORRUPT',
+      `${file} is nested more than ${STATE_MAX_DEPTH} levels deep; not a labctl state file`,
+      {
+        hint: 'labctl will not overwrite it. See docs/state.md for the shape; fix or move the file away.',
+        exitCode: EXIT_USAGE,
+      },
+    );
   }
   const version = (raw as { version?: unknown } | null)?.version;
   if (typeof version === 'number' && version > STATE_VERSION) {
-    throw new StateError('STATE_NEWER', `${file} has state version ${version}; this labctl understands version ${STATE_VERSION}`, {
-      hint: 'Upgrade labctl. The file is left untouched.',
-      exitCode: EXIT_USAGE,
-    });
+    throw new StateError(
+      'STATE_NEWER',
+      `${file} has state version ${version}; this labctl understands version ${STATE_VERSION}`,
+      {
+        hint: 'Upgrade labctl. The file is left untouched.',
+        exitCode: EXIT_USAGE,
+      },
+    );
   }
   const parsed = LabStateSchema.safeParse(raw);
   if (!parsed.success || parsed.data.version !== STATE_VERSION) {
     const issue = parsed.success ? undefined : parsed.error.issues[0];
-    const where = issue ? ` at ${issue.path.map((part) => quoteForMessage(String(part), 40)).join('.') || '(top)'}: ${issue.message}` : ': missing or wrong "version"';
+    const where = issue
+      ? ` at ${issue.path.map((part) => quoteForMessage(String(part), 40)).join('.') || '(top)'}: ${issue.message}`
+      : ': missing or wrong "version"';
     throw new StateError('STATE_CORRUPT', `${file} does not look like a labctl state file${where}`, {
       hint: 'labctl will not overwrite it. See docs/state.md for the shape; fix or move the file away.',
       exitCode: EXIT_USAGE,
@@ -146,7 +177,10 @@ export function parseState(text: string, file: string): LabState {
   const names = new Set<string>();
   for (const vm of parsed.data.vms) {
     const key = vm.name.toLowerCase();
-    if (names.has(key)) throw new StateError('STATE_CORRUPT', `${file} lists VM "${vm.name}" twice (names compare without case)`, { exitCode: EXIT_USAGE });
+    if (names.has(key))
+      throw new StateError('STATE_CORRUPT', `${file} lists VM "${vm.name}" twice (names compare without case)`, {
+        exitCode: EXIT_USAGE,
+      });
     names.add(key);
   }
   return parsed.data;
@@ -231,7 +265,11 @@ export class StateStore {
   /** The state, or undefined when the lab has none yet. Refuses corrupt and newer files. */
   async read(): Promise<LabState | undefined> {
     // A FIFO or device in place of the state file is refused without reading (it would block forever).
-    const text = await readRegularFile(this.file, 'state file', { maxBytes: STATE_MAX_BYTES, missingOk: true, code: 'STATE_UNREADABLE' });
+    const text = await readRegularFile(this.file, 'state file', {
+      maxBytes: STATE_MAX_BYTES,
+      missingOk: true,
+      code: 'STATE_UNREADABLE',
+    });
     return text === undefined ? undefined : parseState(text, this.file);
   }
 
@@ -272,12 +310,21 @@ export class StateStore {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const lockStats = await stat(this.lockFile).catch(() => undefined);
     if (lockStats && !lockStats.isFile()) {
-      throw new StateError('STATE_LOCK_NOT_FILE', `${this.lockFile} is a ${fileKind(lockStats)}, not labctl's lock file`, {
-        hint: 'Move it away; labctl makes the lock file itself.',
-        exitCode: EXIT_USAGE,
-      });
+      throw new StateError(
+        'STATE_LOCK_NOT_FILE',
+        `${this.lockFile} is a ${fileKind(lockStats)}, not labctl's lock file`,
+        {
+          hint: 'Move it away; labctl makes the lock file itself.',
+          exitCode: EXIT_USAGE,
+        },
+      );
     }
-    const info: LockInfo = { pid: process.pid, host: hostname(), command: command.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' '), startedAt: new Date().toISOString() };
+    const info: LockInfo = {
+      pid: process.pid,
+      host: hostname(),
+      command: command.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' '),
+      startedAt: new Date().toISOString(),
+    };
     const holder = await flockHold(this.lockFile);
     if (holder === 'unavailable') return this.acquireExclusiveFile(info);
     if (holder === 'busy') throw this.lockedError(await this.readLock());
@@ -290,9 +337,13 @@ export class StateStore {
   }
 
   private lockedError(holder: LockInfo | undefined): LockedError {
-    const who = holder ? `labctl PID ${holder.pid} on ${holder.host} (${holder.command}, since ${holder.startedAt})` : 'another labctl process';
+    const who = holder
+      ? `labctl PID ${holder.pid} on ${holder.host} (${holder.command}, since ${holder.startedAt})`
+      : 'another labctl process';
     return new LockedError('STATE_LOCKED', `lab ${this.labDir} is locked by ${who}`, {
-      hint: holder ? `Wait for it to finish (PID ${holder.pid}). The lock goes away by itself when that process ends.` : 'Wait for it to finish.',
+      hint: holder
+        ? `Wait for it to finish (PID ${holder.pid}). The lock goes away by itself when that process ends.`
+        : 'Wait for it to finish.',
       ...(holder ? { details: { pid: holder.pid, host: holder.host, command: holder.command } } : {}),
     });
   }
@@ -310,7 +361,8 @@ export class StateStore {
         await handle.close();
         const release = () => {
           try {
-            if (JSON.parse(readFileSync(this.lockFile, 'utf8')).pid === process.pid) rmSync(this.lockFile, { force: true });
+            if (JSON.parse(readFileSync(this.lockFile, 'utf8')).pid === process.pid)
+              rmSync(this.lockFile, { force: true });
           } catch {}
         };
         process.once('exit', release);
@@ -325,7 +377,11 @@ export class StateStore {
       if (holder && (holder.host !== hostname() || isProcessAlive(holder.pid))) throw this.lockedError(holder);
       await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
       const again = await this.readLock();
-      if (JSON.stringify(again) === JSON.stringify(holder)) await rename(this.lockFile, `${this.lockFile}.stale-${process.pid}`).then(() => rm(`${this.lockFile}.stale-${process.pid}`, { force: true }), () => {});
+      if (JSON.stringify(again) === JSON.stringify(holder))
+        await rename(this.lockFile, `${this.lockFile}.stale-${process.pid}`).then(
+          () => rm(`${this.lockFile}.stale-${process.pid}`, { force: true }),
+          () => {},
+        );
     }
     throw new LabctlError('STATE_LOCK_FAILED', `could not take the lock ${this.lockFile}`);
   }
@@ -336,7 +392,12 @@ export class StateStore {
       const parsed = JSON.parse(text ?? '') as Partial<LockInfo>;
       if (typeof parsed.pid !== 'number') return undefined;
       const word = (value: unknown) => (typeof value === 'string' ? quoteForMessage(value, 200).slice(1, -1) : '?');
-      return { pid: parsed.pid, host: typeof parsed.host === 'string' ? word(parsed.host) : hostname(), command: word(parsed.command), startedAt: word(parsed.startedAt) };
+      return {
+        pid: parsed.pid,
+        host: typeof parsed.host === 'string' ? word(parsed.host) : hostname(),
+        command: word(parsed.command),
+        startedAt: word(parsed.startedAt),
+      };
     } catch {
       return undefined;
     }
@@ -376,9 +437,18 @@ async function flockHold(file: string): Promise<ChildProcess | 'busy' | 'unavail
   return new Promise((resolvePromise, reject) => {
     let child: ChildProcess;
     try {
-      child = spawn('sh', ['-c', 'exec 9>>"$1" || exit 71; command -v flock >/dev/null 2>&1 || exit 72; flock -xn 9 || exit 75; echo locked; exec cat >/dev/null', 'labctl-lock', file], {
-        stdio: ['pipe', 'pipe', 'ignore'],
-      });
+      child = spawn(
+        'sh',
+        [
+          '-c',
+          'exec 9>>"$1" || exit 71; command -v flock >/dev/null 2>&1 || exit 72; flock -xn 9 || exit 75; echo locked; exec cat >/dev/null',
+          'labctl-lock',
+          file,
+        ],
+        {
+          stdio: ['pipe', 'pipe', 'ignore'],
+        },
+      );
     } catch {
       resolvePromise('unavailable');
       return;

@@ -97,7 +97,9 @@ export async function connectDirectory(options: ConnectOptions): Promise<Directo
   const tlsOptions: ConnectionOptions = { minVersion: 'TLSv1.2' };
   if (options.caFile) {
     try {
-      tlsOptions.ca = [(await readRegularFile(options.caFile, 'CA file', { maxBytes: 1024 * 1024, code: 'LDAP_CA_UNREADABLE' })) ?? ''];
+      tlsOptions.ca = [
+        (await readRegularFile(options.caFile, 'CA file', { maxBytes: 1024 * 1024, code: 'LDAP_CA_UNREADABLE' })) ?? '',
+      ];
     } catch (error) {
       throw new UsageError(
         'LDAP_CA_UNREADABLE',

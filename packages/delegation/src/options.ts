@@ -77,7 +77,9 @@ export function parseHostsFile(text: string): string[] {
 }
 
 async function readHostsFile(path: string): Promise<string[]> {
-  return parseHostsFile((await readRegularFile(path, 'hosts file', { maxBytes: 16 * 1024 * 1024, code: 'DELEGATION_HOSTS_FILE' })) ?? '');
+  return parseHostsFile(
+    (await readRegularFile(path, 'hosts file', { maxBytes: 16 * 1024 * 1024, code: 'DELEGATION_HOSTS_FILE' })) ?? '',
+  );
 }
 
 /** Flags win over the lab file. `connect` = the command talks to a DC (URL and bind user required). */
@@ -157,7 +159,8 @@ export async function passwordFromEnvOrFile(
 ): Promise<string | undefined> {
   if (passwordFile !== undefined) {
     // A FIFO or device as the password file is refused without reading (it would hang the run).
-    const text = (await readRegularFile(passwordFile, 'password file', { maxBytes: 64 * 1024, code: 'LDAP_PASSWORD_FILE' })) ?? '';
+    const text =
+      (await readRegularFile(passwordFile, 'password file', { maxBytes: 64 * 1024, code: 'LDAP_PASSWORD_FILE' })) ?? '';
     const password = text.split(/\r?\n/)[0] ?? '';
     if (password === '') throw new UsageError('LDAP_PASSWORD_FILE', `the password file ${passwordFile} is empty`);
     return password;

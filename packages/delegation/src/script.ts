@@ -20,6 +20,8 @@ export interface ScriptInput {
   domain: string;
   services: readonly string[];
   mode: 'apply' | 'remove';
+  /** Remove mode: also clear "trusted to authenticate for delegation", like `delegation remove --reset-flags`. */
+  resetFlags?: boolean;
 }
 
 export function delegationScript(input: ScriptInput): string {
@@ -30,7 +32,8 @@ export function delegationScript(input: ScriptInput): string {
     'param(',
     `    [string[]]$HyperVHosts = ${psArray(input.hosts.map((host) => host.short))},`,
     `    [string]$Domain = ${psQuote(input.domain)},`,
-    `    [string[]]$Services = ${psArray(input.services)}`,
+    `    [string[]]$Services = ${psArray(input.services)}${input.mode === 'remove' ? ',' : ''}`,
+    ...(input.mode === 'remove' ? [`    [switch]$ResetFlags = $${input.resetFlags ? 'true' : 'false'}`] : []),
     ')',
     "$ErrorActionPreference = 'Stop'",
     'Import-Module ActiveDirectory',
@@ -78,6 +81,12 @@ export function delegationScript(input: ScriptInput): string {
     '    if ($ours.Count -gt 0) {',
     "        ActiveDirectory\\Set-ADObject -Identity $computer.DistinguishedName -Remove @{ 'msDS-AllowedToDelegateTo' = [string[]]$ours }",
     '        "${source}: removed $($ours.Count) value(s)"',
+    '    }',
+    '    # Like `labctl delegation remove --reset-flags`: only the protocol-transition flag; unconstrained',
+    '    # delegation is never switched back on (labctl cannot know it was on).',
+    '    if ($ResetFlags -and $computer.TrustedToAuthForDelegation) {',
+    '        ActiveDirectory\\Set-ADAccountControl -Identity $computer.DistinguishedName -TrustedToAuthForDelegation $false',
+    '        "${source}: no longer trusted to authenticate for delegation"',
     '    }',
     '}',
   ];

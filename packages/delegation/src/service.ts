@@ -197,7 +197,12 @@ export async function applyDelegation<H>(
   connection: ConnectionSettings,
   options: { events?: EventSink; configureHosts?: (skip: Map<string, string>) => Promise<H> },
 ): Promise<{ report: ExecuteReport; hosts?: H }> {
-  const report = await executeReport(settings, connection, { kind: 'apply' }, options.events ? { events: options.events } : {});
+  const report = await executeReport(
+    settings,
+    connection,
+    { kind: 'apply' },
+    options.events ? { events: options.events } : {},
+  );
   if (!options.configureHosts) return { report };
   return { report, hosts: await options.configureHosts(hostsToSkip(report)) };
 }

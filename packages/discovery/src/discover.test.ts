@@ -11,7 +11,17 @@ const KEY_A = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKeyA';
 const KEY_B = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKeyB';
 
 function vm(name: string, mac: string, extra: Partial<VmRecord> = {}): VmRecord {
-  return { name, group: 'g', provider: 'fake', host: 'hv1', mac, addresses: [], ssh: { port: 22, hostKeys: [] }, state: 'running', ...extra };
+  return {
+    name,
+    group: 'g',
+    provider: 'fake',
+    host: 'hv1',
+    mac,
+    addresses: [],
+    ssh: { port: 22, hostKeys: [] },
+    state: 'running',
+    ...extra,
+  };
 }
 
 /** A recording fake SSH probe: answers per address; records every target. */
@@ -34,7 +44,11 @@ const fast = { intervalMs: 5, maxIntervalMs: 20 };
 describe('evaluateReports', () => {
   const a = vm('a', '52:54:00:00:00:0a');
   it('drops unusable addresses and says which and why', () => {
-    const r = evaluateReports(a, [{ vm: 'a', mac: a.mac, addresses: ['169.254.1.2', 'fe80::1'], source: 'lease' }], undefined);
+    const r = evaluateReports(
+      a,
+      [{ vm: 'a', mac: a.mac, addresses: ['169.254.1.2', 'fe80::1'], source: 'lease' }],
+      undefined,
+    );
     expect(r.seen).toBe('unusable-address');
     expect(r.detail).toMatch(/169\.254\.1\.2 \(APIPA.*fe80::1 \(IPv6 link-local/);
   });
@@ -51,15 +65,24 @@ describe('evaluateReports', () => {
   });
 
   it('ranks IPv4 before IPv6 and strips prefixes', () => {
-    expect(evaluateReports(a, [{ vm: 'a', mac: a.mac, addresses: ['fd00::5/64', '10.0.0.5/24'], source: 'agent' }], undefined).addresses).toEqual([
-      '10.0.0.5',
-      'fd00::5',
-    ]);
+    expect(
+      evaluateReports(
+        a,
+        [{ vm: 'a', mac: a.mac, addresses: ['fd00::5/64', '10.0.0.5/24'], source: 'agent' }],
+        undefined,
+      ).addresses,
+    ).toEqual(['10.0.0.5', 'fd00::5']);
   });
 
   it('no report or a problem: no adapter / no domain', () => {
     expect(evaluateReports(a, [], undefined).seen).toBe('no-adapter');
-    expect(evaluateReports(a, [{ vm: 'a', addresses: [], source: 'libvirt', problem: 'no domain a at qemu:///system' }], undefined).seen).toBe('no-domain');
+    expect(
+      evaluateReports(
+        a,
+        [{ vm: 'a', addresses: [], source: 'libvirt', problem: 'no domain a at qemu:///system' }],
+        undefined,
+      ).seen,
+    ).toBe('no-domain');
   });
 });
 
@@ -67,11 +90,21 @@ describe('discover', () => {
   it('polls until the lease appears, confirms SSH and records the host key', async () => {
     const provider = new FakeProvider();
     const a = vm('a', '52:54:00:00:00:0a');
-    provider.adapters_Return = [[], [{ vm: 'a', mac: a.mac, addresses: ['0.0.0.0'], source: 'lease' }], [{ vm: 'a', mac: a.mac, addresses: ['10.0.0.5/24'], source: 'lease' }]];
+    provider.adapters_Return = [
+      [],
+      [{ vm: 'a', mac: a.mac, addresses: ['0.0.0.0'], source: 'lease' }],
+      [{ vm: 'a', mac: a.mac, addresses: ['10.0.0.5/24'], source: 'lease' }],
+    ];
     const { probe, calls } = fakeProbe({ '10.0.0.5': 'ok' });
     const events = collectingSink();
     const [result] = await discover(provider, [a], { timeoutMs: 5_000, probe, events, ...fast });
-    expect(result).toMatchObject({ name: 'a', status: 'reachable', sshAddress: '10.0.0.5', addresses: ['10.0.0.5'], hostKeys: [KEY_A] });
+    expect(result).toMatchObject({
+      name: 'a',
+      status: 'reachable',
+      sshAddress: '10.0.0.5',
+      addresses: ['10.0.0.5'],
+      hostKeys: [KEY_A],
+    });
     expect(provider.adapters_Called).toBe(3);
     expect(calls).toEqual([{ address: '10.0.0.5', port: 22, pinnedKeys: [] }]);
     expect(events.events.map((e) => `${e.phase}:${e.status}`)).toEqual(['address:done', 'ssh:done']);
@@ -79,7 +112,11 @@ describe('discover', () => {
 
   it('on timeout says per VM what it saw and what to check, and never waits past the deadline', async () => {
     const provider = new FakeProvider();
-    const vms = [vm('nolease', '52:54:00:00:00:01'), vm('closed', '52:54:00:00:00:02'), vm('gone', '52:54:00:00:00:03')];
+    const vms = [
+      vm('nolease', '52:54:00:00:00:01'),
+      vm('closed', '52:54:00:00:00:02'),
+      vm('gone', '52:54:00:00:00:03'),
+    ];
     provider.adapters_Return = [
       [
         { vm: 'nolease', mac: '52:54:00:00:00:01', addresses: [], source: 'lease' },
@@ -113,8 +150,12 @@ describe('discover', () => {
 
   it('at most 10 SSH handshakes at once per hypervisor host', async () => {
     const provider = new FakeProvider();
-    const vms = Array.from({ length: 25 }, (_, i) => vm(`v${i}`, `52:54:00:00:01:${i.toString(16).padStart(2, '0')}`, { host: i < 20 ? 'hv1' : 'hv2' }));
-    provider.adapters_Return = [vms.map((v, i) => ({ vm: v.name, mac: v.mac, addresses: [`10.0.1.${i + 1}`], source: 'lease' }))];
+    const vms = Array.from({ length: 25 }, (_, i) =>
+      vm(`v${i}`, `52:54:00:00:01:${i.toString(16).padStart(2, '0')}`, { host: i < 20 ? 'hv1' : 'hv2' }),
+    );
+    provider.adapters_Return = [
+      vms.map((v, i) => ({ vm: v.name, mac: v.mac, addresses: [`10.0.1.${i + 1}`], source: 'lease' })),
+    ];
     let inFlight = 0;
     let peak = 0;
     const probe: SshProbe = async () => {
@@ -142,9 +183,22 @@ describe('discover', () => {
 
   it('keeps polling through hypervisor errors until the deadline; a VM never answered for ends failed with the error, not "no adapter"', async () => {
     const provider = new FakeProvider();
-    provider.adapters_Err = new LabctlError('LIBVIRT_CONNECT', 'cannot connect to libvirt at qemu:///system: connection reset', { hint: 'Is libvirtd running?' });
-    const [result] = await discover(provider, [vm('a', '52:54:00:00:00:0a')], { timeoutMs: 200, probe: fakeProbe({}).probe, ...fast });
-    expect(result).toMatchObject({ status: 'failed', seen: 'hypervisor-error', failure: { code: 'LIBVIRT_CONNECT' }, hint: 'Is libvirtd running?' });
+    provider.adapters_Err = new LabctlError(
+      'LIBVIRT_CONNECT',
+      'cannot connect to libvirt at qemu:///system: connection reset',
+      { hint: 'Is libvirtd running?' },
+    );
+    const [result] = await discover(provider, [vm('a', '52:54:00:00:00:0a')], {
+      timeoutMs: 200,
+      probe: fakeProbe({}).probe,
+      ...fast,
+    });
+    expect(result).toMatchObject({
+      status: 'failed',
+      seen: 'hypervisor-error',
+      failure: { code: 'LIBVIRT_CONNECT' },
+      hint: 'Is libvirtd running?',
+    });
     expect(result!.detail).toMatch(/connection reset/);
     expect(provider.adapters_Called).toBeGreaterThan(2);
   });
@@ -157,7 +211,11 @@ describe('discover', () => {
       if (poll++ > 0) throw new Error('virsh: connection reset');
       return vms.map((v) => ({ vm: v.name, mac: v.mac, addresses: [], source: 'lease' }));
     };
-    const [result] = await discover(provider, [vm('a', '52:54:00:00:00:0a')], { timeoutMs: 200, probe: fakeProbe({}).probe, ...fast });
+    const [result] = await discover(provider, [vm('a', '52:54:00:00:00:0a')], {
+      timeoutMs: 200,
+      probe: fakeProbe({}).probe,
+      ...fast,
+    });
     expect(result).toMatchObject({ status: 'timeout', seen: 'no-lease' });
   });
 });

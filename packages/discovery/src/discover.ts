@@ -96,7 +96,11 @@ export function evaluateReports(
   const problem = mine.find((report) => report.problem)?.problem;
   if (mine.length === 0 || (problem && mine.every((report) => report.problem))) {
     const noDomain = problem !== undefined && /no domain|not exist|not found/i.test(problem);
-    return { addresses: [], seen: noDomain ? 'no-domain' : 'no-adapter', detail: problem ?? 'the hypervisor reports no network adapter' };
+    return {
+      addresses: [],
+      seen: noDomain ? 'no-domain' : 'no-adapter',
+      detail: problem ?? 'the hypervisor reports no network adapter',
+    };
   }
   const vmMac = vm.mac?.toLowerCase();
   const candidates: string[] = [];
@@ -116,7 +120,11 @@ export function evaluateReports(
     return { addresses: [], seen: 'unusable-address', detail: `only unusable addresses: ${reasons.join(', ')}` };
   }
   if (stale.length > 0) {
-    return { addresses: [], seen: 'stale-lease', detail: `only a stale lease from before this VM started (${stale.join(', ')}), ignored` };
+    return {
+      addresses: [],
+      seen: 'stale-lease',
+      detail: `only a stale lease from before this VM started (${stale.join(', ')}), ignored`,
+    };
   }
   const sources = [...new Set(mine.map((report) => report.source))].join('/');
   return { addresses: [], seen: 'no-lease', detail: `adapter ${vmMac ?? '?'} has no address yet (${sources})` };
@@ -147,7 +155,11 @@ export function hintFor(seen: Seen, vm: VmRecord): string {
   }
 }
 
-export async function discover(provider: Provider, vms: readonly VmRecord[], options: DiscoveryOptions): Promise<VmDiscovery[]> {
+export async function discover(
+  provider: Provider,
+  vms: readonly VmRecord[],
+  options: DiscoveryOptions,
+): Promise<VmDiscovery[]> {
   const now = options.now ?? Date.now;
   const wait = options.wait ?? sleep;
   const events = options.events ?? silentSink;
@@ -171,7 +183,14 @@ export async function discover(provider: Provider, vms: readonly VmRecord[], opt
     vm,
     probing: false,
     done: false,
-    result: { name: vm.name, status: 'timeout', addresses: [], hostKeys: [...(vm.ssh?.hostKeys ?? [])], seen: 'not-polled', detail: 'not polled yet' },
+    result: {
+      name: vm.name,
+      status: 'timeout',
+      addresses: [],
+      hostKeys: [...(vm.ssh?.hostKeys ?? [])],
+      seen: 'not-polled',
+      detail: 'not polled yet',
+    },
   }));
   const probes = new Set<Promise<void>>();
 
@@ -182,7 +201,10 @@ export async function discover(provider: Provider, vms: readonly VmRecord[], opt
       const remaining = deadline - now();
       if (remaining <= 0 || options.signal?.aborted) break;
       last = await semaphoreFor(vm.host ?? 'local').run(() =>
-        probe({ address, port: vm.ssh?.port ?? 22, pinnedKeys: vm.ssh?.hostKeys ?? [] }, Math.min(probeTimeoutMs, remaining)),
+        probe(
+          { address, port: vm.ssh?.port ?? 22, pinnedKeys: vm.ssh?.hostKeys ?? [] },
+          Math.min(probeTimeoutMs, remaining),
+        ),
       );
       if (last.ok) {
         result.status = 'reachable';
@@ -240,7 +262,13 @@ export async function discover(provider: Provider, vms: readonly VmRecord[], opt
         }
         const changed = evaluated.addresses.join() !== tracker.result.addresses.join();
         tracker.result.addresses = evaluated.addresses;
-        if (changed) events({ subject: tracker.vm.name, phase: 'address', status: 'done', message: evaluated.addresses.join(', ') });
+        if (changed)
+          events({
+            subject: tracker.vm.name,
+            phase: 'address',
+            status: 'done',
+            message: evaluated.addresses.join(', '),
+          });
         if (!wantSsh) {
           tracker.result.status = 'addressed';
           tracker.result.seen = 'no-lease';
@@ -266,7 +294,10 @@ export async function discover(provider: Provider, vms: readonly VmRecord[], opt
     const remaining = deadline - now();
     if (remaining <= 0 || options.signal?.aborted) break;
     // Wait for the next poll, or earlier when a probe finishes (so a failed probe is retried promptly).
-    await Promise.race([wait(Math.min(interval, remaining), options.signal).catch(() => {}), ...(probes.size > 0 ? [Promise.race(probes)] : [])]);
+    await Promise.race([
+      wait(Math.min(interval, remaining), options.signal).catch(() => {}),
+      ...(probes.size > 0 ? [Promise.race(probes)] : []),
+    ]);
     interval = Math.min(maxInterval, Math.round(interval * 1.5));
   }
   await Promise.allSettled([...probes]);
@@ -275,7 +306,12 @@ export async function discover(provider: Provider, vms: readonly VmRecord[], opt
     tracker.result.status = tracker.result.seen === 'hypervisor-error' ? 'failed' : 'timeout';
     if (tracker.result.seen === 'not-polled') tracker.result.detail = 'never polled: the deadline was already over';
     tracker.result.hint = tracker.result.failure?.hint ?? hintFor(tracker.result.seen, tracker.vm);
-    events({ subject: tracker.vm.name, phase: wantSsh ? 'ssh' : 'address', status: 'failed', message: tracker.result.detail });
+    events({
+      subject: tracker.vm.name,
+      phase: wantSsh ? 'ssh' : 'address',
+      status: 'failed',
+      message: tracker.result.detail,
+    });
   }
   return trackers.map((t) => t.result);
 }

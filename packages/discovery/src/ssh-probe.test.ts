@@ -55,9 +55,15 @@ describe('sshHandshakeProbe against a real SSH server on 127.0.0.1', () => {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const closedPort = (closed.address() as { port: number }).port;
     await new Promise<void>((resolve) => closed.close(() => resolve()));
-    expect(await sshHandshakeProbe({ address: '127.0.0.1', port: closedPort, pinnedKeys: [] }, 2_000)).toMatchObject({ ok: false, reason: 'refused' });
+    expect(await sshHandshakeProbe({ address: '127.0.0.1', port: closedPort, pinnedKeys: [] }, 2_000)).toMatchObject({
+      ok: false,
+      reason: 'refused',
+    });
     const started = Date.now();
-    expect(await sshHandshakeProbe({ address: '127.0.0.1', port: silentPort, pinnedKeys: [] }, 500)).toMatchObject({ ok: false, reason: 'timeout' });
+    expect(await sshHandshakeProbe({ address: '127.0.0.1', port: silentPort, pinnedKeys: [] }, 500)).toMatchObject({
+      ok: false,
+      reason: 'timeout',
+    });
     expect(Date.now() - started).toBeLessThan(2_000);
   });
 });

@@ -15,7 +15,12 @@ export interface ProbeTarget {
 
 export type ProbeResult =
   | { ok: true; hostKey: string }
-  | { ok: false; reason: 'refused' | 'timeout' | 'closed' | 'key-mismatch' | 'error'; message: string; hostKey?: string };
+  | {
+      ok: false;
+      reason: 'refused' | 'timeout' | 'closed' | 'key-mismatch' | 'error';
+      message: string;
+      hostKey?: string;
+    };
 
 export type SshProbe = (target: ProbeTarget, timeoutMs: number) => Promise<ProbeResult>;
 
@@ -58,19 +63,33 @@ export const sshHandshakeProbe: SshProbe = (target, timeoutMs) =>
       client.end();
       resolve(result);
     };
-    const timer = setTimeout(() => finish({ ok: false, reason: 'timeout', message: `no SSH handshake within ${timeoutMs} ms` }), timeoutMs);
-    client.on('ready', () => finish(hostKey ? { ok: true, hostKey } : { ok: false, reason: 'error', message: 'no host key seen' }));
+    const timer = setTimeout(
+      () => finish({ ok: false, reason: 'timeout', message: `no SSH handshake within ${timeoutMs} ms` }),
+      timeoutMs,
+    );
+    client.on('ready', () =>
+      finish(hostKey ? { ok: true, hostKey } : { ok: false, reason: 'error', message: 'no host key seen' }),
+    );
     client.on('error', (err: Error & { level?: string; code?: string }) => {
       // Authentication was reached: the handshake (and the host key's signature) is complete.
       if (err.level === 'client-authentication' && hostKey) return finish({ ok: true, hostKey });
       if (err.message.includes('Host denied')) {
-        return finish({ ok: false, reason: 'key-mismatch', message: `host key ${hostKey ?? '?'} is not the one recorded for this VM`, ...(hostKey ? { hostKey } : {}) });
+        return finish({
+          ok: false,
+          reason: 'key-mismatch',
+          message: `host key ${hostKey ?? '?'} is not the one recorded for this VM`,
+          ...(hostKey ? { hostKey } : {}),
+        });
       }
-      if (err.code === 'ECONNREFUSED') return finish({ ok: false, reason: 'refused', message: `connection refused on port ${target.port}` });
-      if (err.level === 'client-timeout') return finish({ ok: false, reason: 'timeout', message: `no SSH handshake within ${timeoutMs} ms` });
+      if (err.code === 'ECONNREFUSED')
+        return finish({ ok: false, reason: 'refused', message: `connection refused on port ${target.port}` });
+      if (err.level === 'client-timeout')
+        return finish({ ok: false, reason: 'timeout', message: `no SSH handshake within ${timeoutMs} ms` });
       finish({ ok: false, reason: 'closed', message: err.message });
     });
-    client.on('close', () => finish({ ok: false, reason: 'closed', message: 'connection closed before the SSH handshake finished' }));
+    client.on('close', () =>
+      finish({ ok: false, reason: 'closed', message: 'connection closed before the SSH handshake finished' }),
+    );
     client.connect({
       host: target.address,
       port: target.port,

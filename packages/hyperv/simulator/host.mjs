@@ -116,6 +116,8 @@ if (scenario.defaultShell) {
 }
 if (scenario.fileSizeLimitBytes) {
   // A volume that fills up: writes past the limit fail with EFBIG (SIGXFSZ ignored), like a full disk.
+  // CoreCLR's W^X double mapping sizes a memfd past such a limit and cannot start: turned off here.
+  env.DOTNET_EnableWriteXorExecute = '0';
   args = [
     '-c',
     `trap '' XFSZ; ulimit -f ${Math.ceil(scenario.fileSizeLimitBytes / 512)}; exec "$0" "$@"`,

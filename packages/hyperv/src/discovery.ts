@@ -9,6 +9,9 @@ import type { AdapterFacts, VmAdapterFacts } from './types.js';
  */
 export const KVP_TEMPLATE_STEP = 'hyperv-daemons';
 
+/** The Key-Value Pair Exchange integration service's id (the same in every language). */
+export const KVP_SERVICE_ID = '2A34B1C2-FD73-4043-8A5B-DD2159BC743F';
+
 /** Seconds after boot before an empty KVP answer is taken as "the daemon is not there". */
 export const KVP_GRACE_SECONDS = 120;
 
@@ -18,7 +21,8 @@ export function explainNoAddress(vm: VmAdapterFacts, adapter: AdapterFacts | und
   if (!adapter) return 'the VM has no network adapter';
   if (!adapter.switchName) return 'the network adapter is not connected to a virtual switch';
   if (vm.kvpEnabled === false) {
-    return `the Key-Value Pair Exchange integration service is off for this VM; turn it on: Enable-VMIntegrationService -VMName '${vm.name.replace(/'/g, "''")}' -Name 'Key-Value Pair Exchange'`;
+    // By the service's id: its name is localized ("Austausch von Schlüssel-Wert-Paaren" on a German host).
+    return `the Key-Value Pair Exchange integration service is off for this VM; turn it on: Get-VMIntegrationService -VMName '${vm.name.replace(/['\u2018\u2019\u201a\u201b]/g, (quote) => quote + quote)}' | Where-Object { $_.Id -like '*\\${KVP_SERVICE_ID}' } | Enable-VMIntegrationService`;
   }
   const daemonHint = `the guest needs hyperv-daemons with hv_kvp_daemon (hypervkvpd) running; the template step \`${KVP_TEMPLATE_STEP}\` installs and enables it (labctl template prep)`;
   if (vm.kvpStatus === 'NoContact' || vm.kvpStatus === 'LostCommunication') {

@@ -93,6 +93,26 @@ export function evaluatePreflight(
     const goldens = new Map((facts.goldens ?? []).map((golden) => [golden.path, golden]));
     for (const path of new Set(newVms.map((vm) => vm.golden))) {
       const golden = goldens.get(path);
+      if (golden?.error) {
+        checks.push({
+          id: 'hyperv.golden.unreadable',
+          level: 'error',
+          subject: path,
+          message: `cannot read golden disk ${path} on ${host}: ${golden.error.message}`,
+          hint: 'Check the file with Get-VHD on the host; the other golden disks were checked.',
+        });
+        continue;
+      }
+      if (golden && !golden.exists && golden.readable === false && golden.reason !== 'missing') {
+        checks.push({
+          id: 'hyperv.golden.unreadable',
+          level: 'error',
+          subject: path,
+          message: `golden disk ${path} is not readable from this session on ${host} (${golden.reason ?? 'share not readable'})`,
+          hint: 'An SSH session that logged on with a key has no network credentials, so a share is out of reach. Copy the golden disk to a local volume of the host (or a Cluster Shared Volume), or give the computer account read access to the share (docs/hyperv.md, "Golden disks on a share").',
+        });
+        continue;
+      }
       if (!golden?.exists) {
         checks.push({
           id: 'hyperv.golden.missing',
@@ -156,7 +176,15 @@ export function evaluatePreflight(
 
     const diskDir = diskDirOf(host);
     const volume = facts.volumes?.find((item) => item.dir === diskDir) ?? facts.volumes?.[0];
-    if (volume) {
+    if (volume && volume.freeBytes === null) {
+      checks.push({
+        id: 'hyperv.disk.space',
+        level: 'warning',
+        subject: `${host}:${volume.dir}`,
+        message: `free space for ${volume.dir} on ${host} is unknown: ${volume.unknown ?? 'not reported'}`,
+        hint: 'Make sure the volume can hold the new disks: Hyper-V pauses VMs ("Paused-Critical") when it fills.',
+      });
+    } else if (volume) {
       let worstCase = 0;
       for (const vm of newVms) {
         const golden = goldens.get(vm.golden);
@@ -164,23 +192,37 @@ export function evaluatePreflight(
         worstCase += (golden?.sizeBytes ?? 0) + DISK_OVERHEAD;
       }
       const needed = worstCase + FREE_SPACE_MARGIN;
-      if (volume.freeBytes < needed) {
+      const free = volume.freeBytes ?? 0;
+      const root = volume.root ?? volume.dir;
+      if (free < needed) {
         checks.push({
           id: 'hyperv.disk.space',
           level: 'error',
-          subject: `${host}:${volume.root}`,
-          message: `${volume.root} on ${host} has ${gib(volume.freeBytes)} free; ${newVms.length} new disks can grow to ${gib(worstCase)}, plus a ${gib(FREE_SPACE_MARGIN)} margin`,
+          subject: `${host}:${root}`,
+          message: `${root} on ${host} has ${gib(free)} free; ${newVms.length} new disks can grow to ${gib(worstCase)}, plus a ${gib(FREE_SPACE_MARGIN)} margin`,
           hint: 'Hyper-V pauses VMs ("Paused-Critical") when the volume fills. Free space, create fewer VMs, or put disks elsewhere (hosts[].path).',
         });
       } else {
         checks.push({
           id: 'hyperv.disk.space',
           level: 'ok',
-          subject: `${host}:${volume.root}`,
-          message: `${volume.root} on ${host}: ${gib(volume.freeBytes)} free, worst case ${gib(worstCase)}`,
+          subject: `${host}:${root}`,
+          message: `${root} on ${host}: ${gib(free)} free, worst case ${gib(worstCase)}`,
         });
       }
     }
+
+    const tooManyCpus = facts.logicalProcessors ? newVms.filter((vm) => vm.cpus > (facts.logicalProcessors ?? 0)) : [];
+    if (tooManyCpus.length > 0) {
+      checks.push({
+        id: 'hyperv.cpus.host',
+        level: 'error',
+        subject: tooManyCpus.map((vm) => vm.name).join(', '),
+        message: `${tooManyCpus.length} VM(s) ask for ${Math.max(...tooManyCpus.map((vm) => vm.cpus))} virtual processors; ${host} has ${facts.logicalProcessors} logical processors`,
+        hint: 'Hyper-V refuses more virtual processors than the host has logical processors: lower `cpus`.',
+      });
+    }
+    checks.push(...macCollisions(lab, host, newVms, facts));
 
     const generation2 = newVms.filter((vm) => generationOf(vm) === 2);
     const vhdOnGeneration2 = generation2.filter((vm) => isVhd(vm.golden));
@@ -220,6 +262,29 @@ export function evaluatePreflight(
     }
   }
 
+  const oddMemory = vms.filter((vm) => vm.memoryMiB % 2 !== 0);
+  if (oddMemory.length > 0) {
+    checks.push({
+      id: 'hyperv.memory.alignment',
+      level: 'error',
+      subject: oddMemory.map((vm) => vm.name).join(', '),
+      message: `startup memory must be a multiple of 2 MB on Hyper-V; ${oddMemory[0]?.memoryMiB} MiB is not`,
+      hint: `Use an even number of MiB, e.g. memory: ${(oddMemory[0]?.memoryMiB ?? 1) + 1}M.`,
+    });
+  }
+  const byMac = new Map<string, string[]>();
+  for (const vm of vms) if (vm.mac) byMac.set(hexMac(vm.mac), [...(byMac.get(hexMac(vm.mac)) ?? []), vm.name]);
+  for (const [mac, names] of byMac) {
+    if (names.length < 2) continue;
+    checks.push({
+      id: 'hyperv.mac.duplicate',
+      level: 'error',
+      subject: names.join(', '),
+      message: `${names.length} VMs of the lab have the MAC address ${colonHex(mac)}`,
+      hint: 'Give each VM its own `mac:`, or leave it out for a dynamic MAC from the host.',
+    });
+  }
+
   for (const entry of placement.overcommitted) {
     checks.push({
       id: 'hyperv.host.memory',
@@ -227,6 +292,40 @@ export function evaluatePreflight(
       subject: entry.host,
       message: `${entry.host} has ${gib(entry.freeBytes)} free memory; its new VMs need ${gib(entry.neededBytes)} (with the host's reserve)`,
       hint: 'Add hosts (hosts: in labctl.yaml), lower memory, or create fewer VMs.',
+    });
+  }
+  return checks;
+}
+
+function hexMac(mac: string): string {
+  return mac.replace(/[^0-9a-fA-F]/g, '').toUpperCase();
+}
+
+function colonHex(hex: string): string {
+  return hex.match(/.{2}/g)?.join(':') ?? hex;
+}
+
+/**
+ * Static MACs of the new VMs that a VM on the host already has (another lab's, or one labctl did
+ * not make). Microsoft's OUI 00:15:5D is also where each host hands out dynamic MACs, so static
+ * ones there can collide with another host's VMs on the same network: the hint offers a locally
+ * administered prefix (second bit of the first octet set), which no host pool uses.
+ */
+function macCollisions(lab: string, host: string, newVms: readonly VmPlan[], facts: HostFacts): Check[] {
+  const taken = new Map(
+    (facts.macs ?? []).filter((entry) => entry.lab !== lab).map((entry) => [hexMac(entry.mac), entry.vm]),
+  );
+  const checks: Check[] = [];
+  for (const vm of newVms) {
+    if (!vm.mac) continue;
+    const owner = taken.get(hexMac(vm.mac));
+    if (!owner) continue;
+    checks.push({
+      id: 'hyperv.mac.duplicate',
+      level: 'error',
+      subject: vm.name,
+      message: `MAC ${colonHex(hexMac(vm.mac))} of ${vm.name} is already used by VM "${owner}" on ${host}`,
+      hint: 'Pick another MAC, or a locally administered prefix no Hyper-V pool hands out (e.g. 02:15:5D:xx:xx:xx).',
     });
   }
   return checks;

@@ -29,6 +29,11 @@ export interface GoldenFacts {
   fileSizeBytes?: number;
   attachedTo?: Array<{ vm: string; state: string }>;
   writableBy?: string[];
+  /** false: a share this session cannot read (the disk may exist; see reason). */
+  readable?: boolean;
+  reason?: string;
+  /** Reading this golden disk failed (the other goldens are still reported). */
+  error?: ScriptFailure;
 }
 
 export interface HostFacts {
@@ -45,7 +50,16 @@ export interface HostFacts {
   goldens?: GoldenFacts[];
   switches?: Array<{ name: string; exists: boolean; switchType?: string }>;
   names?: Array<{ name: string; exists: boolean; state?: string; lab?: string | null }>;
-  volumes?: Array<{ dir: string; root: string; freeBytes: number; totalBytes: number }>;
+  /** Free space per disk directory; freeBytes null with `unknown` (the reason) when not looked up. */
+  volumes?: Array<{
+    dir: string;
+    root: string | null;
+    freeBytes: number | null;
+    totalBytes: number | null;
+    unknown?: string | null;
+  }>;
+  /** Static MACs of the host's VMs (12 hex digits) and the lab that made each VM, if any. */
+  macs?: Array<{ vm: string; mac: string; lab: string | null }>;
 }
 
 export interface CreateVmSpec {

@@ -18,7 +18,10 @@ import { ansibleEnv } from './testing/ansible.js';
 const SSH_HOSTS = fileURLToPath(new URL('../../../scripts/testbed/ssh-hosts.sh', import.meta.url));
 const BASE_PORT = 22200; // inventory's ssh tests own 22201-22202
 const run = promisify(execFile);
-const gate = requireTestbed('ansible ping through the emitted inventory', { root: true, commands: ['sshd', 'ansible', 'ssh-keygen', 'unshare'] });
+const gate = requireTestbed('ansible ping through the emitted inventory', {
+  root: true,
+  commands: ['sshd', 'ansible', 'ssh-keygen', 'unshare'],
+});
 
 describe.skipIf(gate.skip)('ansible -m ping with strict host-key checking through the emitted known_hosts', () => {
   let bed: string;
@@ -29,10 +32,18 @@ describe.skipIf(gate.skip)('ansible -m ping with strict host-key checking throug
     bed = await mkdtemp(join(tmpdir(), 'inventory-ssh-'));
     // Output to a file: the sshd it starts in the background would keep a pipe open forever.
     await run('sh', ['-c', '"$0" up "$1" 2 "$2" > "$1/up.log" 2>&1', SSH_HOSTS, bed, String(BASE_PORT)]);
-    ports = (await readFile(join(bed, 'hosts.env'), 'utf8')).match(/"(.*)"/)?.[1]?.split(' ').map(Number) ?? [];
+    ports =
+      (await readFile(join(bed, 'hosts.env'), 'utf8'))
+        .match(/"(.*)"/)?.[1]
+        ?.split(' ')
+        .map(Number) ?? [];
     hostKeys = await Promise.all(
       [1, 2].map(async (i) =>
-        Promise.all(['ed25519', 'rsa'].map(async (type) => (await readFile(join(bed, `h${i}`, `ssh_host_${type}_key.pub`), 'utf8')).trim())),
+        Promise.all(
+          ['ed25519', 'rsa'].map(async (type) =>
+            (await readFile(join(bed, `h${i}`, `ssh_host_${type}_key.pub`), 'utf8')).trim(),
+          ),
+        ),
       ),
     );
   });
@@ -57,7 +68,12 @@ describe.skipIf(gate.skip)('ansible -m ping with strict host-key checking throug
   }
 
   async function ping(inventory: string): Promise<{ code: number; output: string }> {
-    const env = { ...ansibleEnv(bed), HOME: bed, ANSIBLE_SSH_ARGS: '-o ControlMaster=no -o ControlPath=none', ANSIBLE_TIMEOUT: '15' };
+    const env = {
+      ...ansibleEnv(bed),
+      HOME: bed,
+      ANSIBLE_SSH_ARGS: '-o ControlMaster=no -o ControlPath=none',
+      ANSIBLE_TIMEOUT: '15',
+    };
     try {
       const { stdout, stderr } = await run('ansible', ['all', '-i', inventory, '-m', 'ping', '-o'], { env });
       return { code: 0, output: stdout + stderr };
@@ -71,7 +87,9 @@ describe.skipIf(gate.skip)('ansible -m ping with strict host-key checking throug
     it(`${format}: both hosts answer pong`, async () => {
       const dir = await lab(`good-${format}`, (index) => hostKeys[index] ?? []);
       const written = await writeInventory({ labDir: dir, format, output: join(dir, `hosts.${format}`) });
-      expect((await readFile(written.knownHostsFile, 'utf8')).split('\n').filter((l) => l.startsWith('['))).toHaveLength(4);
+      expect(
+        (await readFile(written.knownHostsFile, 'utf8')).split('\n').filter((l) => l.startsWith('[')),
+      ).toHaveLength(4);
       const { code, output } = await ping(written.output);
       expect(output).toMatch(/^h1 \| SUCCESS => .*"ping": "pong"/m);
       expect(output).toMatch(/^h2 \| SUCCESS => .*"ping": "pong"/m);
@@ -95,7 +113,9 @@ describe.skipIf(gate.skip)('ansible -m ping with strict host-key checking throug
     const written = await writeInventory({ labDir: dir, format: 'yaml', output: join(dir, 'hosts.yml') });
     expect(written.warnings.some((w) => w.includes('VM h1 has no recorded SSH host key'))).toBe(true);
     const { output } = await ping(written.output);
-    expect(output).toMatch(/^h1 \| UNREACHABLE!.*No ED25519 host key is known for \[127\.0\.0\.1\]:22201 and you have requested strict checking/m);
+    expect(output).toMatch(
+      /^h1 \| UNREACHABLE!.*No ED25519 host key is known for \[127\.0\.0\.1\]:22201 and you have requested strict checking/m,
+    );
     expect(output).toMatch(/^h2 \| SUCCESS/m);
   }, 90_000);
 });

@@ -5,7 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dynamicList, type InventoryFormat } from './emit.js';
 import { parseInventory } from './parse.js';
 import { loadInventory, writeInventory } from './service.js';
-import { ansibleInventoryList, canonicalFromAnsible, canonicalFromModel, canonicalFromParsed } from './testing/ansible.js';
+import {
+  ansibleInventoryList,
+  canonicalFromAnsible,
+  canonicalFromModel,
+  canonicalFromParsed,
+} from './testing/ansible.js';
 import { makeTrickyLab, TRICKY } from './testing/tricky.js';
 
 const gate = requireTestbed('inventory emitters through ansible-inventory', { commands: ['ansible-inventory'] });
@@ -22,9 +27,20 @@ describe.skipIf(gate.skip)('every format through the real ansible-inventory', ()
   it('labctl means what the state and lab file say (model checked by hand)', async () => {
     const { inventory, warnings, skipped } = await loadInventory({ labDir: dir }, join(dir, 'kh'));
     const web1 = inventory.hosts.find((host) => host.name === 'web-01');
-    expect(web1?.vars).toEqual({ ansible_host: '192.0.2.11', ansible_port: 2201, ansible_user: 'labctl np', ansible_ssh_private_key_file: join(dir, 'keys/web_ed25519'), ...TRICKY });
-    expect(inventory.hosts.find((host) => host.name === 'web-02')?.vars).toEqual({ ansible_host: '2001:db8::2', ansible_ssh_private_key_file: join(dir, 'keys/web_ed25519') });
-    expect(inventory.hosts.find((host) => host.name === 'db1')?.vars.ansible_ssh_private_key_file).toBe(join(dir, 'keys dir', 'id "x"'));
+    expect(web1?.vars).toEqual({
+      ansible_host: '192.0.2.11',
+      ansible_port: 2201,
+      ansible_user: 'labctl np',
+      ansible_ssh_private_key_file: join(dir, 'keys/web_ed25519'),
+      ...TRICKY,
+    });
+    expect(inventory.hosts.find((host) => host.name === 'web-02')?.vars).toEqual({
+      ansible_host: '2001:db8::2',
+      ansible_ssh_private_key_file: join(dir, 'keys/web_ed25519'),
+    });
+    expect(inventory.hosts.find((host) => host.name === 'db1')?.vars.ansible_ssh_private_key_file).toBe(
+      join(dir, 'keys dir', 'id "x"'),
+    );
     expect(skipped).toEqual([{ name: 'lost', reason: expect.stringContaining('no usable address') }]);
     expect(warnings).toEqual(
       expect.arrayContaining([
@@ -34,10 +50,25 @@ describe.skipIf(gate.skip)('every format through the real ansible-inventory', ()
         expect.stringContaining('VM web-02 has no recorded SSH host key'),
       ]),
     );
-    expect(inventory.groups.map((group) => group.name)).toEqual(['labctl_tricky_lab', '_db', 'databases', 'frontend', 'web_1']);
-    expect(inventory.groups.find((group) => group.name === 'frontend')).toMatchObject({ children: ['web_1'], vars: { tier: 'front end' } });
-    expect(inventory.groups[0]?.vars).toMatchObject({ ntp: 'pool.ntp.org ; fallback', note: 'a=b', labctl_lab: 'tricky-lab' });
-    expect(inventory.knownHosts).toEqual(['[192.0.2.11]:2201 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl']);
+    expect(inventory.groups.map((group) => group.name)).toEqual([
+      'labctl_tricky_lab',
+      '_db',
+      'databases',
+      'frontend',
+      'web_1',
+    ]);
+    expect(inventory.groups.find((group) => group.name === 'frontend')).toMatchObject({
+      children: ['web_1'],
+      vars: { tier: 'front end' },
+    });
+    expect(inventory.groups[0]?.vars).toMatchObject({
+      ntp: 'pool.ntp.org ; fallback',
+      note: 'a=b',
+      labctl_lab: 'tricky-lab',
+    });
+    expect(inventory.knownHosts).toEqual([
+      '[192.0.2.11]:2201 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl',
+    ]);
   });
 
   for (const format of ['ini', 'yaml', 'json'] as InventoryFormat[]) {
@@ -55,7 +86,9 @@ describe.skipIf(gate.skip)('every format through the real ansible-inventory', ()
         `-o UserKnownHostsFile=${join(dir, `out-${format}`, 'known_hosts')} -o StrictHostKeyChecking=yes`,
       );
       // labctl's own parser reads its output the way Ansible does.
-      expect(canonicalFromParsed(parseInventory(await readFile(out, 'utf8'), format === 'ini' ? 'ini' : 'yaml'))).toEqual(seen);
+      expect(
+        canonicalFromParsed(parseInventory(await readFile(out, 'utf8'), format === 'ini' ? 'ini' : 'yaml')),
+      ).toEqual(seen);
     });
   }
 

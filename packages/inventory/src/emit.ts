@@ -43,8 +43,16 @@ export function needsUnsafe(value: string): boolean {
 /** True when some string in the inventory would be templated by Ansible in INI (which cannot mark it unsafe). */
 export function hasTemplatedValues(inventory: Inventory): boolean {
   const check = (value: VarValue): boolean =>
-    typeof value === 'string' ? needsUnsafe(value) : Array.isArray(value) ? value.some(check) : value !== null && typeof value === 'object' ? Object.values(value).some(check) : false;
-  return [...inventory.hosts.map((h) => h.vars), ...inventory.groups.map((g) => g.vars)].some((vars) => Object.values(vars).some(check));
+    typeof value === 'string'
+      ? needsUnsafe(value)
+      : Array.isArray(value)
+        ? value.some(check)
+        : value !== null && typeof value === 'object'
+          ? Object.values(value).some(check)
+          : false;
+  return [...inventory.hosts.map((h) => h.vars), ...inventory.groups.map((g) => g.vars)].some((vars) =>
+    Object.values(vars).some(check),
+  );
 }
 
 // ---------- INI ----------
@@ -148,7 +156,8 @@ export function emitYaml(inventory: Inventory): string {
 export function jsonSafeValue(value: VarValue): unknown {
   if (typeof value === 'string') return needsUnsafe(value) ? { __ansible_unsafe: value } : value;
   if (Array.isArray(value)) return value.map(jsonSafeValue);
-  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, jsonSafeValue(v)]));
+  if (value !== null && typeof value === 'object')
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, jsonSafeValue(v)]));
   return value;
 }
 
@@ -165,7 +174,8 @@ export function emitJson(inventory: Inventory): string {
   const children: Record<string, unknown> = {};
   for (const group of inventory.groups.slice(1)) {
     const entry: Record<string, unknown> = {};
-    if (group.hosts.length) entry.hosts = Object.fromEntries(group.hosts.map((name) => [name, jsonVars(hostsByName.get(name)?.vars ?? {})]));
+    if (group.hosts.length)
+      entry.hosts = Object.fromEntries(group.hosts.map((name) => [name, jsonVars(hostsByName.get(name)?.vars ?? {})]));
     if (Object.keys(group.vars).length) entry.vars = jsonVars(group.vars);
     if (group.children.length) entry.children = Object.fromEntries(group.children.map((child) => [child, {}]));
     children[group.name] = entry;

@@ -29,7 +29,9 @@ export function writtenByLabctl(content: string): boolean {
   if (content.split('\n', 3).some((line) => line.includes(OWNER_MARK))) return true;
   try {
     const data = JSON.parse(content) as Record<string, { vars?: Record<string, unknown> } | null>;
-    return Object.entries(data).some(([key, group]) => key.startsWith('labctl_') && group?.vars?.labctl_lab !== undefined);
+    return Object.entries(data).some(
+      ([key, group]) => key.startsWith('labctl_') && group?.vars?.labctl_lab !== undefined,
+    );
   } catch {
     return false;
   }
@@ -41,8 +43,12 @@ export async function checkOverwrite(path: string, force: boolean, what: string,
   await outputTarget(path, what);
   const existing = await readIfExists(path, what);
   if (existing === undefined || writtenByLabctl(existing)) return;
-  throw new UsageError('INVENTORY_NOT_OURS', `${path} exists and was not written by labctl; not replacing this ${what}`, {
-    hint: hint ?? 'Pass --force to replace it, or choose another --output.',
-    details: { path },
-  });
+  throw new UsageError(
+    'INVENTORY_NOT_OURS',
+    `${path} exists and was not written by labctl; not replacing this ${what}`,
+    {
+      hint: hint ?? 'Pass --force to replace it, or choose another --output.',
+      details: { path },
+    },
+  );
 }

@@ -40,7 +40,7 @@ async function expectRefused(promise: Promise<unknown>, code: string): Promise<v
 
 const gate = requireTestbed('inventory --merge through ansible-inventory', { commands: ['ansible-inventory'] });
 
-describe.skipIf(gate.skip)('--merge keeps what the user wrote and replaces only labctl\'s block', () => {
+describe.skipIf(gate.skip)("--merge keeps what the user wrote and replaces only labctl's block", () => {
   let dir: string;
   beforeAll(async () => {
     dir = await makeTrickyLab('inventory-merge-');
@@ -104,7 +104,7 @@ describe.skipIf(gate.skip)('--merge keeps what the user wrote and replaces only 
     });
   }
 
-  it('refuses to move hand-written hosts under labctl\'s group of the same name, and leaves the file and its mode as they were', async () => {
+  it("refuses to move hand-written hosts under labctl's group of the same name, and leaves the file and its mode as they were", async () => {
     const sub = join(dir, 'merge-clash');
     await mkdir(sub);
     const file = join(sub, 'hosts');
@@ -126,7 +126,10 @@ describe.skipIf(gate.skip)('--merge keeps what the user wrote and replaces only 
     await writeFile(clash, 'labctl_tricky_lab:\n  hosts:\n    mine:\n');
     await expectRefused(mergeInventory({ labDir: dir, existing: clash }), 'INVENTORY_MERGE');
 
-    await expectRefused(mergeInventory({ labDir: dir, existing: join(dir, 'merge-ini', 'hosts'), format: 'yaml' }), 'INVENTORY_MERGE_FORMAT');
+    await expectRefused(
+      mergeInventory({ labDir: dir, existing: join(dir, 'merge-ini', 'hosts'), format: 'yaml' }),
+      'INVENTORY_MERGE_FORMAT',
+    );
     await expectRefused(mergeInventory({ labDir: dir, existing: join(dir, 'theirs.json') }), 'INVENTORY_MERGE_FORMAT');
   });
 
@@ -150,7 +153,10 @@ describe.skipIf(gate.skip)('--merge keeps what the user wrote and replaces only 
     const other = join(dir, 'other');
     await mkdir(other);
     await writeFile(join(other, 'known_hosts'), 'myhost ssh-ed25519 AAAA\n');
-    await expectRefused(writeInventory({ labDir: dir, format: 'ini', output: join(other, 'hosts') }), 'INVENTORY_NOT_OURS');
+    await expectRefused(
+      writeInventory({ labDir: dir, format: 'ini', output: join(other, 'hosts') }),
+      'INVENTORY_NOT_OURS',
+    );
     expect(await readFile(join(other, 'known_hosts'), 'utf8')).toBe('myhost ssh-ed25519 AAAA\n');
   });
 });

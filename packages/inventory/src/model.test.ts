@@ -4,8 +4,18 @@ import { shlexSplit } from './python-literal.js';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl';
 const vm = (name: string, group: string, extra: Record<string, unknown> = {}) =>
-  ({ name, group, provider: 'manual', host: 'local', addresses: ['192.0.2.1'], ssh: { hostKeys: [KEY] }, state: 'running', ...extra }) as never;
-const build = (vms: unknown[], spec = {}) => buildInventory({ version: 1, lab: 'lab.1', vms: vms as never }, spec, { knownHostsFile: '/kh' });
+  ({
+    name,
+    group,
+    provider: 'manual',
+    host: 'local',
+    addresses: ['192.0.2.1'],
+    ssh: { hostKeys: [KEY] },
+    state: 'running',
+    ...extra,
+  }) as never;
+const build = (vms: unknown[], spec = {}) =>
+  buildInventory({ version: 1, lab: 'lab.1', vms: vms as never }, spec, { knownHostsFile: '/kh' });
 
 describe('the inventory model', () => {
   it('converts group names like Ansible and names the root group after the lab', () => {
@@ -28,7 +38,9 @@ describe('the inventory model', () => {
 
   it('refuses reserved group names and cycles', () => {
     expect(() => build([vm('a', 'all')])).toThrow(/reserved/);
-    expect(() => build([vm('a', 'g')], { inventory: { groups: { x: { children: ['y'] }, y: { children: ['x'] } } } })).toThrow(/cycle/);
+    expect(() =>
+      build([vm('a', 'g')], { inventory: { groups: { x: { children: ['y'] }, y: { children: ['x'] } } } }),
+    ).toThrow(/cycle/);
   });
 
   it('drops invalid variable names with a warning', () => {

@@ -78,12 +78,18 @@ export function rootGroupName(lab: string): string {
 /** The pinned-key options for ssh, as one string that Ansible splits with shlex. */
 export function sshCommonArgs(knownHostsFile: string): string {
   if (/["\n]/.test(knownHostsFile)) {
-    throw new UsageError('INVENTORY_BAD_PATH', `cannot point ssh at ${JSON.stringify(knownHostsFile)}: the path contains a double quote or newline`, {
-      hint: 'Write the inventory to a directory whose path has no " or newline.',
-    });
+    throw new UsageError(
+      'INVENTORY_BAD_PATH',
+      `cannot point ssh at ${JSON.stringify(knownHostsFile)}: the path contains a double quote or newline`,
+      {
+        hint: 'Write the inventory to a directory whose path has no " or newline.',
+      },
+    );
   }
   // ssh reads UserKnownHostsFile as a whitespace-separated list and expands %-tokens: quote and escape.
-  const sshValue = /\s/.test(knownHostsFile) ? `"${knownHostsFile.replaceAll('%', '%%')}"` : knownHostsFile.replaceAll('%', '%%');
+  const sshValue = /\s/.test(knownHostsFile)
+    ? `"${knownHostsFile.replaceAll('%', '%%')}"`
+    : knownHostsFile.replaceAll('%', '%%');
   const option = `UserKnownHostsFile=${sshValue}`;
   const word = /^[A-Za-z0-9_./:@%+,=-]+$/.test(option) ? option : `'${option.replaceAll("'", `'"'"'`)}'`;
   return `-o ${word} -o StrictHostKeyChecking=yes`;
@@ -98,7 +104,9 @@ function checkVars(vars: Vars | undefined, where: string, warnings: string[]): V
   const result: Vars = {};
   for (const [key, value] of Object.entries(vars ?? {})) {
     if (!isValidVarName(key)) {
-      warnings.push(`${where}: variable "${key}" left out: Ansible variable names are letters, digits and "_", not starting with a digit`);
+      warnings.push(
+        `${where}: variable "${key}" left out: Ansible variable names are letters, digits and "_", not starting with a digit`,
+      );
       continue;
     }
     result[key] = value;
@@ -128,9 +136,13 @@ export function buildInventory(state: LabState, spec: LabSpec, options: BuildOpt
   const groupName = (raw: string, where: string): string => {
     const safe = safeGroupName(raw);
     if (RESERVED_GROUPS.has(safe) || safe === rootGroup) {
-      throw new UsageError('INVENTORY_RESERVED_GROUP', `${where}: group name "${raw}" is reserved (${[...RESERVED_GROUPS, rootGroup].join(', ')})`, {
-        hint: 'Rename the group in labctl.yaml.',
-      });
+      throw new UsageError(
+        'INVENTORY_RESERVED_GROUP',
+        `${where}: group name "${raw}" is reserved (${[...RESERVED_GROUPS, rootGroup].join(', ')})`,
+        {
+          hint: 'Rename the group in labctl.yaml.',
+        },
+      );
     }
     if (safe !== raw && !renamed.has(raw)) {
       renamed.set(raw, safe);
@@ -180,20 +192,28 @@ export function buildInventory(state: LabState, spec: LabSpec, options: BuildOpt
 
     // The VM's own vars may point Ansible elsewhere; pin the key where ssh will actually connect.
     const connectHost = typeof vars.ansible_host === 'string' ? vars.ansible_host : address;
-    const connectPort = typeof vars.ansible_port === 'number' ? vars.ansible_port : Number(vars.ansible_port ?? 22) || 22;
+    const connectPort =
+      typeof vars.ansible_port === 'number' ? vars.ansible_port : Number(vars.ansible_port ?? 22) || 22;
     // A host pattern in known_hosts is a comma list with wildcards and negation, ended by a space:
     // anything but a plain host name or address would pin the key for other hosts (or all of them).
     if (!KNOWN_HOSTS_ADDRESS.test(connectHost)) {
-      warnings.push(`VM ${vm.name}: ansible_host ${JSON.stringify(connectHost.slice(0, 80))} is not a host name or address; its key is left out of known_hosts`);
+      warnings.push(
+        `VM ${vm.name}: ansible_host ${JSON.stringify(connectHost.slice(0, 80))} is not a host name or address; its key is left out of known_hosts`,
+      );
       continue;
     }
     const keys = vm.ssh.hostKeys.filter((line) => {
       const ok = HOST_KEY_LINE.test(line.trim());
-      if (!ok) warnings.push(`VM ${vm.name}: recorded host key "${line.slice(0, 40)}" is not an OpenSSH public key line; left out of known_hosts`);
+      if (!ok)
+        warnings.push(
+          `VM ${vm.name}: recorded host key "${line.slice(0, 40)}" is not an OpenSSH public key line; left out of known_hosts`,
+        );
       return ok;
     });
     if (keys.length === 0) {
-      warnings.push(`VM ${vm.name} has no recorded SSH host key: Ansible will refuse to connect (strict host-key checking). Run labctl ip --wait to record it.`);
+      warnings.push(
+        `VM ${vm.name} has no recorded SSH host key: Ansible will refuse to connect (strict host-key checking). Run labctl ip --wait to record it.`,
+      );
     }
     for (const key of keys) {
       const [type, blob] = key.trim().split(/\s+/);
@@ -203,15 +223,20 @@ export function buildInventory(state: LabState, spec: LabSpec, options: BuildOpt
 
   // Group vars and children: the VM group's section, then inventory.groups (which wins on a clash).
   const groupSources: Array<[string, { vars?: Vars; children?: string[] } | undefined, string]> = [
-    ...Object.entries(spec.groups ?? {}).map(([name, g]) => [name, g, `labctl.yaml groups.${name}`] as [string, typeof g, string]),
-    ...Object.entries(spec.inventory?.groups ?? {}).map(([name, g]) => [name, g, `labctl.yaml inventory.groups.${name}`] as [string, typeof g, string]),
+    ...Object.entries(spec.groups ?? {}).map(
+      ([name, g]) => [name, g, `labctl.yaml groups.${name}`] as [string, typeof g, string],
+    ),
+    ...Object.entries(spec.inventory?.groups ?? {}).map(
+      ([name, g]) => [name, g, `labctl.yaml inventory.groups.${name}`] as [string, typeof g, string],
+    ),
   ];
   for (const [raw, source, where] of groupSources) {
     const draft = group(groupName(raw, where));
     Object.assign(draft.vars, checkVars(source?.vars, where, warnings));
     for (const child of source?.children ?? []) {
       const childName = groupName(child, `${where}.children`);
-      if (childName === draft.name) throw new UsageError('INVENTORY_GROUP_CYCLE', `${where}: group "${raw}" lists itself as a child`);
+      if (childName === draft.name)
+        throw new UsageError('INVENTORY_GROUP_CYCLE', `${where}: group "${raw}" lists itself as a child`);
       group(childName);
       draft.children.add(childName);
     }
@@ -238,7 +263,8 @@ export function buildInventory(state: LabState, spec: LabSpec, options: BuildOpt
 
 function unusableReason(vm: VmRecord, ranked: string[]): string | undefined {
   if (GONE_STATES.has(vm.state)) return `its state is "${vm.state}"`;
-  if (!HOST_NAME.test(vm.name)) return `its name "${vm.name}" cannot be an inventory host name (letters, digits, "_", "-", "." only)`;
+  if (!HOST_NAME.test(vm.name))
+    return `its name "${vm.name}" cannot be an inventory host name (letters, digits, "_", "-", "." only)`;
   if (ranked.length === 0) {
     const seen = vm.addresses.length ? ` (seen: ${vm.addresses.join(', ')})` : '';
     return `no usable address${seen}; run labctl ip --wait`;

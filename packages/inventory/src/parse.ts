@@ -47,11 +47,16 @@ class InventoryBuilder {
   result(format: 'ini' | 'yaml'): ParsedInventory {
     // Ansible's reconcile step: hosts in no group but "all" are "ungrouped".
     const grouped = new Set<string>();
-    for (const [name, group] of this.groups) if (name !== 'all' && name !== 'ungrouped') for (const host of group.hosts) grouped.add(host);
+    for (const [name, group] of this.groups)
+      if (name !== 'all' && name !== 'ungrouped') for (const host of group.hosts) grouped.add(host);
     for (const host of this.hostvars.keys()) if (!grouped.has(host)) this.group('ungrouped').hosts.add(host);
     const groups: Record<string, ParsedGroup> = {};
     for (const [name, group] of this.groups) {
-      groups[name] = { hosts: name === 'all' ? [] : [...group.hosts].sort(), children: name === 'all' ? [] : [...group.children].sort(), vars: group.vars };
+      groups[name] = {
+        hosts: name === 'all' ? [] : [...group.hosts].sort(),
+        children: name === 'all' ? [] : [...group.children].sort(),
+        vars: group.vars,
+      };
     }
     return { format, groups, hostvars: Object.fromEntries(this.hostvars) };
   }
@@ -82,8 +87,10 @@ export function expandHostRange(pattern: string): string[] {
     if (from > to) throw new Error('host range must have begin <= end');
     for (let i = from; i <= to; i += step) values.push(letters[i] as string);
   } else {
-    if (!/^-?\d+$/.test(beg) || !/^-?\d+$/.test(end)) throw new Error(`host range [${bounds.join(':')}] is not numeric or a letter range`);
-    for (let i = Number(beg); i <= Number(end); i += step) values.push(width ? String(i).padStart(width, '0') : String(i));
+    if (!/^-?\d+$/.test(beg) || !/^-?\d+$/.test(end))
+      throw new Error(`host range [${bounds.join(':')}] is not numeric or a letter range`);
+    for (let i = Number(beg); i <= Number(end); i += step)
+      values.push(width ? String(i).padStart(width, '0') : String(i));
   }
   return values.flatMap((value) => expandHostRange(`${head}${value}${tail}`));
 }
@@ -116,7 +123,9 @@ export function parseIniInventory(text: string, source = 'inventory'): ParsedInv
   let state = 'hosts';
   const lines = text.split(/\r\n|\r|\n|\v|\f|\x1c|\x1d|\x1e|\x85|\u2028|\u2029/);
   function fail(lineno: number, message: string): never {
-    throw new UsageError('INVENTORY_PARSE', `${source}:${lineno}: ${message}`, { hint: 'Fix the inventory; `ansible-inventory -i FILE --list` shows the same problem.' });
+    throw new UsageError('INVENTORY_PARSE', `${source}:${lineno}: ${message}`, {
+      hint: 'Fix the inventory; `ansible-inventory -i FILE --list` shows the same problem.',
+    });
   }
   for (const [index, raw] of lines.entries()) {
     const lineno = index + 1;
@@ -126,8 +135,10 @@ export function parseIniInventory(text: string, source = 'inventory'): ParsedInv
     if (section) {
       group = section[1] as string;
       state = section[2] ?? 'hosts';
-      if (!['hosts', 'children', 'vars'].includes(state)) fail(lineno, `Section [${group}:${state}] has unknown type: ${state}`);
-      if (!builder.groups.has(group) && state === 'vars' && !pending.has(group)) pending.set(group, { line: lineno, state, parents: [] });
+      if (!['hosts', 'children', 'vars'].includes(state))
+        fail(lineno, `Section [${group}:${state}] has unknown type: ${state}`);
+      if (!builder.groups.has(group) && state === 'vars' && !pending.has(group))
+        pending.set(group, { line: lineno, state, parents: [] });
       builder.group(group);
       const waiting = pending.get(group);
       if (waiting && state !== 'vars') {
@@ -197,7 +208,9 @@ const PYYAML_EXP_FLOAT = /^[-+]?(?:[0-9][0-9_]*)\.[0-9_]*[eE][-+][0-9]+$/;
 function ansibleTags(tags: Array<ScalarTag | unknown>): Array<ScalarTag | unknown> {
   const adjusted = tags.map((tag) => {
     const scalar = tag as ScalarTag;
-    return scalar.tag === 'tag:yaml.org,2002:float' && scalar.format === 'EXP' ? { ...scalar, test: PYYAML_EXP_FLOAT } : tag;
+    return scalar.tag === 'tag:yaml.org,2002:float' && scalar.format === 'EXP'
+      ? { ...scalar, test: PYYAML_EXP_FLOAT }
+      : tag;
   });
   return [...adjusted, unsafeTag, vaultTag];
 }
@@ -214,7 +227,9 @@ function fromAnsibleJson(value: unknown): unknown {
 function readJson(text: string): Record<string, unknown> | undefined {
   try {
     const data = JSON.parse(text) as unknown;
-    return data !== null && typeof data === 'object' && !Array.isArray(data) ? (fromAnsibleJson(data) as Record<string, unknown>) : undefined;
+    return data !== null && typeof data === 'object' && !Array.isArray(data)
+      ? (fromAnsibleJson(data) as Record<string, unknown>)
+      : undefined;
   } catch {
     return undefined;
   }
@@ -222,19 +237,30 @@ function readJson(text: string): Record<string, unknown> | undefined {
 
 export function parseYamlInventory(text: string, source = 'inventory'): ParsedInventory {
   const data = readJson(text) ?? readYaml(text, source);
-  if ('plugin' in data) throw new UsageError('INVENTORY_PARSE', `${source}: this is an inventory plugin configuration, not a YAML inventory`);
+  if ('plugin' in data)
+    throw new UsageError(
+      'INVENTORY_PARSE',
+      `${source}: this is an inventory plugin configuration, not a YAML inventory`,
+    );
   return inventoryFromTree(data, source);
 }
 
 function readYaml(text: string, source: string): Record<string, unknown> {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { version: '1.1', customTags: ansibleTags as never, lineCounter, uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(text, {
+    version: '1.1',
+    customTags: ansibleTags as never,
+    lineCounter,
+    uniqueKeys: true,
+    prettyErrors: false,
+  });
   if (doc.errors.length) {
     const error = doc.errors[0];
     const pos = error ? lineCounter.linePos(error.pos[0]) : undefined;
     throw new UsageError('INVENTORY_PARSE', `${source}${pos ? `:${pos.line}` : ''}: ${error?.message.split('\n')[0]}`);
   }
-  if (!isMap(doc.contents)) throw new UsageError('INVENTORY_PARSE', `${source}: a YAML inventory is a mapping of groups`);
+  if (!isMap(doc.contents))
+    throw new UsageError('INVENTORY_PARSE', `${source}: a YAML inventory is a mapping of groups`);
   return doc.toJS({ maxAliasCount: 1000 }) as Record<string, unknown>;
 }
 
@@ -242,7 +268,8 @@ function inventoryFromTree(data: Record<string, unknown>, source: string): Parse
   const builder = new InventoryBuilder();
   builder.group('all');
   builder.group('ungrouped');
-  const isMapping = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
+  const isMapping = (value: unknown): value is Record<string, unknown> =>
+    value !== null && typeof value === 'object' && !Array.isArray(value);
   const parseGroup = (name: string, body: unknown): void => {
     if (body !== null && !isMapping(body)) return; // Ansible skips it with a warning.
     const group = builder.group(name);
@@ -251,7 +278,10 @@ function inventoryFromTree(data: Record<string, unknown>, source: string): Parse
       const value = body[section];
       if (typeof value === 'string') body[section] = { [value]: null };
       else if (value !== undefined && value !== null && !isMapping(value)) {
-        throw new UsageError('INVENTORY_PARSE', `${source}: Invalid "${section}" entry for "${name}" group, requires a dictionary`);
+        throw new UsageError(
+          'INVENTORY_PARSE',
+          `${source}: Invalid "${section}" entry for "${name}" group, requires a dictionary`,
+        );
       }
     }
     for (const [key, value] of Object.entries(body)) {

@@ -34,8 +34,10 @@ describe('INI values: Python literals and shlex', () => {
   });
 
   it('writes bare only what reads back as the same string', () => {
-    for (const bare of ['web', '10.0.0.5', '2001:db8::1', '/opt/app', 'a-b.c', '0777']) expect(isBareIniString(bare)).toBe(true);
-    for (const quoted of ['True', 'None', '1e3', '12', 'a b', 'x#y', 'True,False', '']) expect(isBareIniString(quoted)).toBe(false);
+    for (const bare of ['web', '10.0.0.5', '2001:db8::1', '/opt/app', 'a-b.c', '0777'])
+      expect(isBareIniString(bare)).toBe(true);
+    for (const quoted of ['True', 'None', '1e3', '12', 'a b', 'x#y', 'True,False', ''])
+      expect(isBareIniString(quoted)).toBe(false);
   });
 
   it('shlex: quotes, escapes and comments as Python shlex.split(posix, comments=True)', () => {

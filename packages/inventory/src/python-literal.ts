@@ -8,7 +8,8 @@ import type { VarValue } from '@labctl/core/state';
  */
 
 /** Characters Python's `str.splitlines()` (which the INI plugin uses) or PyYAML would treat as line breaks or refuse. */
-const UNSAFE_CHARS = /[\u007f-\u009f\u2028\u2029\ufeff\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+const UNSAFE_CHARS =
+  /[\u007f-\u009f\u2028\u2029\ufeff\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
 /** A double-quoted string that is at once valid JSON, a valid Python str literal and a valid YAML double-quoted scalar. */
 export function quoteString(value: string): string {
@@ -89,7 +90,9 @@ class LiteralReader {
     }
     const word = /^[A-Za-z_][A-Za-z0-9_]*/.exec(this.text.slice(this.pos))?.[0];
     if (word !== undefined) {
-      const prefix = /^[rRuUbB]{1,2}$/.test(word) && (this.text[this.pos + word.length] === '"' || this.text[this.pos + word.length] === "'");
+      const prefix =
+        /^[rRuUbB]{1,2}$/.test(word) &&
+        (this.text[this.pos + word.length] === '"' || this.text[this.pos + word.length] === "'");
       if (prefix) {
         this.pos += word.length;
         return this.strings(word.toLowerCase().includes('r'));
@@ -188,7 +191,19 @@ class LiteralReader {
         continue;
       }
       this.pos += 2;
-      const simple: Record<string, string> = { n: '\n', t: '\t', r: '\r', '\\': '\\', "'": "'", '"': '"', a: '\x07', b: '\b', f: '\f', v: '\v', '\n': '' };
+      const simple: Record<string, string> = {
+        n: '\n',
+        t: '\t',
+        r: '\r',
+        '\\': '\\',
+        "'": "'",
+        '"': '"',
+        a: '\x07',
+        b: '\b',
+        f: '\f',
+        v: '\v',
+        '\n': '',
+      };
       if (next in simple) out += simple[next];
       else if (next === 'x' || next === 'u' || next === 'U') {
         const len = { x: 2, u: 4, U: 8 }[next];
@@ -208,7 +223,9 @@ class LiteralReader {
   private number(): number {
     const rest = this.text.slice(this.pos);
     const match =
-      /^0[xX](?:_?[0-9a-fA-F])+|^0[oO](?:_?[0-7])+|^0[bB](?:_?[01])+|^(?:\d(?:_?\d)*)?\.?(?:\d(?:_?\d)*)?(?:[eE][+-]?\d(?:_?\d)*)?/.exec(rest)?.[0] ?? '';
+      /^0[xX](?:_?[0-9a-fA-F])+|^0[oO](?:_?[0-7])+|^0[bB](?:_?[01])+|^(?:\d(?:_?\d)*)?\.?(?:\d(?:_?\d)*)?(?:[eE][+-]?\d(?:_?\d)*)?/.exec(
+        rest,
+      )?.[0] ?? '';
     if (!/\d/.test(match)) throw new Error('not a number');
     const after = rest[match.length];
     if (after !== undefined && /[A-Za-z0-9_.]/.test(after)) throw new Error('not a number');

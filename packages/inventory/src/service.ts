@@ -3,7 +3,15 @@ import { dirname, join, resolve } from 'node:path';
 import { UsageError } from '@labctl/core/errors';
 import { type LoadedLabFile, loadLabFile } from '@labctl/core/spec';
 import { emptyState, STATE_DIR, StateStore } from '@labctl/core/state';
-import { commentText, dynamicHost, dynamicList, emitInventory, hasTemplatedValues, type InventoryFormat, OWNER_MARK } from './emit.js';
+import {
+  commentText,
+  dynamicHost,
+  dynamicList,
+  emitInventory,
+  hasTemplatedValues,
+  type InventoryFormat,
+  OWNER_MARK,
+} from './emit.js';
 import { checkOverwrite, readIfExists, writeFileAtomic } from './files.js';
 import { mergeInventoryText } from './merge.js';
 import { type BuildResult, buildInventory, type SkippedVm } from './model.js';
@@ -30,7 +38,10 @@ export interface InventorySummary {
 export const KNOWN_HOSTS_FILE = 'known_hosts';
 
 /** The inventory of a lab, with `ansible_ssh_common_args` pointing at `knownHostsFile`. */
-export async function loadInventory(source: LabSource, knownHostsFile: string): Promise<BuildResult & { labFile: LoadedLabFile }> {
+export async function loadInventory(
+  source: LabSource,
+  knownHostsFile: string,
+): Promise<BuildResult & { labFile: LoadedLabFile }> {
   const labFile = await loadLabFile(source.labDir, source.labFile);
   const state = (await new StateStore(source.labDir).read()) ?? emptyState(labFile.lab);
   const built = buildInventory(state, labFile.spec, { knownHostsFile, resolvePath: labFile.resolvePath });
@@ -54,20 +65,30 @@ function knownHostsText(built: BuildResult): string {
 /** Write known_hosts only when its content changed (so `--list` stays cheap and mostly read-only). */
 async function writeKnownHosts(path: string, built: BuildResult): Promise<void> {
   const text = knownHostsText(built);
-  if ((await readIfExists(path, 'known_hosts file')) !== text) await writeFileAtomic(path, text, 0o644, 'known_hosts file');
+  if ((await readIfExists(path, 'known_hosts file')) !== text)
+    await writeFileAtomic(path, text, 0o644, 'known_hosts file');
 }
 
 function iniTemplatingWarning(built: BuildResult, format: InventoryFormat): string[] {
   if (format !== 'ini' || !hasTemplatedValues(built.inventory)) return [];
-  return ['some values contain {{ }}, {% %} or {# #}: INI cannot mark them unsafe, so plays will template them; use --format yaml or json to keep them literal'];
+  return [
+    'some values contain {{ }}, {% %} or {# #}: INI cannot mark them unsafe, so plays will template them; use --format yaml or json to keep them literal',
+  ];
 }
 
 /** Stdout mode: the inventory text; known_hosts goes to .labctl/known_hosts of the lab. */
-export async function renderInventory(source: LabSource, format: InventoryFormat): Promise<InventorySummary & { content: string; knownHostsFile: string }> {
+export async function renderInventory(
+  source: LabSource,
+  format: InventoryFormat,
+): Promise<InventorySummary & { content: string; knownHostsFile: string }> {
   const knownHostsFile = join(resolve(source.labDir), STATE_DIR, KNOWN_HOSTS_FILE);
   const built = await loadInventory(source, knownHostsFile);
   await writeKnownHostsInStateDir(knownHostsFile, built);
-  return { ...summary(built, iniTemplatingWarning(built, format)), content: emitInventory(built.inventory, format), knownHostsFile };
+  return {
+    ...summary(built, iniTemplatingWarning(built, format)),
+    content: emitInventory(built.inventory, format),
+    knownHostsFile,
+  };
 }
 
 async function writeKnownHostsInStateDir(path: string, built: BuildResult): Promise<void> {
@@ -82,11 +103,18 @@ export interface WriteOptions extends LabSource {
 }
 
 /** `-o FILE`: the inventory and a `known_hosts` beside it, both atomically; refuses files labctl did not write. */
-export async function writeInventory(options: WriteOptions): Promise<InventorySummary & { output: string; knownHostsFile: string }> {
+export async function writeInventory(
+  options: WriteOptions,
+): Promise<InventorySummary & { output: string; knownHostsFile: string }> {
   const output = resolve(options.output);
   const knownHostsFile = join(dirname(output), KNOWN_HOSTS_FILE);
   const built = await loadInventory(options, knownHostsFile);
-  await checkOverwrite(output, options.force ?? false, 'inventory', 'Pass --force to replace it, or --merge to keep what is in it and add labctl\'s hosts.');
+  await checkOverwrite(
+    output,
+    options.force ?? false,
+    'inventory',
+    "Pass --force to replace it, or --merge to keep what is in it and add labctl's hosts.",
+  );
   await checkOverwrite(knownHostsFile, options.force ?? false, 'known_hosts file');
   await writeKnownHosts(knownHostsFile, built);
   await writeFileAtomic(output, emitInventory(built.inventory, options.format), 0o644, 'inventory');
@@ -102,19 +130,29 @@ export interface MergeOptions extends LabSource {
 }
 
 /** `--merge EXISTING`: keep the hand-written part, replace labctl's block. */
-export async function mergeInventory(options: MergeOptions): Promise<InventorySummary & { output: string; knownHostsFile: string; format: 'ini' | 'yaml'; appended: boolean }> {
+export async function mergeInventory(
+  options: MergeOptions,
+): Promise<InventorySummary & { output: string; knownHostsFile: string; format: 'ini' | 'yaml'; appended: boolean }> {
   const existingPath = resolve(options.existing);
   if (/\.json$/i.test(existingPath) || options.format === 'json') {
-    throw new UsageError('INVENTORY_MERGE_FORMAT', `cannot merge into JSON (${existingPath}): JSON has no comments to mark labctl's block`, {
-      hint: 'Write labctl\'s inventory to its own file (-o labctl.json) and give Ansible both: ansible -i yours.json -i labctl.json',
-    });
+    throw new UsageError(
+      'INVENTORY_MERGE_FORMAT',
+      `cannot merge into JSON (${existingPath}): JSON has no comments to mark labctl's block`,
+      {
+        hint: "Write labctl's inventory to its own file (-o labctl.json) and give Ansible both: ansible -i yours.json -i labctl.json",
+      },
+    );
   }
   const existing = (await readIfExists(existingPath, 'inventory')) ?? '';
   const format = detectInventoryFormat(existingPath, existing);
   if (options.format && options.format !== format) {
-    throw new UsageError('INVENTORY_MERGE_FORMAT', `${existingPath} is a ${format.toUpperCase()} inventory; cannot merge it as ${options.format}`, {
-      hint: `Leave out --format (the existing file decides), or use --format ${format}.`,
-    });
+    throw new UsageError(
+      'INVENTORY_MERGE_FORMAT',
+      `${existingPath} is a ${format.toUpperCase()} inventory; cannot merge it as ${options.format}`,
+      {
+        hint: `Leave out --format (the existing file decides), or use --format ${format}.`,
+      },
+    );
   }
   const output = resolve(options.output ?? existingPath);
   const knownHostsFile = join(dirname(output), KNOWN_HOSTS_FILE);
@@ -124,11 +162,19 @@ export async function mergeInventory(options: MergeOptions): Promise<InventorySu
   await checkOverwrite(knownHostsFile, options.force ?? false, 'known_hosts file');
   await writeKnownHosts(knownHostsFile, built);
   await writeFileAtomic(output, merged.text, 0o644, 'inventory');
-  return { ...summary(built, [...merged.warnings, ...iniTemplatingWarning(built, format)]), output, knownHostsFile, format, appended: merged.appended };
+  return {
+    ...summary(built, [...merged.warnings, ...iniTemplatingWarning(built, format)]),
+    output,
+    knownHostsFile,
+    format,
+    appended: merged.appended,
+  };
 }
 
 /** `--list`: the dynamic-inventory answer; known_hosts is kept in .labctl/ of the lab. */
-export async function answerList(source: LabSource): Promise<{ answer: Record<string, unknown>; summary: InventorySummary }> {
+export async function answerList(
+  source: LabSource,
+): Promise<{ answer: Record<string, unknown>; summary: InventorySummary }> {
   const knownHostsFile = join(resolve(source.labDir), STATE_DIR, KNOWN_HOSTS_FILE);
   const built = await loadInventory(source, knownHostsFile);
   await writeKnownHostsInStateDir(knownHostsFile, built);

@@ -65,7 +65,9 @@ export async function chooseAccelerator(
   if (!kernel) {
     return {
       accelerator: 'tcg',
-      reason: options.remote ? 'no kernel: in the lab file to probe KVM with on that host; libvirt.accelerator: kvm skips the probe' : 'no kernel to probe KVM with',
+      reason: options.remote
+        ? 'no kernel: in the lab file to probe KVM with on that host; libvirt.accelerator: kvm skips the probe'
+        : 'no kernel to probe KVM with',
     };
   }
   if (!options.remote && !existsSync(kernel)) return { accelerator: 'tcg', reason: 'no kernel to probe KVM with' };
@@ -74,8 +76,13 @@ export async function chooseAccelerator(
   // host, and neither does its transport (qemu+ssh:// and qemu+libssh:// reach the same daemon).
   const key = `${virsh.uri.replace(/\?.*$/, '').replace(/^([a-z0-9]+)\+[a-z0-9]+:/i, '$1:')}\0${kernel}`;
   try {
-    const cached = JSON.parse(await readFile(cacheFile, 'utf8')) as { key: string; at: number; choice: AcceleratorChoice };
-    if (cached.key === key && Date.now() - cached.at < CACHE_MS) return { ...cached.choice, reason: `${cached.choice.reason} (cached)` };
+    const cached = JSON.parse(await readFile(cacheFile, 'utf8')) as {
+      key: string;
+      at: number;
+      choice: AcceleratorChoice;
+    };
+    if (cached.key === key && Date.now() - cached.at < CACHE_MS)
+      return { ...cached.choice, reason: `${cached.choice.reason} (cached)` };
   } catch {}
   const choice = await probeKvm(virsh, kernel, options.workDir, options.timeoutMs ?? 8_000, options.console);
   await mkdir(dirname(cacheFile), { recursive: true }).catch(() => {});
@@ -127,10 +134,17 @@ async function probeKvm(
     }
     while (Date.now() - started < timeoutMs) {
       const output = await console.read();
-      if (PROOF.test(output)) return { accelerator: 'kvm', reason: `a KVM probe VM booted a kernel in ${((Date.now() - started) / 1000).toFixed(1)} s` };
+      if (PROOF.test(output))
+        return {
+          accelerator: 'kvm',
+          reason: `a KVM probe VM booted a kernel in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+        };
       await sleep(250);
     }
-    return { accelerator: 'tcg', reason: `a KVM probe VM did not boot a kernel within ${timeoutMs / 1000} s (e.g. kvm-pvm, nested virtualisation off)` };
+    return {
+      accelerator: 'tcg',
+      reason: `a KVM probe VM did not boot a kernel within ${timeoutMs / 1000} s (e.g. kvm-pvm, nested virtualisation off)`,
+    };
   } finally {
     await virsh.run(['destroy', name], { timeoutMs: 20_000 }).catch(() => {});
     await rm(xmlFile, { force: true });

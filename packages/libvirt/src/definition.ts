@@ -16,7 +16,9 @@ export const libvirtDefinition: ProviderDefinition = {
       libvirtOptions(
         lab.lab,
         labDir,
-        connection && connection !== 'local' ? connection : (lab.spec.uri ?? (process.env.LIBVIRT_DEFAULT_URI || undefined)),
+        connection && connection !== 'local'
+          ? connection
+          : (lab.spec.uri ?? (process.env.LIBVIRT_DEFAULT_URI || undefined)),
         parseLibvirtSettings(lab.spec.libvirt, lab.resolvePath),
       ),
     ),

@@ -47,9 +47,13 @@ export async function inspectGolden(path: string): Promise<GoldenInfo> {
   try {
     const stats = await stat(path);
     if (!stats.isFile()) {
-      throw new UsageError('GOLDEN_NOT_FILE', `golden image ${JSON.stringify(path)} is a ${fileKind(stats)}, not a regular file; labctl does not read it`, {
-        hint: 'Give the path of a disk image file (.vhd, .vhdx, .qcow2, .raw, .img).',
-      });
+      throw new UsageError(
+        'GOLDEN_NOT_FILE',
+        `golden image ${JSON.stringify(path)} is a ${fileKind(stats)}, not a regular file; labctl does not read it`,
+        {
+          hint: 'Give the path of a disk image file (.vhd, .vhdx, .qcow2, .raw, .img).',
+        },
+      );
     }
     mode = stats.mode;
     await access(path, constants.R_OK);
@@ -62,10 +66,14 @@ export async function inspectGolden(path: string): Promise<GoldenInfo> {
   }
   let info: { 'virtual-size'?: number; format?: string };
   try {
-    const { stdout } = await run('qemu-img', ['info', '-U', '--output=json', '-f', format, path], { timeoutMs: 30_000 });
+    const { stdout } = await run('qemu-img', ['info', '-U', '--output=json', '-f', format, path], {
+      timeoutMs: 30_000,
+    });
     info = JSON.parse(stdout);
   } catch (err) {
-    const reason = ((err as { details?: { stderr?: string } }).details?.stderr ?? (err as Error).message).split('\n')[0];
+    const reason = ((err as { details?: { stderr?: string } }).details?.stderr ?? (err as Error).message).split(
+      '\n',
+    )[0];
     throw new GoldenImageError('GOLDEN_CORRUPT', `golden image ${path} is not a readable ${format} image: ${reason}`, {
       hint: 'Check the file (qemu-img check, labctl vhd info) or rebuild it; nothing was created.',
       cause: err,
@@ -73,7 +81,9 @@ export async function inspectGolden(path: string): Promise<GoldenInfo> {
   }
   const virtualSize = info['virtual-size'] ?? 0;
   if (virtualSize <= 0) {
-    throw new GoldenImageError('GOLDEN_CORRUPT', `golden image ${path} reports a virtual size of 0`, { hint: 'Rebuild the golden image.' });
+    throw new GoldenImageError('GOLDEN_CORRUPT', `golden image ${path} reports a virtual size of 0`, {
+      hint: 'Rebuild the golden image.',
+    });
   }
   return { path, format, virtualSize, writable: (mode & 0o222) !== 0 };
 }
@@ -89,5 +99,8 @@ export async function createOverlay(golden: GoldenInfo, target: string, signal?:
 
 /** An independent qcow2 copy of the golden image (`--clone full`). */
 export async function createFullCopy(golden: GoldenInfo, target: string, signal?: AbortSignal): Promise<void> {
-  await run('qemu-img', ['convert', '-U', '-q', '-f', golden.format, '-O', 'qcow2', golden.path, target], { timeoutMs: 30 * 60_000, signal });
+  await run('qemu-img', ['convert', '-U', '-q', '-f', golden.format, '-O', 'qcow2', golden.path, target], {
+    timeoutMs: 30 * 60_000,
+    signal,
+  });
 }

@@ -23,7 +23,13 @@ export function run(program: string, args: readonly string[], options: RunOption
     const child = execFile(
       program,
       args,
-      { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 32 * 1024 * 1024, signal: options.signal, encoding: 'utf8' },
+      {
+        timeout: timeoutMs,
+        killSignal: 'SIGKILL',
+        maxBuffer: 32 * 1024 * 1024,
+        signal: options.signal,
+        encoding: 'utf8',
+      },
       (error, stdout, stderr) => {
         if (!error) return resolve({ stdout, stderr });
         const err = error as NodeJS.ErrnoException & { killed?: boolean; code?: string | number };
@@ -31,19 +37,37 @@ export function run(program: string, args: readonly string[], options: RunOption
         if (err.code === 'ENOENT') {
           return reject(
             new CommandFailedError('COMMAND_NOT_FOUND', `${program} is not installed`, {
-              hint: program === 'virsh' ? 'Install libvirt-clients (Debian) / libvirt-client.' : 'Install qemu-utils (Debian) / qemu-img.',
+              hint:
+                program === 'virsh'
+                  ? 'Install libvirt-clients (Debian) / libvirt-client.'
+                  : 'Install qemu-utils (Debian) / qemu-img.',
               cause: error,
             }),
           );
         }
         if (err.killed && err.name !== 'AbortError') {
-          return reject(new CommandFailedError('COMMAND_TIMEOUT', `${command} did not finish within ${Math.round(timeoutMs / 1000)} s`, { cause: error }));
+          return reject(
+            new CommandFailedError(
+              'COMMAND_TIMEOUT',
+              `${command} did not finish within ${Math.round(timeoutMs / 1000)} s`,
+              { cause: error },
+            ),
+          );
         }
         const detail = firstErrorLine(stderr) ?? err.message;
-        reject(new CommandFailedError('COMMAND_FAILED', `${program} ${args[0] === '-q' ? args.slice(3, 4).join(' ') : args[0] ?? ''}: ${detail}`.replace(/ +:/, ':'), {
-          cause: error,
-          details: { command, stderr: stderr.trim().slice(0, 2000) },
-        }));
+        reject(
+          new CommandFailedError(
+            'COMMAND_FAILED',
+            `${program} ${args[0] === '-q' ? args.slice(3, 4).join(' ') : (args[0] ?? '')}: ${detail}`.replace(
+              / +:/,
+              ':',
+            ),
+            {
+              cause: error,
+              details: { command, stderr: stderr.trim().slice(0, 2000) },
+            },
+          ),
+        );
       },
     );
     // No input, ever: a question (an unknown SSH host key of a qemu+libssh:// host, a password) gets

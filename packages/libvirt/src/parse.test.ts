@@ -13,7 +13,12 @@ describe('parseDhcpLeases', () => {
   it('reads MAC, address, hostname and expiry (host local time); skips header lines', () => {
     const leases = parseDhcpLeases(LEASES);
     expect(leases).toHaveLength(3);
-    expect(leases[0]).toEqual({ mac: '52:54:00:4c:1b:e1', address: '10.81.0.249/24', hostname: 'vm-03', expiresAt: new Date('2026-11-22T04:52:57').getTime() });
+    expect(leases[0]).toEqual({
+      mac: '52:54:00:4c:1b:e1',
+      address: '10.81.0.249/24',
+      hostname: 'vm-03',
+      expiresAt: new Date('2026-11-22T04:52:57').getTime(),
+    });
     expect(leases[1]).toMatchObject({ mac: '52:54:00:63:b4:5e', address: '10.81.0.172/24' });
     expect(leases[1]!.hostname).toBeUndefined();
     expect(leases[2]!.address).toBe('fd00::5/64');

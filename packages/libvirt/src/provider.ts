@@ -1,18 +1,30 @@
-
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { mapLimit } from '@labctl/core/concurrency';
-import { describeError, } from '@labctl/core/errors';
+import { describeError } from '@labctl/core/errors';
 import type { EventSink } from '@labctl/core/events';
 import { pathInside } from '@labctl/core/names';
 import { QEMU_MAC_PREFIX } from '@labctl/core/plan';
-import { type AdapterReport, type DestroyFacts, type DestroyOptions, type Plan, type PreflightOptions, type PreflightResult, placeInBatches, type Provider, type StartFacts, type VmPlan, type VmResult, vmFailure } from '@labctl/core/provider';
+import {
+  type AdapterReport,
+  type DestroyFacts,
+  type DestroyOptions,
+  type Plan,
+  type PreflightOptions,
+  type PreflightResult,
+  placeInBatches,
+  type Provider,
+  type StartFacts,
+  type VmPlan,
+  type VmResult,
+  vmFailure,
+} from '@labctl/core/provider';
 import type { VmRecord, VmState } from '@labctl/core/state';
 import { AdapterReader } from './adapters.js';
 import { connectError, isLocalUri, LibvirtError } from './connect.js';
 import { libvirtChecks, type PreflightHost } from './preflight.js';
 import { type Accelerator, type AcceleratorChoice, chooseAccelerator } from './accelerator.js';
 import type { GoldenInfo } from './disks.js';
-import { parseDomainList, } from './parse.js';
+import { parseDomainList } from './parse.js';
 import { type DiskStore, LocalStore, PoolStore } from './storage.js';
 import { isNoDomain, isNotRunning, Virsh } from './virsh.js';
 import { domainXml, LABCTL_XMLNS, type LabctlMetadata, parseLabctlMetadata } from './xml.js';
@@ -46,7 +58,6 @@ export interface LibvirtProviderOptions {
   acceleratorCacheFile?: string;
   virshProgram?: string;
 }
-
 
 const VIRSH_STATE: Record<string, VmState> = {
   running: 'running',
@@ -103,7 +114,12 @@ export class LibvirtProvider implements Provider {
     const ownXml = this.xmlPath(vm.name);
     const leftAlone = (file: unknown, why: string) => {
       left.push(`${JSON.stringify(String(file))} (${why})`);
-      events({ subject: vm.name, phase: 'destroy', status: 'warning', message: `left alone: ${JSON.stringify(String(file))} (${why})` });
+      events({
+        subject: vm.name,
+        phase: 'destroy',
+        status: 'warning',
+        message: `left alone: ${JSON.stringify(String(file))} (${why})`,
+      });
     };
     for (const [claimed, own, what] of [
       [resources.disk, ownDisk, 'disk'],
@@ -111,7 +127,11 @@ export class LibvirtProvider implements Provider {
       [resources.consoleLog, ownConsole, 'console log'],
       [resources.xml, ownXml, 'domain XML'],
     ] as const) {
-      if (claimed !== undefined && claimed !== own) leftAlone(claimed, `not ${vm.name}'s own ${what} ${own}; labctl removes only the files it names itself inside the lab`);
+      if (claimed !== undefined && claimed !== own)
+        leftAlone(
+          claimed,
+          `not ${vm.name}'s own ${what} ${own}; labctl removes only the files it names itself inside the lab`,
+        );
     }
     if (meta ? meta.disk === ownDisk : await this.store.isOwnDisk(ownDisk)) await this.store.remove(ownDisk);
     else if (meta) leftAlone(ownDisk, `the domain's labctl metadata names ${meta.disk} as its disk`);
@@ -123,7 +143,8 @@ export class LibvirtProvider implements Provider {
   /** KVM or TCG, decided once per provider (see accelerator.ts), with the reason. */
   async accelerator(kernel?: string): Promise<AcceleratorChoice> {
     if (!this.acceleratorChoice) {
-      const forced = this.options.accelerator && this.options.accelerator !== 'auto' ? this.options.accelerator : undefined;
+      const forced =
+        this.options.accelerator && this.options.accelerator !== 'auto' ? this.options.accelerator : undefined;
       this.acceleratorChoice = await chooseAccelerator(this.virsh, {
         ...(kernel ? { kernel } : {}),
         workDir: this.options.diskDir,
@@ -160,7 +181,6 @@ export class LibvirtProvider implements Provider {
     return { checks: await libvirtChecks(host, plan, options), placed: placeInBatches(plan, 1) };
   }
 
-
   private async metadata(name: string): Promise<LabctlMetadata | undefined> {
     try {
       return parseLabctlMetadata(await this.virsh.text(['metadata', name, LABCTL_XMLNS]));
@@ -188,8 +208,14 @@ export class LibvirtProvider implements Provider {
     const golden = await this.golden(vm.golden);
     const planned = await this.store.diskPath(vm.name);
     const xmlFile = this.xmlPath(vm.name);
-    if (planned === golden.path) throw new LibvirtError('DISK_IS_GOLDEN', `refusing to use the golden image ${planned} as ${vm.name}'s own disk`);
-    events({ subject: vm.name, phase: 'disk', status: 'start', message: vm.clone === 'full' ? 'full copy' : 'overlay' });
+    if (planned === golden.path)
+      throw new LibvirtError('DISK_IS_GOLDEN', `refusing to use the golden image ${planned} as ${vm.name}'s own disk`);
+    events({
+      subject: vm.name,
+      phase: 'disk',
+      status: 'start',
+      message: vm.clone === 'full' ? 'full copy' : 'overlay',
+    });
     // A disk without a domain is left over from an interrupted run of this lab: ours to replace.
     const disk = await this.store.createDisk(vm.name, golden, vm.clone === 'full' ? 'full' : 'linked');
     let consoleLog: string;
@@ -234,17 +260,31 @@ export class LibvirtProvider implements Provider {
       host: this.uri,
       mac: vm.mac,
       addresses: [],
-      ssh: { user: vm.ssh.user, port: vm.ssh.port, hostKeys: [], ...(vm.ssh.keyFile ? { keyFile: vm.ssh.keyFile } : {}) },
+      ssh: {
+        user: vm.ssh.user,
+        port: vm.ssh.port,
+        hostKeys: [],
+        ...(vm.ssh.keyFile ? { keyFile: vm.ssh.keyFile } : {}),
+      },
       state: 'created',
       ...(vm.vars ? { vars: vm.vars as VmRecord['vars'] } : {}),
-      resources: { disk, consoleLog, xml: xmlFile, golden: golden.path, network: vm.network, accelerator, clone: vm.clone },
+      resources: {
+        disk,
+        consoleLog,
+        xml: xmlFile,
+        golden: golden.path,
+        network: vm.network,
+        accelerator,
+        clone: vm.clone,
+      },
     };
   }
 
   async start(vms: VmRecord[], events: EventSink): Promise<Array<VmResult<StartFacts>>> {
     const settled = await mapLimit(vms, 4, async (vm): Promise<StartFacts> => {
       const state = await this.virsh.domainState(vm.name);
-      if (state === undefined) throw new LibvirtError('DOMAIN_MISSING', `domain ${vm.name} does not exist at ${this.uri}`);
+      if (state === undefined)
+        throw new LibvirtError('DOMAIN_MISSING', `domain ${vm.name} does not exist at ${this.uri}`);
       if (state === 'running') {
         events({ subject: vm.name, phase: 'start', status: 'skipped', message: 'already running' });
         return { state: 'running', started: false };
@@ -288,7 +328,12 @@ export class LibvirtProvider implements Provider {
         addresses: [],
         ssh: { hostKeys: [] },
         state: VIRSH_STATE[domain.state] ?? 'unknown',
-        resources: { disk: meta.disk, golden: meta.golden, consoleLog: await this.store.consolePath(domain.name), xml: this.xmlPath(domain.name) },
+        resources: {
+          disk: meta.disk,
+          golden: meta.golden,
+          consoleLog: await this.store.consolePath(domain.name),
+          xml: this.xmlPath(domain.name),
+        },
       });
     }
     return records;
@@ -310,7 +355,10 @@ export class LibvirtProvider implements Provider {
     const meta = await this.metadata(vm.name);
     const exists = (await this.virsh.domainState(vm.name)) !== undefined;
     if (exists && meta?.lab !== this.options.lab) {
-      throw new LibvirtError('NOT_OURS', `domain ${vm.name} was not made by labctl for lab "${this.options.lab}"; left alone`);
+      throw new LibvirtError(
+        'NOT_OURS',
+        `domain ${vm.name} was not made by labctl for lab "${this.options.lab}"; left alone`,
+      );
     }
     if (exists) {
       await this.virsh.run(['destroy', vm.name], { timeoutMs: 60_000 }).catch((err) => {
@@ -325,7 +373,12 @@ export class LibvirtProvider implements Provider {
       });
     }
     const leftAlone = options.keepDisks ? [] : await this.removeOwnFiles(vm, meta, events);
-    events({ subject: vm.name, phase: 'destroy', status: 'done', message: exists ? undefined : 'domain was already gone' });
+    events({
+      subject: vm.name,
+      phase: 'destroy',
+      status: 'done',
+      message: exists ? undefined : 'domain was already gone',
+    });
     return { absent: !exists, leftAlone };
   }
 }

@@ -18,27 +18,41 @@ export interface LibvirtSettings {
 
 const KEYS = new Set(['diskDir', 'accelerator', 'pool']);
 
-export function parseLibvirtSettings(raw: Record<string, unknown> | undefined, resolvePath: (path: string) => string): LibvirtSettings {
+export function parseLibvirtSettings(
+  raw: Record<string, unknown> | undefined,
+  resolvePath: (path: string) => string,
+): LibvirtSettings {
   const settings: LibvirtSettings = {};
   for (const [key, value] of Object.entries(raw ?? {})) {
-    if (!KEYS.has(key)) throw new UsageError('LABFILE_INVALID', `labctl.yaml: libvirt.${key}: unknown key`, { hint: 'libvirt: takes diskDir, accelerator and pool.' });
+    if (!KEYS.has(key))
+      throw new UsageError('LABFILE_INVALID', `labctl.yaml: libvirt.${key}: unknown key`, {
+        hint: 'libvirt: takes diskDir, accelerator and pool.',
+      });
     if (key === 'diskDir') {
-      if (typeof value !== 'string' || !value) throw new UsageError('LABFILE_INVALID', 'labctl.yaml: libvirt.diskDir: expected a path');
+      if (typeof value !== 'string' || !value)
+        throw new UsageError('LABFILE_INVALID', 'labctl.yaml: libvirt.diskDir: expected a path');
       settings.diskDir = resolvePath(value.startsWith('~/') ? join(homedir(), value.slice(2)) : value);
     }
     if (key === 'pool') {
-      if (typeof value !== 'string' || !/^[A-Za-z0-9_.+-]+$/.test(value)) throw new UsageError('LABFILE_INVALID', 'labctl.yaml: libvirt.pool: expected a storage pool name');
+      if (typeof value !== 'string' || !/^[A-Za-z0-9_.+-]+$/.test(value))
+        throw new UsageError('LABFILE_INVALID', 'labctl.yaml: libvirt.pool: expected a storage pool name');
       settings.pool = value;
     }
     if (key === 'accelerator') {
-      if (value !== 'auto' && value !== 'kvm' && value !== 'tcg') throw new UsageError('LABFILE_INVALID', 'labctl.yaml: libvirt.accelerator: expected auto, kvm or tcg');
+      if (value !== 'auto' && value !== 'kvm' && value !== 'tcg')
+        throw new UsageError('LABFILE_INVALID', 'labctl.yaml: libvirt.accelerator: expected auto, kvm or tcg');
       settings.accelerator = value;
     }
   }
   return settings;
 }
 
-export function libvirtOptions(lab: string, labDir: string, uri: string | undefined, settings: LibvirtSettings): LibvirtProviderOptions {
+export function libvirtOptions(
+  lab: string,
+  labDir: string,
+  uri: string | undefined,
+  settings: LibvirtSettings,
+): LibvirtProviderOptions {
   return {
     lab,
     ...(uri ? { uri } : {}),

@@ -33,13 +33,27 @@ const OVERLAY = `<volume type='file'>
 </volume>`;
 
 describe('storage pool XML', () => {
-  it('reads a volume: path, format libvirt probed, capacity, mode (not the backing store\'s)', () => {
-    expect(parseVolumeXml(GOLDEN)).toEqual({ path: '/var/lib/libvirt/golden/golden.vhd', format: 'vpc', capacity: 67108864, mode: 0o444 });
-    expect(parseVolumeXml(OVERLAY)).toEqual({ path: '/var/lib/libvirt/images/vm-01.qcow2', format: 'qcow2', capacity: 67108864, mode: 0o600 });
+  it("reads a volume: path, format libvirt probed, capacity, mode (not the backing store's)", () => {
+    expect(parseVolumeXml(GOLDEN)).toEqual({
+      path: '/var/lib/libvirt/golden/golden.vhd',
+      format: 'vpc',
+      capacity: 67108864,
+      mode: 0o444,
+    });
+    expect(parseVolumeXml(OVERLAY)).toEqual({
+      path: '/var/lib/libvirt/images/vm-01.qcow2',
+      format: 'qcow2',
+      capacity: 67108864,
+      mode: 0o600,
+    });
   });
 
-  it('reads a pool\'s target directory', () => {
-    expect(parsePoolTarget("<pool type='dir'><name>default</name><source></source><target><path>/var/lib/libvirt/images</path></target></pool>")).toBe('/var/lib/libvirt/images');
+  it("reads a pool's target directory", () => {
+    expect(
+      parsePoolTarget(
+        "<pool type='dir'><name>default</name><source></source><target><path>/var/lib/libvirt/images</path></target></pool>",
+      ),
+    ).toBe('/var/lib/libvirt/images');
   });
 
   it('writes an overlay volume on the golden image with its format stated, and a full copy without a backing store', () => {

@@ -3,7 +3,15 @@ import { access, lstat, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, posix, resolve } from 'node:path';
 import { pathInside } from '@labctl/core/names';
 import type { Check } from '@labctl/core/checks';
-import { createFullCopy, createOverlay, GoldenImageError, type GoldenInfo, type ImageFormat, imageFormatFor, inspectGolden } from './disks.js';
+import {
+  createFullCopy,
+  createOverlay,
+  GoldenImageError,
+  type GoldenInfo,
+  type ImageFormat,
+  imageFormatFor,
+  inspectGolden,
+} from './disks.js';
 import { run } from './exec.js';
 import type { Virsh } from './virsh.js';
 import { escapeXml } from './xml.js';
@@ -74,7 +82,13 @@ export class LocalStore implements DiskStore {
       await access(path, constants.R_OK);
       return undefined;
     } catch {
-      return { id: 'boot.file', level: 'error', subject: path, message: `boot file ${path} does not exist`, hint: 'Check kernel:/initrd: in labctl.yaml.' };
+      return {
+        id: 'boot.file',
+        level: 'error',
+        subject: path,
+        message: `boot file ${path} does not exist`,
+        hint: 'Check kernel:/initrd: in labctl.yaml.',
+      };
     }
   }
 
@@ -100,10 +114,15 @@ export class LocalStore implements DiskStore {
   }
 
   async remove(path: string): Promise<void> {
-    if (dirname(resolve(path)) !== resolve(this.dir)) throw new StorageError('NOT_IN_LAB', `refusing to delete ${JSON.stringify(path)}: it is not in the lab's disk directory ${this.dir}`);
+    if (dirname(resolve(path)) !== resolve(this.dir))
+      throw new StorageError(
+        'NOT_IN_LAB',
+        `refusing to delete ${JSON.stringify(path)}: it is not in the lab's disk directory ${this.dir}`,
+      );
     // Never follow a link planted in the lab's directory: remove the link itself, or a regular file.
     const stats = await lstat(path).catch(() => undefined);
-    if (stats && !stats.isFile() && !stats.isSymbolicLink()) throw new StorageError('NOT_A_FILE', `refusing to delete ${JSON.stringify(path)}: it is not a regular file`);
+    if (stats && !stats.isFile() && !stats.isSymbolicLink())
+      throw new StorageError('NOT_A_FILE', `refusing to delete ${JSON.stringify(path)}: it is not a regular file`);
     await rm(path, { force: true });
   }
 
@@ -148,7 +167,12 @@ export function parseVolumeXml(xml: string): { path?: string; format?: string; c
   const format = /<target>[\s\S]*?<format type='([^']+)'/.exec(own)?.[1];
   const mode = xmlField(own, 'permissions', 'mode');
   const path = xmlField(own, 'target', 'path');
-  return { ...(path ? { path } : {}), ...(format ? { format } : {}), capacity, ...(mode ? { mode: Number.parseInt(mode, 8) } : {}) };
+  return {
+    ...(path ? { path } : {}),
+    ...(format ? { format } : {}),
+    capacity,
+    ...(mode ? { mode: Number.parseInt(mode, 8) } : {}),
+  };
 }
 
 export function parsePoolTarget(xml: string): string | undefined {
@@ -163,7 +187,9 @@ export function volumeXml(name: string, capacity: number, backing?: { path: stri
     `  <name>${e(name)}</name>`,
     `  <capacity unit='bytes'>${e(capacity)}</capacity>`,
     "  <target><format type='qcow2'/><compat>1.1</compat><permissions><mode>0600</mode></permissions></target>",
-    ...(backing ? [`  <backingStore><path>${e(backing.path)}</path><format type='${e(backing.format)}'/></backingStore>`] : []),
+    ...(backing
+      ? [`  <backingStore><path>${e(backing.path)}</path><format type='${e(backing.format)}'/></backingStore>`]
+      : []),
     '</volume>',
     '',
   ].join('\n');
@@ -183,7 +209,12 @@ export class PoolStore implements DiskStore {
   async location(): Promise<string> {
     if (!this.target) {
       const target = parsePoolTarget(await this.virsh.text(['pool-dumpxml', this.pool], { timeoutMs: 30_000 }));
-      if (!target) throw new StorageError('POOL_NO_TARGET', `storage pool ${this.pool} at ${this.virsh.uri} has no target directory`, { hint: 'Use a dir (or fs/netfs) pool.' });
+      if (!target)
+        throw new StorageError(
+          'POOL_NO_TARGET',
+          `storage pool ${this.pool} at ${this.virsh.uri} has no target directory`,
+          { hint: 'Use a dir (or fs/netfs) pool.' },
+        );
       this.target = target;
     }
     return this.target;
@@ -205,11 +236,26 @@ export class PoolStore implements DiskStore {
       ];
     }
     if (!/^State:\s+running/m.test(info)) {
-      return [{ id: 'libvirt.pool', level: 'error', subject: this.pool, message: `storage pool "${this.pool}" is not active`, hint: `virsh -c '${this.virsh.uri}' pool-start ${this.pool}` }];
+      return [
+        {
+          id: 'libvirt.pool',
+          level: 'error',
+          subject: this.pool,
+          message: `storage pool "${this.pool}" is not active`,
+          hint: `virsh -c '${this.virsh.uri}' pool-start ${this.pool}`,
+        },
+      ];
     }
     const dir = await this.location();
     if (!options.dryRun) await mkdir(this.xmlDir, { recursive: true, mode: 0o700 });
-    return [{ id: 'libvirt.pool', level: 'ok', subject: this.pool, message: `VM disks go to storage pool ${this.pool} (${dir})` }];
+    return [
+      {
+        id: 'libvirt.pool',
+        level: 'ok',
+        subject: this.pool,
+        message: `VM disks go to storage pool ${this.pool} (${dir})`,
+      },
+    ];
   }
 
   /** `vol-dumpxml PATH`; when the pool holding PATH has not seen the file yet, refresh it and look again. */
@@ -220,9 +266,14 @@ export class PoolStore implements DiskStore {
       if (!NOT_FOUND.test(text(err))) throw err;
     }
     let refreshed = false;
-    const pools = (await this.virsh.text(['pool-list', '--name'], { timeoutMs: 30_000 })).split('\n').map((line) => line.trim()).filter(Boolean);
+    const pools = (await this.virsh.text(['pool-list', '--name'], { timeoutMs: 30_000 }))
+      .split('\n')
+      .map((line) => line.trim())
+      .filter(Boolean);
     for (const pool of pools) {
-      const target = parsePoolTarget(await this.virsh.text(['pool-dumpxml', pool], { timeoutMs: 30_000 }).catch(() => ''));
+      const target = parsePoolTarget(
+        await this.virsh.text(['pool-dumpxml', pool], { timeoutMs: 30_000 }).catch(() => ''),
+      );
       if (target && posix.dirname(path) === target.replace(/\/+$/, '')) {
         await this.virsh.run(['pool-refresh', pool], { timeoutMs: 60_000 }).catch(() => {});
         refreshed = true;
@@ -240,31 +291,57 @@ export class PoolStore implements DiskStore {
   async inspectGolden(path: string): Promise<GoldenInfo> {
     const format = imageFormatFor(path);
     if (!format) {
-      throw new StorageError('GOLDEN_FORMAT', `cannot tell the format of golden image ${path} from its name`, { hint: 'Name it .vhd, .vhdx, .qcow2, .raw or .img.' });
+      throw new StorageError('GOLDEN_FORMAT', `cannot tell the format of golden image ${path} from its name`, {
+        hint: 'Name it .vhd, .vhdx, .qcow2, .raw or .img.',
+      });
     }
     if (!path.startsWith('/')) {
-      throw new StorageError('GOLDEN_MISSING', `golden image ${path}: on a libvirt host reached through ${this.virsh.uri} it must be an absolute path as that host sees it`);
+      throw new StorageError(
+        'GOLDEN_MISSING',
+        `golden image ${path}: on a libvirt host reached through ${this.virsh.uri} it must be an absolute path as that host sees it`,
+      );
     }
     const xml = await this.volume(path);
     if (!xml) {
-      throw new StorageError('GOLDEN_MISSING', `golden image ${path} is not a volume of any active storage pool at ${this.virsh.uri}`, {
-        hint: `The golden image is named by its path on the libvirt host and must be in a storage pool there, e.g. virsh -c '${this.virsh.uri}' pool-define-as labctl-golden dir --target ${posix.dirname(path)} && virsh -c '${this.virsh.uri}' pool-start labctl-golden`,
-      });
+      throw new StorageError(
+        'GOLDEN_MISSING',
+        `golden image ${path} is not a volume of any active storage pool at ${this.virsh.uri}`,
+        {
+          hint: `The golden image is named by its path on the libvirt host and must be in a storage pool there, e.g. virsh -c '${this.virsh.uri}' pool-define-as labctl-golden dir --target ${posix.dirname(path)} && virsh -c '${this.virsh.uri}' pool-start labctl-golden`,
+        },
+      );
     }
     const volume = parseVolumeXml(xml);
     // libvirt probes the format itself: a corrupt .vhd reads as raw.
     if (volume.format && volume.format !== format) {
-      throw new StorageError('GOLDEN_CORRUPT', `golden image ${path} is not a readable ${format} image (libvirt reads it as ${volume.format})`, {
-        hint: 'Check the file on the host (qemu-img check) or rebuild it; nothing was created.',
-      });
+      throw new StorageError(
+        'GOLDEN_CORRUPT',
+        `golden image ${path} is not a readable ${format} image (libvirt reads it as ${volume.format})`,
+        {
+          hint: 'Check the file on the host (qemu-img check) or rebuild it; nothing was created.',
+        },
+      );
     }
-    if (volume.capacity <= 0) throw new StorageError('GOLDEN_CORRUPT', `golden image ${path} reports a virtual size of 0`, { hint: 'Rebuild the golden image.' });
-    return { path, format, virtualSize: volume.capacity, writable: volume.mode === undefined ? true : (volume.mode & 0o222) !== 0 };
+    if (volume.capacity <= 0)
+      throw new StorageError('GOLDEN_CORRUPT', `golden image ${path} reports a virtual size of 0`, {
+        hint: 'Rebuild the golden image.',
+      });
+    return {
+      path,
+      format,
+      virtualSize: volume.capacity,
+      writable: volume.mode === undefined ? true : (volume.mode & 0o222) !== 0,
+    };
   }
 
   async checkBootFile(path: string): Promise<Check | undefined> {
     if (!path.startsWith('/')) {
-      return { id: 'boot.file', level: 'error', subject: path, message: `boot file ${path}: give the absolute path as the libvirt host sees it` };
+      return {
+        id: 'boot.file',
+        level: 'error',
+        subject: path,
+        message: `boot file ${path}: give the absolute path as the libvirt host sees it`,
+      };
     }
     if (await this.volume(path)) return undefined;
     return {
@@ -314,12 +391,18 @@ export class PoolStore implements DiskStore {
   async createDisk(name: string, golden: GoldenInfo, clone: 'linked' | 'full'): Promise<string> {
     const volume = `${name}.qcow2`;
     if (clone === 'full') return this.createVolume(volume, volumeXml(volume, golden.virtualSize), golden.path);
-    return this.createVolume(volume, volumeXml(volume, golden.virtualSize, { path: golden.path, format: golden.format }));
+    return this.createVolume(
+      volume,
+      volumeXml(volume, golden.virtualSize, { path: golden.path, format: golden.format }),
+    );
   }
 
   async prepareConsole(name: string): Promise<string> {
     const volume = `${name}.console.log`;
-    return this.createVolume(volume, `<volume><name>${escapeXml(volume)}</name><capacity unit='bytes'>0</capacity><target><format type='raw'/></target></volume>\n`);
+    return this.createVolume(
+      volume,
+      `<volume><name>${escapeXml(volume)}</name><capacity unit='bytes'>0</capacity><target><format type='raw'/></target></volume>\n`,
+    );
   }
 
   async isOwnDisk(path: string): Promise<boolean> {
@@ -330,7 +413,11 @@ export class PoolStore implements DiskStore {
   /** vol-delete by path, only inside this store's pool directory. */
   async remove(path: string): Promise<void> {
     const dir = (await this.location()).replace(/\/+$/, '');
-    if (posix.dirname(path) !== dir) throw new StorageError('NOT_IN_POOL', `refusing to delete ${path}: it is not in storage pool ${this.pool} (${dir})`);
+    if (posix.dirname(path) !== dir)
+      throw new StorageError(
+        'NOT_IN_POOL',
+        `refusing to delete ${path}: it is not in storage pool ${this.pool} (${dir})`,
+      );
     try {
       await this.virsh.run(['vol-delete', '--pool', this.pool, posix.basename(path)], { timeoutMs: 60_000 });
     } catch (err) {
@@ -345,7 +432,9 @@ export class PoolStore implements DiskStore {
       path,
       read: async () => {
         try {
-          await this.virsh.run(['vol-download', '--pool', this.pool, posix.basename(path), local], { timeoutMs: 20_000 });
+          await this.virsh.run(['vol-download', '--pool', this.pool, posix.basename(path), local], {
+            timeoutMs: 20_000,
+          });
           return await readFile(local, 'utf8');
         } catch {
           return '';
@@ -361,6 +450,7 @@ export class PoolStore implements DiskStore {
 /** A file name inside a pool directory on the libvirt host (a POSIX path), refused if it would leave it. */
 function posixInside(dir: string, file: string): string {
   const path = posix.join(dir, file);
-  if (posix.dirname(path) !== dir.replace(/\/+$/, '') || file.includes('/')) throw new StorageError('PATH_OUTSIDE', `${JSON.stringify(file)} would be outside storage pool directory ${dir}`);
+  if (posix.dirname(path) !== dir.replace(/\/+$/, '') || file.includes('/'))
+    throw new StorageError('PATH_OUTSIDE', `${JSON.stringify(file)} would be outside storage pool directory ${dir}`);
   return path;
 }

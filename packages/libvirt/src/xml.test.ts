@@ -62,7 +62,9 @@ describe('domainXml', () => {
   });
 
   it('direct kernel boot carries the identity on the command line; every domain carries it in the SMBIOS serial', () => {
-    const direct = domainXml(spec({ kernel: '/g/vmlinux', initrd: '/g/initrd', cmdline: 'console=ttyS0 labctl.hostname=old' }));
+    const direct = domainXml(
+      spec({ kernel: '/g/vmlinux', initrd: '/g/initrd', cmdline: 'console=ttyS0 labctl.hostname=old' }),
+    );
     expect(direct).toContain('<cmdline>console=ttyS0 labctl.hostname=web-01</cmdline>');
     expect(direct).not.toContain("<boot dev='hd'/>");
     const disk = domainXml(spec());
@@ -93,7 +95,11 @@ describe('domainXml', () => {
   });
 
   it('parses the metadata as `virsh metadata` prints it (namespace prefix dropped)', () => {
-    expect(parseLabctlMetadata('<vm>\n  <lab>demo</lab>\n  <group>web</group>\n  <disk>/d/web-01.qcow2</disk>\n  <golden>/g.vhd</golden>\n</vm>\n')).toEqual({
+    expect(
+      parseLabctlMetadata(
+        '<vm>\n  <lab>demo</lab>\n  <group>web</group>\n  <disk>/d/web-01.qcow2</disk>\n  <golden>/g.vhd</golden>\n</vm>\n',
+      ),
+    ).toEqual({
       lab: 'demo',
       group: 'web',
       disk: '/d/web-01.qcow2',
@@ -104,12 +110,19 @@ describe('domainXml', () => {
 });
 
 const gate = requireTestbed('libvirt schema validation', { commands: ['virt-xml-validate', 'xmllint'] });
-describe.skipIf(gate.skip)('domainXml against libvirt\'s own schema (virt-xml-validate)', () => {
+describe.skipIf(gate.skip)("domainXml against libvirt's own schema (virt-xml-validate)", () => {
   it('is a valid libvirt domain, hostile values included', () => {
     const dir = mkdtempSync(join(tmpdir(), 'labctl-libvirt-xml-'));
     for (const [i, domain] of [
       spec(),
-      spec({ kernel: '/g/vmlinux', initrd: '/g/initrd', cmdline: `a ${hostile}`, firmware: 'uefi', network: 'bridge:br0', metadata: { lab: hostile, group: 'g', disk: hostile, golden: hostile } }),
+      spec({
+        kernel: '/g/vmlinux',
+        initrd: '/g/initrd',
+        cmdline: `a ${hostile}`,
+        firmware: 'uefi',
+        network: 'bridge:br0',
+        metadata: { lab: hostile, group: 'g', disk: hostile, golden: hostile },
+      }),
     ].entries()) {
       const file = join(dir, `d${i}.xml`);
       writeFileSync(file, domainXml(domain));

@@ -60,7 +60,9 @@ export interface DomainSpec {
 }
 
 export function networkSource(network: string): { type: 'network' | 'bridge'; name: string } {
-  return network.startsWith('bridge:') ? { type: 'bridge', name: network.slice('bridge:'.length) } : { type: 'network', name: network };
+  return network.startsWith('bridge:')
+    ? { type: 'bridge', name: network.slice('bridge:'.length) }
+    : { type: 'network', name: network };
 }
 
 /** The kernel command line with the VM's identity appended (the demo guest reads labctl.hostname=). */

@@ -478,7 +478,7 @@ function describeConnectError(
       'SSH_AUTH_FAILED',
       `authentication to ${where} failed (tried: ${context.tried.join(', ') || 'nothing'})`,
       {
-        hint: 'Pass --identity FILE, load the key into ssh-agent, or check that the user exists and the key is in its authorized_keys.',
+        hint: 'Pass --identity FILE, load the key into ssh-agent, or check that the user exists and the key is in its authorized_keys. On Windows OpenSSH, a user in the Administrators group is authorized by C:\\ProgramData\\ssh\\administrators_authorized_keys (owned by Administrators and SYSTEM only), not by ~\\.ssh\\authorized_keys.',
       },
     );
   }

@@ -103,7 +103,8 @@ export function loadProfile(nameOrFile: string, cwd: string = process.cwd(), see
   const lineCounter = new LineCounter();
   const stats = statSync(file);
   if (!stats.isFile()) fail(file, '', `is a ${fileKind(stats)}, not a regular file; labctl does not read it`);
-  if (stats.size > 4 * 1024 * 1024) fail(file, '', `has ${stats.size} bytes; profiles are small YAML files (at most 4 MiB)`);
+  if (stats.size > 4 * 1024 * 1024)
+    fail(file, '', `has ${stats.size} bytes; profiles are small YAML files (at most 4 MiB)`);
   const document = parseDocument(readFileSync(file, 'utf8'), { lineCounter });
   if (document.errors.length > 0) fail(file, '', document.errors[0]?.message ?? 'invalid YAML');
   let raw: Record<string, unknown> | null;

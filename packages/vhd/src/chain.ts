@@ -17,7 +17,8 @@ export async function openDisk(path: string, options: { strict?: boolean } = {})
     const fh = await open(path, fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0));
     try {
       const stats = await fh.stat();
-      if (!stats.isFile() && !stats.isBlockDevice()) throw vhdError('VHD_CANNOT_OPEN', { path, reason: `it is a ${fileKind(stats)}, not a disk image file` });
+      if (!stats.isFile() && !stats.isBlockDevice())
+        throw vhdError('VHD_CANNOT_OPEN', { path, reason: `it is a ${fileKind(stats)}, not a disk image file` });
       await fh.read(head, 0, 8, 0);
     } finally {
       await fh.close();
@@ -254,7 +255,12 @@ export async function openChain(path: string, options: OpenChainOptions = {}): P
       if (found.image.virtualSize < image.virtualSize && !options.allowGrownChild) {
         const parentSize = found.image.virtualSize;
         await found.image.close();
-        throw vhdError('VHD_PARENT_SMALLER', { path: image.path, parent: found.candidate.path, childSize: image.virtualSize, parentSize });
+        throw vhdError('VHD_PARENT_SMALLER', {
+          path: image.path,
+          parent: found.candidate.path,
+          childSize: image.virtualSize,
+          parentSize,
+        });
       }
       image = found.image;
       layers.push(image);

@@ -17,7 +17,10 @@ export interface CheckResult {
  * VHDX log; for a differencing disk, that its whole parent chain can be found, matches and does not loop. Collects every
  * problem it can instead of stopping at the first; `ok` is false when any finding is an error.
  */
-export async function checkDisk(path: string, options: { search?: readonly string[]; allowGrownChild?: boolean } = {}): Promise<CheckResult> {
+export async function checkDisk(
+  path: string,
+  options: { search?: readonly string[]; allowGrownChild?: boolean } = {},
+): Promise<CheckResult> {
   const findings: Finding[] = [];
   let image: Awaited<ReturnType<typeof openDisk>>;
   try {
@@ -32,7 +35,10 @@ export async function checkDisk(path: string, options: { search?: readonly strin
     if (image.parent && !findings.some((f) => f.severity === 'error')) {
       try {
         // The whole chain, not just the parent: a loop or a broken link further down makes this disk unreadable too.
-        const chain = await openChain(path, { search: options.search ?? [], ...(options.allowGrownChild ? { allowGrownChild: true } : {}) });
+        const chain = await openChain(path, {
+          search: options.search ?? [],
+          ...(options.allowGrownChild ? { allowGrownChild: true } : {}),
+        });
         await chain.close();
         for (const link of chain.links) {
           if (!link.timestampMismatch) continue;

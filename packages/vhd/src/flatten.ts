@@ -89,7 +89,10 @@ export async function flatten(source: string, out: string, options: FlattenOptio
   const format = outputFormatFor(out, options.format);
   const type = options.type ?? 'dynamic';
   const events = options.events ?? (() => {});
-  const chain = await openChain(source, { search: options.search ?? [], ...(options.allowGrownChild ? { allowGrownChild: true } : {}) });
+  const chain = await openChain(source, {
+    search: options.search ?? [],
+    ...(options.allowGrownChild ? { allowGrownChild: true } : {}),
+  });
   let writer: DiskWriter | undefined;
   const temp = join(
     dirname(resolve(out)),
@@ -208,7 +211,10 @@ export async function removeDeadTemporaries(dir: string): Promise<string[]> {
     const path = join(dir, name);
     const stats = await lstat(path).catch(() => undefined);
     if (!stats?.isFile()) continue;
-    await unlink(path).then(() => removed.push(path), () => {});
+    await unlink(path).then(
+      () => removed.push(path),
+      () => {},
+    );
   }
   return removed;
 }

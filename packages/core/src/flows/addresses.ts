@@ -55,13 +55,19 @@ export async function refreshAddresses(options: AddressesFlowOptions): Promise<A
     // a row per VM that reads like "no address": nothing is recorded from such a look.
     const unreachable = results.find((result) => result.failure);
     if (unreachable?.failure && results.every((result) => result.failure)) {
-      throw new LabctlError(unreachable.failure.code, unreachable.failure.message, { ...(unreachable.failure.hint ? { hint: unreachable.failure.hint } : {}) });
+      throw new LabctlError(unreachable.failure.code, unreachable.failure.message, {
+        ...(unreachable.failure.hint ? { hint: unreachable.failure.hint } : {}),
+      });
     }
     // A one-shot look records what it saw; only a wait that ran out says a VM failed.
     for (const result of results) if (options.wait || result.status === 'addressed') recordDiscovery(session, result);
     await session.save();
     const order = new Map(vms.map((vm, i) => [vm.name, i]));
     results.sort((a, b) => (order.get(a.name) ?? 0) - (order.get(b.name) ?? 0));
-    return { lab: session.state.lab, vms: results.map((result) => ({ ...result, address: result.addresses[0] ?? null })), unknown };
+    return {
+      lab: session.state.lab,
+      vms: results.map((result) => ({ ...result, address: result.addresses[0] ?? null })),
+      unknown,
+    };
   });
 }

@@ -19,12 +19,21 @@ import { planLab } from './plan-lab.js';
  */
 async function lab(count = 3) {
   const dir = await mkdtemp(join(tmpdir(), 'labctl-contract-'));
-  const { plan } = planLab({ path: undefined, spec: {}, lab: 'contract', resolvePath: (p) => p }, { count, golden: '/g/golden.vhd', concurrency: 1 });
+  const { plan } = planLab(
+    { path: undefined, spec: {}, lab: 'contract', resolvePath: (p) => p },
+    { count, golden: '/g/golden.vhd', concurrency: 1 },
+  );
   return { dir, plan, store: new StateStore(dir) };
 }
 
 const reachable: Discover = async (_provider, vms) =>
-  vms.map((vm, i) => ({ name: vm.name, status: 'reachable' as const, addresses: [`10.0.0.${i + 1}`], hostKeys: [`ssh-ed25519 KEY${vm.name}`], detail: 'SSH answered' }));
+  vms.map((vm, i) => ({
+    name: vm.name,
+    status: 'reachable' as const,
+    addresses: [`10.0.0.${i + 1}`],
+    hostKeys: [`ssh-ed25519 KEY${vm.name}`],
+    detail: 'SSH answered',
+  }));
 
 async function saved(dir: string): Promise<{ vms: VmRecord[] }> {
   return JSON.parse(await readFile(join(dir, '.labctl', 'state.json'), 'utf8'));
@@ -32,7 +41,10 @@ async function saved(dir: string): Promise<{ vms: VmRecord[] }> {
 
 /** A provider that forgets to report one VM of a call: the flow must not count it as done. */
 class SilentAbout extends FakeProvider {
-  constructor(private readonly silent: string, private readonly step: 'create' | 'start' | 'destroy') {
+  constructor(
+    private readonly silent: string,
+    private readonly step: 'create' | 'start' | 'destroy',
+  ) {
     super();
   }
   override async create(...args: Parameters<FakeProvider['create']>) {
@@ -49,11 +61,20 @@ class SilentAbout extends FakeProvider {
   }
 }
 
-const hostDown = () => new LabctlError('HOST_UNREACHABLE', 'cannot connect to hv01: connection refused', { hint: 'Is the host up?' });
+const hostDown = () =>
+  new LabctlError('HOST_UNREACHABLE', 'cannot connect to hv01: connection refused', { hint: 'Is the host up?' });
 
-describe('create: every VM\'s own error reaches the user', () => {
+describe("create: every VM's own error reaches the user", () => {
   const ways: Array<[string, (p: FakeProvider) => void, string]> = [
-    ['one VM fails', (p) => p.create_Err.set('vm-02', new LabctlError('HYPERV_CREATE_FAILED', 'New-VM: the operation failed', { hint: 'Check the host.' })), 'HYPERV_CREATE_FAILED'],
+    [
+      'one VM fails',
+      (p) =>
+        p.create_Err.set(
+          'vm-02',
+          new LabctlError('HYPERV_CREATE_FAILED', 'New-VM: the operation failed', { hint: 'Check the host.' }),
+        ),
+      'HYPERV_CREATE_FAILED',
+    ],
     ['the whole call fails (host unreachable)', (p) => (p.create_CallErr = hostDown()), 'HOST_UNREACHABLE'],
   ];
   for (const [way, arrange, code] of ways) {
@@ -72,14 +93,17 @@ describe('create: every VM\'s own error reaches the user', () => {
       }
       expect(provider.start_Args.flat().filter((name) => failedNames.includes(name))).toEqual([]);
       const state = await saved(dir);
-      for (const name of failedNames) expect(state.vms.find((vm) => vm.name === name)).toMatchObject({ state: 'failed', errorCode: code });
+      for (const name of failedNames)
+        expect(state.vms.find((vm) => vm.name === name)).toMatchObject({ state: 'failed', errorCode: code });
       for (const vm of summary.vms.filter((v) => !v.failure)) expect(vm.state).toBe('running');
 
       provider.create_Err.clear();
       provider.create_CallErr = undefined;
       const again = await createLab({ plan, provider, store, timeoutMs: 1000, discover: reachable });
       expect(again.counts).toMatchObject({ planned: 3, failed: 0, created: failedNames.length });
-      expect((await saved(dir)).vms.map((vm) => [vm.state, vm.error, vm.errorCode])).toEqual(plan.vms.map(() => ['running', undefined, undefined]));
+      expect((await saved(dir)).vms.map((vm) => [vm.state, vm.error, vm.errorCode])).toEqual(
+        plan.vms.map(() => ['running', undefined, undefined]),
+      );
     });
   }
 
@@ -88,7 +112,10 @@ describe('create: every VM\'s own error reaches the user', () => {
     const provider = new SilentAbout('vm-03', 'create');
     provider.batchSize = 3;
     const summary = await createLab({ plan, provider, store, timeoutMs: 1000, discover: reachable });
-    expect(summary.vms.find((vm) => vm.name === 'vm-03')).toMatchObject({ action: 'failed', failure: { code: 'PROVIDER_NO_RESULT' } });
+    expect(summary.vms.find((vm) => vm.name === 'vm-03')).toMatchObject({
+      action: 'failed',
+      failure: { code: 'PROVIDER_NO_RESULT' },
+    });
     expect(summary.counts).toMatchObject({ created: 2, failed: 1 });
   });
 
@@ -103,9 +130,14 @@ describe('create: every VM\'s own error reaches the user', () => {
   });
 });
 
-describe('start: the failure is the start\'s, discovery skips the VM', () => {
+describe("start: the failure is the start's, discovery skips the VM", () => {
   for (const [way, arrange, code] of [
-    ['one VM fails to start', (p: FakeProvider) => p.start_Err.set('vm-02', new LabctlError('LIBVIRT_START_FAILED', 'virsh start: not enough memory')), 'LIBVIRT_START_FAILED'],
+    [
+      'one VM fails to start',
+      (p: FakeProvider) =>
+        p.start_Err.set('vm-02', new LabctlError('LIBVIRT_START_FAILED', 'virsh start: not enough memory')),
+      'LIBVIRT_START_FAILED',
+    ],
     ['the whole start call fails', (p: FakeProvider) => (p.start_CallErr = hostDown()), 'HOST_UNREACHABLE'],
   ] as const) {
     it(`${way}: kept with its code; not handed to discovery; a re-run starts it`, async () => {
@@ -143,7 +175,12 @@ describe('start: the failure is the start\'s, discovery skips the VM', () => {
 
 describe('destroy: failures per VM, the rest removed, a re-run finishes', () => {
   for (const [way, arrange, code] of [
-    ['one VM fails', (p: FakeProvider) => p.destroy_Err.set('vm-02', new LabctlError('LIBVIRT_DESTROY_FAILED', 'virsh undefine: busy')), 'LIBVIRT_DESTROY_FAILED'],
+    [
+      'one VM fails',
+      (p: FakeProvider) =>
+        p.destroy_Err.set('vm-02', new LabctlError('LIBVIRT_DESTROY_FAILED', 'virsh undefine: busy')),
+      'LIBVIRT_DESTROY_FAILED',
+    ],
     ['the whole call fails', (p: FakeProvider) => (p.destroy_CallErr = hostDown()), 'HOST_UNREACHABLE'],
     ['the provider says nothing about a VM', undefined, 'PROVIDER_NO_RESULT'],
   ] as const) {
@@ -156,7 +193,9 @@ describe('destroy: failures per VM, the rest removed, a re-run finishes', () => 
       const failedNames = summary.vms.filter((vm) => vm.result === 'failed').map((vm) => vm.name);
       expect(failedNames.length).toBeGreaterThan(0);
       for (const vm of summary.vms.filter((v) => v.result === 'failed')) expect(vm.failure?.code).toBe(code);
-      expect((await saved(dir)).vms.map((vm) => [vm.name, vm.state, vm.errorCode])).toEqual(failedNames.map((name) => [name, 'failed', code]));
+      expect((await saved(dir)).vms.map((vm) => [vm.name, vm.state, vm.errorCode])).toEqual(
+        failedNames.map((name) => [name, 'failed', code]),
+      );
       const fresh = new FakeProvider();
       const again = await destroyLab({ lab: 'contract', provider: () => fresh, store, all: true });
       expect(again.vms.every((vm) => vm.result === 'destroyed')).toBe(true);

@@ -13,12 +13,21 @@ import { planLab } from './plan-lab.js';
 
 async function lab(count: number, name = 'flows') {
   const dir = await mkdtemp(join(tmpdir(), 'labctl-flows-'));
-  const { plan } = planLab({ path: undefined, spec: {}, lab: name, resolvePath: (p) => p }, { count, golden: '/g/golden.vhd', concurrency: 3 });
+  const { plan } = planLab(
+    { path: undefined, spec: {}, lab: name, resolvePath: (p) => p },
+    { count, golden: '/g/golden.vhd', concurrency: 3 },
+  );
   return { dir, plan, store: new StateStore(dir) };
 }
 
 function planFor(plan: Plan, count: number): Plan {
-  return { ...plan, vms: planLab({ path: undefined, spec: {}, lab: plan.lab, resolvePath: (p) => p }, { count, golden: '/g/golden.vhd' }).plan.vms };
+  return {
+    ...plan,
+    vms: planLab(
+      { path: undefined, spec: {}, lab: plan.lab, resolvePath: (p) => p },
+      { count, golden: '/g/golden.vhd' },
+    ).plan.vms,
+  };
 }
 
 /** Every running VM gets 10.0.0.N and a host key; records the VMs it was asked about. */
@@ -28,8 +37,21 @@ function fakeDiscover(unreachable: string[] = []): Discover & { asked: string[][
     asked.push(vms.map((vm) => vm.name));
     return vms.map((vm, i) =>
       unreachable.includes(vm.name)
-        ? { name: vm.name, status: 'timeout' as const, addresses: [], hostKeys: [], detail: 'adapter has no address yet (lease)', hint: 'No DHCP lease: ...' }
-        : { name: vm.name, status: 'reachable' as const, addresses: [`10.0.0.${i + 1}`], hostKeys: [`ssh-ed25519 KEY${vm.name}`], detail: 'SSH answered' },
+        ? {
+            name: vm.name,
+            status: 'timeout' as const,
+            addresses: [],
+            hostKeys: [],
+            detail: 'adapter has no address yet (lease)',
+            hint: 'No DHCP lease: ...',
+          }
+        : {
+            name: vm.name,
+            status: 'reachable' as const,
+            addresses: [`10.0.0.${i + 1}`],
+            hostKeys: [`ssh-ed25519 KEY${vm.name}`],
+            detail: 'SSH answered',
+          },
     );
   };
   return Object.assign(run, { asked });
@@ -48,7 +70,11 @@ describe('createLab', () => {
     expect(provider.create_Args.flat().sort()).toEqual(['vm-01', 'vm-02', 'vm-03', 'vm-04', 'vm-05']);
     const state = await savedState(dir);
     expect(state.vms).toHaveLength(5);
-    expect(state.vms[0]).toMatchObject({ state: 'running', addresses: ['10.0.0.1'], ssh: { hostKeys: ['ssh-ed25519 KEYvm-01'] } });
+    expect(state.vms[0]).toMatchObject({
+      state: 'running',
+      addresses: ['10.0.0.1'],
+      ssh: { hostKeys: ['ssh-ed25519 KEYvm-01'] },
+    });
     expect(state.vms[0].startedAt).toEqual(expect.any(String));
     expect(state.vms[0].resources.startedAt).toBeUndefined();
   });
@@ -60,7 +86,13 @@ describe('createLab', () => {
     const again = await createLab({ plan, provider, store, timeoutMs: 1000, discover: fakeDiscover() });
     expect(again.counts).toMatchObject({ created: 0, kept: 10 });
     expect(provider.create_Called).toBe(10);
-    const more = await createLab({ plan: planFor(plan, 12), provider, store, timeoutMs: 1000, discover: fakeDiscover() });
+    const more = await createLab({
+      plan: planFor(plan, 12),
+      provider,
+      store,
+      timeoutMs: 1000,
+      discover: fakeDiscover(),
+    });
     expect(more.counts).toMatchObject({ planned: 12, created: 2, kept: 10 });
     expect(provider.create_Args.slice(10).flat()).toEqual(['vm-11', 'vm-12']);
   });
@@ -71,7 +103,11 @@ describe('createLab', () => {
     provider.create_Err.set('vm-03', new Error('qemu-img: disk full'));
     const first = await createLab({ plan, provider, store, timeoutMs: 1000, discover: fakeDiscover() });
     expect(first.counts).toMatchObject({ created: 3, failed: 1, reachable: 3 });
-    expect(first.vms.find((vm) => vm.name === 'vm-03')).toMatchObject({ action: 'failed', state: 'failed', error: 'qemu-img: disk full' });
+    expect(first.vms.find((vm) => vm.name === 'vm-03')).toMatchObject({
+      action: 'failed',
+      state: 'failed',
+      error: 'qemu-img: disk full',
+    });
     expect((await savedState(dir)).vms.find((vm: { name: string }) => vm.name === 'vm-03').state).toBe('failed');
     provider.create_Err.clear();
     const second = await createLab({ plan, provider, store, timeoutMs: 1000, discover: fakeDiscover() });
@@ -80,15 +116,31 @@ describe('createLab', () => {
 
   it('a VM that is never reachable fails with the explanation (exit 1 in the CLI)', async () => {
     const { plan, store } = await lab(2);
-    const summary = await createLab({ plan, provider: new FakeProvider(), store, timeoutMs: 1000, discover: fakeDiscover(['vm-02']) });
+    const summary = await createLab({
+      plan,
+      provider: new FakeProvider(),
+      store,
+      timeoutMs: 1000,
+      discover: fakeDiscover(['vm-02']),
+    });
     expect(summary.counts).toMatchObject({ failed: 1, reachable: 1 });
-    expect(summary.vms[1]).toMatchObject({ error: 'not reachable in time: adapter has no address yet (lease)', hint: 'No DHCP lease: ...' });
+    expect(summary.vms[1]).toMatchObject({
+      error: 'not reachable in time: adapter has no address yet (lease)',
+      hint: 'No DHCP lease: ...',
+    });
   });
 
   it('a preflight error refuses before anything is written or created', async () => {
     const { plan, store, dir } = await lab(2);
     const provider = new FakeProvider();
-    provider.preflight_Return = [{ id: 'golden.readable', level: 'error', message: 'golden image /g/golden.vhd does not exist', hint: 'Pass --golden' }];
+    provider.preflight_Return = [
+      {
+        id: 'golden.readable',
+        level: 'error',
+        message: 'golden image /g/golden.vhd does not exist',
+        hint: 'Pass --golden',
+      },
+    ];
     const error = await createLab({ plan, provider, store, timeoutMs: 1000 }).catch((err) => err);
     expect(error).toBeInstanceOf(PreflightError);
     expect(error.exitCode).toBe(2);
@@ -102,10 +154,19 @@ describe('createLab', () => {
     const controller = new AbortController();
     provider.onCreate = (name) => name === 'vm-02' && controller.abort();
     const plan1 = { ...plan, concurrency: 1 };
-    const first = await createLab({ plan: plan1, provider, store, timeoutMs: 1000, signal: controller.signal, discover: fakeDiscover() });
+    const first = await createLab({
+      plan: plan1,
+      provider,
+      store,
+      timeoutMs: 1000,
+      signal: controller.signal,
+      discover: fakeDiscover(),
+    });
     expect(first.interrupted).toBe(true);
     expect([...provider.domains.keys()]).toEqual(['vm-01', 'vm-02']);
-    const states = Object.fromEntries((await savedState(dir)).vms.map((vm: { name: string; state: string }) => [vm.name, vm.state]));
+    const states = Object.fromEntries(
+      (await savedState(dir)).vms.map((vm: { name: string; state: string }) => [vm.name, vm.state]),
+    );
     expect(states).toMatchObject({ 'vm-01': 'created', 'vm-02': 'created', 'vm-03': 'creating', 'vm-06': 'creating' });
     provider.onCreate = undefined;
     const second = await createLab({ plan: plan1, provider, store, timeoutMs: 1000, discover: fakeDiscover() });
@@ -116,7 +177,15 @@ describe('createLab', () => {
   it('adopts a domain of this lab that the state lost (killed before the state was written)', async () => {
     const { plan, store } = await lab(3);
     const provider = new FakeProvider();
-    provider.domains.set('vm-02', { name: 'vm-02', group: 'vm', provider: 'fake', host: 'local', addresses: [], ssh: { hostKeys: [] }, state: 'stopped' });
+    provider.domains.set('vm-02', {
+      name: 'vm-02',
+      group: 'vm',
+      provider: 'fake',
+      host: 'local',
+      addresses: [],
+      ssh: { hostKeys: [] },
+      state: 'stopped',
+    });
     const events = collectingSink();
     const summary = await createLab({ plan, provider, store, timeoutMs: 1000, discover: fakeDiscover(), events });
     expect(summary.vms.map((vm) => [vm.name, vm.action])).toEqual([
@@ -139,7 +208,7 @@ describe('createLab', () => {
     expect(discover.asked).toEqual([]);
   });
 
-  it('starts in the provider\'s batches: the number of start calls is the same whatever the concurrency', async () => {
+  it("starts in the provider's batches: the number of start calls is the same whatever the concurrency", async () => {
     for (const concurrency of [1, 3, 10]) {
       const { plan, store } = await lab(10);
       const provider = new FakeProvider();
@@ -165,7 +234,10 @@ describe('createLab', () => {
       ['vm-05', 'running'],
       ['vm-06', 'running'],
     ]);
-    expect(first.vms[1]).toMatchObject({ action: 'failed', error: 'The virtual machine could not be started: not enough memory' });
+    expect(first.vms[1]).toMatchObject({
+      action: 'failed',
+      error: 'The virtual machine could not be started: not enough memory',
+    });
     expect(first.counts).toMatchObject({ created: 5, failed: 1, reachable: 5 });
 
     const other = await lab(6, 'flows-drop');
@@ -176,10 +248,18 @@ describe('createLab', () => {
       calls++;
       dropping.start_CallErr = calls === 1 ? new Error('the connection ended without an exit status') : undefined;
     };
-    const second = await createLab({ plan: { ...other.plan, concurrency: 1 }, provider: dropping, store: other.store, timeoutMs: 1000, discover: fakeDiscover() });
+    const second = await createLab({
+      plan: { ...other.plan, concurrency: 1 },
+      provider: dropping,
+      store: other.store,
+      timeoutMs: 1000,
+      discover: fakeDiscover(),
+    });
     expect(second.vms.map((vm) => vm.state)).toEqual(['running', 'running', 'running', 'failed', 'failed', 'failed']);
     expect(second.vms[3]?.error).toBe('the connection ended without an exit status');
-    expect((await savedState(dir)).vms.find((vm: { name: string }) => vm.name === 'vm-02')).toMatchObject({ state: 'failed' });
+    expect((await savedState(dir)).vms.find((vm: { name: string }) => vm.name === 'vm-02')).toMatchObject({
+      state: 'failed',
+    });
   });
 
   it('interrupted during start: the batches started so far are saved as running, the rest stay created', async () => {
@@ -188,11 +268,27 @@ describe('createLab', () => {
     provider.batchSize = 2;
     const controller = new AbortController();
     provider.onStart = () => controller.abort();
-    const first = await createLab({ plan: { ...plan, concurrency: 1 }, provider, store, timeoutMs: 1000, signal: controller.signal, discover: fakeDiscover() });
+    const first = await createLab({
+      plan: { ...plan, concurrency: 1 },
+      provider,
+      store,
+      timeoutMs: 1000,
+      signal: controller.signal,
+      discover: fakeDiscover(),
+    });
     expect(first.interrupted).toBe(true);
     expect(provider.start_Args).toEqual([['vm-01', 'vm-02']]);
-    const states = Object.fromEntries((await savedState(dir)).vms.map((vm: { name: string; state: string }) => [vm.name, vm.state]));
-    expect(states).toEqual({ 'vm-01': 'running', 'vm-02': 'running', 'vm-03': 'created', 'vm-04': 'created', 'vm-05': 'created', 'vm-06': 'created' });
+    const states = Object.fromEntries(
+      (await savedState(dir)).vms.map((vm: { name: string; state: string }) => [vm.name, vm.state]),
+    );
+    expect(states).toEqual({
+      'vm-01': 'running',
+      'vm-02': 'running',
+      'vm-03': 'created',
+      'vm-04': 'created',
+      'vm-05': 'created',
+      'vm-06': 'created',
+    });
     provider.onStart = undefined;
     const second = await createLab({ plan, provider, store, timeoutMs: 1000, discover: fakeDiscover() });
     expect(second.counts).toMatchObject({ created: 0, kept: 6, reachable: 6 });
@@ -204,8 +300,23 @@ describe('destroyLab', () => {
     const { plan, store, dir } = await lab(3);
     const provider = new FakeProvider();
     await createLab({ plan, provider, store, timeoutMs: 1000, discover: fakeDiscover() });
-    provider.domains.set('vm-09', { name: 'vm-09', group: 'vm', provider: 'fake', host: 'local', addresses: [], ssh: { hostKeys: [] }, state: 'running' });
-    const one = await destroyLab({ lab: plan.lab, provider: () => provider, scan: [provider], store, names: ['vm-02', 'nope'], keepDisks: true });
+    provider.domains.set('vm-09', {
+      name: 'vm-09',
+      group: 'vm',
+      provider: 'fake',
+      host: 'local',
+      addresses: [],
+      ssh: { hostKeys: [] },
+      state: 'running',
+    });
+    const one = await destroyLab({
+      lab: plan.lab,
+      provider: () => provider,
+      scan: [provider],
+      store,
+      names: ['vm-02', 'nope'],
+      keepDisks: true,
+    });
     expect(one.vms).toEqual([
       { name: 'nope', result: 'absent' },
       { name: 'vm-02', result: 'destroyed' },
@@ -215,6 +326,8 @@ describe('destroyLab', () => {
     expect(all.vms.map((vm) => vm.name).sort()).toEqual(['vm-01', 'vm-03', 'vm-09']);
     expect(provider.domains.size).toBe(0);
     expect((await savedState(dir)).vms).toEqual([]);
-    expect((await destroyLab({ lab: plan.lab, provider: () => provider, scan: [provider], store, all: true })).vms).toEqual([]);
+    expect(
+      (await destroyLab({ lab: plan.lab, provider: () => provider, scan: [provider], store, all: true })).vms,
+    ).toEqual([]);
   });
 });

@@ -69,11 +69,21 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
   return store.withLock(plan.lab, options.command ?? 'labctl create', async (session) => {
     // A planned name that differs only in case from one the lab already has would be the same VM
     // and the same disk file on Hyper-V and NTFS: refused before anything is contacted.
-    checkCaseCollisions('vm', new Set([...session.state.vms.map((vm) => vm.name), ...plan.vms.map((vm) => vm.name)]), `lab ${plan.lab}`);
+    checkCaseCollisions(
+      'vm',
+      new Set([...session.state.vms.map((vm) => vm.name), ...plan.vms.map((vm) => vm.name)]),
+      `lab ${plan.lab}`,
+    );
     const onHypervisor = new Map((await listBeforeChanging(provider, plan.lab)).map((vm) => [vm.name, vm]));
     const { checks, placed } = await provider.preflight(plan);
     for (const check of checks) {
-      if (check.level !== 'ok') events({ subject: check.subject ?? plan.lab, phase: 'preflight', status: check.level === 'error' ? 'failed' : 'warning', message: check.message });
+      if (check.level !== 'ok')
+        events({
+          subject: check.subject ?? plan.lab,
+          phase: 'preflight',
+          status: check.level === 'error' ? 'failed' : 'warning',
+          message: check.message,
+        });
     }
     const refused = failedChecks(checks);
     if (refused.length > 0) {
@@ -90,12 +100,18 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
     await save();
 
     const failures = new Map<string, VmFailure>();
-    const summary = (interrupted: boolean): CreateSummary => summarize(plan, provider.name, checks, session, actions, discoveries, failures, interrupted, started);
+    const summary = (interrupted: boolean): CreateSummary =>
+      summarize(plan, provider.name, checks, session, actions, discoveries, failures, interrupted, started);
     const toCreate = placed.vms.filter((vm) => !onHypervisor.has(vm.name));
     const byName = new Map(placed.vms.map((vm) => [vm.name, vm]));
     // Recorded before anything is touched: after a SIGKILL the next run knows these may be half-made.
     for (const vm of toCreate) {
-      session.upsertVm({ ...plannedRecord(vm, provider.name), state: 'creating', error: undefined, errorCode: undefined });
+      session.upsertVm({
+        ...plannedRecord(vm, provider.name),
+        state: 'creating',
+        error: undefined,
+        errorCode: undefined,
+      });
     }
     await save();
 
@@ -110,16 +126,27 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
     // The placed plan's batches (one provider call each, one host each), less the VMs that exist.
     const creating = new Set(toCreate.map((vm) => vm.name));
     await mapLimit(
-      placed.batches.map((batch) => batch.filter((name) => creating.has(name)).map((name) => byName.get(name)!)).filter((batch) => batch.length > 0),
+      placed.batches
+        .map((batch) => batch.filter((name) => creating.has(name)).map((name) => byName.get(name)!))
+        .filter((batch) => batch.length > 0),
       plan.concurrency,
       async (batch) => {
-        const results = await resultsFor(batch.map((vm) => vm.name), () => provider.create(batch, events));
+        const results = await resultsFor(
+          batch.map((vm) => vm.name),
+          () => provider.create(batch, events),
+        );
         for (const [name, result] of results) {
           if (!result.ok) {
             fail(name, 'create', result.error);
             continue;
           }
-          session.upsertVm({ ...result.facts, name, state: result.facts.state === 'running' ? 'running' : 'created', error: undefined, errorCode: undefined });
+          session.upsertVm({
+            ...result.facts,
+            name,
+            state: result.facts.state === 'running' ? 'running' : 'created',
+            error: undefined,
+            errorCode: undefined,
+          });
           actions.set(name, 'created');
         }
         await save();
@@ -136,11 +163,16 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
       // Started in the same batches as create: one provider call per batch (Hyper-V: one start_vms
       // run per host), so the number of calls does not depend on --concurrency.
       await mapLimit(
-        placed.batches.map((batch) => batch.map(startable).filter((vm): vm is VmRecord => vm !== undefined)).filter((batch) => batch.length > 0),
+        placed.batches
+          .map((batch) => batch.map(startable).filter((vm): vm is VmRecord => vm !== undefined))
+          .filter((batch) => batch.length > 0),
         plan.concurrency,
         async (batch) => {
           const startedAt = new Date().toISOString();
-          const results = await resultsFor(batch.map((vm) => vm.name), () => provider.start(batch, events));
+          const results = await resultsFor(
+            batch.map((vm) => vm.name),
+            () => provider.start(batch, events),
+          );
           for (const vm of batch) {
             const result = results.get(vm.name)!;
             if (!result.ok) {
@@ -163,8 +195,14 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
       if (options.signal?.aborted) return summary(true);
 
       if ((options.wait ?? true) && options.discover) {
-        const running = plan.vms.map((vm) => session.vm(vm.name)).filter((vm): vm is VmRecord => vm?.state === 'running');
-        const results = await options.discover(provider, running, { timeoutMs: options.timeoutMs, events, ...(options.signal ? { signal: options.signal } : {}) });
+        const running = plan.vms
+          .map((vm) => session.vm(vm.name))
+          .filter((vm): vm is VmRecord => vm?.state === 'running');
+        const results = await options.discover(provider, running, {
+          timeoutMs: options.timeoutMs,
+          events,
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
         for (const result of results) {
           discoveries.set(result.name, result);
           recordDiscovery(session, result);
@@ -187,7 +225,11 @@ async function listBeforeChanging(provider: Provider, lab: string): Promise<VmRe
     return await provider.list(lab);
   } catch (err) {
     const hint = isLabctlError(err) ? err.hint : undefined;
-    throw new PreflightError(isLabctlError(err) ? err.code : 'PREFLIGHT_FAILED', describeError(err), { ...(hint ? { hint } : {}), exitCode: 2, cause: err });
+    throw new PreflightError(isLabctlError(err) ? err.code : 'PREFLIGHT_FAILED', describeError(err), {
+      ...(hint ? { hint } : {}),
+      exitCode: 2,
+      cause: err,
+    });
   }
 }
 
@@ -208,7 +250,13 @@ function plannedRecord(vm: VmPlan, provider: string): Partial<VmRecord> & { name
  * State vs. what the hypervisor has. A domain of this lab unknown to the state is adopted (it was made
  * by a run that died before writing state); a record whose domain is gone is re-made.
  */
-function reconcile(session: StateSession, plan: Plan, provider: string, onHypervisor: Map<string, VmRecord>, actions: Map<string, VmAction>): void {
+function reconcile(
+  session: StateSession,
+  plan: Plan,
+  provider: string,
+  onHypervisor: Map<string, VmRecord>,
+  actions: Map<string, VmAction>,
+): void {
   const planned = new Map(plan.vms.map((vm) => [vm.name, vm]));
   for (const [name, found] of onHypervisor) {
     const known = session.vm(name);
@@ -225,7 +273,8 @@ function reconcile(session: StateSession, plan: Plan, provider: string, onHyperv
         error: undefined,
         resources: { ...known?.resources, ...found.resources },
       });
-      if (vmPlan) actions.set(name, known && known.state !== 'creating' && known.state !== 'failed' ? 'kept' : 'adopted');
+      if (vmPlan)
+        actions.set(name, known && known.state !== 'creating' && known.state !== 'failed' ? 'kept' : 'adopted');
     } else {
       session.upsertVm({ name, state: found.state });
       if (vmPlan) actions.set(name, 'kept');
@@ -233,7 +282,8 @@ function reconcile(session: StateSession, plan: Plan, provider: string, onHyperv
   }
   for (const known of session.state.vms) {
     if (known.provider !== provider || onHypervisor.has(known.name)) continue;
-    if (known.state !== 'creating' && known.state !== 'planned') session.upsertVm({ name: known.name, state: 'missing' });
+    if (known.state !== 'creating' && known.state !== 'planned')
+      session.upsertVm({ name: known.name, state: 'missing' });
   }
 }
 
@@ -263,7 +313,11 @@ function summarize(
       hostKeys: record?.ssh.hostKeys ?? [],
       ...(record?.error ? { error: record.error } : {}),
       ...(failures.has(vmPlan.name) ? { failure: failures.get(vmPlan.name) } : {}),
-      ...(failures.get(vmPlan.name)?.hint ? { hint: failures.get(vmPlan.name)?.hint } : unreachable && discovery.hint ? { hint: discovery.hint } : {}),
+      ...(failures.get(vmPlan.name)?.hint
+        ? { hint: failures.get(vmPlan.name)?.hint }
+        : unreachable && discovery.hint
+          ? { hint: discovery.hint }
+          : {}),
     };
   });
   const count = (action: VmAction) => vms.filter((vm) => vm.action === action).length;

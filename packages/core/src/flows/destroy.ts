@@ -67,14 +67,19 @@ export async function destroyLab(options: DestroyFlowOptions): Promise<DestroySu
       const provider = options.provider(vm);
       byProvider.set(provider, [...(byProvider.get(provider) ?? []), vm]);
     }
-    const calls = [...byProvider].flatMap(([provider, vms]) => chunk(vms, DESTROY_BATCH).map((batch) => ({ provider, batch })));
+    const calls = [...byProvider].flatMap(([provider, vms]) =>
+      chunk(vms, DESTROY_BATCH).map((batch) => ({ provider, batch })),
+    );
     await mapLimit(
       calls,
       options.concurrency ?? 4,
       async ({ provider, batch }) => {
         for (const vm of batch) if (session.vm(vm.name)) session.upsertVm({ name: vm.name, state: 'destroying' });
         await save();
-        const outcome = await resultsFor(batch.map((vm) => vm.name), () => provider.destroy(batch, { keepDisks: options.keepDisks ?? false }, events));
+        const outcome = await resultsFor(
+          batch.map((vm) => vm.name),
+          () => provider.destroy(batch, { keepDisks: options.keepDisks ?? false }, events),
+        );
         for (const vm of batch) {
           const result = outcome.get(vm.name)!;
           if (result.ok) {
@@ -82,7 +87,12 @@ export async function destroyLab(options: DestroyFlowOptions): Promise<DestroySu
             const left = result.facts.leftAlone.map((file) => `left alone: ${file}`);
             results.push({ name: vm.name, result: 'destroyed', ...(left.length ? { warnings: left } : {}) });
           } else {
-            session.upsertVm({ ...vm, state: 'failed', error: `destroy failed: ${result.error.message}`, errorCode: result.error.code });
+            session.upsertVm({
+              ...vm,
+              state: 'failed',
+              error: `destroy failed: ${result.error.message}`,
+              errorCode: result.error.code,
+            });
             results.push({ name: vm.name, result: 'failed', error: result.error.message, failure: result.error });
           }
         }

@@ -36,6 +36,8 @@ export function recordDiscovery(session: StateSession, result: VmDiscoveryResult
     name: result.name,
     addresses: result.addresses.length > 0 ? result.addresses : ok ? record.addresses : [],
     ssh: { ...record.ssh, hostKeys: result.hostKeys.length > 0 ? result.hostKeys : record.ssh.hostKeys },
-    error: ok ? undefined : `${result.status === 'timeout' ? 'not reachable in time' : 'unreachable'}: ${result.detail}`,
+    error: ok
+      ? undefined
+      : `${result.status === 'timeout' ? 'not reachable in time' : 'unreachable'}: ${result.detail}`,
   });
 }

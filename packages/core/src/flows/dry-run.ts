@@ -24,18 +24,30 @@ export interface DryRunSummary {
   beyond: Array<{ name: string; group: string; state: string }>;
 }
 
-export async function dryRunLab(options: { plan: Plan; provider: Provider; store: StateStore }): Promise<DryRunSummary> {
+export async function dryRunLab(options: {
+  plan: Plan;
+  provider: Provider;
+  store: StateStore;
+}): Promise<DryRunSummary> {
   const { plan, provider } = options;
   const state = (await options.store.read()) ?? emptyState(plan.lab);
-  checkCaseCollisions('vm', new Set([...state.vms.map((vm) => vm.name), ...plan.vms.map((vm) => vm.name)]), `lab ${plan.lab}`);
+  checkCaseCollisions(
+    'vm',
+    new Set([...state.vms.map((vm) => vm.name), ...plan.vms.map((vm) => vm.name)]),
+    `lab ${plan.lab}`,
+  );
   const { checks, placed } = await provider.preflight(plan, { dryRun: true });
   const refused = failedChecks(checks);
   if (refused.length > 0) {
-    throw new PreflightError('PREFLIGHT_FAILED', `the real run would be refused: ${refused.map((check) => check.message).join('; ')}`, {
-      hint: [...new Set(refused.map((check) => check.hint).filter(Boolean))].join(' ') || 'Nothing was changed.',
-      details: { checks: refused },
-      exitCode: 2,
-    });
+    throw new PreflightError(
+      'PREFLIGHT_FAILED',
+      `the real run would be refused: ${refused.map((check) => check.message).join('; ')}`,
+      {
+        hint: [...new Set(refused.map((check) => check.hint).filter(Boolean))].join(' ') || 'Nothing was changed.',
+        details: { checks: refused },
+        exitCode: 2,
+      },
+    );
   }
   // As the real run decides: a VM is kept when the hypervisor has it, made otherwise.
   const existing = new Set((await provider.list(plan.lab)).map((vm) => vm.name));
@@ -47,6 +59,8 @@ export async function dryRunLab(options: { plan: Plan; provider: Provider; store
     checks,
     vms: placed.vms.map((vm) => ({ ...vm, action: existing.has(vm.name) ? 'keep' : 'create' })),
     batches: placed.batches,
-    beyond: state.vms.filter((vm) => groups.has(vm.group) && !planned.has(vm.name)).map((vm) => ({ name: vm.name, group: vm.group, state: vm.state })),
+    beyond: state.vms
+      .filter((vm) => groups.has(vm.group) && !planned.has(vm.name))
+      .map((vm) => ({ name: vm.name, group: vm.group, state: vm.state })),
   };
 }

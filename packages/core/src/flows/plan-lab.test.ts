@@ -8,31 +8,56 @@ import { planLab } from './plan-lab.js';
 
 function labFile(yaml: string): LoadedLabFile {
   const spec = parseLabFile(yaml, 'labctl.yaml');
-  return { path: '/labs/demo/labctl.yaml', spec, lab: spec.lab ?? 'demo', resolvePath: (p) => resolveLocalPath(p, '/labs/demo') };
+  return {
+    path: '/labs/demo/labctl.yaml',
+    spec,
+    lab: spec.lab ?? 'demo',
+    resolvePath: (p) => resolveLocalPath(p, '/labs/demo'),
+  };
 }
 
 describe('planLab', () => {
   it('without a lab file: group "vm", vm-01.., deterministic MACs, defaults', () => {
     const { plan } = planLab(labFile(''), { count: 3, golden: '/g/golden.vhd' });
     expect(plan.vms.map((vm) => vm.name)).toEqual(['vm-01', 'vm-02', 'vm-03']);
-    expect(plan.vms[0]).toMatchObject({ group: 'vm', cpus: 1, memoryMiB: 512, network: 'default', clone: 'linked', firmware: 'bios', ssh: { user: 'root', port: 22 } });
+    expect(plan.vms[0]).toMatchObject({
+      group: 'vm',
+      cpus: 1,
+      memoryMiB: 512,
+      network: 'default',
+      clone: 'linked',
+      firmware: 'bios',
+      ssh: { user: 'root', port: 22 },
+    });
     expect(plan.vms[0]!.mac).toMatch(/^52:54:00(:[0-9a-f]{2}){3}$/);
     expect(new Set(plan.vms.map((vm) => vm.mac)).size).toBe(3);
-    expect(planLab(labFile(''), { count: 3, golden: '/g/golden.vhd' }).plan.vms.map((vm) => vm.mac)).toEqual(plan.vms.map((vm) => vm.mac));
+    expect(planLab(labFile(''), { count: 3, golden: '/g/golden.vhd' }).plan.vms.map((vm) => vm.mac)).toEqual(
+      plan.vms.map((vm) => vm.mac),
+    );
     expect(plan.concurrency).toBe(4);
   });
 
-  it('MACs take the provider\'s prefix (Hyper-V: 00:15:5D), still derived from lab + VM name', () => {
+  it("MACs take the provider's prefix (Hyper-V: 00:15:5D), still derived from lab + VM name", () => {
     const macPrefix = (provider: string) => ({ hyperv: '00:15:5D', libvirt: '52:54:00' })[provider];
     const hyperv = planLab(labFile('provider: hyperv'), { count: 3, golden: 'D:\\g.vhdx' }, { macPrefix }).plan;
-    expect(hyperv.vms.map((vm) => vm.mac)).toEqual(hyperv.vms.map(() => expect.stringMatching(/^00:15:5d(:[0-9a-f]{2}){3}$/)));
-    expect(planLab(labFile('provider: hyperv'), { count: 3, golden: 'D:\\g.vhdx' }, { macPrefix }).plan.vms.map((vm) => vm.mac)).toEqual(hyperv.vms.map((vm) => vm.mac));
+    expect(hyperv.vms.map((vm) => vm.mac)).toEqual(
+      hyperv.vms.map(() => expect.stringMatching(/^00:15:5d(:[0-9a-f]{2}){3}$/)),
+    );
+    expect(
+      planLab(labFile('provider: hyperv'), { count: 3, golden: 'D:\\g.vhdx' }, { macPrefix }).plan.vms.map(
+        (vm) => vm.mac,
+      ),
+    ).toEqual(hyperv.vms.map((vm) => vm.mac));
     const libvirt = planLab(labFile(''), { count: 3, golden: '/g.vhd' }, { macPrefix }).plan;
     // Same lab and names: the same last three octets, only the prefix differs.
     expect(libvirt.vms.map((vm) => vm.mac.slice(8))).toEqual(hyperv.vms.map((vm) => vm.mac.slice(8)));
     expect(libvirt.vms[0]!.mac).toMatch(/^52:54:00:/);
-    expect(planLab(labFile(''), { count: 1, golden: '/g.vhd', provider: 'other' }, { macPrefix }).plan.vms[0]!.mac).toMatch(/^52:54:00:/);
-    expect(planLab(labFile(''), { count: 1, golden: '/g.vhd', provider: 'hyperv' }, { macPrefix }).plan.vms[0]!.mac).toMatch(/^00:15:5d:/);
+    expect(
+      planLab(labFile(''), { count: 1, golden: '/g.vhd', provider: 'other' }, { macPrefix }).plan.vms[0]!.mac,
+    ).toMatch(/^52:54:00:/);
+    expect(
+      planLab(labFile(''), { count: 1, golden: '/g.vhd', provider: 'hyperv' }, { macPrefix }).plan.vms[0]!.mac,
+    ).toMatch(/^00:15:5d:/);
   });
 
   it('group settings win over defaults, flags over both; lab-file paths are relative to the file', () => {
@@ -45,10 +70,25 @@ groups:
   db: { count: 1 }
 `);
     const { plan } = planLab(file, {});
-    expect(plan.vms.map((vm) => `${vm.name}:${vm.group}:${vm.memoryMiB}:${vm.cpus}`)).toEqual(['web1:web:2048:2', 'web2:web:2048:2', 'db-01:db:1024:2']);
-    expect(plan.vms[0]).toMatchObject({ golden: '/labs/demo/images/golden.vhd', kernel: '/labs/demo/boot/vmlinux', ssh: { keyFile: '/labs/demo/keys/id' }, vars: { port: 80 } });
+    expect(plan.vms.map((vm) => `${vm.name}:${vm.group}:${vm.memoryMiB}:${vm.cpus}`)).toEqual([
+      'web1:web:2048:2',
+      'web2:web:2048:2',
+      'db-01:db:1024:2',
+    ]);
+    expect(plan.vms[0]).toMatchObject({
+      golden: '/labs/demo/images/golden.vhd',
+      kernel: '/labs/demo/boot/vmlinux',
+      ssh: { keyFile: '/labs/demo/keys/id' },
+      vars: { port: 80 },
+    });
     expect(plan.concurrency).toBe(8);
-    const flagged = planLab(file, { group: 'db', count: 2, memory: '256M', network: 'other', golden: '/abs/g.qcow2' }).plan;
+    const flagged = planLab(file, {
+      group: 'db',
+      count: 2,
+      memory: '256M',
+      network: 'other',
+      golden: '/abs/g.qcow2',
+    }).plan;
     expect(flagged.vms.map((vm) => [vm.name, vm.memoryMiB, vm.network, vm.golden])).toEqual([
       ['db-01', 256, 'other', '/abs/g.qcow2'],
       ['db-02', 256, 'other', '/abs/g.qcow2'],
@@ -56,10 +96,17 @@ groups:
   });
 
   it('a Windows path (a file on a Hyper-V host) is kept as written, from the lab file or a flag', () => {
-    const file = labFile("provider: hyperv\ndefaults: { golden: 'D:\\Golden\\c7.vhdx' }\ngroups: { web: { count: 1 }, db: { count: 1, golden: '\\\\nas\\golden\\db.vhdx' } }\n");
-    expect(planLab(file, {}).plan.vms.map((vm) => vm.golden)).toEqual(['D:\\Golden\\c7.vhdx', String.raw`\\nas\golden\db.vhdx`]);
+    const file = labFile(
+      "provider: hyperv\ndefaults: { golden: 'D:\\Golden\\c7.vhdx' }\ngroups: { web: { count: 1 }, db: { count: 1, golden: '\\\\nas\\golden\\db.vhdx' } }\n",
+    );
+    expect(planLab(file, {}).plan.vms.map((vm) => vm.golden)).toEqual([
+      'D:\\Golden\\c7.vhdx',
+      String.raw`\\nas\golden\db.vhdx`,
+    ]);
     expect(planLab(file, { group: 'web', golden: 'E:/g.vhdx' }).plan.vms[0]!.golden).toBe('E:/g.vhdx');
-    expect(planLab(file, { group: 'web', golden: 'rel.vhdx' }).plan.vms[0]!.golden).toBe(join(process.cwd(), 'rel.vhdx'));
+    expect(planLab(file, { group: 'web', golden: 'rel.vhdx' }).plan.vms[0]!.golden).toBe(
+      join(process.cwd(), 'rel.vhdx'),
+    );
   });
 
   it('refuses what cannot be planned, before anything happens', () => {
@@ -68,7 +115,9 @@ groups:
     expect(() => planLab(two, { count: 3 })).toThrow(/--count needs --group/);
     expect(() => planLab(labFile('defaults: { golden: /g.vhd }'), { count: 1, name: 'x' })).toThrow(UsageError);
     expect(() => planLab(labFile('defaults: { golden: /g.vhd }'), { count: 1, memory: 'lots' })).toThrow(/not a size/);
-    const clash = labFile('defaults: { golden: /g.vhd }\ngroups: { a: { count: 1, name: "n{n}" }, b: { count: 1, name: "n{n}" } }');
+    const clash = labFile(
+      'defaults: { golden: /g.vhd }\ngroups: { a: { count: 1, name: "n{n}" }, b: { count: 1, name: "n{n}" } }',
+    );
     expect(() => planLab(clash, {})).toThrow(/would both make a VM named n1/);
     // A typo in --group is not a new group: known groups are named; --new-group or the state's groups allow it.
     const known = labFile('defaults: { golden: /g.vhd }\ngroups: { web: { count: 1 }, db: { count: 1 } }');
@@ -79,8 +128,12 @@ groups:
       expect((err as UsageError).hint).toMatch(/Known groups: cache, db, web\. To start a new group, add --new-group/);
       expect((err as UsageError).exitCode).toBe(2);
     }
-    expect(planLab(known, { group: 'cache', count: 1 }, { knownGroups: ['cache'] }).plan.vms.map((vm) => vm.name)).toEqual(['cache-01']);
-    expect(planLab(known, { group: 'wbe', count: 1, newGroup: true }).plan.vms.map((vm) => vm.name)).toEqual(['wbe-01']);
+    expect(
+      planLab(known, { group: 'cache', count: 1 }, { knownGroups: ['cache'] }).plan.vms.map((vm) => vm.name),
+    ).toEqual(['cache-01']);
+    expect(planLab(known, { group: 'wbe', count: 1, newGroup: true }).plan.vms.map((vm) => vm.name)).toEqual([
+      'wbe-01',
+    ]);
   });
 });
 
@@ -90,6 +143,11 @@ describe('docs/lab-file.md', () => {
     const example = /```yaml\n([\s\S]*?)```/.exec(doc)![1]!;
     const { plan } = planLab(labFile(example), {});
     expect(plan.vms.map((vm) => vm.name)).toEqual(['web-01', 'web-02', 'web-03', 'db-01']);
-    expect(plan.vms[3]).toMatchObject({ memoryMiB: 2048, cpus: 2, network: 'labnet', golden: '/labs/demo/images/golden.vhd' });
+    expect(plan.vms[3]).toMatchObject({
+      memoryMiB: 2048,
+      cpus: 2,
+      network: 'labnet',
+      golden: '/labs/demo/images/golden.vhd',
+    });
   });
 });

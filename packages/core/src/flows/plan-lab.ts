@@ -3,7 +3,15 @@ import { UsageError } from '../errors.js';
 import { checkCaseCollisions, checkName, quoteForMessage } from '../names.js';
 import { DEFAULT_NAME_PATTERN, deterministicMac, planNames, QEMU_MAC_PREFIX } from '../plan.js';
 import type { Plan, VmPlan } from '../provider.js';
-import { type GroupSpec, type LoadedLabFile, type MachineSettings, LIMITS, memoryProblem, parseSizeMiB, resolveLocalPath } from '../spec.js';
+import {
+  type GroupSpec,
+  type LoadedLabFile,
+  type MachineSettings,
+  LIMITS,
+  memoryProblem,
+  parseSizeMiB,
+  resolveLocalPath,
+} from '../spec.js';
 
 /**
  * Lab file + flags -> the plan: which VMs, with which names, MACs (under the provider's prefix) and settings. Flags win over the
@@ -61,7 +69,9 @@ function targetGroups(lab: LoadedLabFile, flags: CreateFlags, knownGroups: reado
     const spec = groups[flags.group] ?? {};
     const count = flags.count ?? spec.count;
     if (count === undefined) {
-      throw new UsageError('COUNT_REQUIRED', `how many VMs in group ${flags.group}?`, { hint: `Pass --count N, or set groups.${flags.group}.count in labctl.yaml.` });
+      throw new UsageError('COUNT_REQUIRED', `how many VMs in group ${flags.group}?`, {
+        hint: `Pass --count N, or set groups.${flags.group}.count in labctl.yaml.`,
+      });
     }
     return [{ group: flags.group, count, spec }];
   }
@@ -97,14 +107,22 @@ export function planLab(lab: LoadedLabFile, flags: CreateFlags, options: PlanOpt
   const provider = flags.provider ?? spec.provider ?? DEFAULT_PROVIDER;
   const macPrefix = options.macPrefix?.(provider) ?? QEMU_MAC_PREFIX;
   const uri = flags.uri ?? spec.uri;
-  const fromFile = (value: string | undefined) => (value === undefined ? undefined : lab.resolvePath(expandHome(value)));
-  const fromFlag = (value: string | undefined) => (value === undefined ? undefined : resolveLocalPath(expandHome(value), process.cwd()));
+  const fromFile = (value: string | undefined) =>
+    value === undefined ? undefined : lab.resolvePath(expandHome(value));
+  const fromFlag = (value: string | undefined) =>
+    value === undefined ? undefined : resolveLocalPath(expandHome(value), process.cwd());
   let memoryFlag: number | undefined;
   if (flags.memory !== undefined) {
     memoryFlag = parseSizeMiB(flags.memory);
-    if (memoryFlag === undefined) throw new UsageError('MEMORY_INVALID', `--memory ${quoteForMessage(flags.memory)} is not a size`, { hint: 'Use MiB (512) or 512M, 2G.' });
+    if (memoryFlag === undefined)
+      throw new UsageError('MEMORY_INVALID', `--memory ${quoteForMessage(flags.memory)} is not a size`, {
+        hint: 'Use MiB (512) or 512M, 2G.',
+      });
     const problem = memoryProblem(memoryFlag);
-    if (problem) throw new UsageError('MEMORY_INVALID', `--memory ${flags.memory}: ${problem}`, { hint: `Use a whole number of MiB from ${LIMITS.memoryMinMiB} to ${LIMITS.memoryMaxMiB}.` });
+    if (problem)
+      throw new UsageError('MEMORY_INVALID', `--memory ${flags.memory}: ${problem}`, {
+        hint: `Use a whole number of MiB from ${LIMITS.memoryMinMiB} to ${LIMITS.memoryMaxMiB}.`,
+      });
   }
   checkLimit('--count', flags.count, 0, LIMITS.count);
   checkLimit('--cpus', flags.cpus, 1, LIMITS.cpus);
@@ -112,7 +130,11 @@ export function planLab(lab: LoadedLabFile, flags: CreateFlags, options: PlanOpt
   const vms: VmPlan[] = [];
   const seen = new Map<string, string>();
   for (const target of targetGroups(lab, flags, options.knownGroups ?? [])) {
-    const settings: MachineSettings = { ...spec.defaults, ...target.spec, ssh: { ...spec.defaults?.ssh, ...target.spec.ssh } };
+    const settings: MachineSettings = {
+      ...spec.defaults,
+      ...target.spec,
+      ssh: { ...spec.defaults?.ssh, ...target.spec.ssh },
+    };
     const golden = fromFlag(flags.golden) ?? fromFile(settings.golden);
     if (!golden) {
       throw new UsageError('GOLDEN_REQUIRED', `no golden image for group ${target.group}`, {
@@ -124,7 +146,9 @@ export function planLab(lab: LoadedLabFile, flags: CreateFlags, options: PlanOpt
       checkName('vm', name, `group ${target.group}: name pattern ${JSON.stringify(pattern)}`);
       const other = seen.get(name);
       if (other !== undefined) {
-        throw new UsageError('NAME_CLASH', `groups ${other} and ${target.group} would both make a VM named ${name}`, { hint: 'Give one of them another name pattern (name: in labctl.yaml).' });
+        throw new UsageError('NAME_CLASH', `groups ${other} and ${target.group} would both make a VM named ${name}`, {
+          hint: 'Give one of them another name pattern (name: in labctl.yaml).',
+        });
       }
       seen.set(name, target.group);
       const kernel = fromFlag(flags.kernel) ?? fromFile(settings.kernel);
@@ -154,16 +178,27 @@ export function planLab(lab: LoadedLabFile, flags: CreateFlags, options: PlanOpt
     }
   }
   checkCaseCollisions('group', new Set(vms.map((vm) => vm.group)), 'the plan');
-  checkCaseCollisions('vm', vms.map((vm) => vm.name), 'the plan');
-  return { plan: { lab: lab.lab, provider, vms, concurrency: flags.concurrency ?? spec.concurrency ?? DEFAULT_CONCURRENCY }, uri };
+  checkCaseCollisions(
+    'vm',
+    vms.map((vm) => vm.name),
+    'the plan',
+  );
+  return {
+    plan: { lab: lab.lab, provider, vms, concurrency: flags.concurrency ?? spec.concurrency ?? DEFAULT_CONCURRENCY },
+    uri,
+  };
 }
 
 /** A whole number within [min, max], refused with the limit named (exit 2). */
 export function checkLimit(flag: string, value: number | undefined, min: number, max: number): void {
   if (value === undefined) return;
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new UsageError('NUMBER_OUT_OF_RANGE', `${flag} ${value} is out of range: a whole number from ${min} to ${max}`, {
-      hint: `labctl refuses ${flag} above ${max}; no lab it can make is bigger.`,
-    });
+    throw new UsageError(
+      'NUMBER_OUT_OF_RANGE',
+      `${flag} ${value} is out of range: a whole number from ${min} to ${max}`,
+      {
+        hint: `labctl refuses ${flag} above ${max}; no lab it can make is bigger.`,
+      },
+    );
   }
 }

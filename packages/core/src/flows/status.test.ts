@@ -13,7 +13,10 @@ describe('labStatus: the state next to the hypervisor', () => {
   it('shows a VM powered off by hand, one gone, one the state does not know, and never calls an unreachable host "gone"', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'labctl-status-'));
     const store = new StateStore(dir);
-    const { plan } = planLab({ path: undefined, spec: {}, lab: 'status', resolvePath: (p) => p }, { count: 3, golden: '/g.vhd' });
+    const { plan } = planLab(
+      { path: undefined, spec: {}, lab: 'status', resolvePath: (p) => p },
+      { count: 3, golden: '/g.vhd' },
+    );
     const provider = new FakeProvider();
     await createLab({ plan, provider, store, timeoutMs: 1000, wait: false });
     provider.domains.get('vm-01')!.state = 'stopped';
@@ -32,9 +35,16 @@ describe('labStatus: the state next to the hypervisor', () => {
       throw new LabctlError('LIBVIRT_CONNECT', 'cannot connect to libvirt at qemu:///system: no socket');
     };
     const down = await labStatus({ lab: 'status', store, provider: () => provider });
-    expect(down.unreachable).toEqual([{ provider: 'fake', host: 'local', error: 'cannot connect to libvirt at qemu:///system: no socket' }]);
+    expect(down.unreachable).toEqual([
+      { provider: 'fake', host: 'local', error: 'cannot connect to libvirt at qemu:///system: no socket' },
+    ]);
     expect(down.vms.map((vm) => [vm.name, vm.live, vm.drift, vm.problem])).toEqual(
-      ['vm-01', 'vm-02', 'vm-03'].map((name) => [name, 'unknown', undefined, 'cannot connect to libvirt at qemu:///system: no socket']),
+      ['vm-01', 'vm-02', 'vm-03'].map((name) => [
+        name,
+        'unknown',
+        undefined,
+        'cannot connect to libvirt at qemu:///system: no socket',
+      ]),
     );
   });
 });

@@ -52,7 +52,15 @@ export async function labStatus(options: StatusOptions): Promise<StatusSummary> 
   const statuses = new Map<string, VmStatus>();
   const asked = new Map<Provider, { host: string; names: string[] }>();
   for (const vm of state.vms) {
-    const status: VmStatus = { name: vm.name, group: vm.group, provider: vm.provider, host: vm.host, recorded: vm.state, live: 'unknown', record: vm };
+    const status: VmStatus = {
+      name: vm.name,
+      group: vm.group,
+      provider: vm.provider,
+      host: vm.host,
+      recorded: vm.state,
+      live: 'unknown',
+      record: vm,
+    };
     statuses.set(vm.name, status);
     const provider = options.provider(vm);
     if (!provider) {
@@ -63,7 +71,8 @@ export async function labStatus(options: StatusOptions): Promise<StatusSummary> 
     entry.names.push(vm.name);
     asked.set(provider, entry);
   }
-  for (const { provider, host } of options.scan ?? []) if (!asked.has(provider)) asked.set(provider, { host, names: [] });
+  for (const { provider, host } of options.scan ?? [])
+    if (!asked.has(provider)) asked.set(provider, { host, names: [] });
   const unreachable: StatusSummary['unreachable'] = [];
   await Promise.all(
     [...asked].map(async ([provider, { host, names }]) => {
@@ -86,7 +95,15 @@ export async function labStatus(options: StatusOptions): Promise<StatusSummary> 
       }
       for (const vm of live) {
         if (statuses.has(vm.name)) continue;
-        statuses.set(vm.name, { name: vm.name, group: vm.group, provider: vm.provider, host: vm.host, recorded: 'absent', live: vm.state, drift: 'unrecorded' });
+        statuses.set(vm.name, {
+          name: vm.name,
+          group: vm.group,
+          provider: vm.provider,
+          host: vm.host,
+          recorded: 'absent',
+          live: vm.state,
+          drift: 'unrecorded',
+        });
       }
     }),
   );

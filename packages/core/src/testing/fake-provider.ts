@@ -1,6 +1,19 @@
 import type { Check } from '../checks.js';
 import type { EventSink } from '../events.js';
-import { type AdapterReport, type DestroyFacts, type DestroyOptions, type Plan, type PreflightOptions, type PreflightResult, placeInBatches, type Provider, type StartFacts, type VmPlan, type VmResult, vmFailure } from '../provider.js';
+import {
+  type AdapterReport,
+  type DestroyFacts,
+  type DestroyOptions,
+  type Plan,
+  type PreflightOptions,
+  type PreflightResult,
+  placeInBatches,
+  type Provider,
+  type StartFacts,
+  type VmPlan,
+  type VmResult,
+  vmFailure,
+} from '../provider.js';
 import type { VmRecord } from '../state.js';
 
 /**
@@ -93,7 +106,11 @@ export class FakeProvider implements Provider {
       const err = this.start_Err.get(vm.name);
       const domain = this.domains.get(vm.name);
       if (err || !domain) {
-        results.push({ name: vm.name, ok: false, error: err ? vmFailure(err) : { code: 'FAKE_NO_DOMAIN', message: `no domain ${vm.name}` } });
+        results.push({
+          name: vm.name,
+          ok: false,
+          error: err ? vmFailure(err) : { code: 'FAKE_NO_DOMAIN', message: `no domain ${vm.name}` },
+        });
         events({ subject: vm.name, phase: 'start', status: 'failed' });
         continue;
       }

@@ -10,16 +10,80 @@ import { join } from 'node:path';
 
 /** Fragments that must never survive into a name: each breaks a path, a parser or a terminal. */
 const POISON = [
-  '/', '\\', '\n', '\r', '\t', '\u0000', '\u001b[31m', '\u001b]0;owned\u0007', '\u009b', '\u007f',
-  '\u202e', '\u2066', ' ', '*', '?', '$', '`', "'", '"', ';', '|', '&', '<', '>', '{', '}', '[', ']',
-  ':', ',', '=', '#', '%', '@', '!', '~', '+', '\u00e9', '\u03a9', '\u3042', '\ud83d\ude00',
+  '/',
+  '\\',
+  '\n',
+  '\r',
+  '\t',
+  '\u0000',
+  '\u001b[31m',
+  '\u001b]0;owned\u0007',
+  '\u009b',
+  '\u007f',
+  '\u202e',
+  '\u2066',
+  ' ',
+  '*',
+  '?',
+  '$',
+  '`',
+  "'",
+  '"',
+  ';',
+  '|',
+  '&',
+  '<',
+  '>',
+  '{',
+  '}',
+  '[',
+  ']',
+  ':',
+  ',',
+  '=',
+  '#',
+  '%',
+  '@',
+  '!',
+  '~',
+  '+',
+  '\u00e9',
+  '\u03a9',
+  '\u3042',
+  '\ud83d\ude00',
 ];
 
 /** Whole values that are hostile as they are. */
 const WHOLE = [
-  '', '.', '..', '-', '--', '-rf', '--help', '-o', '../../../victim/web', '..\\..\\victim\\web', '/etc/passwd',
-  'C:\\Windows\\x', '\\\\server\\share\\x', 'web.', 'web..', '.web', '_web', 'web ', ' web', 'CON', 'nul', 'Com1',
-  'lpt9.txt', 'aux.vhdx', '{group}', '{n}', 'a'.repeat(65), 'b'.repeat(300), `web-${'9'.repeat(70)}`,
+  '',
+  '.',
+  '..',
+  '-',
+  '--',
+  '-rf',
+  '--help',
+  '-o',
+  '../../../victim/web',
+  '..\\..\\victim\\web',
+  '/etc/passwd',
+  'C:\\Windows\\x',
+  '\\\\server\\share\\x',
+  'web.',
+  'web..',
+  '.web',
+  '_web',
+  'web ',
+  ' web',
+  'CON',
+  'nul',
+  'Com1',
+  'lpt9.txt',
+  'aux.vhdx',
+  '{group}',
+  '{n}',
+  'a'.repeat(65),
+  'b'.repeat(300),
+  `web-${'9'.repeat(70)}`,
 ];
 
 /** Every hostile name: whole values, and each poison at the start, middle and end of a good name. */
@@ -35,7 +99,10 @@ export function hostileNames(): string[] {
 
 /** A smaller, spread-out subset for the (slower) binary runs: every whole value and one placement of each poison. */
 export function hostileNamesSample(): string[] {
-  return [...WHOLE, ...POISON.map((poison, i) => (i % 3 === 0 ? `${poison}web` : i % 3 === 1 ? `we${poison}b` : `web${poison}`))];
+  return [
+    ...WHOLE,
+    ...POISON.map((poison, i) => (i % 3 === 0 ? `${poison}web` : i % 3 === 1 ? `we${poison}b` : `web${poison}`)),
+  ];
 }
 
 /** Strings that carry a line break or an escape: values in state that emitters must keep as data. */
@@ -73,7 +140,14 @@ export async function fingerprintTree(root: string): Promise<Record<string, File
       else if (stats.isDirectory()) {
         facts[key] = { type: 'dir', mode };
         await walk(path, key);
-      } else if (stats.isFile()) facts[key] = { type: 'file', mode, sha256: createHash('sha256').update(await readFile(path)).digest('hex') };
+      } else if (stats.isFile())
+        facts[key] = {
+          type: 'file',
+          mode,
+          sha256: createHash('sha256')
+            .update(await readFile(path))
+            .digest('hex'),
+        };
       else facts[key] = { type: 'other', mode };
     }
   };

@@ -40,7 +40,8 @@ export async function powershellSyntaxProblems(script: string): Promise<SyntaxPr
         text: node.text.slice(0, 60),
       });
     }
-    for (const child of node.children) if (child && (child.hasError || child.isMissing || child.type === 'ERROR')) walk(child);
+    for (const child of node.children)
+      if (child && (child.hasError || child.isMissing || child.type === 'ERROR')) walk(child);
   };
   if (tree.rootNode.hasError) walk(tree.rootNode);
   tree.delete();

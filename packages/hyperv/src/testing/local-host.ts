@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultHost, type FakeHost, type Scenario } from './recorded-hosts.js';
-import { readSimulatedHost, writeSimulatedHost } from './sim-state.js';
+import { pwshPath, readSimulatedHost, writeSimulatedHost } from './sim-state.js';
 
 /**
  * The simulated Hyper-V host as a local process (scripts/testbed/hyperv-local.sh): the same host
@@ -30,7 +30,31 @@ export class LocalRecordedHost {
     return join(this.dir, 'hv', 'local', name);
   }
 
-  /** This process's environment with the stand-in first on PATH. */
+  /**
+   * Runs PowerShell commands on the simulated host as an administrator at its console would (for
+   * setting a scene, e.g. Checkpoint-VM, or running a command labctl prints as a hint).
+   */
+  pwsh(command: string): string {
+    const pwsh = pwshPath();
+    if (!pwsh) throw new Error('pwsh is not installed (./scripts/setup.sh)');
+    const simulator = join(repoRoot, 'packages/hyperv/simulator');
+    return execFileSync(
+      pwsh,
+      ['-NoProfile', '-NonInteractive', '-Command', `$ErrorActionPreference = 'Stop'; ${command}`],
+      {
+        encoding: 'utf8',
+        env: {
+          ...process.env,
+          PSModulePath: [join(simulator, 'windows'), join(simulator, 'modules')].join(':'),
+          LABCTL_HYPERV_SIM: this.stateDir,
+          LABCTL_HYPERV_SIM_DLL: join(this.dir, 'hv', 'hyperv-sim.dll'),
+          COMPUTERNAME: 'HV-FAKE',
+        },
+      },
+    );
+  }
+
+  /** This process's environment with the simulated host's powershell.exe first on PATH. */
   env(): NodeJS.ProcessEnv {
     return { ...process.env, PATH: `${this.bin}:${process.env.PATH ?? ''}` };
   }

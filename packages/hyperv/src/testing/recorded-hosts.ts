@@ -22,6 +22,8 @@ export interface FakeFile {
   size: number;
   fileSize: number;
   writableBy?: string[];
+  /** The file's real length (sparse), for copies that must write real bytes. */
+  paddingBytes?: number;
 }
 
 /** A VM as the simulator keeps it (packages/hyperv/simulator/modules/Hyper-V/Hyper-V.psm1). */
@@ -97,6 +99,14 @@ export interface Scenario {
 
 export function defaultHost(): FakeHost {
   return {
+    // A fresh host: live migration off, CredSSP, no migration networks.
+    vmHost: {
+      VirtualMachineMigrationEnabled: false,
+      VirtualMachineMigrationAuthenticationType: 0,
+      UseAnyNetworkForMigration: false,
+      MaximumVirtualMachineMigrations: 2,
+      MigrationNetworks: [],
+    },
     vms: [],
     files: { [GOLDEN]: { type: 'Dynamic', size: 40 * GiB, fileSize: 3 * GiB } },
     switches: [{ name: 'LabSwitch', type: 'Internal' }],

@@ -8,6 +8,7 @@ import {
   readFileSync,
   readSync,
   rmSync,
+  truncateSync,
   writeFileSync,
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -59,7 +60,13 @@ function writeTagged(file: string, tag: string, value: unknown): void {
 export function writeSimulatedHost(stateDir: string, host: FakeHost, scenario: Scenario): void {
   rmSync(join(stateDir, 'drives'), { recursive: true, force: true, maxRetries: 10 });
   const { files, ...rest } = host;
-  for (const [path, file] of Object.entries(files)) writeTagged(localPath(stateDir, path), VHD_TAG, file);
+  for (const [path, file] of Object.entries(files)) {
+    const { paddingBytes, ...header } = file;
+    const local = localPath(stateDir, path);
+    writeTagged(local, VHD_TAG, header);
+    // Real bytes behind the header, for copies that must take real writes (a volume filling up).
+    if (paddingBytes) truncateSync(local, paddingBytes);
+  }
   for (const [path, config] of Object.entries(host.unregistered)) {
     const id = /([^\\]+)\.(vmcx|xml)$/i.exec(path)?.[1];
     if (/^[A-Za-z]:\\/.test(path))

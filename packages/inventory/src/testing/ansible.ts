@@ -26,7 +26,11 @@ export const ansibleEnv = (dir: string): NodeJS.ProcessEnv => ({
   ANSIBLE_PYTHON_INTERPRETER: 'auto_silent',
 });
 
-export async function ansibleInventoryList(source: string, tmpDir: string, args: string[] = ['--export']): Promise<Record<string, unknown>> {
+export async function ansibleInventoryList(
+  source: string,
+  tmpDir: string,
+  args: string[] = ['--export'],
+): Promise<Record<string, unknown>> {
   const { stdout } = await promisify(execFile)('ansible-inventory', ['-i', source, '--list', ...args], {
     env: ansibleEnv(tmpDir),
     maxBuffer: 512 * 1024 * 1024,
@@ -51,28 +55,44 @@ export function unwrapUnsafe(value: unknown, found: { count: number } = { count:
 function finish(groups: Canonical['groups'], hostvars: Record<string, Vars>): Canonical {
   const kept: Canonical['groups'] = {};
   for (const [name, group] of Object.entries(groups).sort(([a], [b]) => a.localeCompare(b))) {
-    const g = name === 'all' ? { hosts: [], children: [], vars: group.vars } : { hosts: [...group.hosts].sort(), children: [...group.children].sort(), vars: group.vars };
+    const g =
+      name === 'all'
+        ? { hosts: [], children: [], vars: group.vars }
+        : { hosts: [...group.hosts].sort(), children: [...group.children].sort(), vars: group.vars };
     if (g.hosts.length || g.children.length || Object.keys(g.vars).length) kept[name] = g;
   }
   // ansible-inventory lists only hosts that have vars; membership is in the groups.
-  return { groups: kept, hostvars: Object.fromEntries(Object.entries(hostvars).filter(([, vars]) => Object.keys(vars).length > 0)) };
+  return {
+    groups: kept,
+    hostvars: Object.fromEntries(Object.entries(hostvars).filter(([, vars]) => Object.keys(vars).length > 0)),
+  };
 }
 
-export function canonicalFromAnsible(list: Record<string, unknown>, found: { count: number } = { count: 0 }): Canonical {
+export function canonicalFromAnsible(
+  list: Record<string, unknown>,
+  found: { count: number } = { count: 0 },
+): Canonical {
   const groups: Canonical['groups'] = {};
   for (const [name, raw] of Object.entries(list)) {
     if (name === '_meta') continue;
     const group = raw as { hosts?: string[]; children?: string[]; vars?: Record<string, unknown> };
-    groups[name] = { hosts: group.hosts ?? [], children: group.children ?? [], vars: (unwrapUnsafe(group.vars ?? {}, found) as Vars) ?? {} };
+    groups[name] = {
+      hosts: group.hosts ?? [],
+      children: group.children ?? [],
+      vars: (unwrapUnsafe(group.vars ?? {}, found) as Vars) ?? {},
+    };
   }
   const meta = (list._meta as { hostvars?: Record<string, unknown> } | undefined)?.hostvars ?? {};
-  const hostvars = Object.fromEntries(Object.entries(meta).map(([host, vars]) => [host, unwrapUnsafe(vars, found) as Vars]));
+  const hostvars = Object.fromEntries(
+    Object.entries(meta).map(([host, vars]) => [host, unwrapUnsafe(vars, found) as Vars]),
+  );
   return finish(groups, hostvars);
 }
 
 export function canonicalFromModel(inventory: Inventory): Canonical {
   const groups: Canonical['groups'] = {};
-  for (const group of inventory.groups) groups[group.name] = { hosts: group.hosts, children: group.children, vars: group.vars };
+  for (const group of inventory.groups)
+    groups[group.name] = { hosts: group.hosts, children: group.children, vars: group.vars };
   groups.all = { hosts: [], children: [inventory.rootGroup], vars: {} };
   return finish(groups, Object.fromEntries(inventory.hosts.map((host) => [host.name, host.vars])));
 }

@@ -24,10 +24,22 @@ export default class DelegationScript extends LabctlCommand<typeof DelegationScr
       description: 'The removal script',
       command: '<%= config.bin %> <%= command.id %> --hosts hv01,hv02 --domain lab.example --remove',
     },
+    {
+      description:
+        'The removal script that also undoes the protocol-transition flag (like delegation remove --reset-flags)',
+      command:
+        '<%= config.bin %> <%= command.id %> --hosts hv01,hv02 --domain lab.example --remove --reset-flags > kcd-remove.ps1',
+    },
   ];
   static override flags = {
     ...meshFlags,
     remove: Flags.boolean({ summary: 'Print the script that removes the values instead.', default: false }),
+    'reset-flags': Flags.boolean({
+      summary:
+        'With --remove: the script also turns "trusted to authenticate for delegation" off, as `delegation remove --reset-flags` does.',
+      default: false,
+      dependsOn: ['remove'],
+    }),
   };
 
   async run(): Promise<ScriptResult> {
@@ -39,6 +51,7 @@ export default class DelegationScript extends LabctlCommand<typeof DelegationScr
       domain: settings.domain,
       services: settings.services,
       mode,
+      resetFlags: this.flags['reset-flags'],
     });
     this.log(script);
     return { mode, hosts: settings.hosts.map((host) => host.short), script };

@@ -402,7 +402,7 @@ function Checkpoint-VM {
       $config = Join-SimPath (Join-SimPath $one.path 'Snapshots') ($id.ToUpperInvariant() + '.vmcx')
       $local = ConvertTo-SimLocalPath $config
       if ($local) { [void][IO.Directory]::CreateDirectory([IO.Path]::GetDirectoryName($local)); [IO.File]::WriteAllText($local, $script:VmcxTag + "{}`n") }
-      $parent = @($one.checkpoints)[-1]
+      $parent = if (@($one.checkpoints).Count -gt 0) { @($one.checkpoints)[-1] } else { $null }
       $one.checkpoints = @($one.checkpoints) + @([ordered]@{ id = $id; name = $label; config = $config; parentId = $(if ($parent) { $parent.id } else { $null }); created = (Get-Date).ToString('o') })
       [pscustomobject]@{ vm = $one; id = $id }
     }
@@ -863,7 +863,7 @@ function Get-VMIntegrationService {
         $out.Name = $label; $out.VMName = $one.name; $out.VMId = [guid]$one.id; $out.ComputerName = $env:COMPUTERNAME
         $out.Id = "Microsoft:$($one.id.ToUpperInvariant())\$($service[2])"
         $isKvp = $service[2] -eq $script:KvpId
-        $out.Enabled = -not ($disabled -contains $service[2]) -and -not ($isKvp -and $mode -eq 'disabled')
+        $out.Enabled = -not ($disabled -contains $service[2]) -and -not ($isKvp -and $mode -eq 'disabled' -and -not $one['kvpEnabledByHand'])
         $out.PrimaryOperationalStatus = if (-not $out.Enabled) { 'Disabled' } elseif ($isKvp -and $mode -eq 'nocontact') { 'NoContact' } else { 'Ok' }
         $out
       }
