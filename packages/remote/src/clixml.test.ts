@@ -65,3 +65,31 @@ describe('PowerShell 7 ConciseView errors (as a real pwsh 7.6 prints them with s
     expect(summarizeClixmlErrors(stderr)).toEqual([{ message: "it's gone", category: 'OperationStopped' }]);
   });
 });
+
+describe('CLIXML inside CLIXML (sshd DefaultShell = Windows PowerShell)', () => {
+  // Constructed from the layering, not captured on a host: the outer powershell.exe writes each line
+  // of the inner one's stderr as an error record of its own document.
+  const inner =
+    '#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04"><S S="Error">Hyper-V was unable to find a virtual machine with name "it\'s gone"._x000D__x000A_</S><S S="Error">    + CategoryInfo          : InvalidArgument: (:) [Get-VM], VirtualizationException_x000D__x000A_</S><S S="Error">    + FullyQualifiedErrorId : InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVM_x000D__x000A_</S></Objs>';
+  const escape = (text: string) =>
+    text
+      .replace(/&/g, '&amp;')
+      .replace(/</g, '&lt;')
+      .replace(/>/g, '&gt;')
+      .replace(/\r/g, '_x000D_')
+      .replace(/\n/g, '_x000A_');
+  const outer = `#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">${inner
+    .split('\r\n')
+    .map((line) => `<S S="Error">${escape(line)}_x000D__x000A_</S>`)
+    .join('')}</Objs>`;
+
+  it('decodes the inner document: the message and FullyQualifiedErrorId of the real error', () => {
+    expect(summarizeClixmlErrors(outer)).toEqual([
+      {
+        message: 'Hyper-V was unable to find a virtual machine with name "it\'s gone".',
+        fullyQualifiedErrorId: 'InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVM',
+        category: 'InvalidArgument: (:) [Get-VM], VirtualizationException',
+      },
+    ]);
+  });
+});

@@ -79,7 +79,14 @@ export function summarizeClixmlErrors(
     const plain = stderr.trim();
     return plain ? [{ message: plain.split(/\r?\n/)[0] ?? plain }] : [];
   }
-  return parseClixml(stderr).errors.map((record) => {
+  const records = parseClixml(stderr).errors;
+  // sshd with DefaultShell set to Windows PowerShell runs labctl's command line inside it, and that
+  // outer shell writes the inner powershell.exe's stderr lines (CLIXML already) as its own error
+  // records: decode the inner document.
+  const joined = records.join('\n');
+  const inner = joined.indexOf('#< CLIXML');
+  if (inner >= 0 && /<Objs\b/.test(joined.slice(inner))) return summarizeClixmlErrors(joined.slice(inner));
+  return records.map((record) => {
     const lines = record.split(/\r?\n/).map((line) => line.trim());
     const concise = conciseViewError(lines);
     if (concise) return concise;

@@ -33,11 +33,11 @@ export default class DelegationScript extends LabctlCommand<typeof DelegationScr
   ];
   static override flags = {
     ...meshFlags,
-    remove: Flags.boolean({ summary: 'Print the script that removes the values instead.', default: false }),
+    // No defaults on these two: oclif counts a flag with a default as given (dependsOn).
+    remove: Flags.boolean({ summary: 'Print the script that removes the values instead.' }),
     'reset-flags': Flags.boolean({
       summary:
         'With --remove: the script also turns "trusted to authenticate for delegation" off, as `delegation remove --reset-flags` does.',
-      default: false,
       dependsOn: ['remove'],
     }),
   };
@@ -51,7 +51,7 @@ export default class DelegationScript extends LabctlCommand<typeof DelegationScr
       domain: settings.domain,
       services: settings.services,
       mode,
-      resetFlags: this.flags['reset-flags'],
+      resetFlags: this.flags['reset-flags'] === true,
     });
     this.log(script);
     return { mode, hosts: settings.hosts.map((host) => host.short), script };
