@@ -50,10 +50,11 @@ function Get-SimKnob([string]$Name, $Default) {
   return $Default
 }
 
-function ConvertTo-SimLocalPath([string]$Path) {
-  # D:\a\b -> <state>/drives/D/a/b. Anything else (UNC, relative) has no volume here.
+function ConvertTo-SimLocalPath([string]$Path, [string]$StateDir = $script:SimDir) {
+  # D:\a\b -> <state>/drives/D/a/b (of this host, or of another simulated host's state directory).
+  # Anything else (UNC, relative) has no volume here.
   if ($Path -match '^([A-Za-z]):[\\/](.*)$') {
-    return (Join-Path (Join-Path $script:DriveRoot $Matches[1].ToUpperInvariant()) ($Matches[2] -replace '\\', '/'))
+    return (Join-Path (Join-Path (Join-Path $StateDir 'drives') $Matches[1].ToUpperInvariant()) ($Matches[2] -replace '\\', '/'))
   }
   return $null
 }

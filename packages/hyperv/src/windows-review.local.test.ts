@@ -226,3 +226,56 @@ describe.skipIf(gate.skip)('Hyper-V scripts on the simulator: what the Windows r
     );
   });
 });
+
+describe.skipIf(gate.skip)('the simulator: Move-VM between two simulated hosts', () => {
+  let source: LocalRecordedHost;
+  let destination: LocalRecordedHost;
+  let peers: string;
+  beforeAll(() => {
+    source = new LocalRecordedHost();
+    destination = new LocalRecordedHost();
+    peers = `${source.stateDir}/../peers.json`;
+    writeFileSync(peers, JSON.stringify({ hv02: destination.stateDir }));
+  });
+  afterAll(() => {
+    source?.stop();
+    destination?.stop();
+  });
+
+  const kerberos = () => {
+    const host = defaultHost();
+    host.vmHost = {
+      ...host.vmHost!,
+      VirtualMachineMigrationEnabled: true,
+      VirtualMachineMigrationAuthenticationType: 1,
+    };
+    return host;
+  };
+  const move = (extra = '') =>
+    source.pwsh(
+      `New-VHD -Path 'D:\\VMs\\app.vhdx' -ParentPath '${GOLDEN}' -Differencing | Out-Null; New-VM -Name app -Generation 2 -VHDPath 'D:\\VMs\\app.vhdx' -SwitchName LabSwitch | Start-VM; try { Move-VM -Name app -DestinationHost hv02.lab.test ${extra}; 'moved' } catch { $_.Exception.Message }`,
+      { LABCTL_HYPERV_SIM_PEERS: peers },
+    );
+
+  it('refuses what stops a live migration on a host, and moves the running VM (with its storage) when all is there', () => {
+    source.reset(defaultHost());
+    destination.reset(kerberos());
+    expect(move(), 'migration off').toMatch(/not configured for migration/);
+    source.reset({ ...defaultHost(), vmHost: { ...kerberos().vmHost!, VirtualMachineMigrationAuthenticationType: 0 } });
+    expect(move()).toMatch(/No credentials are available in the security package/);
+    source.reset(kerberos());
+    destination.reset({ ...kerberos(), switches: [] });
+    expect(move()).toMatch(/Could not find Ethernet switch 'LabSwitch'/);
+    source.reset(kerberos());
+    destination.reset(kerberos());
+    expect(move()).toMatch(/not accessible from the destination/);
+    source.reset(kerberos());
+    expect(move("-IncludeStorage -DestinationStoragePath 'E:\\Moved'").trim()).toBe('moved');
+    expect(source.host().vms).toEqual([]);
+    expect(destination.host().vms.map((vm) => [vm.name, vm.state, vm.disks])).toEqual([
+      ['app', 'Running', ['E:\\Moved\\app.vhdx']],
+    ]);
+    expect(simulatedFiles(destination.stateDir)).toContain('E:\\Moved\\app.vhdx');
+    expect(simulatedFiles(source.stateDir)).not.toContain('D:\\VMs\\app.vhdx');
+  });
+});

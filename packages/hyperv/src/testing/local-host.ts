@@ -34,7 +34,7 @@ export class LocalRecordedHost {
    * Runs PowerShell commands on the simulated host as an administrator at its console would (for
    * setting a scene, e.g. Checkpoint-VM, or running a command labctl prints as a hint).
    */
-  pwsh(command: string): string {
+  pwsh(command: string, env: NodeJS.ProcessEnv = {}): string {
     const pwsh = pwshPath();
     if (!pwsh) throw new Error('pwsh is not installed (./scripts/setup.sh)');
     const simulator = join(repoRoot, 'packages/hyperv/simulator');
@@ -49,6 +49,7 @@ export class LocalRecordedHost {
           LABCTL_HYPERV_SIM: this.stateDir,
           LABCTL_HYPERV_SIM_DLL: join(this.dir, 'hv', 'hyperv-sim.dll'),
           COMPUTERNAME: 'HV-FAKE',
+          ...env,
         },
       },
     );

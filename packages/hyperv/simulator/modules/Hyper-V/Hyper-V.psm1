@@ -50,15 +50,15 @@ function Use-SimState {
   # with -Save, writes the state back. FileShare.None is an exclusive flock on Linux. The locals
   # carry a prefix: $Action sees them through PowerShell's dynamic scoping (a $vm here would hide
   # the calling cmdlet's -VM).
-  param([scriptblock]$Action, [switch]$Save)
-  $simLockPath = Join-Path $script:SimDir 'host.lock'
+  param([scriptblock]$Action, [switch]$Save, [string]$Dir = $script:SimDir)
+  $simLockPath = Join-Path $Dir 'host.lock'
   $simLock = $null
   for ($simTry = 0; $null -eq $simLock; $simTry++) {
     try { $simLock = [IO.File]::Open($simLockPath, 'OpenOrCreate', 'ReadWrite', 'None') }
     catch { if ($simTry -gt 3000) { throw 'Hyper-V simulator: host state locked' }; Start-Sleep -Milliseconds 10 }
   }
   try {
-    $simFile = Join-Path $script:SimDir 'host.json'
+    $simFile = Join-Path $Dir 'host.json'
     $simState = if (Test-Path -LiteralPath $simFile) { ConvertFrom-Json -InputObject ([IO.File]::ReadAllText($simFile)) -AsHashtable } else { @{} }
     foreach ($simKey in 'vms', 'switches') { if (-not (Test-SimKey $simState $simKey) -or $null -eq $simState[$simKey]) { $simState[$simKey] = @() } }
     if (-not (Test-SimKey $simState 'unregistered') -or $null -eq $simState.unregistered) { $simState.unregistered = @{} }
@@ -893,6 +893,93 @@ function Enable-VMIntegrationService {
       } | Out-Null
     }
   }
+}
+
+# ---- cmdlets: migration ------------------------------------------------------------------------
+
+function Resolve-SimPeer([string]$Name) {
+  # Another simulated host by computer name (short or FQDN): LABCTL_HYPERV_SIM_PEERS names a JSON
+  # file { "hv02": "<its state directory>" }.
+  $file = $env:LABCTL_HYPERV_SIM_PEERS
+  if (-not $file -or -not (Test-Path -LiteralPath $file)) { return $null }
+  $peers = ConvertFrom-Json -InputObject ([IO.File]::ReadAllText($file)) -AsHashtable
+  $short = ($Name -split '\.')[0].ToLowerInvariant()
+  foreach ($key in @($peers.Keys)) { if ($key.ToLowerInvariant() -eq $short) { return [string]$peers[$key] } }
+  return $null
+}
+
+function Move-VM {
+  # Live (running) or quick (off) migration to another simulated host. What stops it on a host stops
+  # it here: migration off on either side, CredSSP from a remote session (no credentials to
+  # delegate), Kerberos without constrained delegation (scenario noDelegation), a switch missing on
+  # the destination, a disk the destination cannot see without -IncludeStorage.
+  [CmdletBinding(DefaultParameterSetName = 'NameSingleDestination', SupportsShouldProcess = $true)]
+  [OutputType([Microsoft.HyperV.PowerShell.VirtualMachine])]
+  param(
+    [Parameter(ParameterSetName = 'NameSingleDestination', Mandatory = $true, Position = 0)]
+    [Parameter(ParameterSetName = 'NameSingleDestinationAndStorage', Mandatory = $true, Position = 0)] [string]$Name,
+    [Parameter(ParameterSetName = 'VMSingleDestination', Mandatory = $true, Position = 0, ValueFromPipeline = $true)]
+    [Parameter(ParameterSetName = 'VMSingleDestinationAndStorage', Mandatory = $true, Position = 0, ValueFromPipeline = $true)] [Microsoft.HyperV.PowerShell.VirtualMachine]$VM,
+    [Parameter(Mandatory = $true, Position = 1)] [string]$DestinationHost,
+    [Parameter(ParameterSetName = 'NameSingleDestinationAndStorage')] [Parameter(ParameterSetName = 'VMSingleDestinationAndStorage')] [switch]$IncludeStorage,
+    [Parameter(ParameterSetName = 'NameSingleDestinationAndStorage', Mandatory = $true)] [Parameter(ParameterSetName = 'VMSingleDestinationAndStorage', Mandatory = $true)] [string]$DestinationStoragePath,
+    [string]$VirtualMachinePath,
+    [switch]$Passthru,
+    [switch]$AsJob,
+    [string[]]$ComputerName,
+    [pscredential[]]$Credential
+  )
+  Invoke-SimFault $PSCmdlet 'Move-VM'
+  $peer = Resolve-SimPeer $DestinationHost
+  if (-not $peer) { Stop-SimCall $PSCmdlet "Virtual machine migration operation failed at migration source. Failed to establish a connection with host '$DestinationHost': No such host is known. (0x80072AF9)." 'OperationFailed' 'ConnectionError' $DestinationHost }
+  $source = Use-SimState { param($state) [pscustomobject]@{ host = (Get-SimVmHostData $state); vm = @(Resolve-SimVmArgument $state $PSCmdlet $(if ($VM) { @($VM) } else { $null }) $(if ($Name) { @($Name) } else { $null }))[0] } }
+  $vmName = $source.vm.name
+  if (-not $source.host.VirtualMachineMigrationEnabled) { Stop-SimCall $PSCmdlet "Virtual machine migration operation for '$vmName' failed at migration source '$env:COMPUTERNAME'. The Virtual Machine Management Service on this host is not configured for migration (Enable-VMMigration)." 'OperationFailed' 'InvalidOperation' $vmName }
+  if ([int]$source.host.VirtualMachineMigrationAuthenticationType -eq 0) {
+    Stop-SimCall $PSCmdlet "Virtual machine migration operation for '$vmName' failed at migration source '$env:COMPUTERNAME'. Failed to establish a connection with host '$DestinationHost': No credentials are available in the security package (0x8009030E)." 'OperationFailed' 'AuthenticationError' $vmName
+  }
+  if (Get-SimKnob 'noDelegation' $false) {
+    Stop-SimCall $PSCmdlet "Virtual machine migration operation for '$vmName' failed at migration source '$env:COMPUTERNAME'. The Virtual Machine Management Service failed to authenticate the connection for a Virtual Machine migration at the source host: no suitable credentials available. Check that constrained delegation is configured for this host." 'OperationFailed' 'AuthenticationError' $vmName
+  }
+  $moved = Use-SimState -Dir $peer -Save {
+    param($destination)
+    $target = Get-SimVmHostData $destination
+    if (-not $target.VirtualMachineMigrationEnabled -or [int]$target.VirtualMachineMigrationAuthenticationType -eq 0) {
+      Stop-SimCall $PSCmdlet "The Virtual Machine Management Service on the destination host '$DestinationHost' has rejected a migration request for '$vmName': migration is not enabled with Kerberos there." 'OperationFailed' 'InvalidOperation' $vmName
+    }
+    foreach ($adapter in @($source.vm.adapters)) {
+      if ($adapter.switch -and -not @($destination.switches | Where-Object { $_.name -eq $adapter.switch }).Count) {
+        Stop-SimCall $PSCmdlet "Virtual machine migration operation for '$vmName' failed at migration destination '$DestinationHost'. Could not find Ethernet switch '$($adapter.switch)'." 'OperationFailed' 'ObjectNotFound' $vmName
+      }
+    }
+    $disks = @()
+    foreach ($disk in @($source.vm.disks)) {
+      if ($IncludeStorage) {
+        $newPath = Join-SimPath $DestinationStoragePath (($disk -split '\\')[-1])
+        $to = ConvertTo-SimLocalPath $newPath $peer
+        [void][IO.Directory]::CreateDirectory([IO.Path]::GetDirectoryName($to))
+        [IO.File]::Copy((ConvertTo-SimLocalPath $disk), $to)
+        $disks += $newPath
+      } else {
+        $seen = ConvertTo-SimLocalPath $disk $peer
+        if (-not $seen -or -not (Test-Path -LiteralPath $seen)) {
+          Stop-SimCall $PSCmdlet "Virtual machine migration operation for '$vmName' failed at migration destination '$DestinationHost'. The virtual hard disk '$disk' is not accessible from the destination; move it with -IncludeStorage or put it on shared storage." 'OperationFailed' 'ObjectNotFound' $vmName
+        }
+        $disks += $disk
+      }
+    }
+    $record = [ordered]@{}
+    foreach ($key in $source.vm.Keys) { $record[$key] = $source.vm[$key] }
+    $record.disks = $disks
+    [void]$destination.vms.Add($record)
+    $record
+  }
+  Use-SimState -Save {
+    param($state)
+    $state.vms.Remove((Find-SimVm $state $source.vm.id $null))
+    if ($IncludeStorage) { foreach ($disk in @($source.vm.disks)) { Remove-Item -LiteralPath (ConvertTo-SimLocalPath $disk) -Force } }
+  } | Out-Null
+  if ($Passthru) { ConvertTo-SimVm $moved }
 }
 
 # ---- cmdlets: register -------------------------------------------------------------------------
