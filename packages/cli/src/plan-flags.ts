@@ -66,6 +66,10 @@ export async function planFromFlags(
   return planLab(
     lab,
     { provider, ...createFlags },
-    { macPrefix: macPrefixFor, knownGroups: [...new Set(state?.vms.map((vm) => vm.group) ?? [])] },
+    {
+      defaultProvider: DEFAULT_PROVIDER,
+      macPrefix: macPrefixFor,
+      knownGroups: [...new Set(state?.vms.map((vm) => vm.group) ?? [])],
+    },
   );
 }

@@ -31,7 +31,7 @@ function refusal(fn: () => unknown, label = ''): LabctlError {
 }
 
 function lab(text: string): LoadedLabFile {
-  const spec = parseLabFile(text, 'labctl.yaml');
+  const spec = parseLabFile(`provider: fake\n${text}`, 'labctl.yaml');
   return { path: 'labctl.yaml', spec, lab: spec.lab ?? 'lab', resolvePath: (value) => join('/labs/x', value) };
 }
 

@@ -19,7 +19,8 @@ describe('plan', () => {
     expect(deterministicMac('demo', 'web-01')).toBe(a);
     expect(deterministicMac('demo', 'web-02')).not.toBe(a);
     expect(deterministicMac('other', 'web-01')).not.toBe(a);
-    expect(a).toMatch(/^52:54:00(:[0-9a-f]{2}){3}$/);
+    expect(a).toMatch(/^02:1a:b0(:[0-9a-f]{2}){3}$/);
+    expect(Number.parseInt(a.slice(0, 2), 16) & 0b10).toBe(0b10);
     expect(deterministicMac('demo', 'web-01', '00:15:5D')).toMatch(/^00:15:5d:/);
   });
 

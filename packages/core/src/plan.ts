@@ -8,7 +8,8 @@ import { UsageError } from './errors.js';
 export const DEFAULT_NAME_PATTERN = '{group}-{nn}';
 
 /** The prefix libvirt/QEMU give their NICs (the default for planned MACs). */
-export const QEMU_MAC_PREFIX = '52:54:00';
+/** A locally administered prefix (second bit of the first octet set): no vendor owns it, no hypervisor pool hands it out. */
+export const LOCAL_MAC_PREFIX = '02:1a:b0';
 
 const PATTERN_TOKEN = /\{(group|n+)\}/g;
 
@@ -48,7 +49,7 @@ export function planNames(pattern: string, group: string, count: number): string
 }
 
 /** Deterministic unicast MAC under `prefix` (3 octets) from lab + VM name. */
-export function deterministicMac(lab: string, name: string, prefix = QEMU_MAC_PREFIX): string {
+export function deterministicMac(lab: string, name: string, prefix = LOCAL_MAC_PREFIX): string {
   const digest = createHash('sha256').update(`${lab}\0${name}`).digest();
   const tail = [digest[0]!, digest[1]!, digest[2]!].map((b) => b.toString(16).padStart(2, '0'));
   return `${prefix.toLowerCase()}:${tail.join(':')}`;

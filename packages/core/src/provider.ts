@@ -10,6 +10,9 @@ import type { VmRecord, VmState } from './state.js';
  * the CLI's libraries write state after every VM. One round trip per batch where the hypervisor
  * allows it (Hyper-V: one PowerShell script creates a whole batch).
  */
+/** Provider-specific settings of one VM, untyped in core (see VmPlan.options). */
+export type VmOptions = Readonly<Record<string, string | number | undefined>>;
+
 export interface VmPlan {
   name: string;
   group: string;
@@ -23,14 +26,12 @@ export interface VmPlan {
   clone: 'linked' | 'full';
   /** libvirt network / bridge, or Hyper-V switch. */
   network: string;
-  firmware: 'bios' | 'uefi';
-  generation?: 1 | 2;
-  secureBoot?: 'off' | 'linux' | 'windows';
-  vlan?: number;
-  /** Direct kernel boot (images without a bootloader). */
-  kernel?: string;
-  initrd?: string;
-  cmdline?: string;
+  /**
+   * Settings only one provider reads (libvirt: firmware, kernel, initrd, cmdline; Hyper-V:
+   * generation, secureBoot, vlan), as the lab file and flags gave them. Core only carries them: each
+   * provider types and checks its own at its boundary (`libvirtOptions`, `hypervOptions`).
+   */
+  options: VmOptions;
   ssh: { user: string; port: number; keyFile?: string };
   vars?: Record<string, unknown>;
 }

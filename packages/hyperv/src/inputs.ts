@@ -1,3 +1,4 @@
+import { UsageError } from '@labctl/core/errors';
 import { win32 } from 'node:path';
 import type { VmPlan } from '@labctl/core/provider';
 import { hyperVMac } from './parse.js';
@@ -22,10 +23,36 @@ export function diskDirFor(path: string | undefined, lab: string): string | null
 
 /**
  * Generation 2 (UEFI) unless asked otherwise; a .vhd golden disk means Generation 1, because
- * Generation 2 VMs only take VHDX. `firmware:` is libvirt's setting and is not used here.
+ * Generation 2 VMs only take VHDX. `firmware:` is libvirt's setting and is not read here.
  */
 export function generationOf(vm: VmPlan): 1 | 2 {
-  return vm.generation ?? (isVhd(vm.golden) ? 1 : 2);
+  return hypervOptions(vm).generation ?? (isVhd(vm.golden) ? 1 : 2);
+}
+
+/** What Hyper-V reads of a VM's provider-specific settings (VmPlan.options), typed. */
+export interface HyperVVmOptions {
+  generation?: 1 | 2;
+  /** linux: the UEFI CA template (default for Generation 2), windows, or off. */
+  secureBoot?: 'off' | 'linux' | 'windows';
+  /** Access VLAN of the network adapter. */
+  vlan?: number;
+}
+
+export function hypervOptions(vm: Pick<VmPlan, 'name' | 'options'>): HyperVVmOptions {
+  const { generation, secureBoot, vlan } = vm.options;
+  const bad = (key: string, value: unknown, want: string) =>
+    new UsageError('HYPERV_OPTION', `${vm.name}: ${key} must be ${want}, not ${JSON.stringify(value)}`);
+  if (generation !== undefined && generation !== 1 && generation !== 2) throw bad('generation', generation, '1 or 2');
+  if (secureBoot !== undefined && secureBoot !== 'off' && secureBoot !== 'linux' && secureBoot !== 'windows') {
+    throw bad('secureBoot', secureBoot, 'off, linux or windows');
+  }
+  if (vlan !== undefined && (typeof vlan !== 'number' || !Number.isInteger(vlan) || vlan < 1 || vlan > 4094))
+    throw bad('vlan', vlan, 'a VLAN id 1-4094');
+  return {
+    ...(generation !== undefined ? { generation } : {}),
+    ...(secureBoot !== undefined ? { secureBoot } : {}),
+    ...(vlan !== undefined ? { vlan } : {}),
+  };
 }
 
 export function isVhd(path: string): boolean {
@@ -49,7 +76,7 @@ export function forHyperV(vm: VmPlan): VmPlan {
 
 /** Linux is labctl's main guest: Generation 2 gets the UEFI CA template unless told otherwise. */
 export function secureBootOf(vm: VmPlan): 'linux' | 'windows' | 'off' {
-  return vm.secureBoot ?? 'linux';
+  return hypervOptions(vm).secureBoot ?? 'linux';
 }
 
 export function createSpec(vm: VmPlan): CreateVmSpec {
@@ -61,7 +88,7 @@ export function createSpec(vm: VmPlan): CreateVmSpec {
     processors: vm.cpus,
     switch: vm.network,
     mac: vm.mac ? hyperVMac(vm.mac) : null,
-    vlan: vm.vlan ?? null,
+    vlan: hypervOptions(vm).vlan ?? null,
     secureBoot: secureBootOf(vm),
     golden: vm.golden,
     clone: vm.clone,

@@ -1,4 +1,4 @@
-import { QEMU_MAC_PREFIX } from '@labctl/core/plan';
+import { QEMU_MAC_PREFIX } from './provider.js';
 import type { ProviderDefinition } from '@labctl/core/provider';
 import { DEFAULT_URI, LibvirtProvider } from './provider.js';
 import { libvirtOptions, parseLibvirtSettings } from './settings.js';

@@ -1,3 +1,4 @@
+import { libvirtOptions } from './options.js';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -70,18 +71,21 @@ export async function libvirtChecks(host: PreflightHost, plan: Plan, options: Pr
       });
     }
   }
-  for (const file of new Set(plan.vms.flatMap((vm) => [vm.kernel, vm.initrd].filter((f): f is string => Boolean(f))))) {
+  const vmOptions = plan.vms.map((vm) => libvirtOptions(vm));
+  for (const file of new Set(
+    vmOptions.flatMap((vm) => [vm.kernel, vm.initrd].filter((f): f is string => Boolean(f))),
+  )) {
     const check = await host.store.checkBootFile(file);
     if (check) checks.push(check);
   }
   for (const network of new Set(plan.vms.map((vm) => vm.network))) checks.push(await checkNetwork(host, network));
-  if (plan.vms.some((vm) => vm.firmware === 'uefi')) checks.push(await checkUefi(host));
+  if (vmOptions.some((vm) => vm.firmware === 'uefi')) checks.push(await checkUefi(host));
   checks.push(...(await checkNames(host, plan)));
 
   // The accelerator probe boots a VM: only worth it when nothing else has refused the plan, and
   // never in a dry run (which changes nothing).
   if (checks.some((check) => check.level === 'error') || options.dryRun) return checks;
-  const choice = await host.accelerator(plan.vms.find((vm) => vm.kernel)?.kernel);
+  const choice = await host.accelerator(vmOptions.find((vm) => vm.kernel)?.kernel);
   checks.push({
     id: 'libvirt.accelerator',
     level: 'ok',

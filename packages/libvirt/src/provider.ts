@@ -1,9 +1,9 @@
+import { libvirtOptions } from './options.js';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { mapLimit } from '@labctl/core/concurrency';
 import { describeError } from '@labctl/core/errors';
 import type { EventSink } from '@labctl/core/events';
 import { pathInside } from '@labctl/core/names';
-import { QEMU_MAC_PREFIX } from '@labctl/core/plan';
 import {
   type AdapterReport,
   type DestroyFacts,
@@ -68,6 +68,9 @@ const VIRSH_STATE: Record<string, VmState> = {
   crashed: 'failed',
   pmsuspended: 'stopped',
 };
+
+/** QEMU's OUI, libvirt's own default for generated MACs. */
+export const QEMU_MAC_PREFIX = '52:54:00';
 
 export class LibvirtProvider implements Provider {
   readonly name = 'libvirt';
@@ -191,7 +194,7 @@ export class LibvirtProvider implements Provider {
 
   async create(vms: VmPlan[], events: EventSink): Promise<Array<VmResult<VmRecord>>> {
     await mkdir(this.options.diskDir, { recursive: true, mode: 0o700 });
-    const choice = await this.accelerator(vms.find((vm) => vm.kernel)?.kernel);
+    const choice = await this.accelerator(vms.map((vm) => libvirtOptions(vm)).find((vm) => vm.kernel)?.kernel);
     const results: Array<VmResult<VmRecord>> = [];
     for (const vm of vms) {
       try {
@@ -205,6 +208,7 @@ export class LibvirtProvider implements Provider {
   }
 
   private async createOne(vm: VmPlan, accelerator: Accelerator, events: EventSink): Promise<VmRecord> {
+    const options = libvirtOptions(vm);
     const golden = await this.golden(vm.golden);
     const planned = await this.store.diskPath(vm.name);
     const xmlFile = this.xmlPath(vm.name);
@@ -231,14 +235,14 @@ export class LibvirtProvider implements Provider {
       domainType: accelerator === 'kvm' ? 'kvm' : 'qemu',
       memoryMiB: vm.memoryMiB,
       cpus: vm.cpus,
-      firmware: vm.firmware,
+      firmware: options.firmware,
       disk,
       diskFormat: 'qcow2',
       mac: vm.mac,
       network: vm.network,
-      ...(vm.kernel ? { kernel: vm.kernel } : {}),
-      ...(vm.initrd ? { initrd: vm.initrd } : {}),
-      ...(vm.cmdline !== undefined ? { cmdline: vm.cmdline } : {}),
+      ...(options.kernel ? { kernel: options.kernel } : {}),
+      ...(options.initrd ? { initrd: options.initrd } : {}),
+      ...(options.cmdline !== undefined ? { cmdline: options.cmdline } : {}),
       consoleLog,
       metadata: { lab: this.options.lab, group: vm.group, disk, golden: golden.path },
     });

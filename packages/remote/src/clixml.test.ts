@@ -71,7 +71,7 @@ describe('CLIXML inside CLIXML (sshd DefaultShell = Windows PowerShell)', () => 
   // of the inner one's stderr as an error record of its own document.
   const inner =
     '#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04"><S S="Error">Hyper-V was unable to find a virtual machine with name "it\'s gone"._x000D__x000A_</S><S S="Error">    + CategoryInfo          : InvalidArgument: (:) [Get-VM], VirtualizationException_x000D__x000A_</S><S S="Error">    + FullyQualifiedErrorId : InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVM_x000D__x000A_</S></Objs>';
-  const escape = (text: string) =>
+  const escapeXml = (text: string) =>
     text
       .replace(/&/g, '&amp;')
       .replace(/</g, '&lt;')
@@ -80,7 +80,7 @@ describe('CLIXML inside CLIXML (sshd DefaultShell = Windows PowerShell)', () => 
       .replace(/\n/g, '_x000A_');
   const outer = `#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">${inner
     .split('\r\n')
-    .map((line) => `<S S="Error">${escape(line)}_x000D__x000A_</S>`)
+    .map((line) => `<S S="Error">${escapeXml(line)}_x000D__x000A_</S>`)
     .join('')}</Objs>`;
 
   it('decodes the inner document: the message and FullyQualifiedErrorId of the real error', () => {

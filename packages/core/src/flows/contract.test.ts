@@ -20,7 +20,7 @@ import { planLab } from './plan-lab.js';
 async function lab(count = 3) {
   const dir = await mkdtemp(join(tmpdir(), 'labctl-contract-'));
   const { plan } = planLab(
-    { path: undefined, spec: {}, lab: 'contract', resolvePath: (p) => p },
+    { path: undefined, spec: { provider: 'fake' }, lab: 'contract', resolvePath: (p) => p },
     { count, golden: '/g/golden.vhd', concurrency: 1 },
   );
   return { dir, plan, store: new StateStore(dir) };

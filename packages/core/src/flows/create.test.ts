@@ -14,7 +14,7 @@ import { planLab } from './plan-lab.js';
 async function lab(count: number, name = 'flows') {
   const dir = await mkdtemp(join(tmpdir(), 'labctl-flows-'));
   const { plan } = planLab(
-    { path: undefined, spec: {}, lab: name, resolvePath: (p) => p },
+    { path: undefined, spec: { provider: 'fake' }, lab: name, resolvePath: (p) => p },
     { count, golden: '/g/golden.vhd', concurrency: 3 },
   );
   return { dir, plan, store: new StateStore(dir) };
@@ -24,7 +24,7 @@ function planFor(plan: Plan, count: number): Plan {
   return {
     ...plan,
     vms: planLab(
-      { path: undefined, spec: {}, lab: plan.lab, resolvePath: (p) => p },
+      { path: undefined, spec: { provider: 'fake' }, lab: plan.lab, resolvePath: (p) => p },
       { count, golden: '/g/golden.vhd' },
     ).plan.vms,
   };

@@ -6,8 +6,9 @@ import type { LoadedLabFile } from '../spec.js';
 import { parseLabFile, resolveLocalPath } from '../spec.js';
 import { planLab } from './plan-lab.js';
 
+/** A lab file; without `provider:` it names the fake provider (core knows no provider of its own). */
 function labFile(yaml: string): LoadedLabFile {
-  const spec = parseLabFile(yaml, 'labctl.yaml');
+  const spec = parseLabFile(/^provider:/m.test(yaml) ? yaml : `provider: fake\n${yaml}`, 'labctl.yaml');
   return {
     path: '/labs/demo/labctl.yaml',
     spec,
@@ -26,10 +27,11 @@ describe('planLab', () => {
       memoryMiB: 512,
       network: 'default',
       clone: 'linked',
-      firmware: 'bios',
+      options: {},
       ssh: { user: 'root', port: 22 },
     });
-    expect(plan.vms[0]!.mac).toMatch(/^52:54:00(:[0-9a-f]{2}){3}$/);
+    // No provider prefix given: a locally administered one (02:…), which no vendor or pool uses.
+    expect(plan.vms[0]!.mac).toMatch(/^02:1a:b0(:[0-9a-f]{2}){3}$/);
     expect(new Set(plan.vms.map((vm) => vm.mac)).size).toBe(3);
     expect(planLab(labFile(''), { count: 3, golden: '/g/golden.vhd' }).plan.vms.map((vm) => vm.mac)).toEqual(
       plan.vms.map((vm) => vm.mac),
@@ -38,7 +40,7 @@ describe('planLab', () => {
   });
 
   it("MACs take the provider's prefix (Hyper-V: 00:15:5D), still derived from lab + VM name", () => {
-    const macPrefix = (provider: string) => ({ hyperv: '00:15:5D', libvirt: '52:54:00' })[provider];
+    const macPrefix = (provider: string) => ({ hyperv: '00:15:5D', fake: '52:54:00' })[provider];
     const hyperv = planLab(labFile('provider: hyperv'), { count: 3, golden: 'D:\\g.vhdx' }, { macPrefix }).plan;
     expect(hyperv.vms.map((vm) => vm.mac)).toEqual(
       hyperv.vms.map(() => expect.stringMatching(/^00:15:5d(:[0-9a-f]{2}){3}$/)),
@@ -54,7 +56,17 @@ describe('planLab', () => {
     expect(libvirt.vms[0]!.mac).toMatch(/^52:54:00:/);
     expect(
       planLab(labFile(''), { count: 1, golden: '/g.vhd', provider: 'other' }, { macPrefix }).plan.vms[0]!.mac,
-    ).toMatch(/^52:54:00:/);
+    ).toMatch(/^02:1a:b0:/);
+    expect(() =>
+      planLab({ ...labFile(''), spec: { ...labFile('').spec, provider: undefined } }, { count: 1, golden: '/g.vhd' }),
+    ).toThrow(/no provider/);
+    expect(
+      planLab(
+        { ...labFile(''), spec: { ...labFile('').spec, provider: undefined } },
+        { count: 1, golden: '/g.vhd' },
+        { defaultProvider: 'fake' },
+      ).plan.provider,
+    ).toBe('fake');
     expect(
       planLab(labFile(''), { count: 1, golden: '/g.vhd', provider: 'hyperv' }, { macPrefix }).plan.vms[0]!.mac,
     ).toMatch(/^00:15:5d:/);
@@ -77,7 +89,7 @@ groups:
     ]);
     expect(plan.vms[0]).toMatchObject({
       golden: '/labs/demo/images/golden.vhd',
-      kernel: '/labs/demo/boot/vmlinux',
+      options: { kernel: '/labs/demo/boot/vmlinux' },
       ssh: { keyFile: '/labs/demo/keys/id' },
       vars: { port: 80 },
     });

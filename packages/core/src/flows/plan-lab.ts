@@ -1,8 +1,8 @@
 import { homedir } from 'node:os';
 import { UsageError } from '../errors.js';
 import { checkCaseCollisions, checkName, quoteForMessage } from '../names.js';
-import { DEFAULT_NAME_PATTERN, deterministicMac, planNames, QEMU_MAC_PREFIX } from '../plan.js';
-import type { Plan, VmPlan } from '../provider.js';
+import { DEFAULT_NAME_PATTERN, deterministicMac, LOCAL_MAC_PREFIX, planNames } from '../plan.js';
+import type { Plan, VmOptions, VmPlan } from '../provider.js';
 import {
   type GroupSpec,
   type LoadedLabFile,
@@ -38,7 +38,6 @@ export interface CreateFlags {
 }
 
 export const DEFAULT_GROUP = 'vm';
-export const DEFAULT_PROVIDER = 'libvirt';
 export const DEFAULT_CONCURRENCY = 4;
 export const DEFAULT_MEMORY_MIB = 512;
 export const DEFAULT_NETWORK = 'default';
@@ -93,9 +92,11 @@ export interface PlannedLab {
 }
 
 export interface PlanOptions {
+  /** The provider when neither the flags nor the lab file name one (the CLI's registry knows it). */
+  defaultProvider?: string;
   /**
-   * The MAC prefix of a provider (its static `macPrefix`), so Hyper-V VMs get 00:15:5D MACs and
-   * libvirt ones 52:54:00. Unknown providers and no resolver: QEMU_MAC_PREFIX.
+   * The MAC prefix of a provider (its definition's `macPrefix`), so Hyper-V VMs get 00:15:5D MACs
+   * and libvirt ones 52:54:00. Without one: a locally administered prefix no vendor owns.
    */
   macPrefix?: (provider: string) => string | undefined;
   /** Groups the lab already has (from its state): --group may name them without --new-group. */
@@ -104,8 +105,11 @@ export interface PlanOptions {
 
 export function planLab(lab: LoadedLabFile, flags: CreateFlags, options: PlanOptions = {}): PlannedLab {
   const spec = lab.spec;
-  const provider = flags.provider ?? spec.provider ?? DEFAULT_PROVIDER;
-  const macPrefix = options.macPrefix?.(provider) ?? QEMU_MAC_PREFIX;
+  const provider = flags.provider ?? spec.provider ?? options.defaultProvider;
+  if (!provider) {
+    throw new UsageError('PROVIDER_REQUIRED', 'no provider: set provider: in labctl.yaml or pass --provider');
+  }
+  const macPrefix = options.macPrefix?.(provider) ?? LOCAL_MAC_PREFIX;
   const uri = flags.uri ?? spec.uri;
   const fromFile = (value: string | undefined) =>
     value === undefined ? undefined : lab.resolvePath(expandHome(value));
@@ -165,13 +169,15 @@ export function planLab(lab: LoadedLabFile, flags: CreateFlags, options: PlanOpt
         golden,
         clone: flags.clone ?? settings.clone ?? 'linked',
         network: flags.network ?? settings.network ?? settings.switch ?? DEFAULT_NETWORK,
-        firmware: flags.firmware ?? settings.firmware ?? 'bios',
-        ...(settings.generation ? { generation: settings.generation } : {}),
-        ...(settings.secureBoot ? { secureBoot: settings.secureBoot } : {}),
-        ...(settings.vlan ? { vlan: settings.vlan } : {}),
-        ...(kernel ? { kernel } : {}),
-        ...(initrd ? { initrd } : {}),
-        ...(cmdline !== undefined ? { cmdline } : {}),
+        options: providerOptions({
+          firmware: flags.firmware ?? settings.firmware,
+          generation: settings.generation,
+          secureBoot: settings.secureBoot,
+          vlan: settings.vlan,
+          kernel,
+          initrd,
+          cmdline,
+        }),
         ssh: { user: settings.ssh?.user ?? 'root', port: settings.ssh?.port ?? 22, ...(keyFile ? { keyFile } : {}) },
         ...(target.spec.vars ? { vars: target.spec.vars } : {}),
       });
@@ -201,4 +207,9 @@ export function checkLimit(flag: string, value: number | undefined, min: number,
       },
     );
   }
+}
+
+/** The provider-specific settings that were given (the provider types, checks and defaults them). */
+function providerOptions(options: Record<string, string | number | undefined>): VmOptions {
+  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
 }

@@ -14,7 +14,7 @@ describe('labStatus: the state next to the hypervisor', () => {
     const dir = await mkdtemp(join(tmpdir(), 'labctl-status-'));
     const store = new StateStore(dir);
     const { plan } = planLab(
-      { path: undefined, spec: {}, lab: 'status', resolvePath: (p) => p },
+      { path: undefined, spec: { provider: 'fake' }, lab: 'status', resolvePath: (p) => p },
       { count: 3, golden: '/g.vhd' },
     );
     const provider = new FakeProvider();

@@ -50,8 +50,18 @@ describe('every Hyper-V script parses (tree-sitter-powershell, no ERROR or MISSI
 describe('nasty names, paths and switches stay data', () => {
   it.each(NASTY_VALUES.map((value) => [JSON.stringify(value).slice(0, 40), value]))('%s', async (_label, nasty) => {
     const plan = labPlan('lab-nasty', [
-      vmPlan(nasty, { group: nasty, network: nasty, golden: `D:\\Golden\\${nasty}.vhdx`, host: nasty, vlan: 12 }),
-      vmPlan(`${nasty}-2`, { clone: 'full', secureBoot: 'off', generation: 1, firmware: 'bios', host: 'hv02' }),
+      vmPlan(nasty, {
+        group: nasty,
+        network: nasty,
+        golden: `D:\\Golden\\${nasty}.vhdx`,
+        host: nasty,
+        options: { vlan: 12 },
+      }),
+      vmPlan(`${nasty}-2`, {
+        clone: 'full',
+        options: { secureBoot: 'off', generation: 1, firmware: 'bios' },
+        host: 'hv02',
+      }),
     ]);
     const provider = new HyperVProvider({
       lab: plan.lab,
@@ -81,14 +91,24 @@ describe('nasty names, paths and switches stay data', () => {
     expect(JSON.parse(wire.inputJson)).toEqual(create);
   });
 
-  it.each(NASTY_VALUES)('the Enable-VMIntegrationService hint quotes %j as one literal', async (nasty) => {
-    const hint = explainNoAddress(
-      { name: nasty, state: 'Running', kvpEnabled: false, adapters: [] },
-      { name: 'Network Adapter', macAddress: '00155D000101', ipAddresses: [], switchName: 'LabSwitch', status: ['Ok'] },
-      'hv01',
-    );
-    const command = hint.slice(hint.indexOf('Enable-VMIntegrationService'));
-    expect(await powershellSyntaxProblems(command)).toEqual([]);
-    expect(command).toContain(`-VMName '${nasty.replace(/'/g, "''")}' -Name`);
-  });
+  it.each(NASTY_VALUES)(
+    'the KVP hint (Get-VMIntegrationService | … | Enable-VMIntegrationService) quotes %j as one literal',
+    async (nasty) => {
+      const hint = explainNoAddress(
+        { name: nasty, state: 'Running', kvpEnabled: false, adapters: [] },
+        {
+          name: 'Network Adapter',
+          macAddress: '00155D000101',
+          ipAddresses: [],
+          switchName: 'LabSwitch',
+          status: ['Ok'],
+        },
+        'hv01',
+      );
+      const command = hint.slice(hint.indexOf('Get-VMIntegrationService'));
+      expect(await powershellSyntaxProblems(command)).toEqual([]);
+      expect(command).toContain(`-VMName '${nasty.replace(/'/g, "''")}' | Where-Object`);
+      expect(command).toMatch(/\| Enable-VMIntegrationService$/);
+    },
+  );
 });

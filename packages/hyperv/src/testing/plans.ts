@@ -30,10 +30,9 @@ export function vmPlan(name: string, overrides: Partial<VmPlan> = {}): VmPlan {
     golden: 'D:\\Golden\\centos7.vhdx',
     clone: 'linked',
     network: 'LabSwitch',
-    firmware: 'uefi',
-    generation: 2,
     ssh: { user: 'root', port: 22 },
     ...overrides,
+    options: { firmware: 'uefi', generation: 2, ...overrides.options },
   };
 }
 
