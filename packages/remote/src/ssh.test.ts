@@ -214,6 +214,8 @@ describe.skipIf(gate.skip)('ssh client against real OpenSSH sshd test hosts', ()
       await expect(wrong).rejects.toMatchObject({
         code: 'SSH_AUTH_FAILED',
         message: expect.stringContaining('tried: password'),
+        // Windows OpenSSH reads an administrator's keys from one file only; the hint names it.
+        hint: expect.stringContaining('C:\\ProgramData\\ssh\\administrators_authorized_keys'),
       });
     } finally {
       sshd.kill('SIGTERM');
