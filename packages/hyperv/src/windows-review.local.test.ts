@@ -126,6 +126,16 @@ describe.skipIf(gate.skip)('Hyper-V scripts on the simulator: what the Windows r
     expect(host.host().files['D:\\Hyper-V\\Virtual Hard Disks\\full\\db-01.vhdx']).toMatchObject({ type: 'Dynamic' });
   });
 
+  it('a VM that fails after New-VM is rolled back whole: no VM, no disk, no VM folder; the batch goes on', async () => {
+    host.reset(defaultHost(), { fail: { 'Set-VM': 'AccessDenied' } });
+    const hv = provider('rollback');
+    const results = await hv.create(numbered('web', 2, { host: 'hv01' }), collectingSink());
+    expect(outcomes(results)).toEqual(['HYPERV_CREATE_FAILED', 'HYPERV_CREATE_FAILED']);
+    expect(results[0]?.ok === false && results[0].error.message).toContain('You do not have the required permission');
+    expect(host.host().vms).toEqual([]);
+    expect(simulatedFiles(host.stateDir)).toEqual([GOLDEN]);
+  });
+
   it('destroy of a VM with checkpoints removes the .avhdx chain down to its disk and the VM folder; golden untouched', async () => {
     const hv = provider('snap');
     const records = okFacts(await hv.create(numbered('web', 2, { host: 'hv01' }), collectingSink()));

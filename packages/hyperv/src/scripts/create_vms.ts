@@ -95,7 +95,14 @@ function Invoke-LabctlOperation {
       }
     } catch {
       $failure = ConvertTo-LabctlError -Record $_
-      if ($vm) { try { Hyper-V\Remove-VM -VM $vm -Force } catch { } }
+      if ($vm) {
+        # Remove-VM leaves the folder New-VM made (<disk folder>\<name>): it is this run's, so it goes too.
+        $vmFolder = [string]$vm.Path
+        try { Hyper-V\Remove-VM -VM $vm -Force } catch { }
+        if ($vmFolder -and (Test-LabctlSamePath $vmFolder (Join-LabctlPath $diskDir ([string]$spec.name)))) {
+          try { Remove-Item -LiteralPath $vmFolder -Recurse -Force -ErrorAction SilentlyContinue } catch { }
+        }
+      }
       if ($diskCreated) { try { Remove-Item -LiteralPath $vhdPath -Force } catch { } }
       if ($partial) { try { Remove-Item -LiteralPath $partial -Force -ErrorAction SilentlyContinue } catch { } }
       [ordered]@{ name = [string]$spec.name; ok = $false; created = $false; error = $failure }
