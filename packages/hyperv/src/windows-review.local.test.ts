@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { collectingSink } from '@labctl/core/events';
 import type { VmRecord } from '@labctl/core/state';
 import { okFacts, outcomes } from '@labctl/core/testing/results';
@@ -134,6 +134,7 @@ describe.skipIf(gate.skip)('Hyper-V scripts on the simulator: what the Windows r
     expect(results[0]?.ok === false && results[0].error.message).toContain('You do not have the required permission');
     expect(host.host().vms).toEqual([]);
     expect(simulatedFiles(host.stateDir)).toEqual([GOLDEN]);
+    expect(existsSync(localPath(host.stateDir, 'D:\\Hyper-V\\Virtual Hard Disks\\rollback\\web-01'))).toBe(false);
   });
 
   it('destroy of a VM with checkpoints removes the .avhdx chain down to its disk and the VM folder; golden untouched', async () => {
@@ -146,6 +147,7 @@ describe.skipIf(gate.skip)('Hyper-V scripts on the simulator: what the Windows r
     await hv.destroy(records as VmRecord[], {}, collectingSink());
     expect(host.host().vms).toEqual([]);
     expect(simulatedFiles(host.stateDir)).toEqual([GOLDEN]);
+    expect(existsSync(localPath(host.stateDir, 'D:\\Hyper-V\\Virtual Hard Disks\\snap\\web-01'))).toBe(false);
     expect(host.host().files[GOLDEN]).toEqual(defaultHost().files[GOLDEN]);
   });
 
