@@ -1,12 +1,12 @@
 // PowerShell round trips for "create + start + find IPs" of N VMs on one Hyper-V host, through the
-// real provider, real ssh2 and a real sshd whose forced command is the recorded powershell.exe
+// real provider, real ssh2 and a real sshd whose forced command runs a real pwsh against the Hyper-V simulator
 // (scripts/testbed/hyperv-hosts.sh). Compares labctl's batches with one invocation per VM and
 // operation (the by-hand loop of seed 002: New-VM, copy VHD, Start-VM, Get-VMNetworkAdapter per VM).
 // Then the same through `labctl create`'s provider-neutral flow (createLab + discovery, addresses from
 // KVP without the SSH wait: the recorded guests' addresses are not reachable) at several --concurrency.
 // Needs root (test sshd) and a build (npx turbo run build). Usage: node bench/hyperv/run.mjs [N...]
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,9 @@ const { HyperVProvider } = await import(join(root, 'packages/hyperv/dist/provide
 const { createLab } = await import(join(root, 'packages/core/dist/flows/create.js'));
 const { StateStore } = await import(join(root, 'packages/core/dist/state.js'));
 const { discover } = await import(join(root, 'packages/discovery/dist/discover.js'));
+const { writeSimulatedHost } = await import(join(root, 'packages/hyperv/dist/testing/sim-state.js'));
+const { defaultHost } = await import(join(root, 'packages/hyperv/dist/testing/recorded-hosts.js'));
+const { okFacts } = await import(join(root, 'packages/core/dist/testing/results.js'));
 // ssh2 directly (default import: it is CommonJS), with the host key pinned to the test host's key.
 const { default: ssh2 } = await import('ssh2');
 function sshRunner(dir, port) {
@@ -64,17 +67,7 @@ const base = 22430;
 const port = base + 1;
 execFileSync(join(root, 'scripts/testbed/hyperv-hosts.sh'), ['up', dir, '1', String(base)], { stdio: 'pipe' });
 const stateFile = (name) => join(dir, 'hv', String(port), name);
-const reset = () => {
-  for (const [name, value] of [
-    ['host.json', { vms: [], files: { [GOLDEN]: { type: 'Dynamic', size: 40 * GiB, fileSize: 3 * GiB } }, switches: [{ name: 'LabSwitch', type: 'Internal' }], unregistered: {} }],
-    ['scenario.json', { freeMemoryBytes: 512 * GiB, freeBytes: 8192 * GiB }],
-  ]) {
-    writeFileSync(stateFile(name), JSON.stringify(value));
-    chmodSync(stateFile(name), 0o666);
-  }
-  writeFileSync(stateFile('invocations.log'), '');
-  chmodSync(stateFile('invocations.log'), 0o666);
-};
+const reset = () => writeSimulatedHost(join(dir, 'hv', String(port)), defaultHost(), { freeMemoryBytes: 512 * GiB, volumes: [{ name: 'D:\\', freeBytes: 8192 * GiB }] });
 const hostInvocations = () => readFileSync(stateFile('invocations.log'), 'utf8').split('\n').filter(Boolean).length;
 const plan = (n) =>
   Array.from({ length: n }, (_, i) => ({
@@ -87,7 +80,7 @@ const plan = (n) =>
     golden: GOLDEN,
     clone: 'linked',
     network: 'LabSwitch',
-    firmware: 'uefi',
+    options: { firmware: 'uefi', generation: 2 },
     ssh: { user: 'root', port: 22 },
   }));
 const provider = () =>
@@ -106,10 +99,10 @@ try {
     const batched = provider();
     let t = performance.now();
     const vms = plan(n);
-    const checks = await batched.preflight({ lab: 'bench', provider: 'hyperv', vms, concurrency: 10 });
+    const { checks, placed } = await batched.preflight({ lab: 'bench', provider: 'hyperv', vms, concurrency: 10 });
     if (checks.some((c) => c.level === 'error')) throw new Error(JSON.stringify(checks));
-    const records = await batched.create(vms, sink);
-    await batched.start(records, sink);
+    const records = okFacts(await batched.create(placed.vms, sink));
+    okFacts(await batched.start(records, sink));
     const reports = await batched.adapters(records);
     const batchedMs = performance.now() - t;
     if (reports.filter((r) => r.addresses.length > 0).length !== n) throw new Error('not every VM reported an address');
@@ -119,9 +112,9 @@ try {
     reset();
     const perVm = provider();
     t = performance.now();
-    await perVm.preflight({ lab: 'bench', provider: 'hyperv', vms, concurrency: 1 });
+    const { placed: placedOne } = await perVm.preflight({ lab: 'bench', provider: 'hyperv', vms, concurrency: 1 });
     const one = [];
-    for (const vm of vms) one.push(...(await perVm.create([vm], sink)));
+    for (const vm of placedOne.vms) one.push(...okFacts(await perVm.create([vm], sink)));
     for (const record of one) await perVm.start([record], sink);
     for (const record of one) await perVm.adapters([record]);
     const perVmMs = performance.now() - t;
