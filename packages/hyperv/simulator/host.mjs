@@ -36,7 +36,7 @@ function readJson(file, fallback) {
 }
 
 /** The pwsh to run: LABCTL_PWSH, or the one scripts/setup.sh installs, or pwsh on PATH. */
-export function pwshPath() {
+function pwshPath() {
   if (process.env.LABCTL_PWSH) return process.env.LABCTL_PWSH;
   const installed = join(repoRoot, '.tools/pwsh/pwsh');
   return existsSync(installed) ? installed : 'pwsh';

@@ -1,5 +1,5 @@
 import { bestAddress } from '@labctl/core/address';
-import { labStatus, type VmStatus } from '@labctl/core/flows/status';
+import { labStatus, unknownStatus, type VmStatus } from '@labctl/core/flows/status';
 import type { VmRecord } from '@labctl/core/state';
 import { Flags } from '@oclif/core';
 import { LabctlCommand } from '../base-command.js';
@@ -60,7 +60,7 @@ export default class List extends LabctlCommand<typeof List> {
     const cache = providerCache(context);
     const recorded = await store.load(lab.lab);
     const summary = this.flags.offline
-      ? { lab: recorded.lab, vms: recorded.vms.map(offlineStatus), unreachable: [] }
+      ? { lab: recorded.lab, vms: recorded.vms.map(unknownStatus), unreachable: [] }
       : await labStatus({
           lab: lab.lab,
           store,
@@ -114,16 +114,4 @@ export default class List extends LabctlCommand<typeof List> {
       ...(this.warnings.length ? { warnings: this.warnings } : {}),
     };
   }
-}
-
-function offlineStatus(vm: VmRecord): VmStatus {
-  return {
-    name: vm.name,
-    group: vm.group,
-    provider: vm.provider,
-    host: vm.host,
-    recorded: vm.state,
-    live: 'unknown',
-    record: vm,
-  };
 }

@@ -47,20 +47,25 @@ export interface StatusOptions {
   state?: LabState;
 }
 
+/** A recorded VM whose live state nobody has asked for yet (or could not be asked: --offline). */
+export function unknownStatus(vm: VmRecord): VmStatus {
+  return {
+    name: vm.name,
+    group: vm.group,
+    provider: vm.provider,
+    host: vm.host,
+    recorded: vm.state,
+    live: 'unknown',
+    record: vm,
+  };
+}
+
 export async function labStatus(options: StatusOptions): Promise<StatusSummary> {
   const state = options.state ?? (await options.store.read()) ?? emptyState(options.lab);
   const statuses = new Map<string, VmStatus>();
   const asked = new Map<Provider, { host: string; names: string[] }>();
   for (const vm of state.vms) {
-    const status: VmStatus = {
-      name: vm.name,
-      group: vm.group,
-      provider: vm.provider,
-      host: vm.host,
-      recorded: vm.state,
-      live: 'unknown',
-      record: vm,
-    };
+    const status = unknownStatus(vm);
     statuses.set(vm.name, status);
     const provider = options.provider(vm);
     if (!provider) {
