@@ -18,6 +18,9 @@ DEBIAN_PACKAGES=(
   netcat-openbsd  # remote libvirt over qemu+ssh://...?socket=: the ssh transport runs `nc -U SOCKET` on the host
   busybox-static dropbear-bin e2fsprogs cpio linux-image-amd64 syslinux syslinux-common mtools fdisk dosfstools ovmf python3
   libxml2-utils  # xmllint, for virt-xml-validate of generated domain XML
+  # NoCloud seeds: xorriso reads labctl's ISO 9660 images; cloud-init's own code (unpacked below,
+  # never installed as a service) needs these Python modules
+  xorriso python3-yaml python3-jinja2 python3-jsonschema python3-configobj python3-jsonpatch python3-netifaces python3-requests
   # VHD oracle
   libvhdi-utils fuse3
   # Samba AD DC for Kerberos delegation tests
@@ -42,6 +45,24 @@ if [ "${SETUP_APT:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
   fi
 elif [ "${SETUP_APT:-1}" = 1 ]; then
   echo "setup: not root, skipping Debian packages (${DEBIAN_PACKAGES[*]})"
+fi
+
+# cloud-init's own code reads labctl's seeds in the tests (schema, NoCloud datasource, network
+# renderers). Unpacked from Debian's package into .tools, not installed: an installed cloud-init
+# would run at this machine's next boot.
+CLOUD_INIT_DIR=.tools/cloud-init
+if [ -f "$CLOUD_INIT_DIR/usr/lib/python3/dist-packages/cloudinit/__init__.py" ]; then
+  echo "setup: cloud-init's code already unpacked ($CLOUD_INIT_DIR)"
+elif command -v apt-get >/dev/null && [ "${SETUP_APT:-1}" = 1 ]; then
+  echo "setup: cloud-init (Debian package, unpacked into $CLOUD_INIT_DIR)"
+  work=$(mktemp -d)
+  (cd "$work" && apt-get download -o DPkg::Lock::Timeout=600 cloud-init >/dev/null)
+  mkdir -p "$CLOUD_INIT_DIR"
+  dpkg-deb -x "$work"/cloud-init_*.deb "$CLOUD_INIT_DIR"
+  rm -rf "$work"
+  chmod -R a+rX .tools
+else
+  echo "setup: apt-get not available, skipping cloud-init (seed tests that need it will skip)"
 fi
 
 # PowerShell for the Hyper-V scripts' tests (run under a real engine against the simulator module in

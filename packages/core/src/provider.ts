@@ -34,6 +34,38 @@ export interface VmPlan {
   options: VmOptions;
   ssh: { user: string; port: number; keyFile?: string };
   vars?: Record<string, unknown>;
+  /** The address the VM will have, known before it boots (lab file `network.addresses`). */
+  address?: PlannedAddress;
+  /** How its cloud-init seed is made (absent: no seed, the host key is learned at first contact). */
+  cloudInit?: CloudInitPlan;
+  /** The seed itself, made by the create flow right before the provider makes the VM; never stored. */
+  seed?: VmSeed;
+}
+
+export interface PlannedAddress {
+  address: string;
+  prefix: number;
+  gateway?: string;
+  dns?: string[];
+  /** static: written into the seed; reservation: a DHCP reservation for the VM's MAC. */
+  assign: 'static' | 'reservation';
+}
+
+export interface CloudInitPlan {
+  hostKeyTypes: Array<'ed25519' | 'rsa'>;
+  disableRoot?: boolean;
+  userData?: Record<string, unknown>;
+}
+
+/**
+ * A VM's NoCloud seed: the files of its `cidata` filesystem (private host keys among them, so it
+ * lives only in memory and in the seed image the provider writes, mode 0600) and the public host
+ * keys, pinned in the state before the VM exists.
+ */
+export interface VmSeed {
+  instanceId: string;
+  hostKeys: string[];
+  files: Array<{ name: string; data: string }>;
 }
 
 export interface Plan {
@@ -144,6 +176,11 @@ export interface DestroyFacts {
 
 export interface Provider {
   readonly name: string;
+  /**
+   * Attaches `VmPlan.seed` to the VMs it creates (a cidata disk), so the flow makes one per VM and
+   * pins its host keys. A provider without it gets no seed, and keys are learned at first contact.
+   */
+  readonly seeds?: boolean;
   /**
    * Checks run before anything is changed; any `error` check stops the run. With `dryRun` only
    * read-only checks run (no directory made, no probe VM booted): `create --dry-run` runs exactly these.

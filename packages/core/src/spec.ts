@@ -70,13 +70,46 @@ export const SshSettingsSchema = z.strictObject({
   keyFile: z.string().min(1).optional(),
 });
 
+/**
+ * `network:` as an object: the libvirt network / Hyper-V switch (`name`) and, for addresses known
+ * before boot, `addresses` (list or ranges, handed out in order), `prefix`, `gateway`, `dns`, and
+ * `assign`: `static` (written into the VM's seed) or `reservation` (a DHCP reservation on a libvirt
+ * network; the guest keeps using DHCP).
+ */
+export const NetworkSettingsSchema = z.strictObject({
+  name: z.string().min(1).optional(),
+  addresses: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+  prefix: z.number().int().min(8).max(30).optional(),
+  gateway: z.string().min(1).optional(),
+  dns: z.array(z.string().min(1)).max(3).optional(),
+  assign: z.enum(['static', 'reservation']).optional(),
+});
+export type NetworkSettings = z.infer<typeof NetworkSettingsSchema>;
+
+/**
+ * `seed:` the VM's cloud-init NoCloud seed (identity before first boot): on by default; `enabled:
+ * false` for images that read none (the host key is then learned at first contact). `hostKeyTypes`
+ * (ed25519, rsa), `disableRoot`, and `userData`: the lab's own cloud-config, merged in.
+ */
+export const SeedSettingsSchema = z.strictObject({
+  enabled: z.boolean().optional(),
+  hostKeyTypes: z
+    .array(z.enum(['ed25519', 'rsa']))
+    .min(1)
+    .optional(),
+  disableRoot: z.boolean().optional(),
+  userData: z.record(z.string(), z.unknown()).optional(),
+});
+export type SeedSettings = z.infer<typeof SeedSettingsSchema>;
+
 /** Settings of one kind of VM; `defaults:` and each group carry them, the group wins. */
 export const MachineSettingsSchema = z.strictObject({
   golden: z.string().min(1).optional(),
   clone: z.enum(['linked', 'full']).optional(),
   cpus: z.number().int().min(1).max(LIMITS.cpus).optional(),
   memory: SizeMiB.optional(),
-  network: z.string().min(1).optional(),
+  network: z.union([z.string().min(1), NetworkSettingsSchema]).optional(),
+  seed: SeedSettingsSchema.optional(),
   firmware: z.enum(['bios', 'uefi']).optional(),
   generation: z.union([z.literal(1), z.literal(2)]).optional(),
   secureBoot: z.enum(['off', 'linux', 'windows']).optional(),

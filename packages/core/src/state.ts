@@ -102,6 +102,15 @@ export const VmRecordSchema = z.looseObject({
     .string()
     .regex(/^[A-Z0-9_]{1,64}$/, 'an error code')
     .optional(),
+  /**
+   * The address the VM was given before it booted (static in its seed, or a DHCP reservation):
+   * discovery checks SSH there at once instead of waiting for a lease.
+   */
+  assignedAddress: word(64).optional(),
+  /** How that address was given. */
+  assign: z.enum(['static', 'reservation']).optional(),
+  /** The cloud-init instance-id of the VM's seed (its host keys were pinned when it was made). */
+  instanceId: word(128).optional(),
   /** When labctl last started the VM (discovery ignores DHCP leases older than this). Core's own field, never in `resources`. */
   startedAt: timestamp.optional(),
   createdAt: timestamp.optional(),

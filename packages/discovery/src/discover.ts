@@ -145,10 +145,14 @@ export function hintFor(seen: Seen, vm: VmRecord): string {
     case 'unusable-address':
       return 'The guest only has self-assigned/link-local addresses: its DHCP request got no answer. Check the DHCP server of that network.';
     case 'ssh-closed':
+      if (vm.assignedAddress)
+        return `${vm.name} should be at ${vm.assignedAddress} (${vm.assign === 'reservation' ? 'DHCP reservation' : 'static, from its seed'}) but SSH does not answer there. Did it boot? Does the image apply the cidata seed (cloud-init, or labctl's firstboot-seed step)? A Secure Boot template that refuses the loader also stops it here.${console}`;
       return `The VM has an address but SSH does not answer: is sshd enabled in the golden image, and is port ${vm.ssh?.port ?? 22} open?${console}`;
     case 'hypervisor-error':
       return 'labctl could not ask the hypervisor; see the error. Is it running and reachable (the URI, the host)?';
     case 'ssh-key-mismatch':
+      if (vm.instanceId)
+        return 'The VM presents a host key other than the one labctl made for it and put in its seed: the image did not apply the seed (no cloud-init or firstboot-seed), or another machine answers at this address. labctl refuses it; nothing was trusted.';
       return 'The SSH host key differs from the one recorded at creation: the address may now belong to another machine. Check before trusting it; if the VM was really re-built, `labctl destroy NAME` and create it again.';
     default:
       return 'Run `labctl ip --wait` again with a longer --timeout.';
@@ -236,7 +240,36 @@ export async function discover(
   let interval = options.intervalMs ?? 500;
   let firstRound = true;
   while (true) {
-    const pending = trackers.filter((t) => !t.done && !t.probing);
+    // An address given before boot (static in the seed, or a DHCP reservation) needs no lease: SSH is
+    // tried there at once, with the key labctl made for the VM.
+    for (const tracker of trackers.filter((t) => !t.done && !t.probing && t.vm.assignedAddress)) {
+      const address = tracker.vm.assignedAddress!;
+      if (tracker.result.addresses.length === 0)
+        events({
+          subject: tracker.vm.name,
+          phase: 'address',
+          status: 'done',
+          message: `${address} (${tracker.vm.assign ?? 'static'})`,
+        });
+      tracker.result.addresses = [address];
+      if (!wantSsh) {
+        tracker.result.status = 'addressed';
+        tracker.result.detail = `address ${address} (${tracker.vm.assign ?? 'static'}, given before boot)`;
+        tracker.done = true;
+        continue;
+      }
+      if (tracker.result.seen === 'not-polled') {
+        tracker.result.seen = 'ssh-closed';
+        tracker.result.detail = `address ${address} (${tracker.vm.assign ?? 'static'}): no SSH answer yet`;
+      }
+      tracker.probing = true;
+      const running = runProbe(tracker, [address]).finally(() => {
+        tracker.probing = false;
+        probes.delete(running);
+      });
+      probes.add(running);
+    }
+    const pending = trackers.filter((t) => !t.done && !t.probing && !t.vm.assignedAddress);
     if (pending.length > 0) {
       let reports: AdapterReport[] | undefined;
       try {

@@ -2,7 +2,7 @@ import { type Check, failedChecks } from '../checks.js';
 import { mapLimit } from '../concurrency.js';
 import { describeError, isLabctlError, LabctlError } from '../errors.js';
 import { type EventSink, silentSink } from '../events.js';
-import { type Plan, type Provider, resultsFor, type VmFailure, type VmPlan } from '../provider.js';
+import { type Plan, type Provider, resultsFor, type VmFailure, type VmPlan, type VmSeed } from '../provider.js';
 import type { StateSession, StateStore, VmRecord } from '../state.js';
 import { type Discover, recordDiscovery, type VmDiscoveryResult } from './discovery.js';
 import { serialSaver } from './save.js';
@@ -55,6 +55,11 @@ export interface CreateFlowOptions {
   signal?: AbortSignal;
   /** Recorded in the lock file: who holds the lab. */
   command?: string;
+  /**
+   * Makes a VM's NoCloud seed (its own host keys, identity and address) right before the VM is made,
+   * for providers that attach seeds; its public keys are pinned in the state first.
+   */
+  makeSeed?: (vm: VmPlan) => Promise<VmSeed>;
 }
 
 /** The preflight found something that must be fixed first. Nothing was changed. Exit status 2. */
@@ -93,6 +98,8 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
         exitCode: 2,
       });
     }
+    checkAddressesFree(session, plan);
+    const seeds = await makeSeeds(options, onHypervisor);
     const save = serialSaver(session);
     const actions = new Map<string, VmAction>();
     const discoveries = new Map<string, VmDiscoveryResult>();
@@ -102,8 +109,10 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
     const failures = new Map<string, VmFailure>();
     const summary = (interrupted: boolean): CreateSummary =>
       summarize(plan, provider.name, checks, session, actions, discoveries, failures, interrupted, started);
-    const toCreate = placed.vms.filter((vm) => !onHypervisor.has(vm.name));
-    const byName = new Map(placed.vms.map((vm) => [vm.name, vm]));
+    const toCreate = placed.vms
+      .filter((vm) => !onHypervisor.has(vm.name))
+      .map((vm) => (seeds.has(vm.name) ? { ...vm, seed: seeds.get(vm.name)! } : vm));
+    const byName = new Map([...placed.vms, ...toCreate].map((vm) => [vm.name, vm]));
     // Recorded before anything is touched: after a SIGKILL the next run knows these may be half-made.
     for (const vm of toCreate) {
       session.upsertVm({
@@ -140,9 +149,13 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
             fail(name, 'create', result.error);
             continue;
           }
+          const seed = byName.get(name)?.seed;
           session.upsertVm({
             ...result.facts,
             name,
+            // The keys labctl made and put in the seed: pinned whatever the provider reported.
+            ...(seed ? { ssh: { ...result.facts.ssh, hostKeys: seed.hostKeys }, instanceId: seed.instanceId } : {}),
+            ...addressFields(byName.get(name)),
             state: result.facts.state === 'running' ? 'running' : 'created',
             error: undefined,
             errorCode: undefined,
@@ -241,9 +254,72 @@ function plannedRecord(vm: VmPlan, provider: string): Partial<VmRecord> & { name
     host: vm.host,
     mac: vm.mac,
     addresses: [],
-    ssh: { user: vm.ssh.user, port: vm.ssh.port, hostKeys: [], ...(vm.ssh.keyFile ? { keyFile: vm.ssh.keyFile } : {}) },
+    ssh: {
+      user: vm.ssh.user,
+      port: vm.ssh.port,
+      hostKeys: vm.seed?.hostKeys ?? [],
+      ...(vm.ssh.keyFile ? { keyFile: vm.ssh.keyFile } : {}),
+    },
+    ...(vm.seed ? { instanceId: vm.seed.instanceId } : {}),
+    ...addressFields(vm),
     ...(vm.vars ? { vars: vm.vars as VmRecord['vars'] } : {}),
   };
+}
+
+function addressFields(vm: VmPlan | undefined): Partial<VmRecord> {
+  return vm?.address ? { assignedAddress: vm.address.address, assign: vm.address.assign } : {};
+}
+
+/**
+ * A planned address that another VM of the lab already has (one this run keeps, or one recorded
+ * under another name) is refused before anything changes: two VMs with one address would each
+ * answer for the other.
+ */
+function checkAddressesFree(session: StateSession, plan: Plan): void {
+  const planned = new Set(plan.vms.map((vm) => vm.name));
+  const taken = new Map<string, string>();
+  for (const vm of session.state.vms) {
+    if (vm.state === 'missing' || vm.state === 'destroying') continue;
+    for (const address of [vm.assignedAddress, ...vm.addresses])
+      if (address && !(planned.has(vm.name) && plan.vms.find((p) => p.name === vm.name)?.address?.address === address))
+        taken.set(address, vm.name);
+  }
+  const clashes = plan.vms
+    .filter((vm) => vm.address && taken.has(vm.address.address) && taken.get(vm.address.address) !== vm.name)
+    .map((vm) => `${vm.name} would get ${vm.address!.address}, which ${taken.get(vm.address!.address)} has`);
+  if (clashes.length > 0)
+    throw new PreflightError('ADDRESS_CLASH', clashes.join('; '), {
+      hint: 'Give the group another address range (network.addresses), or destroy the VM that has the address.',
+      exitCode: 2,
+    });
+}
+
+/**
+ * One seed per VM this run makes, before anything changes: a seed that cannot be made (the login
+ * key's .pub missing, a cloud-config key labctl owns) refuses the run with exit 2.
+ */
+async function makeSeeds(
+  options: CreateFlowOptions,
+  onHypervisor: Map<string, VmRecord>,
+): Promise<Map<string, VmSeed>> {
+  const seeds = new Map<string, VmSeed>();
+  if (!options.provider.seeds || !options.makeSeed) return seeds;
+  for (const vm of options.plan.vms) {
+    if (onHypervisor.has(vm.name) || !vm.cloudInit) continue;
+    try {
+      seeds.set(vm.name, await options.makeSeed(vm));
+    } catch (err) {
+      throw new PreflightError(isLabctlError(err) ? err.code : 'SEED_INVALID', `${vm.name}: ${describeError(err)}`, {
+        hint:
+          isLabctlError(err) && err.hint
+            ? err.hint
+            : 'Nothing was created. Fix seed: in labctl.yaml, or set seed.enabled: false.',
+        exitCode: 2,
+        cause: err,
+      });
+    }
+  }
+  return seeds;
 }
 
 /**

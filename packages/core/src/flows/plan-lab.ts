@@ -1,12 +1,15 @@
+import { isIPv4 } from 'node:net';
 import { homedir } from 'node:os';
 import { UsageError } from '../errors.js';
 import { checkCaseCollisions, checkName, quoteForMessage } from '../names.js';
 import { DEFAULT_NAME_PATTERN, deterministicMac, LOCAL_MAC_PREFIX, planNames } from '../plan.js';
-import type { Plan, VmOptions, VmPlan } from '../provider.js';
+import { poolAddresses, subnetProblem } from '../address-pool.js';
+import type { CloudInitPlan, PlannedAddress, Plan, VmOptions, VmPlan } from '../provider.js';
 import {
   type GroupSpec,
   type LoadedLabFile,
   type MachineSettings,
+  type NetworkSettings,
   LIMITS,
   memoryProblem,
   parseSizeMiB,
@@ -133,12 +136,24 @@ export function planLab(lab: LoadedLabFile, flags: CreateFlags, options: PlanOpt
   checkLimit('--concurrency', flags.concurrency, 1, LIMITS.concurrency);
   const vms: VmPlan[] = [];
   const seen = new Map<string, string>();
+  const addressOwners = new Map<string, string>();
   for (const target of targetGroups(lab, flags, options.knownGroups ?? [])) {
     const settings: MachineSettings = {
       ...spec.defaults,
       ...target.spec,
       ssh: { ...spec.defaults?.ssh, ...target.spec.ssh },
+      seed: { ...spec.defaults?.seed, ...target.spec.seed },
     };
+    const network = { ...networkObject(spec.defaults?.network), ...networkObject(target.spec.network) };
+    const addresses = plannedAddresses(network, target, flags);
+    const cloudInit: CloudInitPlan | undefined =
+      settings.seed?.enabled === false
+        ? undefined
+        : {
+            hostKeyTypes: settings.seed?.hostKeyTypes ?? ['ed25519'],
+            ...(settings.seed?.disableRoot !== undefined ? { disableRoot: settings.seed.disableRoot } : {}),
+            ...(settings.seed?.userData ? { userData: settings.seed.userData } : {}),
+          };
     const golden = fromFlag(flags.golden) ?? fromFile(settings.golden);
     if (!golden) {
       throw new UsageError('GOLDEN_REQUIRED', `no golden image for group ${target.group}`, {
@@ -146,7 +161,7 @@ export function planLab(lab: LoadedLabFile, flags: CreateFlags, options: PlanOpt
       });
     }
     const pattern = flags.name ?? target.spec.name ?? DEFAULT_NAME_PATTERN;
-    for (const name of planNames(pattern, target.group, target.count)) {
+    for (const [index, name] of planNames(pattern, target.group, target.count).entries()) {
       checkName('vm', name, `group ${target.group}: name pattern ${JSON.stringify(pattern)}`);
       const other = seen.get(name);
       if (other !== undefined) {
@@ -155,6 +170,15 @@ export function planLab(lab: LoadedLabFile, flags: CreateFlags, options: PlanOpt
         });
       }
       seen.set(name, target.group);
+      const address = addresses?.[index];
+      if (address) {
+        const owner = addressOwners.get(address.address);
+        if (owner)
+          throw new UsageError('ADDRESS_CLASH', `${owner} and ${name} would both get ${address.address}`, {
+            hint: 'Give the groups address ranges that do not overlap (network.addresses in labctl.yaml).',
+          });
+        addressOwners.set(address.address, name);
+      }
       const kernel = fromFlag(flags.kernel) ?? fromFile(settings.kernel);
       const initrd = fromFlag(flags.initrd) ?? fromFile(settings.initrd);
       const cmdline = flags.cmdline ?? settings.cmdline;
@@ -168,7 +192,7 @@ export function planLab(lab: LoadedLabFile, flags: CreateFlags, options: PlanOpt
         memoryMiB: memoryFlag ?? settings.memory ?? DEFAULT_MEMORY_MIB,
         golden,
         clone: flags.clone ?? settings.clone ?? 'linked',
-        network: flags.network ?? settings.network ?? settings.switch ?? DEFAULT_NETWORK,
+        network: flags.network ?? network.name ?? settings.switch ?? DEFAULT_NETWORK,
         options: providerOptions({
           firmware: flags.firmware ?? settings.firmware,
           generation: settings.generation,
@@ -180,6 +204,8 @@ export function planLab(lab: LoadedLabFile, flags: CreateFlags, options: PlanOpt
         }),
         ssh: { user: settings.ssh?.user ?? 'root', port: settings.ssh?.port ?? 22, ...(keyFile ? { keyFile } : {}) },
         ...(target.spec.vars ? { vars: target.spec.vars } : {}),
+        ...(address ? { address } : {}),
+        ...(cloudInit ? { cloudInit } : {}),
       });
     }
   }
@@ -193,6 +219,59 @@ export function planLab(lab: LoadedLabFile, flags: CreateFlags, options: PlanOpt
     plan: { lab: lab.lab, provider, vms, concurrency: flags.concurrency ?? spec.concurrency ?? DEFAULT_CONCURRENCY },
     uri,
   };
+}
+
+function networkObject(network: string | NetworkSettings | undefined): NetworkSettings {
+  return typeof network === 'string' ? { name: network } : (network ?? {});
+}
+
+/** The group's addresses in VM order (index i -> the i-th address), checked; undefined without a pool. */
+function plannedAddresses(
+  network: NetworkSettings,
+  target: GroupTarget,
+  flags: CreateFlags,
+): PlannedAddress[] | undefined {
+  const where = `group ${target.group}: network.addresses`;
+  if (network.addresses === undefined) {
+    if (network.gateway !== undefined || network.dns !== undefined || network.assign !== undefined)
+      throw new UsageError(
+        'ADDRESS_REQUIRED',
+        `group ${target.group}: network has gateway/dns/assign but no addresses`,
+        {
+          hint: 'Add network.addresses (e.g. 10.0.0.10-10.0.0.29), or remove them for DHCP.',
+        },
+      );
+    return undefined;
+  }
+  if (flags.network !== undefined && network.name !== undefined && flags.network !== network.name)
+    throw new UsageError(
+      'ADDRESS_NETWORK',
+      `--network ${flags.network}: group ${target.group}'s addresses belong to network ${network.name}`,
+      {
+        hint: 'Leave out --network, or change network.name and network.addresses together in labctl.yaml.',
+      },
+    );
+  const pool = poolAddresses(network.addresses, where);
+  if (pool.length < target.count)
+    throw new UsageError('ADDRESS_POOL_SHORT', `${where} has ${pool.length} addresses for ${target.count} VMs`, {
+      hint: 'Give the group a longer range, or make fewer VMs.',
+    });
+  const prefix = network.prefix ?? 24;
+  const dns = network.dns ?? [];
+  for (const entry of dns)
+    if (!isIPv4(entry))
+      throw new UsageError('ADDRESS_INVALID', `group ${target.group}: network.dns "${entry}" is not an IPv4 address`);
+  return pool.slice(0, target.count).map((address) => {
+    const problem = subnetProblem(address, prefix, network.gateway);
+    if (problem) throw new UsageError('ADDRESS_INVALID', `${where}: ${problem}`);
+    return {
+      address,
+      prefix,
+      ...(network.gateway ? { gateway: network.gateway } : {}),
+      ...(dns.length ? { dns } : {}),
+      assign: network.assign ?? 'static',
+    };
+  });
 }
 
 /** A whole number within [min, max], refused with the limit named (exit 2). */

@@ -1,0 +1,3 @@
+import { labctlVitestConfig } from '../../vitest.shared.js';
+
+export default labctlVitestConfig();
