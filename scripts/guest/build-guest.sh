@@ -21,14 +21,17 @@
 #   guest.env        KEY=VALUE facts for scripts and tests (paths, kernel version, default cmdline)
 #
 # Guest behaviour (busybox init, /etc/rc):
-# - Identity: hostname from the kernel arg `labctl.hostname=NAME`, or (for disks with the kernel
-#   command line baked in, such as bootdisk.vhd) from the SMBIOS system serial `labctl-hostname=NAME`
-#   (qemu `-smbios type=1,serial=labctl-hostname=NAME`; libvirt `<sysinfo type='smbios'><system>
-#   <entry name='serial'>labctl-hostname=NAME</entry>...` plus `<os><smbios mode='sysinfo'/>`).
-#   Default hostname: labvm.
+# - Identity from labctl's NoCloud seed: a disk (vdb..vdd) with an ISO 9660 filesystem labelled cidata.
+#   The guest reads the seed's plain files as labctl's firstboot-seed step does on CentOS: hostname
+#   (labctl-hostname), SSH host key (labctl-ssh-host-ed25519-key, converted with dropbearconvert), root's
+#   authorized keys and the network (labctl-network: static address or DHCP). Keys and authorized keys
+#   are applied once per instance-id (labctl-instance-id, remembered in /etc/labctl-instance-id).
+#   Without a seed: the host name from cloud-init's SMBIOS serial `ds=nocloud;h=NAME;i=ID` (libvirt
+#   `<sysinfo type='smbios'><system><entry name='serial'>...` plus `<os><smbios mode='sysinfo'/>`),
+#   else labvm; a host key made at first boot; DHCP.
 # - Network: eth0 (virtio-net) by DHCP with busybox udhcpc, which sends the hostname (option 12), so the
 #   DHCP server's lease shows the VM's name. Retries forever, once a second.
-# - SSH: dropbear on port 22, public-key login only (root). Host key: one ed25519 key made at first boot
+# - SSH: dropbear on port 22, public-key login only (root). Host key: the seed's, else one ed25519 key made at first boot
 #   with dropbearkey and stored in /etc/dropbear on the VM's own disk, so every VM (every overlay of the
 #   golden image) has its own key, stable for the VM's whole life, across reboots; the golden image holds
 #   no host key. (With initrd-full.gz and no disk the key is new at every boot.) Record it once, then
@@ -52,7 +55,7 @@ mkdir -p "$out"; out=$(cd "$out" && pwd)
 
 # Modules in load order (dependencies first). Root-disk modules are also used by initrd-boot.gz.
 DISK_MODULES="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk crc16 crc32c_generic mbcache jbd2 ext4"
-GUEST_MODULES="$DISK_MODULES failover net_failover virtio_net virtio-rng button evdev"
+GUEST_MODULES="$DISK_MODULES failover net_failover virtio_net virtio-rng button evdev cdrom isofs"
 OUTPUTS=(vmlinux vmlinuz initrd-boot.gz initrd-full.gz golden.vhd golden.vhdx golden.qcow2 bootdisk.vhd id_ed25519 id_ed25519.pub guest.env)
 CMDLINE='console=ttyS0 quiet panic=-1'
 
@@ -64,9 +67,9 @@ module_file() { # module name -> path of its .ko (.ko.xz/.ko.zst) under $moddir
   [ -n "$rel" ] || { echo "build-guest.sh: kernel module $1 not found in $moddir" >&2; exit 1; }
   echo "$moddir/$rel"
 }
-dropbear_libs() { for bin in /usr/sbin/dropbear /usr/bin/dropbearkey; do ldd "$bin"; done | grep -o '/[^ ]*' | sort -u; }
+dropbear_libs() { for bin in /usr/sbin/dropbear /usr/bin/dropbearkey /usr/bin/dropbearconvert; do ldd "$bin"; done | grep -o '/[^ ]*' | sort -u; }
 inputs_hash() {
-  local files=("$script" "/boot/vmlinuz-$kver" /bin/busybox /usr/sbin/dropbear /usr/bin/dropbearkey "$out/id_ed25519.pub"
+  local files=("$script" "/boot/vmlinuz-$kver" /bin/busybox /usr/sbin/dropbear /usr/bin/dropbearkey /usr/bin/dropbearconvert "$out/id_ed25519.pub"
     /usr/lib/syslinux/mbr/mbr.bin)
   for m in $GUEST_MODULES; do files+=("$(module_file "$m")"); done
   for lib in $(dropbear_libs); do files+=("$(readlink -f "$lib")"); done
@@ -98,7 +101,7 @@ R=$work/rootfs
 mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,etc/dropbear,etc/acpi/PWRF,proc,sys,dev,run,tmp,root/.ssh,lib/modules,var/log,mnt}
 cp /bin/busybox "$R/bin/busybox"
 for applet in $(/bin/busybox --list); do [ -e "$R/bin/$applet" ] || ln -s busybox "$R/bin/$applet"; done
-cp /usr/sbin/dropbear "$R/usr/sbin/"; cp /usr/bin/dropbearkey "$R/usr/bin/"
+cp /usr/sbin/dropbear "$R/usr/sbin/"; cp /usr/bin/dropbearkey /usr/bin/dropbearconvert "$R/usr/bin/"
 for lib in $(dropbear_libs); do
   mkdir -p "$R$(dirname "$lib")"; cp -L "$lib" "$R$lib"
 done
@@ -151,17 +154,55 @@ mount -t devtmpfs dev /dev 2>/dev/null; mkdir -p /dev/pts; mount -t devpts devpt
 mount -t tmpfs tmpfs /run; mount -t tmpfs tmpfs /tmp
 for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko 2>/dev/null; done
 name=labvm
-for arg in $(cat /proc/cmdline); do case $arg in labctl.hostname=*) name=${arg#labctl.hostname=} ;; esac; done
-# Disks with a baked-in kernel command line get their identity from the SMBIOS serial instead.
-case "$(cat /sys/class/dmi/id/product_serial 2>/dev/null)" in
-  labctl-hostname=*) name=$(sed 's/^labctl-hostname=//' /sys/class/dmi/id/product_serial) ;;
+key=/etc/dropbear/dropbear_ed25519_host_key
+# Without a seed: cloud-init's NoCloud serial (ds=nocloud;h=NAME;i=ID) names the VM.
+serial=$(cat /sys/class/dmi/id/product_serial 2>/dev/null)
+case "$serial" in
+  ds=nocloud*) for part in $(echo "$serial" | tr ';' ' '); do case $part in h=*) name=${part#h=} ;; esac; done ;;
 esac
+# labctl's NoCloud seed: a disk with an ISO 9660 filesystem holding labctl-hostname.
+mkdir -p /run/seed
+seeded=0
+for dev in /dev/vdb /dev/vdc /dev/vdd; do
+  [ -b "$dev" ] || continue
+  mount -t iso9660 -o ro "$dev" /run/seed 2>/dev/null || continue
+  if [ -f /run/seed/labctl-hostname ]; then seeded=1; break; fi
+  umount /run/seed
+done
+mode=dhcp; addr=; prefix=; gw=
+if [ "$seeded" = 1 ]; then
+  read -r name < /run/seed/labctl-hostname
+  read -r iid < /run/seed/labctl-instance-id
+  # Keys once per instance-id: a reboot of the same VM changes nothing.
+  if [ "$(cat /etc/labctl-instance-id 2>/dev/null)" != "$iid" ]; then
+    if [ -f /run/seed/labctl-ssh-host-ed25519-key ]; then
+      rm -f $key $key.new
+      dropbearconvert openssh dropbear /run/seed/labctl-ssh-host-ed25519-key $key.new >/dev/null 2>&1 && mv $key.new $key
+    fi
+    if [ -s /run/seed/labctl-authorized-keys ]; then
+      cp /run/seed/labctl-authorized-keys /root/.ssh/authorized_keys.new && chmod 600 /root/.ssh/authorized_keys.new &&
+        mv /root/.ssh/authorized_keys.new /root/.ssh/authorized_keys
+    fi
+    echo "$iid" > /etc/labctl-instance-id
+    sync
+    echo "LABCTL-SEED applied $iid" > /dev/console
+  fi
+  # KEY=VALUE lines, read without eval; labctl wrote addresses only.
+  while IFS='=' read -r k v; do
+    case $k in MODE) mode=$v ;; ADDRESS) addr=$v ;; PREFIX) prefix=$v ;; GATEWAY) gw=$v ;; esac
+  done < /run/seed/labctl-network
+fi
 hostname "$name"
 ip link set lo up
 ip link set eth0 up
-udhcpc -i eth0 -x hostname:"$name" -s /etc/udhcpc.script -b -t 0 -T 1 -A 1 >/dev/null 2>&1
-# One host key per VM, made at first boot on the VM's own disk and kept from then on.
-key=/etc/dropbear/dropbear_ed25519_host_key
+if [ "$mode" = static ] && [ -n "$addr" ]; then
+  ip addr add "$addr/${prefix:-24}" dev eth0
+  [ -n "$gw" ] && ip route replace default via "$gw" dev eth0
+  echo "LABCTL-STATIC eth0 $addr" > /dev/console
+else
+  udhcpc -i eth0 -x hostname:"$name" -s /etc/udhcpc.script -b -t 0 -T 1 -A 1 >/dev/null 2>&1
+fi
+# Without a seed: one host key per VM, made at first boot on the VM's own disk and kept from then on.
 # A key that does not load (VM killed before it reached the disk) is made again; sync so it sticks.
 pub=$(dropbearkey -y -f $key 2>/dev/null | grep '^ssh-' | cut -d' ' -f1,2)
 if [ -z "$pub" ]; then

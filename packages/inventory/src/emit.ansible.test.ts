@@ -32,11 +32,13 @@ describe.skipIf(gate.skip)('every format through the real ansible-inventory', ()
       ansible_port: 2201,
       ansible_user: 'labctl np',
       ansible_ssh_private_key_file: join(dir, 'keys/web_ed25519'),
+      ansible_ssh_extra_args: '-o HostKeyAlias=web-01',
       ...TRICKY,
     });
     expect(inventory.hosts.find((host) => host.name === 'web-02')?.vars).toEqual({
       ansible_host: '2001:db8::2',
       ansible_ssh_private_key_file: join(dir, 'keys/web_ed25519'),
+      ansible_ssh_extra_args: '-o HostKeyAlias=web-02',
     });
     expect(inventory.hosts.find((host) => host.name === 'db1')?.vars.ansible_ssh_private_key_file).toBe(
       join(dir, 'keys dir', 'id "x"'),
@@ -67,7 +69,7 @@ describe.skipIf(gate.skip)('every format through the real ansible-inventory', ()
       labctl_lab: 'tricky-lab',
     });
     expect(inventory.knownHosts).toEqual([
-      '[192.0.2.11]:2201 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl',
+      'web-01 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl',
     ]);
   });
 

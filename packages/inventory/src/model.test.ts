@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildInventory, knownHostsName, safeGroupName, sshCommonArgs } from './model.js';
+import { buildInventory, safeGroupName, sshCommonArgs } from './model.js';
 import { shlexSplit } from './python-literal.js';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl';
@@ -45,15 +45,18 @@ describe('the inventory model', () => {
 
   it('drops invalid variable names with a warning', () => {
     const { inventory, warnings } = build([vm('a', 'g', { vars: { good: 1, 'bad-name': 2 } })]);
-    expect(inventory.hosts[0]?.vars).toEqual({ ansible_host: '192.0.2.1', good: 1 });
+    expect(inventory.hosts[0]?.vars).toEqual({
+      ansible_host: '192.0.2.1',
+      ansible_ssh_extra_args: '-o HostKeyAlias=a',
+      good: 1,
+    });
     expect(warnings.some((w) => w.includes('"bad-name"'))).toBe(true);
   });
 
-  it('pins the key where ssh connects, and quotes the known_hosts path for shlex and ssh', () => {
-    expect(knownHostsName('192.0.2.1', 22)).toBe('192.0.2.1');
-    expect(knownHostsName('2001:db8::1', 2222)).toBe('[2001:db8::1]:2222');
-    const { inventory } = build([vm('a', 'g', { vars: { ansible_port: 2022 } })]);
-    expect(inventory.knownHosts).toEqual([`[192.0.2.1]:2022 ${KEY}`]);
+  it('pins the key under the VM name (HostKeyAlias) wherever ssh connects, and quotes the known_hosts path for shlex and ssh', () => {
+    const { inventory } = build([vm('a', 'g', { vars: { ansible_port: 2022, ansible_host: '192.0.2.99' } })]);
+    expect(inventory.knownHosts).toEqual([`a ${KEY}`]);
+    expect(inventory.hosts[0]?.vars.ansible_ssh_extra_args).toBe('-o HostKeyAlias=a');
     expect(shlexSplit(sshCommonArgs("/my labs/it's 100%/known_hosts"))).toEqual([
       '-o',
       `UserKnownHostsFile="/my labs/it's 100%%/known_hosts"`,

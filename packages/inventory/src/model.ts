@@ -30,7 +30,7 @@ export interface Inventory {
   /** Root group first, then the others in a stable order. */
   groups: InventoryGroup[];
   hosts: InventoryHost[];
-  /** known_hosts lines ("[addr]:port type base64"), empty when no host has a recorded key. */
+  /** known_hosts lines ("NAME type base64", NAME being the VM's HostKeyAlias), empty when no host has a recorded key. */
   knownHosts: string[];
 }
 
@@ -58,7 +58,6 @@ const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Host names labctl writes: nothing that an inventory would read as a range, a port, a comment or quoting. */
 const HOST_NAME = /^[\p{L}\p{N}_][\p{L}\p{N}_.-]*$/u;
 const HOST_KEY_LINE = /^(ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+={0,2}(\s.*)?$/;
-const KNOWN_HOSTS_ADDRESS = /^(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,252})|[0-9A-Fa-f:.]{2,45}(?:%[A-Za-z0-9_.-]{1,16})?)$/;
 const RESERVED_GROUPS = new Set(['all', 'ungrouped']);
 const GONE_STATES = new Set(['missing', 'destroying', 'planned']);
 
@@ -93,11 +92,6 @@ export function sshCommonArgs(knownHostsFile: string): string {
   const option = `UserKnownHostsFile=${sshValue}`;
   const word = /^[A-Za-z0-9_./:@%+,=-]+$/.test(option) ? option : `'${option.replaceAll("'", `'"'"'`)}'`;
   return `-o ${word} -o StrictHostKeyChecking=yes`;
-}
-
-/** `host` or `[host]:port`, as ssh looks it up in known_hosts. */
-export function knownHostsName(address: string, port: number): string {
-  return port === 22 ? address : `[${address}]:${port}`;
 }
 
 function checkVars(vars: Vars | undefined, where: string, warnings: string[]): Vars {
@@ -167,7 +161,8 @@ export function buildInventory(state: LabState, spec: LabSpec, options: BuildOpt
   const collator = new Intl.Collator('en', { numeric: true });
   const sorted = [...state.vms].sort((a, b) => collator.compare(a.group, b.group) || collator.compare(a.name, b.name));
   for (const vm of sorted) {
-    const ranked = rankAddresses(vm.addresses);
+    // An address given before boot (static, reservation) is known before discovery confirms it.
+    const ranked = rankAddresses([...vm.addresses, ...(vm.assignedAddress ? [vm.assignedAddress] : [])]);
     const reason = unusableReason(vm, ranked);
     if (reason) {
       skipped.push({ name: vm.name, reason });
@@ -190,18 +185,10 @@ export function buildInventory(state: LabState, spec: LabSpec, options: BuildOpt
     group(name).hosts.push(vm.name);
     hosts.push({ name: vm.name, group: name, vars });
 
-    // The VM's own vars may point Ansible elsewhere; pin the key where ssh will actually connect.
-    const connectHost = typeof vars.ansible_host === 'string' ? vars.ansible_host : address;
-    const connectPort =
-      typeof vars.ansible_port === 'number' ? vars.ansible_port : Number(vars.ansible_port ?? 22) || 22;
-    // A host pattern in known_hosts is a comma list with wildcards and negation, ended by a space:
-    // anything but a plain host name or address would pin the key for other hosts (or all of them).
-    if (!KNOWN_HOSTS_ADDRESS.test(connectHost)) {
-      warnings.push(
-        `VM ${vm.name}: ansible_host ${JSON.stringify(connectHost.slice(0, 80))} is not a host name or address; its key is left out of known_hosts`,
-      );
-      continue;
-    }
+    // Keys are pinned under the VM's name (ssh's HostKeyAlias), not its address: an address another
+    // VM had before never looks like a changed key, and a key that changed is refused wherever the
+    // VM's own vars point Ansible. Names are [A-Za-z0-9_.-] (HOST_NAME): no known_hosts pattern syntax.
+    vars.ansible_ssh_extra_args = `-o HostKeyAlias=${vm.name}`;
     const keys = vm.ssh.hostKeys.filter((line) => {
       const ok = HOST_KEY_LINE.test(line.trim());
       if (!ok)
@@ -217,7 +204,7 @@ export function buildInventory(state: LabState, spec: LabSpec, options: BuildOpt
     }
     for (const key of keys) {
       const [type, blob] = key.trim().split(/\s+/);
-      knownHosts.push(`${knownHostsName(connectHost, connectPort)} ${type} ${blob}`);
+      knownHosts.push(`${vm.name} ${type} ${blob}`);
     }
   }
 

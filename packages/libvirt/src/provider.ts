@@ -27,7 +27,10 @@ import type { GoldenInfo } from './disks.js';
 import { parseDomainList } from './parse.js';
 import { type DiskStore, LocalStore, PoolStore } from './storage.js';
 import { isNoDomain, isNotRunning, Virsh } from './virsh.js';
-import { domainXml, LABCTL_XMLNS, type LabctlMetadata, parseLabctlMetadata } from './xml.js';
+import { domainXml, LABCTL_XMLNS, type LabctlMetadata, networkSource, parseLabctlMetadata } from './xml.js';
+import { addressChecks, addReservation, removeReservation } from './reservations.js';
+import { isoImage } from '@labctl/seed/iso9660';
+import { SEED_LABEL } from '@labctl/seed/nocloud';
 
 /**
  * The KVM/libvirt provider: `virsh` with generated domain XML, a qcow2 overlay per VM on the golden
@@ -74,6 +77,8 @@ export const QEMU_MAC_PREFIX = '52:54:00';
 
 export class LibvirtProvider implements Provider {
   readonly name = 'libvirt';
+  /** Every VM with a seed gets it as a read-only `cidata` disk. */
+  readonly seeds = true;
   /** Planned MACs: QEMU's 52:54:00 (what libvirt gives its NICs). */
   static readonly macPrefix = QEMU_MAC_PREFIX;
   readonly uri: string;
@@ -115,6 +120,7 @@ export class LibvirtProvider implements Provider {
     const ownDisk = await this.store.diskPath(vm.name);
     const ownConsole = await this.store.consolePath(vm.name);
     const ownXml = this.xmlPath(vm.name);
+    const ownSeed = await this.store.seedPath(vm.name);
     const leftAlone = (file: unknown, why: string) => {
       left.push(`${JSON.stringify(String(file))} (${why})`);
       events({
@@ -139,8 +145,20 @@ export class LibvirtProvider implements Provider {
     if (meta ? meta.disk === ownDisk : await this.store.isOwnDisk(ownDisk)) await this.store.remove(ownDisk);
     else if (meta) leftAlone(ownDisk, `the domain's labctl metadata names ${meta.disk} as its disk`);
     await this.store.remove(ownConsole);
+    await this.store.remove(ownSeed);
     await rm(ownXml, { force: true });
     return left;
+  }
+
+  /**
+   * The DHCP reservation the VM's record names, removed only when the network still holds exactly
+   * that MAC and address (the MAC is labctl's, derived from lab and name).
+   */
+  private async removeOwnReservation(vm: VmRecord, events: EventSink): Promise<void> {
+    const claimed = (vm.resources as { reservation?: { network?: unknown; ip?: unknown } } | undefined)?.reservation;
+    if (!claimed || typeof claimed.network !== 'string' || typeof claimed.ip !== 'string' || !vm.mac) return;
+    if (await removeReservation(this.virsh, claimed.network, { mac: vm.mac, ip: claimed.ip }))
+      events({ subject: vm.name, phase: 'destroy', status: 'done', message: `DHCP reservation ${claimed.ip} removed` });
   }
 
   /** KVM or TCG, decided once per provider (see accelerator.ts), with the reason. */
@@ -181,7 +199,15 @@ export class LibvirtProvider implements Provider {
       accelerator: (kernel) => this.accelerator(kernel),
       metadata: (name) => this.metadata(name),
     };
-    return { checks: await libvirtChecks(host, plan, options), placed: placeInBatches(plan, 1) };
+    const checks = await libvirtChecks(host, plan, options);
+    if (!checks.some((check) => check.id === 'libvirt.connect' && check.level === 'error'))
+      checks.push(
+        ...(await addressChecks(this.virsh, plan.vms, {
+          local: isLocalUri(this.uri),
+          exists: async (name) => (await this.virsh.domainState(name).catch(() => undefined)) !== undefined,
+        })),
+      );
+    return { checks, placed: placeInBatches(plan, 1) };
   }
 
   private async metadata(name: string): Promise<LabctlMetadata | undefined> {
@@ -230,6 +256,36 @@ export class LibvirtProvider implements Provider {
       throw err;
     }
     events({ subject: vm.name, phase: 'disk', status: 'done', message: disk });
+    const undo = async (...paths: string[]) => {
+      for (const path of paths) await this.store.remove(path).catch(() => {});
+    };
+    let seed: string | undefined;
+    let reservation: { network: string; mac: string; ip: string; name: string } | undefined;
+    try {
+      if (vm.seed) {
+        seed = await this.store.writeSeed(vm.name, isoImage(vm.seed.files, SEED_LABEL));
+        events({
+          subject: vm.name,
+          phase: 'seed',
+          status: 'done',
+          message: `cidata, host key pinned (${vm.seed.instanceId})`,
+        });
+      }
+      if (vm.address?.assign === 'reservation') {
+        const network = networkSource(vm.network).name;
+        reservation = { network, mac: vm.mac, ip: vm.address.address, name: vm.name };
+        const outcome = await addReservation(this.virsh, network, reservation);
+        events({
+          subject: vm.name,
+          phase: 'address',
+          status: 'done',
+          message: `DHCP reservation ${vm.address.address} (${outcome})`,
+        });
+      }
+    } catch (err) {
+      await undo(disk, consoleLog, ...(seed ? [seed] : []));
+      throw err;
+    }
     const xml = domainXml({
       name: vm.name,
       domainType: accelerator === 'kvm' ? 'kvm' : 'qemu',
@@ -244,6 +300,8 @@ export class LibvirtProvider implements Provider {
       ...(options.initrd ? { initrd: options.initrd } : {}),
       ...(options.cmdline !== undefined ? { cmdline: options.cmdline } : {}),
       consoleLog,
+      ...(seed ? { seed } : {}),
+      ...(vm.seed ? { instanceId: vm.seed.instanceId } : {}),
       metadata: { lab: this.options.lab, group: vm.group, disk, golden: golden.path },
     });
     await writeFile(xmlFile, xml, { mode: 0o600 });
@@ -251,9 +309,9 @@ export class LibvirtProvider implements Provider {
     try {
       await this.virsh.run(['define', xmlFile]);
     } catch (err) {
-      // Undo only what this step made: the overlay and console log (never a domain that already existed).
-      await this.store.remove(disk).catch(() => {});
-      await this.store.remove(consoleLog).catch(() => {});
+      // Undo only what this step made: the overlay, console log, seed and reservation (never a domain that already existed).
+      await undo(disk, consoleLog, ...(seed ? [seed] : []));
+      if (reservation) await removeReservation(this.virsh, reservation.network, reservation).catch(() => {});
       throw err;
     }
     events({ subject: vm.name, phase: 'define', status: 'done', message: accelerator === 'kvm' ? 'KVM' : 'TCG' });
@@ -280,6 +338,8 @@ export class LibvirtProvider implements Provider {
         network: vm.network,
         accelerator,
         clone: vm.clone,
+        ...(seed ? { seed } : {}),
+        ...(reservation ? { reservation } : {}),
       },
     };
   }
@@ -377,6 +437,7 @@ export class LibvirtProvider implements Provider {
       });
     }
     const leftAlone = options.keepDisks ? [] : await this.removeOwnFiles(vm, meta, events);
+    await this.removeOwnReservation(vm, events);
     events({
       subject: vm.name,
       phase: 'destroy',

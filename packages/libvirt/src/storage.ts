@@ -50,6 +50,10 @@ export interface DiskStore {
   consolePath(name: string): Promise<string>;
   /** Replaces any leftover disk of this VM (no domain uses it) and makes a new one; returns its path. */
   createDisk(name: string, golden: GoldenInfo, clone: 'linked' | 'full'): Promise<string>;
+  /** Where the VM's seed image goes (`NAME.seed.iso`). */
+  seedPath(name: string): Promise<string>;
+  /** Writes the VM's seed image (mode 0600: it holds the VM's private host keys); returns its path. */
+  writeSeed(name: string, image: Buffer): Promise<string>;
   /** Makes (empty) the file the VM's serial console is written to; returns its path. */
   prepareConsole(name: string): Promise<string>;
   /** Removes one of a VM's own files (only inside this store's directory or pool); a file that is already gone is fine. */
@@ -111,6 +115,18 @@ export class LocalStore implements DiskStore {
 
   async prepareConsole(name: string): Promise<string> {
     return this.consolePath(name);
+  }
+
+  async seedPath(name: string): Promise<string> {
+    return pathInside(this.dir, `${name}.seed.iso`, 'seed image');
+  }
+
+  async writeSeed(name: string, image: Buffer): Promise<string> {
+    const path = await this.seedPath(name);
+    await this.remove(path);
+    // O_EXCL: never written through a link or file planted in the lab's directory.
+    await writeFile(path, image, { mode: 0o600, flag: 'wx' });
+    return path;
   }
 
   async remove(path: string): Promise<void> {
@@ -395,6 +411,28 @@ export class PoolStore implements DiskStore {
       volume,
       volumeXml(volume, golden.virtualSize, { path: golden.path, format: golden.format }),
     );
+  }
+
+  async seedPath(name: string): Promise<string> {
+    return posixInside(await this.location(), `${name}.seed.iso`);
+  }
+
+  /** A raw volume of the image's size, filled with vol-upload over the same connection. */
+  async writeSeed(name: string, image: Buffer): Promise<string> {
+    const volume = `${name}.seed.iso`;
+    const path = await this.createVolume(
+      volume,
+      `<volume><name>${escapeXml(volume)}</name><capacity unit='bytes'>${image.length}</capacity><target><format type='raw'/><permissions><mode>0600</mode></permissions></target></volume>\n`,
+    );
+    await mkdir(this.xmlDir, { recursive: true, mode: 0o700 });
+    const local = join(this.xmlDir, volume);
+    await writeFile(local, image, { mode: 0o600 });
+    try {
+      await this.virsh.run(['vol-upload', '--pool', this.pool, volume, local], { timeoutMs: 120_000 });
+    } finally {
+      await rm(local, { force: true });
+    }
+    return path;
   }
 
   async prepareConsole(name: string): Promise<string> {

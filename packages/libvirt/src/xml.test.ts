@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireTestbed } from '@labctl/core/testing/testbed';
 import { describe, expect, it } from 'vitest';
-import { type DomainSpec, domainXml, escapeXml, identityCmdline, parseLabctlMetadata, unescapeXml } from './xml.js';
+import { type DomainSpec, domainXml, escapeXml, parseLabctlMetadata, unescapeXml } from './xml.js';
 
 const hostile = `x'"<>&]]>`;
 
@@ -61,17 +61,15 @@ describe('domainXml', () => {
     expect(parseLabctlMetadata(xml)).toEqual({ lab: hostile, group: hostile, disk: hostile, golden: hostile });
   });
 
-  it('direct kernel boot carries the identity on the command line; every domain carries it in the SMBIOS serial', () => {
-    const direct = domainXml(
-      spec({ kernel: '/g/vmlinux', initrd: '/g/initrd', cmdline: 'console=ttyS0 labctl.hostname=old' }),
-    );
-    expect(direct).toContain('<cmdline>console=ttyS0 labctl.hostname=web-01</cmdline>');
+  it("every domain carries cloud-init's NoCloud identity in the SMBIOS serial; the kernel command line is the user's", () => {
+    const direct = domainXml(spec({ kernel: '/g/vmlinux', initrd: '/g/initrd', cmdline: 'console=ttyS0' }));
+    expect(direct).toContain('<cmdline>console=ttyS0</cmdline>');
     expect(direct).not.toContain("<boot dev='hd'/>");
     const disk = domainXml(spec());
     expect(disk).toContain("<boot dev='hd'/>");
     expect(disk).not.toContain('<kernel>');
     for (const xml of [direct, disk]) {
-      expect(xml).toContain("<entry name='serial'>labctl-hostname=web-01</entry>");
+      expect(xml).toContain("<entry name='serial'>ds=nocloud;h=web-01;i=web-01</entry>");
       expect(xml).toContain("<smbios mode='sysinfo'/>");
     }
   });
@@ -89,9 +87,13 @@ describe('domainXml', () => {
     expect(xml).toMatch(/^<domain type='kvm'>/);
   });
 
-  it('identityCmdline replaces an existing labctl.hostname and keeps the rest', () => {
-    expect(identityCmdline(undefined, 'a')).toBe('labctl.hostname=a');
-    expect(identityCmdline('quiet labctl.hostname=x panic=-1', 'b')).toBe('quiet panic=-1 labctl.hostname=b');
+  it('a seed is a second, read-only raw disk, and its instance-id goes into the SMBIOS serial', () => {
+    const xml = domainXml(spec({ seed: '/lab/web-01.seed.iso', instanceId: 'web-01-0a1b' }));
+    expect(xml).toMatch(
+      /<disk type='file' device='disk'>\s*<driver name='qemu' type='raw'\/>\s*<source file='\/lab\/web-01.seed.iso'\/>\s*<target dev='vdb' bus='virtio'\/>\s*<readonly\/>/,
+    );
+    expect(xml).toContain('ds=nocloud;h=web-01;i=web-01-0a1b');
+    expect(domainXml(spec())).not.toContain('vdb');
   });
 
   it('parses the metadata as `virsh metadata` prints it (namespace prefix dropped)', () => {

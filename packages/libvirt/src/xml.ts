@@ -56,6 +56,10 @@ export interface DomainSpec {
   cmdline?: string;
   /** Serial console log file: what the guest printed, for "what to check" explanations. */
   consoleLog: string;
+  /** The VM's NoCloud seed image (ISO 9660, label cidata), attached read-only as a second disk. */
+  seed?: string;
+  /** cloud-init instance-id for the SMBIOS serial (default: the VM's name). */
+  instanceId?: string;
   metadata: LabctlMetadata;
 }
 
@@ -65,10 +69,13 @@ export function networkSource(network: string): { type: 'network' | 'bridge'; na
     : { type: 'network', name: network };
 }
 
-/** The kernel command line with the VM's identity appended (the demo guest reads labctl.hostname=). */
-export function identityCmdline(cmdline: string | undefined, name: string): string {
-  const base = (cmdline ?? '').replace(/(^|\s)labctl\.hostname=\S*/g, '').trim();
-  return `${base} labctl.hostname=${name}`.trim();
+/**
+ * The SMBIOS system serial cloud-init reads as NoCloud meta-data even without a seed disk
+ * (`ds=nocloud;h=NAME;i=ID`); the demo guest reads `h=` from it too. Names are [A-Za-z0-9_.-]
+ * (validated where they enter), so no `;` or `=` can reach it.
+ */
+export function smbiosSerial(name: string, instanceId = name): string {
+  return `ds=nocloud;h=${name};i=${instanceId}`;
 }
 
 export function domainXml(spec: DomainSpec): string {
@@ -79,7 +86,7 @@ export function domainXml(spec: DomainSpec): string {
     ? [
         `    <kernel>${e(spec.kernel)}</kernel>`,
         ...(spec.initrd ? [`    <initrd>${e(spec.initrd)}</initrd>`] : []),
-        `    <cmdline>${e(identityCmdline(spec.cmdline, spec.name))}</cmdline>`,
+        ...(spec.cmdline ? [`    <cmdline>${e(spec.cmdline)}</cmdline>`] : []),
       ]
     : ["    <boot dev='hd'/>"];
   const meta = spec.metadata;
@@ -97,10 +104,10 @@ export function domainXml(spec: DomainSpec): string {
     '  </metadata>',
     `  <memory unit='MiB'>${e(spec.memoryMiB)}</memory>`,
     `  <vcpu>${e(spec.cpus)}</vcpu>`,
-    // Identity for images with a baked-in kernel command line (bootloader on the disk): SMBIOS serial.
+    // Identity without a seed disk too: cloud-init's NoCloud reads the SMBIOS serial.
     "  <sysinfo type='smbios'>",
     '    <system>',
-    `      <entry name='serial'>${e(`labctl-hostname=${spec.name}`)}</entry>`,
+    `      <entry name='serial'>${e(smbiosSerial(spec.name, spec.instanceId))}</entry>`,
     '    </system>',
     '  </sysinfo>',
     uefi ? "  <os firmware='efi'>" : '  <os>',

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { UsageError } from '@labctl/core/errors';
 import type { VmPlan, VmSeed } from '@labctl/core/provider';
 import { generateHostKey, type HostKeyType } from './keys.js';
-import { type SeedIdentity, type StaticAddress, seedFiles } from './nocloud.js';
+import { type SeedIdentity, seedFiles, userDataProblems } from './nocloud.js';
 
 /**
  * A VM's identity, made before the VM exists: its own SSH host keys (the public halves go to the
@@ -18,7 +19,27 @@ export interface IdentityOptions {
   userData?: Record<string, unknown>;
 }
 
-export async function makeSeed(vm: VmPlan, options: IdentityOptions = {}): Promise<VmSeed> {
+/** The seed settings of a plan, checked before anything is contacted (exit 2). */
+export function checkSeedSettings(vms: readonly VmPlan[]): void {
+  const problems = new Set<string>();
+  for (const vm of vms)
+    for (const problem of userDataProblems(vm.cloudInit?.userData ?? {})) problems.add(`group ${vm.group}: ${problem}`);
+  if (problems.size > 0)
+    throw new UsageError('SEED_USER_DATA', [...problems].join('; '), {
+      hint: 'labctl sets the host name and SSH host keys itself so it can pin them; put the rest of your cloud-config under seed.userData.',
+    });
+}
+
+/** The seed of a VM about to be made, from its plan (its `cloudInit` settings, address and login key). */
+export function makeSeed(vm: VmPlan): Promise<VmSeed> {
+  return makeSeedWith(vm, {
+    ...(vm.cloudInit?.hostKeyTypes ? { hostKeyTypes: vm.cloudInit.hostKeyTypes } : {}),
+    ...(vm.cloudInit?.disableRoot !== undefined ? { disableRoot: vm.cloudInit.disableRoot } : {}),
+    ...(vm.cloudInit?.userData ? { userData: vm.cloudInit.userData } : {}),
+  });
+}
+
+export async function makeSeedWith(vm: VmPlan, options: IdentityOptions = {}): Promise<VmSeed> {
   const hostKeys = (options.hostKeyTypes ?? ['ed25519']).map((type) => generateHostKey(type, vm.name));
   const authorizedKeys = options.authorizedKeys ?? (vm.ssh.keyFile ? await publicKeyOf(vm.ssh.keyFile) : []);
   const instanceId = `${vm.name}-${randomBytes(6).toString('hex')}`;
@@ -30,7 +51,16 @@ export async function makeSeed(vm: VmPlan, options: IdentityOptions = {}): Promi
     authorizedKeys,
     hostKeys,
     ...(options.disableRoot !== undefined ? { disableRoot: options.disableRoot } : {}),
-    ...(vm.address ? { network: vm.address as StaticAddress } : {}),
+    ...(vm.address?.assign === 'static'
+      ? {
+          network: {
+            address: vm.address.address,
+            prefix: vm.address.prefix,
+            ...(vm.address.gateway ? { gateway: vm.address.gateway } : {}),
+            ...(vm.address.dns ? { dns: vm.address.dns } : {}),
+          },
+        }
+      : {}),
     ...(options.userData ? { userData: options.userData } : {}),
   };
   return {
@@ -42,7 +72,18 @@ export async function makeSeed(vm: VmPlan, options: IdentityOptions = {}): Promi
 
 /** The login key's public half, one line per key (comments dropped). */
 async function publicKeyOf(keyFile: string): Promise<string[]> {
-  const text = await readFile(`${keyFile}.pub`, 'utf8');
+  let text: string;
+  try {
+    text = await readFile(`${keyFile}.pub`, 'utf8');
+  } catch (err) {
+    throw new UsageError(
+      'SEED_NO_PUBLIC_KEY',
+      `cannot read ${keyFile}.pub, the public half of ssh.keyFile: ${(err as Error).message}`,
+      {
+        hint: `The seed authorizes that key for login. Make it with: ssh-keygen -y -f ${keyFile} > ${keyFile}.pub`,
+      },
+    );
+  }
   return text
     .split('\n')
     .map((line) => line.trim().split(/\s+/).slice(0, 2).join(' '))

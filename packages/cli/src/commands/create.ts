@@ -1,6 +1,7 @@
 import type { Check } from '@labctl/core/checks';
 import { UsageError } from '@labctl/core/errors';
 import { createLab, type CreateSummary } from '@labctl/core/flows/create';
+import { checkSeedSettings, makeSeed } from '@labctl/seed/identity';
 import { type DryRunAction, type DryRunSummary, dryRunLab } from '@labctl/core/flows/dry-run';
 import type { Plan, VmPlan } from '@labctl/core/provider';
 import type { LoadedLabFile } from '@labctl/core/spec';
@@ -134,6 +135,7 @@ export default class Create extends LabctlCommand<typeof Create> {
         },
       );
     }
+    checkSeedSettings(plan.vms);
     if (flags['dry-run']) return this.dryRun(lab, plan, uri);
     const provider = makeProvider(plan.provider, { lab, labDir: this.labDir, ...(uri ? { connection: uri } : {}) });
     const progress = createProgress({
@@ -156,6 +158,7 @@ export default class Create extends LabctlCommand<typeof Create> {
         wait: flags.wait,
         timeoutMs: (flags.timeout ?? lab.spec.timeout ?? 300) * 1000,
         discover,
+        makeSeed,
         signal: interrupt.signal,
         command: `labctl ${this.argv.join(' ')}`.slice(0, 200),
       });
