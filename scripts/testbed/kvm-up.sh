@@ -4,7 +4,8 @@
 #   scripts/testbed/kvm-up.sh STATE_DIR        (idempotent: re-running keeps what is up)
 #   scripts/testbed/kvm-down.sh STATE_DIR      (stops exactly what this started; safe to repeat)
 # Env: KVM_NETNS (default labctl-kvm), KVM_NETWORK (default labnet), KVM_BRIDGE (default labbr0),
-#      KVM_SUBNET (a /24, default 10.78.0.0/24: gateway .1, DHCP .10-.250).
+#      KVM_SUBNET (a /24, default 10.78.0.0/24: gateway .1, DHCP .10-.250), KVM_DHCP_START (default 10:
+#      the DHCP range starts there; addresses below it are free for static ones).
 # Prints, and writes to STATE_DIR/kvm.env, KEY=VALUE lines:
 #   LIBVIRT_URI / LIBVIRT_DEFAULT_URI   qemu:///system?socket=STATE_DIR/run/libvirt-sock
 #   KVM_NETNS KVM_NETWORK KVM_BRIDGE KVM_SUBNET KVM_GATEWAY KVM_STATE_DIR
@@ -106,7 +107,7 @@ if ! virsh_ net-info "$network" >/dev/null 2>&1; then
   <bridge name='$bridge' stp='off' delay='0'/>
   <dns enable='no'/>
   <ip address='$prefix.1' netmask='255.255.255.0'>
-    <dhcp><range start='$prefix.10' end='$prefix.250'/></dhcp>
+    <dhcp><range start='$prefix.${KVM_DHCP_START:-10}' end='$prefix.250'/></dhcp>
   </ip>
   <dnsmasq:options><dnsmasq:option value='no-ping'/></dnsmasq:options>
 </network>

@@ -93,5 +93,8 @@ export function createSpec(vm: VmPlan): CreateVmSpec {
     golden: vm.golden,
     clone: vm.clone,
     diskFile: diskFileName(vm.name, vm.golden),
+    seedFile: `${vm.name}.seed.vhdx`,
+    // Filled by the provider's create (it holds private keys): never in --emit-powershell output.
+    seed: null,
   };
 }

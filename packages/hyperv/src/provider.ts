@@ -28,6 +28,7 @@ import { adapterReports } from './discovery.js';
 import { type DriverTimeouts, type HyperVDriver, PowerShellHyperVDriver } from './driver.js';
 import { HyperVNoHostsError, HyperVPlacementError } from './errors.js';
 import { createSpec, diskDirFor, forHyperV } from './inputs.js';
+import { seedPayload } from './seed-disk.js';
 import { colonMac, labctlState } from './parse.js';
 import { batches, placeVms } from './placement.js';
 import { evaluatePreflight, type HostFactsOutcome } from './preflight.js';
@@ -85,6 +86,8 @@ export const HYPERV_MAC_PREFIX = '00:15:5D';
 
 export class HyperVProvider implements Provider {
   readonly name = 'hyperv';
+  /** A seed disk per VM, attached by create_vms (second SCSI disk on Gen2, IDE 0:1 on Gen1). */
+  readonly seeds = true;
   /** Planned static MACs are in Microsoft's Hyper-V range 00:15:5D (still derived from lab + VM name). */
   static readonly macPrefix = HYPERV_MAC_PREFIX;
   private readonly connections = new Map<string, Promise<Connection>>();
@@ -263,11 +266,21 @@ export class HyperVProvider implements Provider {
     return { host, vms, input: { lab: this.options.lab, diskDir, vms: vms.map((vm) => createSpec(vm)) } };
   }
 
+  /** Each VM's seed disk into its create_vms input (made here, right before the run, never stored). */
+  private async attachSeeds(plan: CreateBatch[]): Promise<void> {
+    for (const batch of plan)
+      for (const spec of batch.input.vms) {
+        const seed = batch.vms.find((vm) => vm.name === spec.name)?.seed;
+        if (seed) spec.seed = await seedPayload(seed);
+      }
+  }
+
   /** One create_vms run per host of the call: the flows hand it one batch of the placed plan. */
   async create(vms: VmPlan[], events: EventSink): Promise<Array<VmResult<VmRecord>>> {
     const byHost = new Map<string, VmPlan[]>();
     for (const vm of vms) byHost.set(this.configuredHost(vm), [...(byHost.get(this.configuredHost(vm)) ?? []), vm]);
     const plan = [...byHost.values()].map((hostVms) => this.createBatch(hostVms));
+    await this.attachSeeds(plan);
     const byName = new Map(plan.flatMap((batch) => batch.vms).map((vm) => [vm.name, vm]));
     const results: Array<VmResult<VmRecord>> = [];
     await this.perHost(plan, async (batch) => {
@@ -307,7 +320,13 @@ export class HyperVProvider implements Provider {
           facts: this.record(vm, batch.host, {
             state: labctlState(outcome.state) === 'running' ? 'running' : 'created',
             mac: colonMac(outcome.mac) ?? vm.mac,
-            resources: { vmId: outcome.id, vhdPath: outcome.vhdPath, golden: vm.golden, generation: spec?.generation },
+            resources: {
+              vmId: outcome.id,
+              vhdPath: outcome.vhdPath,
+              golden: vm.golden,
+              generation: spec?.generation,
+              ...(outcome.seedPath ? { seedPath: outcome.seedPath } : {}),
+            },
           }),
         });
       }

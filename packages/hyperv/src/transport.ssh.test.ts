@@ -75,6 +75,8 @@ describe.skipIf(gate.skip)('PowerShell over SSH to a simulated Hyper-V host', ()
           golden: 'D:\\Golden\\centos7.vhdx',
           clone: 'linked' as const,
           diskFile: `${name}.vhdx`,
+          seedFile: `${name}.seed.vhdx`,
+          seed: null,
         })),
       });
       expect(results.map((result) => [result.name, result.ok, result.created])).toEqual([

@@ -78,6 +78,10 @@ export interface CreateVmSpec {
   clone: 'linked' | 'full';
   /** File name of the VM's own disk inside the batch's disk directory. */
   diskFile: string;
+  /** File name of its seed disk there (`NAME.seed.vhdx`). */
+  seedFile: string;
+  /** The seed disk (a VHDX holding the cidata filesystem), gzip + base64; null: no seed. */
+  seed: string | null;
 }
 
 export interface CreateVmsInput {
@@ -94,6 +98,8 @@ export interface CreateVmResult {
   id?: string;
   state?: string;
   vhdPath?: string;
+  /** The seed disk create_vms wrote and attached (absent: no seed). */
+  seedPath?: string | null;
   mac?: string;
   error?: ScriptFailure;
 }

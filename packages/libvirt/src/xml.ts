@@ -122,6 +122,18 @@ export function domainXml(spec: DomainSpec): string {
     `      <source file='${e(spec.disk)}'/>`,
     "      <target dev='vda' bus='virtio'/>",
     '    </disk>',
+    ...(spec.seed
+      ? [
+          // A read-only virtio disk, not a CD-ROM: guests find it by its label (cidata) either way,
+          // and a virtio disk needs no SCSI/ATA stack in the guest.
+          "    <disk type='file' device='disk'>",
+          "      <driver name='qemu' type='raw'/>",
+          `      <source file='${e(spec.seed)}'/>`,
+          "      <target dev='vdb' bus='virtio'/>",
+          '      <readonly/>',
+          '    </disk>',
+        ]
+      : []),
     `    <interface type='${net.type}'>`,
     `      <source ${net.type}='${e(net.name)}'/>`,
     `      <mac address='${e(spec.mac)}'/>`,

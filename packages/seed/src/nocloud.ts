@@ -26,6 +26,7 @@ export interface SeedIdentity {
   hostname: string;
   /** Changes whenever the VM is made anew, so cloud-init runs its once-per-instance steps again. */
   instanceId: string;
+  /** The adapter's MAC (network-config matches it); empty: the hypervisor assigns one, eth0 is meant. */
   mac: string;
   /** The login user (root, or a user cloud-init creates with passwordless sudo). */
   user: string;
@@ -103,17 +104,17 @@ export function userData(identity: SeedIdentity): string {
 }
 
 export function networkConfig(identity: SeedIdentity): string {
-  const match = { macaddress: identity.mac.toLowerCase() };
+  const match = identity.mac ? { match: { macaddress: colonMac(identity.mac) } } : {};
   const net = identity.network;
   const ethernet = net
     ? {
-        match,
+        ...match,
         dhcp4: false,
         addresses: [`${net.address}/${net.prefix}`],
         ...(net.gateway ? { routes: [{ to: '0.0.0.0/0', via: net.gateway }] } : {}),
         ...(net.dns?.length ? { nameservers: { addresses: net.dns } } : {}),
       }
-    : { match, dhcp4: true };
+    : { ...match, dhcp4: true };
   return yamlDocument({ version: 2, ethernets: { eth0: ethernet } });
 }
 
@@ -123,16 +124,17 @@ export function networkConfig(identity: SeedIdentity): string {
  */
 export function plainFiles(identity: SeedIdentity): IsoFile[] {
   const net = identity.network;
+  const mac = identity.mac ? [`MAC=${colonMac(identity.mac)}`] : [];
   const network = net
     ? [
         'MODE=static',
-        `MAC=${identity.mac.toLowerCase()}`,
+        ...mac,
         `ADDRESS=${net.address}`,
         `PREFIX=${net.prefix}`,
         ...(net.gateway ? [`GATEWAY=${net.gateway}`] : []),
         ...(net.dns?.length ? [`DNS=${net.dns.join(' ')}`] : []),
       ]
-    : ['MODE=dhcp', `MAC=${identity.mac.toLowerCase()}`];
+    : ['MODE=dhcp', ...mac];
   return [
     { name: 'labctl-hostname', data: `${identity.hostname}\n` },
     { name: 'labctl-instance-id', data: `${identity.instanceId}\n` },
@@ -142,6 +144,10 @@ export function plainFiles(identity: SeedIdentity): IsoFile[] {
     ...identity.hostKeys.map((key) => ({ name: `labctl-ssh-host-${key.type}-key`, data: key.privateKey })),
     ...identity.hostKeys.map((key) => ({ name: `labctl-ssh-host-${key.type}-key.pub`, data: `${key.publicKey}\n` })),
   ];
+}
+
+function colonMac(mac: string): string {
+  return mac.toLowerCase().replaceAll('-', ':');
 }
 
 /** Every file of the seed, checked. */
@@ -168,7 +174,7 @@ function checkIdentity(identity: SeedIdentity): void {
     problems.push('instance-id: letters, digits, ".", "_", "-"');
   if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(identity.user))
     problems.push(`user ${JSON.stringify(identity.user)}: a POSIX user name (a-z, 0-9, "_", "-")`);
-  if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(identity.mac)) problems.push(`MAC ${identity.mac}`);
+  if (identity.mac && !/^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$/i.test(identity.mac)) problems.push(`MAC ${identity.mac}`);
   for (const key of [...identity.authorizedKeys, ...identity.hostKeys.map((k) => k.publicKey)])
     if (!KEY_LINE.test(key)) problems.push(`"${key.slice(0, 40)}" is not an OpenSSH public key line`);
   const net = identity.network;

@@ -71,6 +71,20 @@ function Join-LabctlPath {
   return $Dir.TrimEnd([char]92, [char]47) + [char]92 + $Leaf
 }
 
+function Write-LabctlGzipBase64File {
+  <#
+  .SYNOPSIS
+  Writes base64-encoded gzip data, decompressed, to a new file (replacing labctl's own leftover of
+  that name). .NET gets the provider path: a PowerShell path may be on a PSDrive it does not know.
+  #>
+  param([string]$Base64, [string]$Path)
+  $target = $ExecutionContext.SessionState.Path.GetUnresolvedProviderPathFromPSPath($Path)
+  $source = New-Object System.IO.MemoryStream (, [Convert]::FromBase64String($Base64))
+  $gzip = New-Object System.IO.Compression.GZipStream ($source, [System.IO.Compression.CompressionMode]::Decompress)
+  $out = [System.IO.File]::Create($target)
+  try { $gzip.CopyTo($out) } finally { $out.Dispose(); $gzip.Dispose(); $source.Dispose() }
+}
+
 function Get-LabctlLeaf {
   param([string]$Path)
   return @($Path.Split([char[]]@([char]92, [char]47)))[-1]

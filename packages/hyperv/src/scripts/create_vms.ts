@@ -24,6 +24,7 @@ function Invoke-LabctlOperation {
     $vhdPath = $null
     $diskCreated = $false
     $partial = $null
+    $seedPath = $null
     try {
       $vhdPath = Join-LabctlPath $diskDir ([string]$spec.diskFile)
       $existing = Find-LabctlVm -All $all -Name $spec.name
@@ -56,7 +57,20 @@ function Invoke-LabctlOperation {
       if ($spec.switch) { $newVm.SwitchName = [string]$spec.switch }
       $vm = Hyper-V\New-VM @newVm
 
-      $marker = 'labctl:' + (ConvertTo-Json -InputObject ([ordered]@{ lab = [string]$In.lab; group = [string]$spec.group; disk = $vhdPath }) -Compress)
+      if ($spec.seed) {
+        # The VM's cloud-init seed (a VHDX holding the cidata filesystem, with the VM's private host
+        # keys): written beside its disk under labctl's own name for it, and attached as a second disk.
+        $seedPath = Join-LabctlPath $diskDir ([string]$spec.seedFile)
+        Write-LabctlGzipBase64File -Base64 ([string]$spec.seed) -Path $seedPath
+        if ([int]$spec.generation -eq 2) {
+          Hyper-V\Add-VMHardDiskDrive -VM $vm -ControllerType SCSI -Path $seedPath
+        } else {
+          Hyper-V\Add-VMHardDiskDrive -VM $vm -ControllerType IDE -ControllerNumber 0 -ControllerLocation 1 -Path $seedPath
+        }
+      }
+      $markerFields = [ordered]@{ lab = [string]$In.lab; group = [string]$spec.group; disk = $vhdPath }
+      if ($seedPath) { $markerFields.seed = $seedPath }
+      $marker = 'labctl:' + (ConvertTo-Json -InputObject $markerFields -Compress)
       $settings = @{ VM = $vm; ProcessorCount = [long]$spec.processors; Notes = $marker; AutomaticStopAction = 'ShutDown' }
       if ($canDisableAutoCheckpoints) { $settings.AutomaticCheckpointsEnabled = $false }
       if ($spec.dynamicMemory) {
@@ -91,6 +105,7 @@ function Invoke-LabctlOperation {
         id      = $vm.Id.ToString()
         state   = $vm.State.ToString()
         vhdPath = $vhdPath
+        seedPath = $seedPath
         mac     = [string]@(Hyper-V\Get-VMNetworkAdapter -VM $vm)[0].MacAddress
       }
     } catch {
@@ -105,6 +120,7 @@ function Invoke-LabctlOperation {
       }
       if ($diskCreated) { try { Remove-Item -LiteralPath $vhdPath -Force } catch { } }
       if ($partial) { try { Remove-Item -LiteralPath $partial -Force -ErrorAction SilentlyContinue } catch { } }
+      if ($seedPath) { try { Remove-Item -LiteralPath $seedPath -Force -ErrorAction SilentlyContinue } catch { } }
       [ordered]@{ name = [string]$spec.name; ok = $false; created = $false; error = $failure }
     }
   })

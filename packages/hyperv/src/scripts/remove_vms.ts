@@ -48,6 +48,7 @@ function Invoke-LabctlOperation {
       $keptDisks = @()
       $chainOf = @{}
       $vmFolder = $null
+      $ownSeed = $null
       $vm = Find-LabctlVm -All $all -Id $spec.id -Name $spec.name
       $ownDisk = [string]$spec.vhdPath
       $removed = $false
@@ -63,6 +64,12 @@ function Invoke-LabctlOperation {
             $keptDisks += [ordered]@{ path = $ownDisk; reason = 'the state names it, but the VM''s labctl marker names another disk' }
           }
           $ownDisk = $markerDisk
+        }
+        # Its seed disk: the one create_vms wrote beside the VM's disk under labctl's name for it.
+        $markerSeed = [string]$marker.seed
+        if ($markerSeed -and $ownDisk) {
+          $expectedSeed = Join-LabctlPath $ownDisk.Substring(0, [Math]::Max(0, $ownDisk.Replace([char]47, [char]92).LastIndexOf([char]92))) ([string]$spec.name + '.seed.vhdx')
+          if (Test-LabctlSamePath $markerSeed $expectedSeed) { $ownSeed = $markerSeed }
         }
         $attached = @(Hyper-V\Get-VMHardDiskDrive -VM $vm | ForEach-Object { [string]$_.Path })
         # With checkpoints the VM writes to an .avhdx whose chain leads down to labctl's disk, and
@@ -101,6 +108,9 @@ function Invoke-LabctlOperation {
         $reason = $null
         if ($In.keepDisks) { $reason = 'kept as asked' }
         elseif ($chainOf.ContainsKey($disk.ToLowerInvariant())) { $reason = $null }
+        elseif ($ownSeed -and (Test-LabctlSamePath $disk $ownSeed)) {
+          if (@($inUse | Where-Object { Test-LabctlSamePath $_ $disk }).Count -gt 0) { $reason = 'attached to another VM' }
+        }
         elseif (-not (Test-LabctlSamePath $disk $ownDisk)) { $reason = 'not the disk labctl made for this VM' }
         elseif (Test-LabctlProtected -Path $disk -Protected $In.protect) { $reason = 'golden disk' }
         elseif (@($inUse | Where-Object { Test-LabctlSamePath $_ $disk }).Count -gt 0) { $reason = 'attached to another VM' }

@@ -648,6 +648,59 @@ function Get-VMHardDiskDrive {
   }
 }
 
+function Add-VMHardDiskDrive {
+  # Microsoft's parameter sets (VMName, VMObject; the controller-object set is left out). The disk
+  # must exist and be a VHD/VHDX: a simulated one (header) or a real one (its file signature).
+  [CmdletBinding(DefaultParameterSetName = 'VMName', SupportsShouldProcess = $true)]
+  [OutputType([Microsoft.HyperV.PowerShell.HardDiskDrive])]
+  param(
+    [Parameter(ParameterSetName = 'VMName', Mandatory = $true, Position = 0)] [string[]]$VMName,
+    [Parameter(ParameterSetName = 'VMObject', Mandatory = $true, Position = 0, ValueFromPipeline = $true)] [Microsoft.HyperV.PowerShell.VirtualMachine[]]$VM,
+    [Microsoft.HyperV.PowerShell.ControllerType]$ControllerType,
+    [Parameter(Position = 1)] [int]$ControllerNumber,
+    [Parameter(Position = 2)] [int]$ControllerLocation,
+    [Parameter(Position = 3)] [string]$Path,
+    [uint32]$DiskNumber,
+    [string]$ResourcePoolName,
+    [switch]$SupportPersistentReservations,
+    [switch]$AllowUnverifiedPaths,
+    [uint64]$MaximumIOPS,
+    [uint64]$MinimumIOPS,
+    [string]$QoSPolicyID,
+    [switch]$Passthru,
+    [string[]]$ComputerName,
+    [pscredential[]]$Credential
+  )
+  process {
+    Invoke-SimFault $PSCmdlet 'Add-VMHardDiskDrive'
+    $local = ConvertTo-SimLocalPath $Path
+    if (-not $local -or -not (Test-Path -LiteralPath $local -PathType Leaf)) {
+      Stop-SimCall $PSCmdlet "Failed to add device 'Virtual Hard Disk'. The system cannot find the file specified. ('$Path')" 'ObjectNotFound' 'ObjectNotFound' $Path
+    }
+    $head = [byte[]]::new(8)
+    $stream = [IO.File]::OpenRead($local)
+    try { [void]$stream.Read($head, 0, 8) } finally { $stream.Dispose() }
+    $signature = [Text.Encoding]::ASCII.GetString($head)
+    if ($signature -ne 'vhdxfile' -and $signature -ne 'conectix' -and -not (Read-SimHeader $local 'LABCTL-SIM-VHD')) {
+      Stop-SimCall $PSCmdlet "Failed to add device 'Virtual Hard Disk'. The file '$Path' is not a virtual hard disk." 'InvalidParameter' 'InvalidArgument' $Path
+    }
+    $vms = Use-SimState { param($state) Resolve-SimVmArgument $state $PSCmdlet $VM $VMName }
+    foreach ($one in $vms) {
+      if ([int]$one.generation -eq 1 -and $ControllerType -ne 'IDE' -and $PSBoundParameters.ContainsKey('ControllerType')) {
+        Stop-SimCall $PSCmdlet "Failed to add device: a generation 1 VM has no SCSI controller here ('$($one.name)')." 'InvalidParameter' 'InvalidArgument'
+      }
+      if ([int]$one.generation -eq 1 -and $one.state -ne 'Off') {
+        Stop-SimCall $PSCmdlet "Failed to add device 'Virtual Hard Disk'. An IDE drive cannot be added while '$($one.name)' is running." 'InvalidOperation' 'InvalidOperation'
+      }
+      Use-SimState -Save {
+        param($state)
+        $stored = Find-SimVm $state ([guid]$one.id) $null
+        $stored.disks = @(@($stored.disks) + $Path)
+      } | Out-Null
+    }
+  }
+}
+
 function Set-VMHardDiskDrive {
   [CmdletBinding(DefaultParameterSetName = 'Object', SupportsShouldProcess = $true)]
   param(
