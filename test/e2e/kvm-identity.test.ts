@@ -223,7 +223,7 @@ describe.skipIf(gate.skip)(
         expect(ansible).toMatch(new RegExp(`^${vm.name} \\| CHANGED \\| rc=0 >>\\n${vm.name}\\b`, 'm'));
     });
 
-    it('a key other than the one labctl made is refused: by discovery, by ssh, by ansible', async () => {
+    it('a key other than the one labctl made is refused: by discovery and by OpenSSH', async () => {
       // The VM's seed key against a pin of another key: as if the image had ignored its seed.
       const file = join(labDir, '.labctl', 'state.json');
       const saved = JSON.parse(await readFile(file, 'utf8'));

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -329,5 +330,84 @@ describe('destroyLab', () => {
     expect(
       (await destroyLab({ lab: plan.lab, provider: () => provider, scan: [provider], store, all: true })).vms,
     ).toEqual([]);
+  });
+});
+
+describe('createLab: identity before first boot', () => {
+  it("pins each new VM's seed keys and given address in the state before the provider makes it; kept VMs get no new seed", async () => {
+    const { dir, plan, store } = await lab(3, 'seeded');
+    const seeded = {
+      ...plan,
+      vms: plan.vms.map((vm, i) => ({
+        ...vm,
+        cloudInit: { hostKeyTypes: ['ed25519' as const] },
+        address: { address: `10.0.0.${20 + i}`, prefix: 24, assign: 'static' as const },
+      })),
+    };
+    const provider = new FakeProvider();
+    provider.seeds = true;
+    const made: string[] = [];
+    let pinnedAtCreate: unknown;
+    provider.onCreate = () => {
+      pinnedAtCreate ??= JSON.parse(readFileSync(join(dir, '.labctl', 'state.json'), 'utf8')).vms.map(
+        (vm: { name: string; ssh: { hostKeys: string[] } }) => [vm.name, vm.ssh.hostKeys],
+      );
+    };
+    const makeSeed = async (vm: { name: string }) => {
+      made.push(vm.name);
+      return {
+        instanceId: `${vm.name}-1`,
+        hostKeys: [`ssh-ed25519 PIN${vm.name}`],
+        files: [{ name: 'meta-data', data: 'x' }],
+      };
+    };
+    await createLab({ plan: seeded, provider, store, start: false, timeoutMs: 1000, makeSeed });
+    expect(made).toEqual(['vm-01', 'vm-02', 'vm-03']);
+    expect(pinnedAtCreate).toEqual(seeded.vms.map((vm) => [vm.name, [`ssh-ed25519 PIN${vm.name}`]]));
+    expect([...provider.seedsSeen.keys()]).toEqual(seeded.vms.map((vm) => vm.name));
+    const saved = await savedState(dir);
+    expect(saved.vms[1]).toMatchObject({
+      assignedAddress: '10.0.0.21',
+      assign: 'static',
+      instanceId: 'vm-02-1',
+      ssh: { hostKeys: ['ssh-ed25519 PINvm-02'] },
+    });
+    expect(JSON.stringify(saved)).not.toContain('meta-data');
+
+    made.length = 0;
+    await createLab({ plan: seeded, provider, store, start: false, timeoutMs: 1000, makeSeed });
+    expect(made).toEqual([]);
+  });
+
+  it('refuses (exit 2, nothing made) an address another VM of the lab has, and a seed that cannot be made', async () => {
+    const { plan, store } = await lab(2, 'clash');
+    const provider = new FakeProvider();
+    provider.seeds = true;
+    await createLab({ plan, provider, store, start: false, timeoutMs: 1000, discover: fakeDiscover(), wait: true });
+    await createLab({ plan, provider, store, timeoutMs: 1000, discover: fakeDiscover() });
+    const more = planFor(plan, 3);
+    more.vms[2] = { ...more.vms[2]!, address: { address: '10.0.0.1', prefix: 24, assign: 'static' } };
+    const calls = provider.create_Called;
+    await expect(createLab({ plan: more, provider, store, timeoutMs: 1000 })).rejects.toMatchObject({
+      code: 'ADDRESS_CLASH',
+      exitCode: 2,
+      message: expect.stringMatching(/vm-03 would get 10\.0\.0\.1, which vm-01 has/),
+    });
+    const seeded = {
+      ...planFor(plan, 3),
+      vms: planFor(plan, 3).vms.map((vm) => ({ ...vm, cloudInit: { hostKeyTypes: ['ed25519' as const] } })),
+    };
+    await expect(
+      createLab({
+        plan: seeded,
+        provider,
+        store,
+        timeoutMs: 1000,
+        makeSeed: async () => {
+          throw new Error('cannot read /k.pub');
+        },
+      }),
+    ).rejects.toMatchObject({ exitCode: 2, message: expect.stringMatching(/vm-03: cannot read \/k\.pub/) });
+    expect(provider.create_Called).toBe(calls);
   });
 });

@@ -162,4 +162,79 @@ describe('docs/lab-file.md', () => {
       golden: '/labs/demo/images/golden.vhd',
     });
   });
+
+  it('static addresses: handed out in VM order per group, checked against the subnet, never two VMs on one', () => {
+    const { plan } = planLab(
+      labFile(
+        [
+          'defaults: { golden: /g.vhd, network: { name: labnet, prefix: 24, gateway: 10.0.0.1, dns: [10.0.0.1] } }',
+          'groups:',
+          '  web: { count: 3, network: { addresses: 10.0.0.20-22 } }',
+          '  db: { count: 1, network: { addresses: [10.0.0.40], assign: reservation } }',
+          '  dyn: { count: 1 }',
+        ].join('\n'),
+      ),
+      {},
+    );
+    const byName = Object.fromEntries(plan.vms.map((vm) => [vm.name, vm]));
+    expect(byName['web-03']?.address).toEqual({
+      address: '10.0.0.22',
+      prefix: 24,
+      gateway: '10.0.0.1',
+      dns: ['10.0.0.1'],
+      assign: 'static',
+    });
+    expect(byName['db-01']?.address).toMatchObject({ address: '10.0.0.40', assign: 'reservation' });
+    expect(byName['dyn-01']?.address).toBeUndefined();
+    expect(byName['web-01']?.network).toBe('labnet');
+    expect(byName['web-01']?.cloudInit).toEqual({ hostKeyTypes: ['ed25519'] });
+
+    const refused = (yaml: string, code: string, message: RegExp) => {
+      try {
+        planLab(labFile(yaml), {});
+        throw new Error('not refused');
+      } catch (err) {
+        expect(err).toBeInstanceOf(UsageError);
+        expect((err as UsageError).code).toBe(code);
+        expect((err as UsageError).exitCode).toBe(2);
+        expect((err as Error).message).toMatch(message);
+      }
+    };
+    refused(
+      'defaults: { golden: /g.vhd }\ngroups:\n  a: { count: 3, network: { addresses: 10.0.0.20-21 } }',
+      'ADDRESS_POOL_SHORT',
+      /2 addresses for 3 VMs/,
+    );
+    refused(
+      'defaults: { golden: /g.vhd }\ngroups:\n  a: { count: 2, network: { addresses: 10.0.0.20-21 } }\n  b: { count: 1, network: { addresses: 10.0.0.21 } }',
+      'ADDRESS_CLASH',
+      /a-02 and b-01 would both get 10\.0\.0\.21/,
+    );
+    refused(
+      'defaults: { golden: /g.vhd }\ngroups:\n  a: { count: 1, network: { addresses: 10.0.0.255 } }',
+      'ADDRESS_INVALID',
+      /broadcast address/,
+    );
+    refused(
+      'defaults: { golden: /g.vhd }\ngroups:\n  a: { count: 1, network: { addresses: 10.0.0.5, gateway: 10.9.0.1 } }',
+      'ADDRESS_INVALID',
+      /gateway 10\.9\.0\.1 is not in 10\.0\.0\.0\/24/,
+    );
+    refused(
+      'defaults: { golden: /g.vhd }\ngroups:\n  a: { count: 1, network: { addresses: 10.0.0.300 } }',
+      'ADDRESS_INVALID',
+      /not an IPv4 address/,
+    );
+  });
+
+  it('seed: on by default with an ed25519 host key; enabled: false plans no seed', () => {
+    const { plan } = planLab(
+      labFile(
+        'defaults: { golden: /g.vhd, seed: { hostKeyTypes: [ed25519, rsa], userData: { packages: [git] } } }\ngroups:\n  a: { count: 1 }\n  b: { count: 1, seed: { enabled: false } }',
+      ),
+      {},
+    );
+    expect(plan.vms[0]?.cloudInit).toEqual({ hostKeyTypes: ['ed25519', 'rsa'], userData: { packages: ['git'] } });
+    expect(plan.vms[1]?.cloudInit).toBeUndefined();
+  });
 });

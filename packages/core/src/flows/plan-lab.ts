@@ -232,17 +232,8 @@ function plannedAddresses(
   flags: CreateFlags,
 ): PlannedAddress[] | undefined {
   const where = `group ${target.group}: network.addresses`;
-  if (network.addresses === undefined) {
-    if (network.gateway !== undefined || network.dns !== undefined || network.assign !== undefined)
-      throw new UsageError(
-        'ADDRESS_REQUIRED',
-        `group ${target.group}: network has gateway/dns/assign but no addresses`,
-        {
-          hint: 'Add network.addresses (e.g. 10.0.0.10-10.0.0.29), or remove them for DHCP.',
-        },
-      );
-    return undefined;
-  }
+  // gateway/dns/prefix without addresses (from defaults:) serve the groups that have them.
+  if (network.addresses === undefined) return undefined;
   if (flags.network !== undefined && network.name !== undefined && flags.network !== network.name)
     throw new UsageError(
       'ADDRESS_NETWORK',

@@ -24,6 +24,9 @@ import type { VmRecord } from '../state.js';
 export class FakeProvider implements Provider {
   readonly name = 'fake';
   batchSize = 1;
+  /** Takes seeds (as libvirt and Hyper-V do); the seeds it was handed, by VM name. */
+  seeds = false;
+  readonly seedsSeen = new Map<string, VmPlan['seed']>();
   /** Domains "on the hypervisor", by name. */
   readonly domains = new Map<string, VmRecord>();
 
@@ -69,6 +72,7 @@ export class FakeProvider implements Provider {
   async create(vms: VmPlan[], events: EventSink): Promise<Array<VmResult<VmRecord>>> {
     this.create_Called++;
     this.create_Args.push(vms.map((vm) => vm.name));
+    for (const vm of vms) if (vm.seed) this.seedsSeen.set(vm.name, vm.seed);
     if (this.create_CallErr) throw this.create_CallErr;
     const results: Array<VmResult<VmRecord>> = [];
     for (const vm of vms) {
