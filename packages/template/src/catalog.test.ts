@@ -21,6 +21,7 @@ describe('step catalog', () => {
   it('the CentOS 7 profile covers every step of the issue, in phase order, seal off by default', () => {
     const profile = loadProfile('centos7');
     expect(profile.steps.map((s) => s.id)).toEqual([
+      'firstboot-seed',
       'network-file',
       'ifcfg-eth0',
       'ifcfg-hwaddr',
@@ -77,7 +78,7 @@ describe('step catalog', () => {
     const mine = loadProfile(file);
     const update = mine.steps.find((s) => s.id === 'yum-update');
     expect(update).toMatchObject({ default: false, apply: 'yum -y update', source: file });
-    expect(mine.steps.map((s) => s.id).indexOf('motd')).toBe(9); // last configure step, before generalize
+    expect(mine.steps.map((s) => s.id).indexOf('motd')).toBe(10); // last configure step, before generalize
     expect(selectSteps(mine).map((s) => s.id)).not.toContain('yum-update');
     expect(mine.distributions).toEqual(loadProfile('centos7').distributions);
   });

@@ -64,7 +64,7 @@ drop_key() {
 export class CatalogError extends UsageError {}
 
 export function builtinProfileNames(): string[] {
-  return ['centos7', 'debian', 'generalize'];
+  return ['centos7', 'debian', 'firstboot-seed', 'generalize'];
 }
 
 function profilePath(nameOrFile: string, relativeTo: string): string {

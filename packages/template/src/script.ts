@@ -13,10 +13,19 @@ function functionName(step: Step, part: 'check' | 'apply'): string {
   return `${part}_${step.id.replaceAll('-', '_')}`;
 }
 
+/** Two spaces more, except inside here-documents: their text and terminator stay byte for byte. */
 function indent(text: string): string {
+  let terminator: string | undefined;
   return text
     .split('\n')
-    .map((line) => (line === '' ? '' : `  ${line}`))
+    .map((line) => {
+      if (terminator !== undefined) {
+        if (line === terminator) terminator = undefined;
+        return line;
+      }
+      terminator = /<<-?\s*'?([A-Za-z_][A-Za-z0-9_]*)'?/.exec(line)?.[1];
+      return line === '' ? '' : `  ${line}`;
+    })
     .join('\n');
 }
 
