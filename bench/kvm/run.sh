@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: wall time from the command to "all N VMs answer `ssh ... hostname`", for
-#   labctl     `labctl create --count N` (lab file: golden.vhd, direct kernel boot, concurrency N, TCG)
+#   labctl     `labctl create --count N` (lab file: golden.vhd, direct kernel boot, concurrency N, TCG;
+#              each VM's NoCloud seed and host key made by labctl and pinned before boot, DHCP)
+#   labctl-static  the same with static addresses (network.addresses): known before boot, no lease
 #   virt-clone a shell loop, one VM after the other: qemu-img overlay on golden.vhd, `virt-clone
 #              --preserve-data` of a template domain, `virsh start` (the usual scripted way)
 #   vagrant    `vagrant up --parallel` with vagrant-libvirt, box made from the same guest (golden.qcow2:
@@ -18,8 +20,10 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=${BENCH_DIR:-/var/tmp/labctl-bench}; N=${N:-10}; rounds=${ROUNDS:-2}
-tools=${TOOLS:-labctl virt-clone vagrant}
+tools=${TOOLS:-labctl labctl-static virt-clone vagrant}
 export KVM_NETNS=${KVM_NETNS:-labctl-bench} KVM_NETWORK=${KVM_NETWORK:-labnet}
+# DHCP hands out .100-.250; .20-.99 are free for labctl-static.
+export KVM_DHCP_START=${KVM_DHCP_START:-100}
 [ "$(id -u)" = 0 ] || { echo "run.sh: needs root" >&2; exit 1; }
 missing=()
 for p in vagrant vagrant-libvirt virtinst; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
@@ -75,6 +79,22 @@ wait_ssh() { # domain...
   wait
   ls "$dir" | wc -l
 }
+# The same finish line for VMs whose addresses are known before boot (no lease to read): NAME=IP...
+wait_ssh_at() {
+  local pair dir=$work/ssh-ok; rm -rf "$dir"; mkdir -p "$dir"
+  for pair in "$@"; do
+    ( d=${pair%%=*} ip=${pair#*=}; deadline=$(( $(date +%s) + 300 ))
+      while [ "$(date +%s)" -lt "$deadline" ]; do
+        if out=$(in_ns ssh -i "$guest/id_ed25519" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+            -o LogLevel=ERROR -o ConnectTimeout=3 -o BatchMode=yes "root@$ip" hostname 2>/dev/null) && [ -n "$out" ]; then
+          touch "$dir/$d"; break
+        fi
+        sleep 0.5
+      done ) &
+  done
+  wait
+  ls "$dir" | wc -l
+}
 record() { # tool round t0 t1 ok
   local mem; mem=$(sampler_stop)
   printf '%s\t%s\t%.1f\t%s/%s\t%s\t%s\n' "$1" "$2" "$(secs "$3" "$4")" "$5" "$N" "${mem% *}" "${mem#* }" | tee -a "$results"
@@ -112,6 +132,22 @@ run_labctl() {
   labctl destroy --all --lab-dir "$lab" >/dev/null 2>&1
 }
 
+# ---- labctl with static addresses ----
+prefix=${KVM_SUBNET:-10.78.0.0/24}; prefix=${prefix%.0/24}
+static_lab=$work/lab-labctl-static; mkdir -p "$static_lab"
+sed -e 's/^lab: bench$/lab: bench-static/' \
+  -e "s|^  lc: { name: \"lc-{nn}\" }$|  ls: { name: \"ls-{nn}\", network: { name: $KVM_NETWORK, addresses: $prefix.20-$prefix.99, gateway: $prefix.1 } }|" \
+  "$lab/labctl.yaml" > "$static_lab/labctl.yaml"
+run_labctl_static() {
+  sampler_start; local t0 t1 ok i pairs=()
+  for i in $(seq 1 "$N"); do pairs+=("$(printf 'ls-%02d' "$i")=$prefix.$((19 + i))"); done
+  t0=$(now)
+  labctl create --count "$N" --lab-dir "$static_lab" > "$work/labctl-static-create.log" 2>&1 || echo "labctl create (static) failed: see $work/labctl-static-create.log" >&2
+  ok=$(wait_ssh_at "${pairs[@]}"); t1=$(now)
+  record labctl-static "$1" "$t0" "$t1" "$ok"
+  labctl destroy --all --lab-dir "$static_lab" >/dev/null 2>&1
+}
+
 # ---- virt-clone loop ----
 loopdir=$work/loop; mkdir -p "$loopdir"
 template_xml() { # name disk
@@ -119,7 +155,7 @@ template_xml() { # name disk
 <domain type='qemu'>
   <name>$1</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type><kernel>$guest/vmlinux</kernel><initrd>$guest/initrd-boot.gz</initrd>
-    <cmdline>$cmdline labctl.hostname=$1</cmdline></os>
+    <cmdline>$cmdline</cmdline></os>
   <features><acpi/><apic/></features>
   <on_reboot>destroy</on_reboot>
   <devices>
@@ -188,7 +224,7 @@ Vagrant.configure("2") do |config|
         lv.cpus = 1
         lv.kernel = "$guest/vmlinux"
         lv.initrd = "$guest/initrd-boot.gz"
-        lv.cmd_line = "$cmdline labctl.hostname=vg#{i}"
+        lv.cmd_line = "$cmdline"
         lv.graphics_type = "none"
         lv.video_type = "none"
         lv.management_network_address = "10.79.0.0/24"
@@ -220,6 +256,7 @@ for round in $(seq 1 "$rounds"); do
   for tool in $tools; do
     case $tool in
       labctl) run_labctl "$round" ;;
+      labctl-static) run_labctl_static "$round" ;;
       virt-clone) command -v virt-clone >/dev/null && run_loop "$round" ;;
       vagrant) [ "$vagrant_ready" = 1 ] && run_vagrant "$round" ;;
     esac

@@ -212,6 +212,14 @@ export class HyperVProvider implements Provider {
       { existing },
     );
     const checks = evaluatePreflight(this.options.lab, plan.vms, outcomes, placement, (host) => this.diskDir(host));
+    for (const vm of plan.vms.filter((v) => v.address?.assign === 'reservation'))
+      checks.push({
+        id: 'address.reservation',
+        level: 'error',
+        subject: vm.name,
+        message: `${vm.name}: DHCP reservations are made on libvirt networks; a Hyper-V switch has no DHCP server of labctl's to reserve on`,
+        hint: 'Use assign: static on Hyper-V (the address goes into the VM seed), or reserve the address on your DHCP server by its MAC.',
+      });
     // A VM no reachable host could take keeps its plan's host; the checks above already refuse the run.
     const placed = checks.some((check) => check.level === 'error')
       ? { ...original, batches: [original.vms.map((vm) => vm.name)] }

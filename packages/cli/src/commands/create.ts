@@ -79,7 +79,9 @@ export default class Create extends LabctlCommand<typeof Create> {
     }),
     kernel: Flags.string({ summary: 'Direct kernel boot: kernel file (for images without a bootloader).' }),
     initrd: Flags.string({ summary: 'Direct kernel boot: initrd file.' }),
-    cmdline: Flags.string({ summary: 'Direct kernel boot: kernel command line (labctl.hostname=NAME is added).' }),
+    cmdline: Flags.string({
+      summary: 'Direct kernel boot: kernel command line (identity comes from the seed, not from here).',
+    }),
     provider: Flags.string({ summary: 'Hypervisor provider.', options: ['libvirt', 'hyperv'] }),
     uri: Flags.string({
       summary:

@@ -77,10 +77,10 @@ function Write-LabctlGzipBase64File {
   Writes base64-encoded gzip data, decompressed, to a new file (replacing labctl's own leftover of
   that name). .NET gets the provider path: a PowerShell path may be on a PSDrive it does not know.
   #>
-  param([string]$Base64, [string]$Path)
+  param([string]$Encoded, [string]$Path)
   $target = $ExecutionContext.SessionState.Path.GetUnresolvedProviderPathFromPSPath($Path)
-  $source = New-Object System.IO.MemoryStream (, [Convert]::FromBase64String($Base64))
-  $gzip = New-Object System.IO.Compression.GZipStream ($source, [System.IO.Compression.CompressionMode]::Decompress)
+  $source = [System.IO.MemoryStream]::new([Convert]::FromBase64String($Encoded))
+  $gzip = [System.IO.Compression.GZipStream]::new($source, [System.IO.Compression.CompressionMode]::Decompress)
   $out = [System.IO.File]::Create($target)
   try { $gzip.CopyTo($out) } finally { $out.Dispose(); $gzip.Dispose(); $source.Dispose() }
 }

@@ -61,7 +61,7 @@ function Invoke-LabctlOperation {
         # The VM's cloud-init seed (a VHDX holding the cidata filesystem, with the VM's private host
         # keys): written beside its disk under labctl's own name for it, and attached as a second disk.
         $seedPath = Join-LabctlPath $diskDir ([string]$spec.seedFile)
-        Write-LabctlGzipBase64File -Base64 ([string]$spec.seed) -Path $seedPath
+        Write-LabctlGzipBase64File -Encoded ([string]$spec.seed) -Path $seedPath
         if ([int]$spec.generation -eq 2) {
           Hyper-V\Add-VMHardDiskDrive -VM $vm -ControllerType SCSI -Path $seedPath
         } else {

@@ -124,13 +124,13 @@ describe.skipIf(gate.skip)(
       const first = await labctl([...common, '--json'], env);
       expect(first.code).toBe(0);
       const result = JSON.parse(first.stdout);
-      expect(result.recap).toMatchObject({ changed: 17, failed: 0 });
+      expect(result.recap).toMatchObject({ changed: 18, failed: 0 });
       expect(await readFile(join(dir, 'root1/etc/sysconfig/network-scripts/ifcfg-eth0'), 'utf8')).toContain(
         'NM_CONTROLLED=no',
       );
       const second = await labctl(common, env);
       expect(second.code).toBe(0);
-      expect(second.stdout).toMatch(/ok=17 changed=0 skipped=1 failed=0/);
+      expect(second.stdout).toMatch(/ok=18 changed=0 skipped=1 failed=0/);
       expect(first.stdout + second.stdout + second.stderr).not.toContain(SSH_TESTBED_SUDO_PASSWORD);
     }, 120_000);
 
