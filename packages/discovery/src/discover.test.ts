@@ -6,6 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { discover, evaluateReports } from './discover.js';
 import type { ProbeTarget, SshProbe } from './ssh-probe.js';
 import { LabctlError } from '@labctl/core/errors';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { utils } from 'ssh2';
 
 const KEY_A = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKeyA';
 const KEY_B = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKeyB';
@@ -217,5 +221,51 @@ describe('discover', () => {
       ...fast,
     });
     expect(result).toMatchObject({ status: 'timeout', seen: 'no-lease' });
+  });
+});
+
+describe('discover: addresses given before boot, and the login stage', () => {
+  it('probes a static address at once (no adapter poll), logs in with the lab key, and says so when the VM refuses it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'labctl-discover-'));
+    const keyFile = join(dir, 'id_ed25519');
+    writeFileSync(keyFile, utils.generateKeyPairSync('ed25519').private, { mode: 0o600 });
+    const provider = new FakeProvider();
+    const seen: ProbeTarget[] = [];
+    const probe: SshProbe = async (target) => {
+      seen.push(target);
+      return { ok: true, hostKey: KEY_A, login: target.address === '10.0.0.21' ? 'denied' : 'ok' };
+    };
+    const results = await discover(
+      provider,
+      [
+        vm('st-01', '52:54:00:00:00:01', {
+          assignedAddress: '10.0.0.20',
+          assign: 'static',
+          ssh: { user: 'ansible', hostKeys: [KEY_A], keyFile },
+        }),
+        vm('st-02', '52:54:00:00:00:02', {
+          assignedAddress: '10.0.0.21',
+          assign: 'static',
+          instanceId: 'st-02-1',
+          ssh: { user: 'ansible', hostKeys: [KEY_A], keyFile },
+        }),
+      ],
+      { timeoutMs: 2_000, probe, ...fast },
+    );
+    expect(provider.adapters_Called).toBe(0);
+    expect(seen.map((t) => [t.address, t.login?.user, t.pinnedKeys])).toEqual([
+      ['10.0.0.20', 'ansible', [KEY_A]],
+      ['10.0.0.21', 'ansible', [KEY_A]],
+    ]);
+    expect(results[0]).toMatchObject({
+      status: 'reachable',
+      addresses: ['10.0.0.20'],
+      detail: expect.stringMatching(/ansible logged in with the lab key/),
+    });
+    expect(results[1]).toMatchObject({
+      status: 'failed',
+      seen: 'login-denied',
+      hint: expect.stringMatching(/authorized_keys/),
+    });
   });
 });

@@ -3,6 +3,8 @@ import { Semaphore, sleep } from '@labctl/core/concurrency';
 import { type EventSink, silentSink } from '@labctl/core/events';
 import { type AdapterReport, type Provider, type VmFailure, vmFailure } from '@labctl/core/provider';
 import type { VmRecord } from '@labctl/core/state';
+import { readFile } from 'node:fs/promises';
+import { utils } from 'ssh2';
 import { type ProbeResult, type SshProbe, sshHandshakeProbe } from './ssh-probe.js';
 
 /**
@@ -23,6 +25,7 @@ export type Seen =
   | 'unusable-address'
   | 'ssh-closed'
   | 'ssh-key-mismatch'
+  | 'login-denied'
   | 'hypervisor-error'
   | 'reachable';
 
@@ -56,6 +59,12 @@ export interface DiscoveryOptions {
   handshakesPerHost?: number;
   /** One handshake attempt's own deadline. */
   probeTimeoutMs?: number;
+  /**
+   * Log in with the VM's `ssh.keyFile` as its `ssh.user` after the handshake (default true): a VM that
+   * answers with the pinned key but refuses the lab's key is not ready. Skipped for a VM without a
+   * readable, unencrypted key file.
+   */
+  login?: boolean;
   /** First poll interval; grows by half each round up to `maxIntervalMs`. */
   intervalMs?: number;
   maxIntervalMs?: number;
@@ -63,6 +72,16 @@ export interface DiscoveryOptions {
   startedAt?: (vm: VmRecord) => number | undefined;
   now?: () => number;
   wait?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+/** A private key ssh2 can use as it is (no passphrase), or undefined: then the login stage is skipped. */
+async function readLoginKey(file: string): Promise<Buffer | undefined> {
+  try {
+    const data = await readFile(file);
+    return utils.parseKey(data) instanceof Error ? undefined : data;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Lease timestamps have a resolution of one second and clocks differ a little. */
@@ -148,6 +167,8 @@ export function hintFor(seen: Seen, vm: VmRecord): string {
       if (vm.assignedAddress)
         return `${vm.name} should be at ${vm.assignedAddress} (${vm.assign === 'reservation' ? 'DHCP reservation' : 'static, from its seed'}) but SSH does not answer there. Did it boot? Does the image apply the cidata seed (cloud-init, or labctl's firstboot-seed step)? A Secure Boot template that refuses the loader also stops it here.${console}`;
       return `The VM has an address but SSH does not answer: is sshd enabled in the golden image, and is port ${vm.ssh?.port ?? 22} open?${console}`;
+    case 'login-denied':
+      return `The VM answers SSH with its pinned host key but does not let ${vm.ssh?.user ?? 'root'} in with ${vm.ssh?.keyFile ?? 'the lab key'}: is that key's .pub in the VM's authorized_keys (the seed puts it there; does the image apply the seed)? Is the user right (ssh.user in labctl.yaml)?`;
     case 'hypervisor-error':
       return 'labctl could not ask the hypervisor; see the error. Is it running and reachable (the URI, the host)?';
     case 'ssh-key-mismatch':
@@ -173,6 +194,14 @@ export async function discover(
   const maxInterval = options.maxIntervalMs ?? 3_000;
   const startedAt = options.startedAt ?? startedAtFromResources;
   const deadline = now() + options.timeoutMs;
+  const keys = new Map<string, Promise<Buffer | undefined>>();
+  const loginFor = async (vm: VmRecord): Promise<{ user: string; privateKey: Buffer } | undefined> => {
+    const file = vm.ssh?.keyFile;
+    if (options.login === false || !file) return undefined;
+    if (!keys.has(file)) keys.set(file, readLoginKey(file));
+    const privateKey = await keys.get(file);
+    return privateKey ? { user: vm.ssh?.user ?? 'root', privateKey } : undefined;
+  };
   const semaphores = new Map<string, Semaphore>();
   const semaphoreFor = (host: string) => {
     let semaphore = semaphores.get(host);
@@ -200,23 +229,36 @@ export async function discover(
 
   const runProbe = async (tracker: Tracker, addresses: string[]): Promise<void> => {
     const { vm, result } = tracker;
+    const login = await loginFor(vm);
     let last: ProbeResult | undefined;
     for (const address of addresses) {
       const remaining = deadline - now();
       if (remaining <= 0 || options.signal?.aborted) break;
       last = await semaphoreFor(vm.host ?? 'local').run(() =>
         probe(
-          { address, port: vm.ssh?.port ?? 22, pinnedKeys: vm.ssh?.hostKeys ?? [] },
+          { address, port: vm.ssh?.port ?? 22, pinnedKeys: vm.ssh?.hostKeys ?? [], ...(login ? { login } : {}) },
           Math.min(probeTimeoutMs, remaining),
         ),
       );
+      if (last.ok && last.login === 'denied') {
+        result.status = 'failed';
+        result.seen = 'login-denied';
+        result.sshAddress = address;
+        result.addresses = [address, ...addresses.filter((a) => a !== address)];
+        if (!result.hostKeys.some((key) => key === last!.hostKey)) result.hostKeys = [...result.hostKeys, last.hostKey];
+        result.detail = `SSH answered on ${address} with the pinned host key, but ${vm.ssh?.user ?? 'root'} cannot log in with ${vm.ssh?.keyFile}`;
+        result.hint = hintFor('login-denied', vm);
+        tracker.done = true;
+        events({ subject: vm.name, phase: 'ssh', status: 'failed', message: result.detail });
+        return;
+      }
       if (last.ok) {
         result.status = 'reachable';
         result.seen = 'reachable';
         result.sshAddress = address;
         result.addresses = [address, ...addresses.filter((a) => a !== address)];
         if (!result.hostKeys.some((key) => key === last!.hostKey)) result.hostKeys = [...result.hostKeys, last.hostKey];
-        result.detail = `SSH answered on ${address}`;
+        result.detail = `SSH answered on ${address}${last.login === 'ok' ? `, ${vm.ssh?.user ?? 'root'} logged in with the lab key` : ''}`;
         tracker.done = true;
         events({ subject: vm.name, phase: 'ssh', status: 'done', message: address });
         return;

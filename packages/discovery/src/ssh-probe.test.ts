@@ -6,6 +6,7 @@ import { sameKey, sshHandshakeProbe } from './ssh-probe.js';
 /** A real SSH server (ssh2's) on 127.0.0.1 that rejects every login: the probe needs none. */
 describe('sshHandshakeProbe against a real SSH server on 127.0.0.1', () => {
   const keys = utils.generateKeyPairSync('ed25519');
+  const allowed = utils.generateKeyPairSync('ed25519');
   let server: Server;
   let port: number;
   let silent: TcpServer;
@@ -16,8 +17,16 @@ describe('sshHandshakeProbe against a real SSH server on 127.0.0.1', () => {
     server = new Server({ hostKeys: [keys.private] }, (client) => {
       client.on('authentication', (ctx) => {
         if (ctx.method !== 'none') logins++;
+        // The one key this server lets in (for the login stage); every other login is refused.
+        if (
+          ctx.method === 'publickey' &&
+          ctx.username === 'lab' &&
+          ctx.key.data.equals((utils.parseKey(allowed.public) as { getPublicSSH(): Buffer }).getPublicSSH())
+        )
+          return ctx.accept();
         ctx.reject();
       });
+      client.on('ready', () => client.end());
       client.on('error', () => {});
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -65,5 +74,29 @@ describe('sshHandshakeProbe against a real SSH server on 127.0.0.1', () => {
       reason: 'timeout',
     });
     expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it('with login: the lab key is accepted ("ok"); another key is "denied", and the handshake still counts', async () => {
+    const ok = await sshHandshakeProbe(
+      {
+        address: '127.0.0.1',
+        port,
+        pinnedKeys: [keys.public],
+        login: { user: 'lab', privateKey: Buffer.from(allowed.private) },
+      },
+      5_000,
+    );
+    expect(ok).toMatchObject({ ok: true, login: 'ok' });
+    const other = utils.generateKeyPairSync('ed25519');
+    const denied = await sshHandshakeProbe(
+      {
+        address: '127.0.0.1',
+        port,
+        pinnedKeys: [keys.public],
+        login: { user: 'lab', privateKey: Buffer.from(other.private) },
+      },
+      5_000,
+    );
+    expect(denied).toMatchObject({ ok: true, login: 'denied' });
   });
 });

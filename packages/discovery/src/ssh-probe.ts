@@ -11,10 +11,20 @@ export interface ProbeTarget {
   port: number;
   /** Pinned keys ("ssh-ed25519 AAAA..."); empty = first contact, record what is offered. */
   pinnedKeys: readonly string[];
+  /**
+   * Also log in (public key) once the host key is verified, to prove the VM accepts the lab's key:
+   * the stage users otherwise meet as "Permission denied (publickey)". Nothing is run.
+   */
+  login?: { user: string; privateKey: Buffer };
 }
 
 export type ProbeResult =
-  | { ok: true; hostKey: string }
+  | {
+      ok: true;
+      hostKey: string;
+      /** With `login`: accepted, or denied (the handshake itself was fine). */
+      login?: 'ok' | 'denied';
+    }
   | {
       ok: false;
       reason: 'refused' | 'timeout' | 'closed' | 'key-mismatch' | 'error';
@@ -67,12 +77,18 @@ export const sshHandshakeProbe: SshProbe = (target, timeoutMs) =>
       () => finish({ ok: false, reason: 'timeout', message: `no SSH handshake within ${timeoutMs} ms` }),
       timeoutMs,
     );
+    const login = target.login;
     client.on('ready', () =>
-      finish(hostKey ? { ok: true, hostKey } : { ok: false, reason: 'error', message: 'no host key seen' }),
+      finish(
+        hostKey
+          ? { ok: true, hostKey, ...(login ? { login: 'ok' as const } : {}) }
+          : { ok: false, reason: 'error', message: 'no host key seen' },
+      ),
     );
     client.on('error', (err: Error & { level?: string; code?: string }) => {
       // Authentication was reached: the handshake (and the host key's signature) is complete.
-      if (err.level === 'client-authentication' && hostKey) return finish({ ok: true, hostKey });
+      if (err.level === 'client-authentication' && hostKey)
+        return finish({ ok: true, hostKey, ...(login ? { login: 'denied' as const } : {}) });
       if (err.message.includes('Host denied')) {
         return finish({
           ok: false,
@@ -93,9 +109,12 @@ export const sshHandshakeProbe: SshProbe = (target, timeoutMs) =>
     client.connect({
       host: target.address,
       port: target.port,
-      username: 'labctl-probe',
+      username: login?.user ?? 'labctl-probe',
       readyTimeout: timeoutMs,
-      authHandler: (_methods, _partial, next) => next(false as unknown as Parameters<typeof next>[0]),
+      ...(login ? { privateKey: login.privateKey } : {}),
+      ...(login
+        ? {}
+        : { authHandler: (_methods, _partial, next) => next(false as unknown as Parameters<typeof next>[0]) }),
       algorithms: { serverHostKey: [...HOST_KEY_ALGORITHMS] },
       hostVerifier: (key: Buffer) => {
         hostKey = openSshKeyLine(key);
