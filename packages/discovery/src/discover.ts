@@ -3,6 +3,7 @@ import { Semaphore, sleep } from '@labctl/core/concurrency';
 import { type EventSink, silentSink } from '@labctl/core/events';
 import { type AdapterReport, type Provider, type VmFailure, vmFailure } from '@labctl/core/provider';
 import type { VmRecord } from '@labctl/core/state';
+import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { utils } from 'ssh2';
 import { type ProbeResult, type SshProbe, sshHandshakeProbe } from './ssh-probe.js';
@@ -72,6 +73,15 @@ export interface DiscoveryOptions {
   startedAt?: (vm: VmRecord) => number | undefined;
   now?: () => number;
   wait?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+/** Bytes in a console log on this machine, or undefined when it is not here (a remote host's). */
+function consoleSize(file: string): number | undefined {
+  try {
+    return statSync(file).size;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A private key ssh2 can use as it is (no passphrase), or undefined: then the login stage is skipped. */
@@ -152,7 +162,14 @@ export function evaluateReports(
 /** What to check, per kind of "seen", for the timeout explanation. */
 export function hintFor(seen: Seen, vm: VmRecord): string {
   const consoleLog = (vm.resources as { consoleLog?: string } | undefined)?.consoleLog;
-  const console = consoleLog ? ` Its console output is in ${consoleLog}.` : '';
+  const booted = consoleLog ? consoleSize(consoleLog) : undefined;
+  // The "booted" stage, where labctl can see it (a console log on this machine).
+  const console =
+    booted === 0
+      ? ` Its console log ${consoleLog} is empty: the VM has not printed anything yet (firmware, boot loader, Secure Boot?).`
+      : consoleLog
+        ? ` Its console output is in ${consoleLog}.`
+        : '';
   switch (seen) {
     case 'no-domain':
       return 'The VM does not exist on the hypervisor any more: run `labctl create` again to re-create it.';
