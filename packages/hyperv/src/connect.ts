@@ -12,7 +12,8 @@ import { type HyperVSettings, LOCAL_TARGET } from './settings.js';
 /** Every PowerShell run appended to `<lab>/.labctl/powershell.log`; with debug, echoed on stderr with its script. */
 export function scriptRunLogger(labDir: string, debug: boolean): (entry: ScriptRunLog) => void {
   const logDir = join(labDir, '.labctl');
-  return (entry) => {
+  return (raw) => {
+    const entry = raw.inputJson ? { ...raw, inputJson: redactInput(raw.inputJson) } : raw;
     try {
       mkdirSync(logDir, { recursive: true, mode: 0o700 });
       appendFileSync(
@@ -30,6 +31,22 @@ export function scriptRunLogger(labDir: string, debug: boolean): (entry: ScriptR
       if (entry.scriptText) process.stderr.write(`${entry.scriptText}\n# input: ${entry.inputJson}\n`);
     }
   };
+}
+
+/**
+ * A script input as it may be logged: each VM's seed disk carries its private host keys, so only
+ * its size is shown (in powershell.log and on stderr with --debug).
+ */
+export function redactInput(inputJson: string): string {
+  try {
+    return JSON.stringify(JSON.parse(inputJson), (key, value: unknown) =>
+      key === 'seed' && typeof value === 'string'
+        ? `<seed disk: ${value.length} base64 characters with private host keys, not shown>`
+        : value,
+    );
+  } catch {
+    return '<input not shown>';
+  }
 }
 
 /**

@@ -9,6 +9,7 @@ import { okFacts } from '@labctl/core/testing/results';
 import { LocalPowerShellRunner } from '@labctl/remote/local';
 import { makeSeedWith } from '@labctl/seed/identity';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { redactInput } from './connect.js';
 import { HyperVProvider } from './provider.js';
 import { LocalRecordedHost } from './testing/local-host.js';
 import { labPlan, numbered } from './testing/plans.js';
@@ -113,5 +114,19 @@ describe.skipIf(gate.skip)('Hyper-V: a seed disk per VM, in the create_vms batch
     const folder = localPath(host.stateDir, 'D:\\');
     const leftovers = execFileSync('find', [folder, '-name', '*.seed.vhdx'], { encoding: 'utf8' }).trim();
     expect(leftovers).toBe('');
+  });
+
+  it('--debug logs never show a seed: powershell.log and stderr get its size only', () => {
+    const input = JSON.stringify({
+      lab: 'x',
+      vms: [{ name: 'a', seed: 'H4sIAAAA'.repeat(100), seedFile: 'a.seed.vhdx' }],
+    });
+    const shown = redactInput(input);
+    expect(shown).not.toContain('H4sIAAAA');
+    expect(JSON.parse(shown).vms[0]).toEqual({
+      name: 'a',
+      seed: '<seed disk: 800 base64 characters with private host keys, not shown>',
+      seedFile: 'a.seed.vhdx',
+    });
   });
 });
