@@ -44,9 +44,7 @@ function domains(): string[] {
   return domainsAt(uri);
 }
 
-async function state(
-  dir = labDir,
-): Promise<{
+async function state(dir = labDir): Promise<{
   vms: Array<{ name: string; state: string; addresses: string[]; ssh: { hostKeys: string[] }; error?: string }>;
 }> {
   return JSON.parse(await readFile(join(dir, '.labctl', 'state.json'), 'utf8'));

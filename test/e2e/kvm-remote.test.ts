@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -234,7 +234,18 @@ describe.skipIf(gate.skip)('labctl on a remote libvirt host (qemu+ssh:// through
     expect(domains()).toEqual(names);
 
     // Everything the VMs own is on the host, in its pool; locally only the domain XML handed to virsh.
-    expect(poolFiles()).toEqual(['vm-01.console.log', 'vm-01.qcow2', 'vm-02.console.log', 'vm-02.qcow2']);
+    expect(poolFiles()).toEqual([
+      'vm-01.console.log',
+      'vm-01.qcow2',
+      'vm-01.seed.iso',
+      'vm-02.console.log',
+      'vm-02.qcow2',
+      'vm-02.seed.iso',
+    ]);
+    // Each seed went up with vol-upload over the same connection: the whole ISO, readable by root only.
+    const seed = join(bed, 'lib', 'images', 'vm-01.seed.iso');
+    expect(execFileSync('stat', ['-c', '%a', seed], { encoding: 'utf8' }).trim()).toBe('600');
+    expect(readFileSync(seed).subarray(32769, 32774).toString('latin1')).toBe('CD001');
     expect(readdirSync(join(labDir, '.labctl', 'disks')).filter((file) => !file.endsWith('.xml'))).toEqual([]);
     for (const name of names) {
       const volume = virsh('vol-dumpxml', '--pool', 'default', `${name}.qcow2`);
