@@ -28,12 +28,7 @@ let labDir: string;
 let goldenSum: string;
 
 function labctl(args: string[], dir = labDir, timeoutMs = 300_000): Promise<Run> {
-  return runInNetns(
-    NETNS,
-    [process.execPath, bin, ...args, '--lab-dir', dir],
-    { ...process.env, LIBVIRT_DEFAULT_URI: uri, CI: process.env.CI ?? '' },
-    timeoutMs,
-  );
+  return runInNetns(NETNS, [process.execPath, bin, ...args, '--lab-dir', dir], { ...process.env, LIBVIRT_DEFAULT_URI: uri, CI: process.env.CI ?? '' }, timeoutMs);
 }
 
 function virsh(...args: string[]): string {
@@ -44,9 +39,7 @@ function domains(): string[] {
   return domainsAt(uri);
 }
 
-async function state(dir = labDir): Promise<{
-  vms: Array<{ name: string; state: string; addresses: string[]; ssh: { hostKeys: string[] }; error?: string }>;
-}> {
+async function state(dir = labDir): Promise<{ vms: Array<{ name: string; state: string; addresses: string[]; ssh: { hostKeys: string[] }; error?: string }> }> {
   return JSON.parse(await readFile(join(dir, '.labctl', 'state.json'), 'utf8'));
 }
 
@@ -73,31 +66,16 @@ async function writeLab(dir: string, extra: string): Promise<void> {
 }
 
 function directBoot(): string {
-  return [
-    `  golden: ${guest}/golden.vhd`,
-    `  kernel: ${guest}/vmlinux`,
-    `  initrd: ${guest}/initrd-boot.gz`,
-    '  cmdline: console=ttyS0 quiet panic=-1',
-  ].join('\n');
+  return [`  golden: ${guest}/golden.vhd`, `  kernel: ${guest}/vmlinux`, `  initrd: ${guest}/initrd-boot.gz`, '  cmdline: console=ttyS0 quiet panic=-1'].join('\n');
 }
 
 /** Starts `labctl create` in the background and sends `signal` once `ready(state)` says enough VMs exist. */
-async function interruptCreate(
-  args: string[],
-  signal: NodeJS.Signals,
-  ready: (vms: Array<{ name: string; state: string }>) => boolean,
-): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  const child: ChildProcess = spawn(
-    'ip',
-    ['netns', 'exec', NETNS, process.execPath, bin, ...args, '--lab-dir', labDir],
-    {
-      env: { ...process.env, LIBVIRT_DEFAULT_URI: uri },
-      stdio: 'ignore',
-    },
-  );
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
-    child.on('exit', (code, sig) => done({ code, signal: sig })),
-  );
+async function interruptCreate(args: string[], signal: NodeJS.Signals, ready: (vms: Array<{ name: string; state: string }>) => boolean): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  const child: ChildProcess = spawn('ip', ['netns', 'exec', NETNS, process.execPath, bin, ...args, '--lab-dir', labDir], {
+    env: { ...process.env, LIBVIRT_DEFAULT_URI: uri },
+    stdio: 'ignore',
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => child.on('exit', (code, sig) => done({ code, signal: sig })));
   const deadline = Date.now() + 120_000;
   while (Date.now() < deadline) {
     const current = await state().catch(() => ({ vms: [] }));
@@ -115,10 +93,7 @@ describe.skipIf(gate.skip)('labctl create/ip/destroy on KVM (libvirt + qemu in a
     bed = join(root, 'bed');
     guest = join(tmpdir(), 'labctl-kvm-e2e-guest');
     execFileSync(join(repo, 'scripts/guest/build-guest.sh'), [guest], { stdio: 'ignore' });
-    const env = execFileSync(join(repo, 'scripts/testbed/kvm-up.sh'), [bed], {
-      encoding: 'utf8',
-      env: { ...process.env, KVM_NETNS: NETNS, KVM_SUBNET: SUBNET },
-    });
+    const env = execFileSync(join(repo, 'scripts/testbed/kvm-up.sh'), [bed], { encoding: 'utf8', env: { ...process.env, KVM_NETNS: NETNS, KVM_SUBNET: SUBNET } });
     uri = /^LIBVIRT_URI='([^']+)'/m.exec(env)![1]!;
     labDir = join(root, 'lab');
     await writeLab(labDir, directBoot());
@@ -149,10 +124,7 @@ describe.skipIf(gate.skip)('labctl create/ip/destroy on KVM (libvirt + qemu in a
 
     // --dry-run runs the same read-only checks and refuses the same things; a plan that would pass
     // says per VM what would happen. None of it makes a domain, a disk, a state file or a directory.
-    const labFiles = async () =>
-      existsSync(join(labDir, '.labctl'))
-        ? (await readdir(join(labDir, '.labctl'), { recursive: true })).map(String).sort()
-        : [];
+    const labFiles = async () => (existsSync(join(labDir, '.labctl')) ? (await readdir(join(labDir, '.labctl'), { recursive: true })).map(String).sort() : []);
     const beforeDry = await labFiles();
     for (const [args, message] of [
       [['--golden', join(root, 'nope.vhd')], /real run would be refused: .*nope\.vhd does not exist/],
@@ -166,13 +138,7 @@ describe.skipIf(gate.skip)('labctl create/ip/destroy on KVM (libvirt + qemu in a
     expect(dry.code, dry.stderr).toBe(0);
     const planned = JSON.parse(dry.stdout);
     expect(planned.actions).toEqual({ 'vm-01': 'create', 'vm-02': 'create' });
-    expect(planned.checks.map((check: { id: string; level: string }) => [check.id, check.level])).toEqual(
-      expect.arrayContaining([
-        ['libvirt.connect', 'ok'],
-        ['golden.readable', 'ok'],
-        ['network.exists', 'ok'],
-      ]),
-    );
+    expect(planned.checks.map((check: { id: string; level: string }) => [check.id, check.level])).toEqual(expect.arrayContaining([['libvirt.connect', 'ok'], ['golden.readable', 'ok'], ['network.exists', 'ok']]));
     expect(await labFiles()).toEqual(beforeDry);
 
     expect(domains()).toEqual([]);
@@ -182,16 +148,7 @@ describe.skipIf(gate.skip)('labctl create/ip/destroy on KVM (libvirt + qemu in a
   });
 
   it('creates 10 VMs that all answer SSH with their host keys recorded; ansible reaches each by name with strict host keys', async () => {
-    const run = await labctl([
-      'create',
-      '--count',
-      '10',
-      '--timeout',
-      '240',
-      '--inventory',
-      join(labDir, 'hosts.ini'),
-      '--json',
-    ]);
+    const run = await labctl(['create', '--count', '10', '--timeout', '240', '--inventory', join(labDir, 'hosts.ini'), '--json']);
     console.log(`create --count 10: ${run.ms} ms`);
     expect(run.code, run.stderr).toBe(0);
     const result = JSON.parse(run.stdout);
@@ -209,28 +166,10 @@ describe.skipIf(gate.skip)('labctl create/ip/destroy on KVM (libvirt + qemu in a
     expect(result.inventory.hosts).toBe(10);
 
     // Ansible through the emitted inventory, host keys checked against the known_hosts labctl wrote.
-    const ansible = execFileSync(
-      'ip',
-      [
-        'netns',
-        'exec',
-        NETNS,
-        'ansible',
-        'all',
-        '-i',
-        join(labDir, 'hosts.ini'),
-        '-m',
-        'raw',
-        '-a',
-        'hostname',
-        '-f',
-        '10',
-      ],
-      {
-        encoding: 'utf8',
-        env: { ...process.env, ANSIBLE_HOST_KEY_CHECKING: 'True', ANSIBLE_NOCOLOR: '1' },
-      },
-    );
+    const ansible = execFileSync('ip', ['netns', 'exec', NETNS, 'ansible', 'all', '-i', join(labDir, 'hosts.ini'), '-m', 'raw', '-a', 'hostname', '-f', '10'], {
+      encoding: 'utf8',
+      env: { ...process.env, ANSIBLE_HOST_KEY_CHECKING: 'True', ANSIBLE_NOCOLOR: '1' },
+    });
     for (const name of names) expect(ansible).toMatch(new RegExp(`^${name} \\| CHANGED \\| rc=0 >>\\n${name}\\b`, 'm'));
   });
 
@@ -242,8 +181,7 @@ describe.skipIf(gate.skip)('labctl create/ip/destroy on KVM (libvirt + qemu in a
     expect(JSON.parse(run.stdout).counts).toMatchObject({ planned: 12, created: 2, kept: 10, reachable: 12 });
     expect(domains()).toHaveLength(12);
     const after = await state();
-    for (const vm of before.vms)
-      expect(after.vms.find((v) => v.name === vm.name)?.ssh.hostKeys).toEqual(vm.ssh.hostKeys);
+    for (const vm of before.vms) expect(after.vms.find((v) => v.name === vm.name)?.ssh.hostKeys).toEqual(vm.ssh.hostKeys);
 
     const ip = await labctl(['ip', 'vm-11', 'vm-12', '--wait', '--timeout', '60', '--json']);
     expect(ip.code, ip.stderr).toBe(0);
@@ -252,20 +190,16 @@ describe.skipIf(gate.skip)('labctl create/ip/destroy on KVM (libvirt + qemu in a
 
   it('converges after SIGINT and after SIGKILL mid-way: no duplicates, no orphaned overlays', async () => {
     await writeLab(labDir, `${directBoot()}\ngroups:\n  vm: { count: 12 }\n  f: { count: 4 }`);
-    const interrupted = await interruptCreate(
-      ['create', '--group', 'f', '--new-group', '--concurrency', '1', '--no-wait'],
-      'SIGINT',
-      (vms) => vms.some((vm) => vm.name.startsWith('f-') && vm.state === 'created'),
+    const interrupted = await interruptCreate(['create', '--group', 'f', '--new-group', '--concurrency', '1', '--no-wait'], 'SIGINT', (vms) =>
+      vms.some((vm) => vm.name.startsWith('f-') && vm.state === 'created'),
     );
     expect(interrupted.code).toBe(130);
     const partial = (await state()).vms.filter((vm) => vm.name.startsWith('f-'));
     expect(partial.length).toBeGreaterThan(0);
     expect(domains().filter((name) => name.startsWith('f-')).length).toBeLessThan(4);
 
-    const killed = await interruptCreate(
-      ['create', '--group', 'f', '--count', '6', '--concurrency', '1', '--no-wait'],
-      'SIGKILL',
-      (vms) => vms.some((vm) => vm.name === 'f-05' && vm.state === 'created'),
+    const killed = await interruptCreate(['create', '--group', 'f', '--count', '6', '--concurrency', '1', '--no-wait'], 'SIGKILL', (vms) =>
+      vms.some((vm) => vm.name === 'f-05' && vm.state === 'created'),
     );
     expect(killed.signal).toBe('SIGKILL');
 
@@ -285,25 +219,10 @@ describe.skipIf(gate.skip)('labctl create/ip/destroy on KVM (libvirt + qemu in a
 
   it('a VM that never gets an address times out and says what it saw and what to check', async () => {
     const xml = join(root, 'nodhcp.xml');
-    await writeFile(
-      xml,
-      "<network><name>nodhcp</name><bridge name='labctl-e2e-nd' stp='off'/><dns enable='no'/></network>",
-    );
+    await writeFile(xml, "<network><name>nodhcp</name><bridge name='labctl-e2e-nd' stp='off'/><dns enable='no'/></network>");
     virsh('net-define', xml);
     virsh('net-start', 'nodhcp');
-    const run = await labctl([
-      'create',
-      '--group',
-      'dark',
-      '--new-group',
-      '--count',
-      '1',
-      '--network',
-      'nodhcp',
-      '--timeout',
-      '15',
-      '--json',
-    ]);
+    const run = await labctl(['create', '--group', 'dark', '--new-group', '--count', '1', '--network', 'nodhcp', '--timeout', '15', '--json']);
     expect(run.code).toBe(1);
     const vm = JSON.parse(run.stdout).vms[0];
     expect(vm.name).toBe('dark-01');
@@ -316,10 +235,7 @@ describe.skipIf(gate.skip)('labctl create/ip/destroy on KVM (libvirt + qemu in a
   it('boots a self-contained bootable disk (bootloader inside, identity from the SMBIOS serial)', async () => {
     const bootLab = join(root, 'bootlab');
     await writeLab(bootLab, `  golden: ${guest}/bootdisk.vhd`);
-    const run = await labctl(
-      ['create', '--group', 'boot', '--new-group', '--count', '1', '--timeout', '180', '--json'],
-      bootLab,
-    );
+    const run = await labctl(['create', '--group', 'boot', '--new-group', '--count', '1', '--timeout', '180', '--json'], bootLab);
     expect(run.code, run.stderr).toBe(0);
     const vm = (await state(bootLab)).vms[0]!;
     expect(vm.name).toBe('boot-01');
@@ -328,22 +244,8 @@ describe.skipIf(gate.skip)('labctl create/ip/destroy on KVM (libvirt + qemu in a
     await writeFile(knownHosts, `${vm.addresses[0]} ${vm.ssh.hostKeys[0]}\n`);
     const hostname = execFileSync(
       'ip',
-      [
-        'netns',
-        'exec',
-        NETNS,
-        'ssh',
-        '-i',
-        join(guest, 'id_ed25519'),
-        '-o',
-        'BatchMode=yes',
-        '-o',
-        `UserKnownHostsFile=${knownHosts}`,
-        '-o',
-        'StrictHostKeyChecking=yes',
-        `root@${vm.addresses[0]}`,
-        'hostname',
-      ],
+      ['netns', 'exec', NETNS, 'ssh', '-i', join(guest, 'id_ed25519'), '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${knownHosts}`,
+        '-o', 'StrictHostKeyChecking=yes', `root@${vm.addresses[0]}`, 'hostname'],
       { encoding: 'utf8', input: '' },
     );
     expect(hostname.trim()).toBe('boot-01');
@@ -370,12 +272,7 @@ describe.skipIf(gate.skip)('labctl create/ip/destroy on KVM (libvirt + qemu in a
     const edited = JSON.parse(await readFile(join(labDir, '.labctl', 'state.json'), 'utf8'));
     for (const vm of edited.vms) {
       execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(victim, `${vm.name}.qcow2`), '1M']);
-      vm.resources = {
-        ...vm.resources,
-        disk: join(victim, `${vm.name}.qcow2`),
-        xml: join(victim, 'resources.xml'),
-        consoleLog: join(victim, `${vm.name}.console.log`),
-      };
+      vm.resources = { ...vm.resources, disk: join(victim, `${vm.name}.qcow2`), xml: join(victim, 'resources.xml'), consoleLog: join(victim, `${vm.name}.console.log`) };
       await writeFile(join(victim, `${vm.name}.console.log`), 'user data');
     }
     await writeFile(join(victim, 'resources.xml'), '<user/>');

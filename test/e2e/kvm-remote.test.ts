@@ -49,19 +49,7 @@ let localUri: string;
 function labctl(args: string[], dir = labDir, timeoutMs = 300_000): Promise<Run> {
   return runInNetns(
     NETNS,
-    [
-      'sh',
-      '-c',
-      'mount --bind "$1" "$2" && shift 2 && exec "$@"',
-      'sh',
-      home,
-      userInfo().homedir,
-      process.execPath,
-      bin,
-      ...args,
-      '--lab-dir',
-      dir,
-    ],
+    ['sh', '-c', 'mount --bind "$1" "$2" && shift 2 && exec "$@"', 'sh', home, userInfo().homedir, process.execPath, bin, ...args, '--lab-dir', dir],
     { ...process.env, XDG_CACHE_HOME: join(root, 'cache'), CI: process.env.CI ?? '' },
     timeoutMs,
   );
@@ -90,16 +78,7 @@ function poolVolumes(): string[] {
     .sort();
 }
 
-async function state(): Promise<{
-  vms: Array<{
-    name: string;
-    state: string;
-    host: string;
-    addresses: string[];
-    ssh: { hostKeys: string[] };
-    resources: { disk: string; consoleLog: string };
-  }>;
-}> {
+async function state(): Promise<{ vms: Array<{ name: string; state: string; host: string; addresses: string[]; ssh: { hostKeys: string[] }; resources: { disk: string; consoleLog: string } }> }> {
   return JSON.parse(await readFile(join(labDir, '.labctl', 'state.json'), 'utf8'));
 }
 
@@ -110,10 +89,7 @@ describe.skipIf(gate.skip)('labctl on a remote libvirt host (qemu+ssh:// through
     sshDir = join(root, 'ssh');
     guest = join(tmpdir(), 'labctl-kvm-remote-guest');
     execFileSync(join(repo, 'scripts/guest/build-guest.sh'), [guest], { stdio: 'ignore' });
-    const env = execFileSync(join(repo, 'scripts/testbed/kvm-up.sh'), [bed], {
-      encoding: 'utf8',
-      env: { ...process.env, KVM_NETNS: NETNS, KVM_SUBNET: SUBNET },
-    });
+    const env = execFileSync(join(repo, 'scripts/testbed/kvm-up.sh'), [bed], { encoding: 'utf8', env: { ...process.env, KVM_NETNS: NETNS, KVM_SUBNET: SUBNET } });
     localUri = /^LIBVIRT_URI='([^']+)'/m.exec(env)![1]!;
 
     // The host's side, set up as its administrator would: a read-only golden image (with the kernel
@@ -132,9 +108,7 @@ describe.skipIf(gate.skip)('labctl on a remote libvirt host (qemu+ssh:// through
     virsh('pool-define-as', 'default', 'dir', '--target', '/var/lib/libvirt/images');
     virsh('pool-start', 'default');
 
-    const ssh = execFileSync(join(repo, 'scripts/testbed/libvirt-ssh.sh'), ['up', sshDir, NETNS, String(PORT), bed], {
-      encoding: 'utf8',
-    });
+    const ssh = execFileSync(join(repo, 'scripts/testbed/libvirt-ssh.sh'), ['up', sshDir, NETNS, String(PORT), bed], { encoding: 'utf8' });
     sshUri = /^LIBVIRT_SSH_URI='([^']+)'/m.exec(ssh)![1]!;
     libsshUri = /^LIBVIRT_LIBSSH_URI='([^']+)'/m.exec(ssh)![1]!;
     home = join(root, 'home');
@@ -173,18 +147,9 @@ describe.skipIf(gate.skip)('labctl on a remote libvirt host (qemu+ssh:// through
     // The golden path is the host's: this machine has no such file, and labctl must not look for one here.
     expect(existsSync(`${REMOTE_GOLDEN_DIR}/golden.vhd`)).toBe(false);
 
-    const unpooled = await labctl([
-      'create',
-      '--count',
-      '2',
-      '--golden',
-      '/var/lib/libvirt/nowhere/golden.vhd',
-      '--json',
-    ]);
+    const unpooled = await labctl(['create', '--count', '2', '--golden', '/var/lib/libvirt/nowhere/golden.vhd', '--json']);
     expect(unpooled.code, unpooled.stderr).toBe(2);
-    expect(JSON.parse(unpooled.stdout).error.message).toMatch(
-      /golden\.vhd is not a volume of any active storage pool at qemu\+ssh:\/\//,
-    );
+    expect(JSON.parse(unpooled.stdout).error.message).toMatch(/golden\.vhd is not a volume of any active storage pool at qemu\+ssh:\/\//);
 
     // Wrong pinned key, OpenSSH transport: ~/.ssh/known_hosts holds another key for [127.0.0.1]:PORT.
     const saved = join(home, '.ssh', 'known_hosts');
@@ -197,14 +162,7 @@ describe.skipIf(gate.skip)('labctl on a remote libvirt host (qemu+ssh:// through
       copyFileSync(join(sshDir, 'known_hosts'), saved);
     }
     // Wrong pinned key, libssh transport: known_hosts= in the URI.
-    const wrongLibssh = await labctl([
-      'create',
-      '--count',
-      '2',
-      '--uri',
-      libsshUri.replace(`${sshDir}/known_hosts`, `${sshDir}/wrong_known_hosts`),
-      '--json',
-    ]);
+    const wrongLibssh = await labctl(['create', '--count', '2', '--uri', libsshUri.replace(`${sshDir}/known_hosts`, `${sshDir}/wrong_known_hosts`), '--json']);
     expect(wrongLibssh.code).toBe(2);
     expect(JSON.parse(wrongLibssh.stdout).error.message).toMatch(/HOST KEY VERIFICATION FAILED|host key/i);
 
@@ -212,20 +170,11 @@ describe.skipIf(gate.skip)('labctl on a remote libvirt host (qemu+ssh:// through
     expect(poolVolumes()).toEqual([]);
   });
 
-  it("creates 2 VMs through qemu+ssh://: disks are volumes of the host's pool on the read-only golden image, both VMs answer SSH", async () => {
+  it('creates 2 VMs through qemu+ssh://: disks are volumes of the host\'s pool on the read-only golden image, both VMs answer SSH', async () => {
     // A disk left behind by an interrupted run (not even known to the pool yet): replaced, not refused.
     await writeFile(join(bed, 'lib', 'images', 'vm-01.qcow2'), 'left over');
 
-    const run = await labctl([
-      'create',
-      '--count',
-      '2',
-      '--timeout',
-      '180',
-      '--inventory',
-      join(labDir, 'hosts.ini'),
-      '--json',
-    ]);
+    const run = await labctl(['create', '--count', '2', '--timeout', '180', '--inventory', join(labDir, 'hosts.ini'), '--json']);
     console.log(`remote create --count 2: ${run.ms} ms`);
     expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
     const result = JSON.parse(run.stdout);
@@ -234,14 +183,7 @@ describe.skipIf(gate.skip)('labctl on a remote libvirt host (qemu+ssh:// through
     expect(domains()).toEqual(names);
 
     // Everything the VMs own is on the host, in its pool; locally only the domain XML handed to virsh.
-    expect(poolFiles()).toEqual([
-      'vm-01.console.log',
-      'vm-01.qcow2',
-      'vm-01.seed.iso',
-      'vm-02.console.log',
-      'vm-02.qcow2',
-      'vm-02.seed.iso',
-    ]);
+    expect(poolFiles()).toEqual(['vm-01.console.log', 'vm-01.qcow2', 'vm-01.seed.iso', 'vm-02.console.log', 'vm-02.qcow2', 'vm-02.seed.iso']);
     // Each seed went up with vol-upload over the same connection: the whole ISO, readable by root only.
     const seed = join(bed, 'lib', 'images', 'vm-01.seed.iso');
     expect(execFileSync('stat', ['-c', '%a', seed], { encoding: 'utf8' }).trim()).toBe('600');
@@ -249,14 +191,10 @@ describe.skipIf(gate.skip)('labctl on a remote libvirt host (qemu+ssh:// through
     expect(readdirSync(join(labDir, '.labctl', 'disks')).filter((file) => !file.endsWith('.xml'))).toEqual([]);
     for (const name of names) {
       const volume = virsh('vol-dumpxml', '--pool', 'default', `${name}.qcow2`);
-      expect(volume).toMatch(
-        /<backingStore>\s*<path>\/var\/lib\/libvirt\/labctl-golden\/golden\.vhd<\/path>\s*<format type='vpc'\/>/,
-      );
+      expect(volume).toMatch(/<backingStore>\s*<path>\/var\/lib\/libvirt\/labctl-golden\/golden\.vhd<\/path>\s*<format type='vpc'\/>/);
       expect(volume).toMatch(/<format type='qcow2'\/>/);
     }
-    expect(
-      execFileSync('qemu-img', ['info', '-U', join(bed, 'lib', 'images', 'vm-01.qcow2')], { encoding: 'utf8' }),
-    ).toMatch(/backing file format: vpc/);
+    expect(execFileSync('qemu-img', ['info', '-U', join(bed, 'lib', 'images', 'vm-01.qcow2')], { encoding: 'utf8' })).toMatch(/backing file format: vpc/);
 
     const saved = await state();
     for (const vm of saved.vms) {
@@ -271,22 +209,7 @@ describe.skipIf(gate.skip)('labctl on a remote libvirt host (qemu+ssh:// through
     for (const vm of saved.vms) {
       const hostname = execFileSync(
         'ip',
-        [
-          'netns',
-          'exec',
-          NETNS,
-          'ssh',
-          '-i',
-          join(guest, 'id_ed25519'),
-          '-o',
-          `UserKnownHostsFile=${join(labDir, 'known_hosts')}`,
-          '-o',
-          'StrictHostKeyChecking=yes',
-          '-o',
-          'BatchMode=yes',
-          `root@${vm.addresses[0]}`,
-          'hostname',
-        ],
+        ['netns', 'exec', NETNS, 'ssh', '-i', join(guest, 'id_ed25519'), '-o', `UserKnownHostsFile=${join(labDir, 'known_hosts')}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', `root@${vm.addresses[0]}`, 'hostname'],
         { encoding: 'utf8', timeout: 30_000 },
       );
       expect(hostname.trim()).toBe(vm.name);

@@ -22,15 +22,10 @@ export function sha256(file: string): string {
 export function runInNetns(netns: string, command: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<Run> {
   const started = Date.now();
   return new Promise((done) => {
-    execFile(
-      'ip',
-      ['netns', 'exec', netns, ...command],
-      { env, timeout: timeoutMs, maxBuffer: 16 << 20 },
-      (error, stdout, stderr) => {
-        const code = error ? ((error as { code?: number }).code ?? 1) : 0;
-        done({ code: typeof code === 'number' ? code : 1, stdout, stderr, ms: Date.now() - started });
-      },
-    );
+    execFile('ip', ['netns', 'exec', netns, ...command], { env, timeout: timeoutMs, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
+      const code = error ? ((error as { code?: number }).code ?? 1) : 0;
+      done({ code: typeof code === 'number' ? code : 1, stdout, stderr, ms: Date.now() - started });
+    });
   });
 }
 

@@ -18,10 +18,7 @@ export interface Result {
   hung: boolean;
 }
 
-export function labctl(
-  args: string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {},
-): Promise<Result> {
+export function labctl(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<Result> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [bin, ...args], {
       cwd: options.cwd,
@@ -50,11 +47,7 @@ export function labctl(
 }
 
 /** `items` through `fn`, `limit` at a time (the machine has 2 cores; each run is a node start). */
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T, index: number) => Promise<R>,
-): Promise<R[]> {
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;
   await Promise.all(
@@ -118,7 +111,5 @@ export async function sandbox(): Promise<Sandbox> {
 
 /** Output that reached the terminal must carry no raw control character but newline and tab. */
 export function rawControls(text: string): string[] {
-  return [...text.matchAll(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g)].map((m) =>
-    JSON.stringify(m[0]),
-  );
+  return [...text.matchAll(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g)].map((m) => JSON.stringify(m[0]));
 }
