@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { utils } from 'ssh2';
 import { UsageError } from '@labctl/core/errors';
 import type { VmPlan, VmSeed } from '@labctl/core/provider';
 import { generateHostKey, type HostKeyType } from './keys.js';
@@ -70,22 +71,36 @@ export async function makeSeedWith(vm: VmPlan, options: IdentityOptions = {}): P
   };
 }
 
-/** The login key's public half, one line per key (comments dropped). */
+/**
+ * The login key's public half: `KEYFILE.pub` (one line per key, comments dropped), or derived from the
+ * private key itself when there is no .pub and the key has no passphrase.
+ */
 async function publicKeyOf(keyFile: string): Promise<string[]> {
-  let text: string;
+  let text: string | undefined;
   try {
     text = await readFile(`${keyFile}.pub`, 'utf8');
+  } catch {
+    text = undefined;
+  }
+  if (text !== undefined)
+    return text
+      .split('\n')
+      .map((line) => line.trim().split(/\s+/).slice(0, 2).join(' '))
+      .filter((line) => line.length > 0 && !line.startsWith('#'));
+  let parsed: ReturnType<typeof utils.parseKey> | undefined;
+  try {
+    parsed = utils.parseKey(await readFile(keyFile));
   } catch (err) {
+    parsed = err as Error;
+  }
+  const key = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (!key || key instanceof Error)
     throw new UsageError(
       'SEED_NO_PUBLIC_KEY',
-      `cannot read ${keyFile}.pub, the public half of ssh.keyFile: ${(err as Error).message}`,
+      `cannot read the public half of ssh.keyFile ${keyFile}: no ${keyFile}.pub, and the key itself does not open${key instanceof Error ? ` (${key.message})` : ''}`,
       {
-        hint: `The seed authorizes that key for login. Make it with: ssh-keygen -y -f ${keyFile} > ${keyFile}.pub`,
+        hint: `The seed authorizes that key for login. Make the .pub with: ssh-keygen -y -f ${keyFile} > ${keyFile}.pub`,
       },
     );
-  }
-  return text
-    .split('\n')
-    .map((line) => line.trim().split(/\s+/).slice(0, 2).join(' '))
-    .filter((line) => line.length > 0 && !line.startsWith('#'));
+  return [`${key.type} ${key.getPublicSSH().toString('base64')}`];
 }

@@ -276,13 +276,12 @@ function addressFields(vm: VmPlan | undefined): Partial<VmRecord> {
  * answer for the other.
  */
 function checkAddressesFree(session: StateSession, plan: Plan): void {
-  const planned = new Set(plan.vms.map((vm) => vm.name));
+  const plannedAddress = new Map(plan.vms.map((vm) => [vm.name, vm.address?.address]));
   const taken = new Map<string, string>();
   for (const vm of session.state.vms) {
     if (vm.state === 'missing' || vm.state === 'destroying') continue;
     for (const address of [vm.assignedAddress, ...vm.addresses])
-      if (address && !(planned.has(vm.name) && plan.vms.find((p) => p.name === vm.name)?.address?.address === address))
-        taken.set(address, vm.name);
+      if (address && plannedAddress.get(vm.name) !== address) taken.set(address, vm.name);
   }
   const clashes = plan.vms
     .filter((vm) => vm.address && taken.has(vm.address.address) && taken.get(vm.address.address) !== vm.name)
