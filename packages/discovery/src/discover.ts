@@ -5,8 +5,11 @@ import { type AdapterReport, type Provider, type VmFailure, vmFailure } from '@l
 import type { VmRecord } from '@labctl/core/state';
 import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { utils } from 'ssh2';
+import ssh2 from 'ssh2';
 import { type ProbeResult, type SshProbe, sshHandshakeProbe } from './ssh-probe.js';
+
+// ssh2 is CommonJS: its named exports are read from the default export at run time.
+const { utils } = ssh2;
 
 /**
  * IP discovery, provider-neutral. Per VM: poll the provider's adapter reports -> keep usable

@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { utils } from 'ssh2';
+import ssh2 from 'ssh2';
 import { UsageError } from '@labctl/core/errors';
 import type { VmPlan, VmSeed } from '@labctl/core/provider';
 import { generateHostKey, type HostKeyType } from './keys.js';
 import { type SeedIdentity, seedFiles, userDataProblems } from './nocloud.js';
+
+// ssh2 is CommonJS: its named exports are read from the default export at run time.
+const { utils } = ssh2;
 
 /**
  * A VM's identity, made before the VM exists: its own SSH host keys (the public halves go to the
