@@ -116,7 +116,7 @@ else
   step "try it, then clean up"
   cat <<EOF
 The VMs are in network namespace $KVM_NETNS; run things that talk to them inside it:
-  sudo ip netns exec $KVM_NETNS ssh -i $guest/id_ed25519 -o UserKnownHostsFile=$lab/known_hosts -o StrictHostKeyChecking=yes root@<address> hostname
+  sudo ip netns exec $KVM_NETNS ssh -i $guest/id_ed25519 -o UserKnownHostsFile=$lab/known_hosts -o StrictHostKeyChecking=yes -o HostKeyAlias=<vm name> root@<address> hostname
   cd $lab && sudo ip netns exec $KVM_NETNS ansible all -i hosts.ini -m raw -a 'uptime'
   sudo env LIBVIRT_DEFAULT_URI='$LIBVIRT_URI' virsh list
 Clean up everything (VMs, overlays, network, daemons, namespace):
