@@ -209,7 +209,7 @@ describe.skipIf(gate.skip)('labctl on a remote libvirt host (qemu+ssh:// through
     for (const vm of saved.vms) {
       const hostname = execFileSync(
         'ip',
-        ['netns', 'exec', NETNS, 'ssh', '-i', join(guest, 'id_ed25519'), '-o', `UserKnownHostsFile=${join(labDir, 'known_hosts')}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', `root@${vm.addresses[0]}`, 'hostname'],
+        ['netns', 'exec', NETNS, 'ssh', '-i', join(guest, 'id_ed25519'), '-o', `UserKnownHostsFile=${join(labDir, 'known_hosts')}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', `HostKeyAlias=${vm.name}`, `root@${vm.addresses[0]}`, 'hostname'],
         { encoding: 'utf8', timeout: 30_000 },
       );
       expect(hostname.trim()).toBe(vm.name);
