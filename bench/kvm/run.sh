@@ -63,29 +63,15 @@ sampler_start() {
 sampler_stop() { kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null; cat "$work/mem.peak"; }
 
 # ---- the common finish line: every domain has a lease and answers ssh hostname ----
-wait_ssh() { # domain...
-  local d dir=$work/ssh-ok; rm -rf "$dir"; mkdir -p "$dir"
-  for d in "$@"; do
-    ( deadline=$(( $(date +%s) + 300 ))
-      while [ "$(date +%s)" -lt "$deadline" ]; do
-        ip=$("${V[@]}" domifaddr "$d" --source lease 2>/dev/null | awk '/ipv4/ {sub(/\/.*/, "", $4); print $4; exit}')
-        if [ -n "$ip" ] && out=$(in_ns ssh -i "$guest/id_ed25519" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-            -o LogLevel=ERROR -o ConnectTimeout=3 -o BatchMode=yes "root@$ip" hostname 2>/dev/null) && [ -n "$out" ]; then
-          touch "$dir/$d"; break
-        fi
-        sleep 0.5
-      done ) &
-  done
-  wait
-  ls "$dir" | wc -l
-}
-# The same finish line for VMs whose addresses are known before boot (no lease to read): NAME=IP...
-wait_ssh_at() {
+# NAME reads the address from the DHCP lease; NAME=IP (addresses known before boot) uses IP as given.
+wait_ssh() { # NAME or NAME=IP ...
   local pair dir=$work/ssh-ok; rm -rf "$dir"; mkdir -p "$dir"
   for pair in "$@"; do
-    ( d=${pair%%=*} ip=${pair#*=}; deadline=$(( $(date +%s) + 300 ))
+    ( d=${pair%%=*} given=; [ "$pair" != "$d" ] && given=${pair#*=}
+      deadline=$(( $(date +%s) + 300 ))
       while [ "$(date +%s)" -lt "$deadline" ]; do
-        if out=$(in_ns ssh -i "$guest/id_ed25519" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+        ip=${given:-$("${V[@]}" domifaddr "$d" --source lease 2>/dev/null | awk '/ipv4/ {sub(/\/.*/, "", $4); print $4; exit}')}
+        if [ -n "$ip" ] && out=$(in_ns ssh -i "$guest/id_ed25519" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
             -o LogLevel=ERROR -o ConnectTimeout=3 -o BatchMode=yes "root@$ip" hostname 2>/dev/null) && [ -n "$out" ]; then
           touch "$dir/$d"; break
         fi
@@ -143,7 +129,7 @@ run_labctl_static() {
   for i in $(seq 1 "$N"); do pairs+=("$(printf 'ls-%02d' "$i")=$prefix.$((19 + i))"); done
   t0=$(now)
   labctl create --count "$N" --lab-dir "$static_lab" > "$work/labctl-static-create.log" 2>&1 || echo "labctl create (static) failed: see $work/labctl-static-create.log" >&2
-  ok=$(wait_ssh_at "${pairs[@]}"); t1=$(now)
+  ok=$(wait_ssh "${pairs[@]}"); t1=$(now)
   record labctl-static "$1" "$t0" "$t1" "$ok"
   labctl destroy --all --lab-dir "$static_lab" >/dev/null 2>&1
 }
