@@ -174,6 +174,65 @@ export interface DestroyFacts {
   leftAlone: string[];
 }
 
+/** How `stop` stops: a guest shutdown (ACPI / Hyper-V's shutdown integration service) with a deadline. */
+export interface StopOptions {
+  /** Power off at once, no guest shutdown. */
+  force?: boolean;
+  /** Seconds the guest gets to shut down; after them a VM is powered off only with `forceAfterTimeout`. */
+  timeoutS: number;
+  forceAfterTimeout?: boolean;
+}
+
+/** What `stop` reports for a VM it stopped or found stopped. */
+export interface StopFacts {
+  state: VmState;
+  /** False when it was not running. */
+  stopped: boolean;
+  /** It was powered off (asked, or the guest did not shut down in time). */
+  forced: boolean;
+}
+
+/** Snapshots are a stack per VM: saved on top, reverted to the newest unless named, deleted anywhere. */
+export type SnapshotAction = 'save' | 'list' | 'revert' | 'delete';
+
+export interface SnapshotRequest {
+  action: SnapshotAction;
+  /** save: the new snapshot's name (default snap-N); revert/delete: which one (default: the newest). */
+  name?: string;
+  /** Hyper-V's checkpoint type; libvirt ignores it (its snapshots are always full). */
+  type?: 'standard' | 'production';
+  /** save: refuse when the volume of the VM's disk has less free space than this (bytes). */
+  minFreeBytes?: number;
+}
+
+export interface SnapshotInfo {
+  name: string;
+  /** ISO 8601, when the hypervisor says. */
+  created?: string;
+  /** The parent snapshot's name (the one below it on the stack). */
+  parent?: string;
+  /** What the VM was doing when it was taken ("running", "shutoff"), when known. */
+  vmState?: string;
+}
+
+/** What a snapshot operation reports for one VM: the snapshot it acted on and the stack afterwards, oldest first. */
+export interface SnapshotFacts {
+  snapshot?: string;
+  snapshots: SnapshotInfo[];
+  /** The VM's state after the operation (a revert may start or stop it). */
+  state?: VmState;
+}
+
+/** The name `save` gives when none is asked for: snap-N, one above the highest snap-N of the stack. */
+export function nextSnapshotName(existing: readonly SnapshotInfo[]): string {
+  let highest = 0;
+  for (const snapshot of existing) {
+    const match = /^snap-(\d{1,9})$/.exec(snapshot.name);
+    if (match) highest = Math.max(highest, Number(match[1]));
+  }
+  return `snap-${highest + 1}`;
+}
+
 export interface Provider {
   readonly name: string;
   /**
@@ -189,6 +248,10 @@ export interface Provider {
   /** One result per VM asked for: the VM's record on success. */
   create(vms: VmPlan[], events: EventSink): Promise<Array<VmResult<VmRecord>>>;
   start(vms: VmRecord[], events: EventSink): Promise<Array<VmResult<StartFacts>>>;
+  /** Guest shutdown with a deadline, or power-off (see StopOptions); a stopped VM is left as it is. */
+  stop(vms: VmRecord[], options: StopOptions, events: EventSink): Promise<Array<VmResult<StopFacts>>>;
+  /** One snapshot operation on every VM of the call (Hyper-V: one script per host). */
+  snapshot(vms: VmRecord[], request: SnapshotRequest, events: EventSink): Promise<Array<VmResult<SnapshotFacts>>>;
   adapters(vms: VmRecord[]): Promise<AdapterReport[]>;
   /** VMs this lab owns as the hypervisor sees them (labctl-made only). */
   list(lab: string): Promise<VmRecord[]>;

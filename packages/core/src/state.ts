@@ -26,6 +26,8 @@ export const VmStateSchema = z.enum([
   'starting',
   'running',
   'stopped',
+  /** Hyper-V paused it because the volume holding its files is full (Paused-Critical). */
+  'paused-critical',
   'failed',
   'destroying',
   'missing',

@@ -17,6 +17,7 @@ namespace Microsoft.HyperV.PowerShell
     public enum ControllerType { IDE = 0, SCSI = 1 }
     public enum VMOperationalStatus { Ok = 2, Degraded = 3, PredictiveFailure = 5, InService = 11, ProtocolMismatch = 32775, CommunicationFailed = 32776 }
     public enum VMIntegrationComponentOperationalStatus { Ok = 2, Degraded = 3, Error = 6, NonRecoverableError = 7, NoContact = 12, LostCommunication = 13, Disabled = 32896 }
+    public enum CheckpointType { Disabled = 2, Production = 3, ProductionOnly = 4, Standard = 5 }
     public enum SnapshotType { Standard = 0, Recovery = 1, Planned = 2, Missing = 3, Replica = 4, AppConsistentReplica = 5, SyncedReplica = 6 }
 
     /// <summary>What the Hyper-V cmdlets throw (access denied, not found, operation failed).</summary>
@@ -45,6 +46,7 @@ namespace Microsoft.HyperV.PowerShell
         public StopAction AutomaticStopAction { get; set; }
         public Guid? ParentSnapshotId { get; set; }
         public string ParentSnapshotName { get; set; }
+        public CheckpointType CheckpointType { get; set; }
         public override string ToString() { return "VirtualMachine (Name = '" + Name + "') [Id = '" + Id + "']"; }
     }
 
@@ -97,8 +99,10 @@ namespace Microsoft.HyperV.PowerShell
         public Guid VMId { get; set; }
         public SnapshotType SnapshotType { get; set; }
         public Guid? ParentSnapshotId { get; set; }
+        public string ParentSnapshotName { get; set; }
         public string Path { get; set; }
         public DateTime CreationTime { get; set; }
+        public VMState State { get; set; }
     }
 
     public class VMMigrationNetwork

@@ -67,7 +67,17 @@ try {
 }
 // Values must stay data: no user value may appear inside the script text (checked here because a
 // real host would run such a script without complaint).
-const SCRIPT_WORDS = new Set(['linked', 'full', 'linux', 'windows', 'off']);
+const SCRIPT_WORDS = new Set([
+  'linked',
+  'full',
+  'linux',
+  'windows',
+  'off',
+  'revert',
+  'delete',
+  'Standard',
+  'Production',
+]);
 const leaves = [];
 (function collect(value) {
   if (typeof value === 'string') leaves.push(value);

@@ -11,7 +11,11 @@ import type {
   RegisterVmsInput,
   RemoveVmResult,
   RemoveVmsInput,
+  SnapshotVmResult,
+  SnapshotVmsInput,
   StartVmResult,
+  StopVmResult,
+  StopVmsInput,
   VmAdapterFacts,
   VmRef,
 } from './types.js';
@@ -26,6 +30,8 @@ export interface HyperVDriver {
   hostFacts(input: HostFactsInput): Promise<HostFacts>;
   createVms(input: CreateVmsInput): Promise<CreateVmResult[]>;
   startVms(lab: string, vms: VmRef[]): Promise<StartVmResult[]>;
+  stopVms(input: StopVmsInput): Promise<StopVmResult[]>;
+  snapshotVms(input: SnapshotVmsInput): Promise<SnapshotVmResult[]>;
   adapters(vms: VmRef[]): Promise<VmAdapterFacts[]>;
   listVms(lab: string): Promise<ListedVm[]>;
   removeVms(input: RemoveVmsInput): Promise<RemoveVmResult[]>;
@@ -69,6 +75,16 @@ export class PowerShellHyperVDriver implements HyperVDriver {
 
   async startVms(lab: string, vms: VmRef[]): Promise<StartVmResult[]> {
     return objectArray<StartVmResult>((await this.run<{ vms: unknown }>('start_vms', { lab, vms }))?.vms);
+  }
+
+  /** The script asks every guest at once and waits up to timeoutS for them all. */
+  async stopVms(input: StopVmsInput): Promise<StopVmResult[]> {
+    const deadline = 180_000 + input.timeoutS * 1000;
+    return objectArray<StopVmResult>((await this.run<{ vms: unknown }>('stop_vms', input, deadline))?.vms);
+  }
+
+  async snapshotVms(input: SnapshotVmsInput): Promise<SnapshotVmResult[]> {
+    return objectArray<SnapshotVmResult>((await this.run<{ vms: unknown }>('snapshot_vms', input, 1_800_000))?.vms);
   }
 
   async adapters(vms: VmRef[]): Promise<VmAdapterFacts[]> {

@@ -46,7 +46,8 @@ describe('cmdlet output shapes from 5.1 and 7 (recordings)', () => {
   });
 
   it('Critical states are failures; unknown numbers are kept, not guessed', () => {
-    expect(labctlState('PausedCritical')).toBe('failed');
+    expect(labctlState('PausedCritical')).toBe('paused-critical');
+    expect(labctlState('OffCritical')).toBe('failed');
     expect(vmStateName(32789)).toBe('State32789');
     expect(labctlState(3)).toBe('stopped');
   });

@@ -36,6 +36,7 @@ export function vmStateName(value: unknown): string {
 export function labctlState(value: unknown): VmState {
   const name = vmStateName(value);
   if (name === 'not_created') return 'missing';
+  if (name === 'PausedCritical') return 'paused-critical';
   if (/Critical$/.test(name)) return 'failed';
   switch (name) {
     case 'Running':

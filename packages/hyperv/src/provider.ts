@@ -10,7 +10,12 @@ import {
   type PreflightOptions,
   type PreflightResult,
   type Provider,
+  type SnapshotFacts,
+  type SnapshotInfo,
+  type SnapshotRequest,
   type StartFacts,
+  type StopFacts,
+  type StopOptions,
   type VmFailure,
   type VmPlan,
   type VmResult,
@@ -29,10 +34,10 @@ import { type DriverTimeouts, type HyperVDriver, PowerShellHyperVDriver } from '
 import { HyperVNoHostsError, HyperVPlacementError } from './errors.js';
 import { createSpec, diskDirFor, forHyperV } from './inputs.js';
 import { seedPayload } from './seed-disk.js';
-import { colonMac, labctlState } from './parse.js';
+import { colonMac, labctlState, objectArray } from './parse.js';
 import { batches, placeVms } from './placement.js';
 import { evaluatePreflight, type HostFactsOutcome } from './preflight.js';
-import type { CreateVmsInput, HostFacts, StartVmResult, VmRef } from './types.js';
+import type { CheckpointFacts, CreateVmsInput, HostFacts, StartVmResult, VmRef, VolumeSpace } from './types.js';
 
 /** How long a start call waits for others to join its run (see `start`). */
 
@@ -455,6 +460,124 @@ export class HyperVProvider implements Provider {
     return results;
   }
 
+  /** One stop_vms run per host of the call: every guest is asked at once, the deadline covers them all. */
+  async stop(vms: VmRecord[], options: StopOptions, events: EventSink): Promise<Array<VmResult<StopFacts>>> {
+    return this.scriptPerHost(vms, 'stop', 'HYPERV_STOP_FAILED', events, async (driver, refs) =>
+      (
+        await driver.stopVms({
+          vms: refs,
+          force: Boolean(options.force),
+          timeoutS: options.timeoutS,
+          forceAfterTimeout: Boolean(options.forceAfterTimeout),
+        })
+      ).map((outcome): VmResult<StopFacts> => {
+        if (outcome.ok && outcome.state === 'not_created')
+          return { name: outcome.name, ok: false, error: missingVm(driver.host) };
+        if (!outcome.ok && outcome.error?.type === 'PausedCritical')
+          return { name: outcome.name, ok: false, error: pausedCritical(outcome.volume) };
+        if (!outcome.ok)
+          return { name: outcome.name, ok: false, error: hypervFailure(outcome.error, 'HYPERV_STOP_FAILED') };
+        events({
+          subject: outcome.name,
+          phase: 'stop',
+          status: outcome.stopped ? 'done' : 'skipped',
+          message: outcome.stopped ? (outcome.forced ? 'turned off' : 'shut down by the guest') : 'not running',
+        });
+        return {
+          name: outcome.name,
+          ok: true,
+          facts: {
+            state: labctlState(outcome.state),
+            stopped: Boolean(outcome.stopped),
+            forced: Boolean(outcome.forced),
+          },
+        };
+      }),
+    );
+  }
+
+  /** One snapshot_vms run per host of the call (checkpoints; see scripts/snapshot_vms.ts). */
+  async snapshot(
+    vms: VmRecord[],
+    request: SnapshotRequest,
+    events: EventSink,
+  ): Promise<Array<VmResult<SnapshotFacts>>> {
+    const phase = `snapshot ${request.action}`;
+    return this.scriptPerHost(vms, phase, 'HYPERV_SNAPSHOT_FAILED', events, async (driver, refs) =>
+      (
+        await driver.snapshotVms({
+          action: request.action,
+          vms: refs,
+          ...(request.name ? { name: request.name } : {}),
+          ...(request.type ? { type: request.type === 'production' ? 'Production' : 'Standard' } : {}),
+          ...(request.minFreeBytes !== undefined ? { minFreeBytes: request.minFreeBytes } : {}),
+        })
+      ).map((outcome): VmResult<SnapshotFacts> => {
+        if (!outcome.ok)
+          return { name: outcome.name, ok: false, error: hypervFailure(outcome.error, 'HYPERV_SNAPSHOT_FAILED') };
+        if (request.action !== 'list')
+          events({
+            subject: outcome.name,
+            phase,
+            status: 'done',
+            ...(outcome.snapshot ? { message: outcome.snapshot } : {}),
+          });
+        return {
+          name: outcome.name,
+          ok: true,
+          facts: {
+            ...(outcome.snapshot ? { snapshot: outcome.snapshot } : {}),
+            snapshots: objectArray<CheckpointFacts>(outcome.snapshots).map(
+              (checkpoint): SnapshotInfo => ({
+                name: String(checkpoint.name),
+                ...(checkpoint.created ? { created: String(checkpoint.created) } : {}),
+                ...(checkpoint.parent ? { parent: String(checkpoint.parent) } : {}),
+              }),
+            ),
+            ...(outcome.state ? { state: labctlState(outcome.state) } : {}),
+          },
+        };
+      }),
+    );
+  }
+
+  /**
+   * One script run per host for the VMs of the call; a run that could not happen at all fails each
+   * of its VMs with that error, and a VM the script said nothing about is a failure too.
+   */
+  private async scriptPerHost<F>(
+    vms: VmRecord[],
+    phase: string,
+    code: string,
+    events: EventSink,
+    run: (driver: HyperVDriver, refs: VmRef[]) => Promise<Array<VmResult<F>>>,
+  ): Promise<Array<VmResult<F>>> {
+    const results: Array<VmResult<F>> = [];
+    await Promise.all(
+      [...this.refs(vms)].map(async ([host, refs]) => {
+        const plain = refs.map(({ record: _record, ...ref }) => ref);
+        for (const ref of plain) events({ subject: ref.name, phase, status: 'start' });
+        let outcomes: Array<VmResult<F>>;
+        try {
+          outcomes = await run(await this.driver(host), plain);
+        } catch (error) {
+          const failure = vmFailure(error, 'HYPERV_RUN_FAILED');
+          outcomes = plain.map((ref) => ({ name: ref.name, ok: false, error: failure }));
+        }
+        for (const ref of plain) {
+          const outcome = outcomes.find((item) => item.name === ref.name) ?? {
+            name: ref.name,
+            ok: false as const,
+            error: { code, message: 'the script returned no result for this VM' },
+          };
+          if (!outcome.ok) events({ subject: ref.name, phase, status: 'failed', message: outcome.error.message });
+          results.push(outcome);
+        }
+      }),
+    );
+    return results;
+  }
+
   async adapters(vms: VmRecord[]): Promise<AdapterReport[]> {
     const reports: AdapterReport[] = [];
     await Promise.all(
@@ -563,6 +686,28 @@ export class HyperVProvider implements Provider {
       }),
     );
   }
+}
+
+function missingVm(host: string): VmFailure {
+  return {
+    code: 'HYPERV_VM_MISSING',
+    message: `the VM does not exist on ${host}`,
+    hint: 'Run labctl create again to make it.',
+  };
+}
+
+/** Seed 004's lesson: a Paused-Critical VM is out of disk space, not "running", and stopping it frees nothing. */
+function pausedCritical(volume: VolumeSpace | undefined): VmFailure {
+  const where = volume?.root ? `volume ${volume.root}` : 'the volume holding its disks';
+  const free =
+    typeof volume?.freeBytes === 'number'
+      ? `${(volume.freeBytes / 2 ** 30).toFixed(2)} GiB free`
+      : 'free space unknown';
+  return {
+    code: 'HYPERV_PAUSED_CRITICAL',
+    message: `the VM is Paused-Critical: Hyper-V paused it because ${where} is full (${free})`,
+    hint: "Free space on that volume (or move the VM's storage), then resume it with Resume-VM or labctl start; merging or deleting checkpoints also frees space.",
+  };
 }
 
 /** A per-VM error from a script, typed (its message is PowerShell's own text). */

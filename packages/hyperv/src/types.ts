@@ -117,6 +117,57 @@ export interface StartVmResult {
   error?: ScriptFailure;
 }
 
+export interface StopVmsInput {
+  vms: VmRef[];
+  force: boolean;
+  timeoutS: number;
+  forceAfterTimeout: boolean;
+}
+
+export interface VolumeSpace {
+  dir: string;
+  root?: string | null;
+  freeBytes?: number | null;
+  totalBytes?: number | null;
+  unknown?: string | null;
+}
+
+export interface StopVmResult {
+  name: string;
+  ok: boolean;
+  state?: string;
+  stopped?: boolean;
+  forced?: boolean;
+  /** A Paused-Critical VM: the volume that filled up. */
+  volume?: VolumeSpace;
+  error?: ScriptFailure;
+}
+
+export interface SnapshotVmsInput {
+  action: 'save' | 'list' | 'revert' | 'delete';
+  name?: string;
+  /** Hyper-V's CheckpointType name (Standard, Production). */
+  type?: string;
+  minFreeBytes?: number;
+  vms: VmRef[];
+}
+
+export interface CheckpointFacts {
+  name: string;
+  id: string;
+  created?: string;
+  parent?: string;
+}
+
+export interface SnapshotVmResult {
+  name: string;
+  ok: boolean;
+  snapshot?: string | null;
+  snapshots?: unknown;
+  state?: string;
+  error?: ScriptFailure;
+}
+
 export interface AdapterFacts {
   name: string;
   macAddress: string;

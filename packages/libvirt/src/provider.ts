@@ -13,7 +13,11 @@ import {
   type PreflightResult,
   placeInBatches,
   type Provider,
+  type SnapshotFacts,
+  type SnapshotRequest,
   type StartFacts,
+  type StopFacts,
+  type StopOptions,
   type VmPlan,
   type VmResult,
   vmFailure,
@@ -29,6 +33,7 @@ import { type DiskStore, LocalStore, PoolStore } from './storage.js';
 import { isNoDomain, isNotRunning, Virsh } from './virsh.js';
 import { domainXml, LABCTL_XMLNS, type LabctlMetadata, networkSource, parseLabctlMetadata } from './xml.js';
 import { addressChecks, addReservation, removeReservation } from './reservations.js';
+import { snapshotDomain, stopDomain } from './day2.js';
 import { isoImage } from '@labctl/seed/iso9660';
 import { SEED_LABEL } from '@labctl/seed/nocloud';
 
@@ -366,6 +371,52 @@ export class LibvirtProvider implements Provider {
     });
   }
 
+  /** Guest shutdowns run side by side: each waits for its guest, not for the others. */
+  async stop(vms: VmRecord[], options: StopOptions, events: EventSink): Promise<Array<VmResult<StopFacts>>> {
+    return this.eachDomain(
+      vms,
+      8,
+      'stop',
+      'LIBVIRT_STOP_FAILED',
+      (vm) => stopDomain(this.virsh, vm, options, events),
+      events,
+    );
+  }
+
+  /** Snapshots (see day2.ts): internal, inside the VM's own overlay; the golden image is never written. */
+  async snapshot(
+    vms: VmRecord[],
+    request: SnapshotRequest,
+    events: EventSink,
+  ): Promise<Array<VmResult<SnapshotFacts>>> {
+    return this.eachDomain(
+      vms,
+      4,
+      `snapshot ${request.action}`,
+      'LIBVIRT_SNAPSHOT_FAILED',
+      (vm) => snapshotDomain({ virsh: this.virsh, store: this.store }, vm, request, events),
+      events,
+    );
+  }
+
+  /** One operation per domain, `limit` at a time, as one result per VM (virsh acts on one domain per call). */
+  private async eachDomain<F>(
+    vms: VmRecord[],
+    limit: number,
+    phase: string,
+    code: string,
+    fn: (vm: VmRecord) => Promise<F>,
+    events: EventSink,
+  ): Promise<Array<VmResult<F>>> {
+    const settled = await mapLimit(vms, limit, fn);
+    return settled.map((result, i): VmResult<F> => {
+      const name = vms[i]!.name;
+      if (result.ok) return { name, ok: true, facts: result.value };
+      events({ subject: name, phase, status: 'failed', message: describeError(result.error) });
+      return { name, ok: false, error: vmFailure(result.error, code) };
+    });
+  }
+
   /** Addresses as libvirt sees them (see adapters.ts). */
   adapters(vms: VmRecord[]): Promise<AdapterReport[]> {
     return this.adapterReader.read(vms);
@@ -428,13 +479,16 @@ export class LibvirtProvider implements Provider {
       await this.virsh.run(['destroy', vm.name], { timeoutMs: 60_000 }).catch((err) => {
         if (!isNotRunning(err) && !isNoDomain(err)) throw err;
       });
-      await this.virsh.run(['undefine', '--nvram', vm.name], { timeoutMs: 60_000 }).catch(async (err) => {
-        if (isNoDomain(err)) return;
-        // Domains without NVRAM on older libvirt refuse --nvram.
-        await this.virsh.run(['undefine', vm.name], { timeoutMs: 60_000 }).catch((again) => {
-          if (!isNoDomain(again)) throw again;
+      // Its snapshots are internal (inside the overlay removed below): only their metadata goes here.
+      await this.virsh
+        .run(['undefine', '--nvram', '--snapshots-metadata', vm.name], { timeoutMs: 60_000 })
+        .catch(async (err) => {
+          if (isNoDomain(err)) return;
+          // Domains without NVRAM on older libvirt refuse --nvram.
+          await this.virsh.run(['undefine', '--snapshots-metadata', vm.name], { timeoutMs: 60_000 }).catch((again) => {
+            if (!isNoDomain(again)) throw again;
+          });
         });
-      });
     }
     const leftAlone = options.keepDisks ? [] : await this.removeOwnFiles(vm, meta, events);
     await this.removeOwnReservation(vm, events);

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access, lstat, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, lstat, mkdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, posix, resolve } from 'node:path';
 import { pathInside } from '@labctl/core/names';
 import type { Check } from '@labctl/core/checks';
@@ -62,6 +62,8 @@ export interface DiskStore {
   isOwnDisk(path: string): Promise<boolean>;
   /** A console file for the accelerator probe VM. */
   probeConsole(name: string): Promise<ProbeConsole>;
+  /** Free bytes where the VMs' disks live (snapshots grow them there). */
+  freeBytes(): Promise<number>;
 }
 
 export class LocalStore implements DiskStore {
@@ -75,6 +77,11 @@ export class LocalStore implements DiskStore {
   async preflight(options: { dryRun?: boolean } = {}): Promise<Check[]> {
     if (!options.dryRun) await mkdir(this.dir, { recursive: true, mode: 0o700 });
     return [];
+  }
+
+  async freeBytes(): Promise<number> {
+    const stats = await statfs(this.dir);
+    return stats.bavail * stats.bsize;
   }
 
   inspectGolden(path: string): Promise<GoldenInfo> {
@@ -234,6 +241,14 @@ export class PoolStore implements DiskStore {
       this.target = target;
     }
     return this.target;
+  }
+
+  async freeBytes(): Promise<number> {
+    const info = await this.virsh.text(['pool-info', '--bytes', this.pool], { timeoutMs: 30_000 });
+    const available = /^Available:\s+(\d+)/m.exec(info);
+    if (!available)
+      throw new StorageError('POOL_INFO', `virsh pool-info ${this.pool} did not say how much space is available`);
+    return Number(available[1]);
   }
 
   async preflight(options: { dryRun?: boolean } = {}): Promise<Check[]> {

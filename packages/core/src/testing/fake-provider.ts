@@ -6,10 +6,16 @@ import {
   type DestroyOptions,
   type Plan,
   type PreflightOptions,
+  nextSnapshotName,
   type PreflightResult,
   placeInBatches,
   type Provider,
+  type SnapshotFacts,
+  type SnapshotInfo,
+  type SnapshotRequest,
   type StartFacts,
+  type StopFacts,
+  type StopOptions,
   type VmPlan,
   type VmResult,
   vmFailure,
@@ -62,6 +68,12 @@ export class FakeProvider implements Provider {
   onCreate: ((name: string) => void) | undefined;
 
   preflight_Options: PreflightOptions[] = [];
+  stop_Args: Array<{ names: string[]; options: StopOptions }> = [];
+  /** Per VM name: this VM fails to stop. */
+  stop_Err = new Map<string, Error>();
+  snapshot_Args: Array<{ names: string[]; request: SnapshotRequest }> = [];
+  /** Snapshot stacks "on the hypervisor", oldest first. */
+  readonly snapshots = new Map<string, SnapshotInfo[]>();
 
   async preflight(plan: Plan, options: PreflightOptions = {}): Promise<PreflightResult> {
     this.preflight_Called++;
@@ -160,5 +172,52 @@ export class FakeProvider implements Provider {
       results.push({ name: vm.name, ok: true, facts: { absent, leftAlone: [] } });
     }
     return results;
+  }
+
+  async stop(vms: VmRecord[], options: StopOptions, events: EventSink): Promise<Array<VmResult<StopFacts>>> {
+    this.stop_Args.push({ names: vms.map((vm) => vm.name), options });
+    return vms.map((vm): VmResult<StopFacts> => {
+      const err = this.stop_Err.get(vm.name);
+      const domain = this.domains.get(vm.name);
+      if (err || !domain)
+        return {
+          name: vm.name,
+          ok: false,
+          error: err ? vmFailure(err) : { code: 'FAKE_NO_DOMAIN', message: `no domain ${vm.name}` },
+        };
+      const stopped = domain.state === 'running';
+      domain.state = 'stopped';
+      events({ subject: vm.name, phase: 'stop', status: stopped ? 'done' : 'skipped' });
+      return { name: vm.name, ok: true, facts: { state: 'stopped', stopped, forced: Boolean(options.force) } };
+    });
+  }
+
+  async snapshot(vms: VmRecord[], request: SnapshotRequest): Promise<Array<VmResult<SnapshotFacts>>> {
+    this.snapshot_Args.push({ names: vms.map((vm) => vm.name), request });
+    return vms.map((vm): VmResult<SnapshotFacts> => {
+      const stack = this.snapshots.get(vm.name) ?? [];
+      this.snapshots.set(vm.name, stack);
+      const missing = (name: string): VmResult<SnapshotFacts> => ({
+        name: vm.name,
+        ok: false,
+        error: { code: 'SNAPSHOT_MISSING', message: `${vm.name} has no snapshot ${name}` },
+      });
+      switch (request.action) {
+        case 'list':
+          return { name: vm.name, ok: true, facts: { snapshots: [...stack] } };
+        case 'save': {
+          const name = request.name ?? nextSnapshotName(stack);
+          stack.push({ name, ...(stack.length ? { parent: stack.at(-1)!.name } : {}) });
+          return { name: vm.name, ok: true, facts: { snapshot: name, snapshots: [...stack] } };
+        }
+        default: {
+          const target = request.name ?? stack.at(-1)?.name;
+          const index = stack.findIndex((item) => item.name === target);
+          if (target === undefined || index < 0) return missing(target ?? '(none)');
+          if (request.action === 'delete') stack.splice(index, 1);
+          return { name: vm.name, ok: true, facts: { snapshot: target, snapshots: [...stack] } };
+        }
+      }
+    });
   }
 }

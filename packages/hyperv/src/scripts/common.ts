@@ -101,6 +101,31 @@ function ConvertTo-LabctlAsciiJson {
   return [regex]::Replace($json, '[^\x00-\x7F]', { param($m) '\u{0:x4}' -f [int][char]$m.Value })
 }
 
+function Get-LabctlVolumeSpace {
+  <#
+  .SYNOPSIS
+  Free space of the volume that holds a directory: the Win32_Volume whose mount point (a drive root,
+  or a folder such as C:\ClusterStorage\Volume1\) is the longest prefix of the path. DriveInfo is
+  wrong here: it throws on UNC paths and reports C: for Cluster Shared Volumes and mount points.
+  A share's free space is not looked up: unknown, with the reason.
+  #>
+  param([string]$Dir, $Volumes)
+  $entry = [ordered]@{ dir = $Dir; root = $null; freeBytes = $null; totalBytes = $null; unknown = $null }
+  if ($Dir.StartsWith('\\')) { $entry.unknown = 'a network share: labctl does not look up its free space'; return $entry }
+  $full = (Get-LabctlFullPath $Dir) + [char]92
+  $best = $null
+  foreach ($volume in $Volumes) {
+    $name = [string]$volume.Name
+    if (-not $name -or $name.StartsWith('\\')) { continue }
+    if ($full.StartsWith($name, [StringComparison]::OrdinalIgnoreCase) -and (-not $best -or $name.Length -gt ([string]$best.Name).Length)) { $best = $volume }
+  }
+  if (-not $best) { $entry.unknown = 'no volume found for this path (Win32_Volume)'; return $entry }
+  $entry.root = [string]$best.Name
+  $entry.freeBytes = [long]$best.FreeSpace
+  $entry.totalBytes = [long]$best.Capacity
+  return $entry
+}
+
 function Find-LabctlVm {
   <#
   .SYNOPSIS

@@ -7,13 +7,17 @@ import { getHostFacts } from './get_host_facts.js';
 import { listVms } from './list_vms.js';
 import { registerVms } from './register_vms.js';
 import { removeVms } from './remove_vms.js';
+import { snapshotVms } from './snapshot_vms.js';
 import { startVms } from './start_vms.js';
+import { stopVms } from './stop_vms.js';
 
 /** Every script the Hyper-V provider can run, by operation name (verb_object). */
 const PARTS = [
   getHostFacts,
   createVms,
   startVms,
+  stopVms,
+  snapshotVms,
   getAdapters,
   listVms,
   removeVms,
@@ -25,6 +29,8 @@ export type ScriptName =
   | 'get_host_facts'
   | 'create_vms'
   | 'start_vms'
+  | 'stop_vms'
+  | 'snapshot_vms'
   | 'get_adapters'
   | 'list_vms'
   | 'remove_vms'

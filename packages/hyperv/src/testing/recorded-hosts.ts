@@ -44,8 +44,10 @@ export interface FakeVm {
   /** The VM's folder (New-VM -Path plus the VM name) and its configuration file. */
   path?: string;
   config?: string;
-  checkpoints?: Array<{ id: string; name: string }>;
+  checkpoints?: Array<{ id: string; name: string; parentId?: string | null; frozen?: string[] }>;
   automaticCheckpoints?: boolean;
+  /** Integration services switched off (by id), e.g. Shutdown's 9F8233AC-…. */
+  disabledServices?: string[];
 }
 
 /** Get-VMHost's migration fields as 5.1 prints them (the enum as a number: CredSSP=0, Kerberos=1). */
@@ -89,6 +91,8 @@ export interface Scenario {
   /** sshd's DefaultShell is PowerShell: the command line runs inside an outer PowerShell. */
   defaultShell?: boolean;
   logicalProcessors?: number;
+  /** Guests that never finish a shutdown asked by Stop-VM (the VM keeps running). */
+  ignoresShutdown?: string[];
   /** Integration service names in German (ids stay the same). */
   locale?: 'de';
   /** Win32_Volume's volumes (drive roots and mount points) with their free space. */

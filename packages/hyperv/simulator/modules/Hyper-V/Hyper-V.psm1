@@ -108,6 +108,7 @@ function ConvertTo-SimVm($Data) {
   $vm.ComputerName = $env:COMPUTERNAME
   $vm.AutomaticCheckpointsEnabled = if ((Test-SimKey $Data 'automaticCheckpoints')) { [bool]$Data.automaticCheckpoints } else { $true }
   $vm.AutomaticStopAction = if ($Data['automaticStopAction']) { [string]$Data.automaticStopAction } else { 'Save' }
+  $vm.CheckpointType = if ($Data['checkpointType']) { [string]$Data.checkpointType } else { 'Production' }
   if ($vm.State -eq 'Running' -and $Data['bootAt']) {
     $late = (Get-SimKnob 'kvp' @{})[$vm.Name] -eq 'late'
     $offset = if ($late) { 0 } else { [double](Get-SimKnob 'uptimeOffset' 600) }
@@ -255,6 +256,7 @@ function Set-VM {
     [Nullable[Microsoft.HyperV.PowerShell.StartAction]]$AutomaticStartAction,
     [Nullable[Microsoft.HyperV.PowerShell.StopAction]]$AutomaticStopAction,
     [Nullable[bool]]$AutomaticCheckpointsEnabled,
+    [Nullable[Microsoft.HyperV.PowerShell.CheckpointType]]$CheckpointType,
     [string]$Notes,
     [string]$NewVMName,
     [switch]$Passthru,
@@ -280,6 +282,7 @@ function Set-VM {
       if ($StaticMemory) { $one.dynamicMemory = $null }
       if ($null -ne $AutomaticStopAction) { $one.automaticStopAction = $AutomaticStopAction.ToString() }
       if ($null -ne $AutomaticCheckpointsEnabled) { $one.automaticCheckpoints = [bool]$AutomaticCheckpointsEnabled }
+      if ($null -ne $CheckpointType) { $one.checkpointType = $CheckpointType.ToString() }
       if ($notesGiven) { $one.notes = $Notes }
       if ($NewVMName) { $one.name = $NewVMName }
       $one
@@ -359,10 +362,25 @@ function Stop-VM {
   )
   if ($Save -and $TurnOff) { throw [Management.Automation.ParameterBindingException]::new('Parameter set cannot be resolved using the specified named parameters.') }
   Invoke-SimFault $PSCmdlet 'Stop-VM'
+  # A shutdown goes through the guest's Shutdown integration service: off (disabledServices), it
+  # fails; a guest listed in the scenario's ignoresShutdown never finishes it (with -AsJob the VM
+  # just keeps running, as the job would).
+  # Use-SimState has a -Save switch of its own, which the block would see instead of this one.
+  $stopToSaved = $Save.IsPresent
+  $stopTurnOff = $TurnOff.IsPresent
+  $stopAsJob = $AsJob.IsPresent
+  $ignores = @(Get-SimKnob 'ignoresShutdown' @())
   $stopped = Use-SimState -Save {
     param($state)
     foreach ($one in (Resolve-SimVmArgument $state $PSCmdlet $VM $Name)) {
-      $one.state = if ($Save) { 'Saved' } else { 'Off' }
+      if (-not $stopToSaved -and -not $stopTurnOff -and $one.state -eq 'Running') {
+        if (@($one['disabledServices']) -contains '9F8233AC-BE49-4C79-8EE3-E7E1985B2077') { Stop-SimCall $PSCmdlet "The virtual machine '$($one.name)' could not be shut down: the Shutdown integration service is not available." 'OperationFailed' 'InvalidOperation' $one.name }
+        if ($ignores -contains $one.name) {
+          if ($stopAsJob) { continue }
+          Stop-SimCall $PSCmdlet "The virtual machine '$($one.name)' failed to shut down: the operation timed out." 'OperationTimeout' 'OperationTimeout' $one.name
+        }
+      }
+      $one.state = if ($stopToSaved) { 'Saved' } else { 'Off' }
       $one.bootAt = $null
       $one
     }
@@ -387,7 +405,9 @@ function Checkpoint-VM {
   $made = Use-SimState -Save {
     param($state)
     foreach ($one in (Resolve-SimVmArgument $state $PSCmdlet $VM $Name)) {
+      if ($one.state -like '*Critical') { Stop-SimCall $PSCmdlet "'$($one.name)' could not create a checkpoint: the VM is $($one.state)." 'InvalidState' 'InvalidOperation' $one.name }
       $id = [guid]::NewGuid().ToString()
+      $frozen = @($one.disks)
       $label = if ($SnapshotName) { $SnapshotName } else { "$($one.name) - $((Get-Date).ToString('MM/dd/yyyy - HH:mm:ss'))" }
       $disks = @($one.disks)
       for ($i = 0; $i -lt $disks.Count; $i++) {
@@ -403,7 +423,9 @@ function Checkpoint-VM {
       $local = ConvertTo-SimLocalPath $config
       if ($local) { [void][IO.Directory]::CreateDirectory([IO.Path]::GetDirectoryName($local)); [IO.File]::WriteAllText($local, $script:VmcxTag + "{}`n") }
       $parent = if (@($one.checkpoints).Count -gt 0) { @($one.checkpoints)[-1] } else { $null }
-      $one.checkpoints = @($one.checkpoints) + @([ordered]@{ id = $id; name = $label; config = $config; parentId = $(if ($parent) { $parent.id } else { $null }); created = (Get-Date).ToString('o') })
+      $current = if ($one['currentCheckpoint']) { $one.currentCheckpoint } elseif ($parent) { $parent.id } else { $null }
+      $one.checkpoints = @($one.checkpoints) + @([ordered]@{ id = $id; name = $label; config = $config; parentId = $current; created = (Get-Date).ToUniversalTime().ToString('o'); frozen = $frozen; vmState = $one.state })
+      $one.currentCheckpoint = $id
       [pscustomobject]@{ vm = $one; id = $id }
     }
   }
@@ -427,12 +449,129 @@ function Get-VMSnapshot {
       $snapshot = [Microsoft.HyperV.PowerShell.VMSnapshot]::new()
       $snapshot.Name = $checkpoint.name; $snapshot.Id = [guid]$checkpoint.id; $snapshot.VMName = $one.name; $snapshot.VMId = [guid]$one.id
       $snapshot.Path = Join-SimPath $one.path 'Snapshots'; $snapshot.SnapshotType = 'Standard'; $snapshot.CreationTime = [datetime]$checkpoint.created
-      if ($checkpoint.parentId) { $snapshot.ParentSnapshotId = [guid]$checkpoint.parentId }
+      if ($checkpoint.parentId) {
+        $snapshot.ParentSnapshotId = [guid]$checkpoint.parentId
+        $snapshot.ParentSnapshotName = @($one.checkpoints | Where-Object { $_.id -eq $checkpoint.parentId } | ForEach-Object { $_.name }) | Select-Object -First 1
+      }
+      $snapshot.State = if ($checkpoint['vmState']) { [string]$checkpoint.vmState } else { 'Off' }
       $snapshot
     }
   }
 }
 Set-Alias -Name Get-VMCheckpoint -Value Get-VMSnapshot
+
+function Resolve-SimCheckpoint {
+  # -VMSnapshot objects or -VMName/-Name to (VM record, checkpoint record) pairs.
+  param($State, $Cmdlet, $VMSnapshot, [string[]]$VMName, [string[]]$Name)
+  if ($VMSnapshot) {
+    return @(foreach ($snapshot in $VMSnapshot) {
+      $vm = Find-SimVm $State $snapshot.VMId $null
+      $checkpoint = if ($vm) { @($vm.checkpoints | Where-Object { $_.id -eq $snapshot.Id.ToString() }) | Select-Object -First 1 }
+      if (-not $checkpoint) { Stop-SimCall $Cmdlet "Hyper-V was unable to find a checkpoint with name `"$($snapshot.Name)`"." 'ObjectNotFound' 'ObjectNotFound' $snapshot.Name }
+      [pscustomobject]@{ vm = $vm; checkpoint = $checkpoint }
+    })
+  }
+  return @(foreach ($vm in (Resolve-SimVmArgument $State $Cmdlet $null $VMName)) {
+    $found = @($vm.checkpoints | Where-Object { $checkpoint = $_; @($Name | Where-Object { $checkpoint.name -like $_ }).Count -gt 0 })
+    if ($found.Count -eq 0) { Stop-SimCall $Cmdlet "Hyper-V was unable to find a checkpoint with name `"$($Name -join ', ')`"." 'ObjectNotFound' 'ObjectNotFound' ($Name -join ', ') }
+    foreach ($checkpoint in $found) { [pscustomobject]@{ vm = $vm; checkpoint = $checkpoint } }
+  })
+}
+
+function Test-SimDiskInUse($Vm, [string]$Path) {
+  # A disk a checkpoint froze, or the parent of another disk of the VM, is still needed.
+  foreach ($checkpoint in @($Vm.checkpoints)) { foreach ($disk in @($checkpoint['frozen'])) { if (Test-SimSamePath $disk $Path) { return $true } } }
+  foreach ($disk in @($Vm.disks)) { if (Test-SimSamePath $disk $Path) { return $true } }
+  return $false
+}
+
+function Restore-VMSnapshot {
+  # Applies a checkpoint: the VM's current AVHDX is discarded (unless a checkpoint froze it) and a new
+  # one is made on the disks the checkpoint froze; the VM takes the checkpoint's state (a standard
+  # checkpoint of a running VM comes back Saved, anything else Off).
+  [CmdletBinding(DefaultParameterSetName = 'SnapshotName', SupportsShouldProcess = $true, ConfirmImpact = 'High')]
+  param(
+    [Parameter(ParameterSetName = 'SnapshotObject', Mandatory = $true, Position = 0, ValueFromPipeline = $true)] [Microsoft.HyperV.PowerShell.VMSnapshot[]]$VMSnapshot,
+    [Parameter(ParameterSetName = 'SnapshotName', Mandatory = $true, Position = 0)] [string]$Name,
+    [Parameter(ParameterSetName = 'SnapshotName', Mandatory = $true, Position = 1)] [string]$VMName,
+    [switch]$Passthru,
+    [switch]$AsJob,
+    [string[]]$ComputerName,
+    [pscredential[]]$Credential
+  )
+  Invoke-SimFault $PSCmdlet 'Restore-VMSnapshot'
+  Use-SimState -Save {
+    param($state)
+    foreach ($pair in (Resolve-SimCheckpoint $state $PSCmdlet $VMSnapshot @($VMName | Where-Object { $_ }) @($Name | Where-Object { $_ }))) {
+      $one = $pair.vm; $checkpoint = $pair.checkpoint
+      $old = @($one.disks)
+      $one.disks = @()
+      $new = @(foreach ($disk in @($checkpoint.frozen)) {
+        $meta = Get-SimDisk $disk
+        $base = [IO.Path]::GetFileNameWithoutExtension(($disk -split '\\')[-1]) -replace '_[0-9A-Fa-f-]{36}$', ''
+        $child = Join-SimPath (Get-SimParent $disk) ($base + '_' + [guid]::NewGuid().ToString().ToUpperInvariant() + '.avhdx')
+        Write-SimDisk $child @{ type = 'Differencing'; parent = $disk; size = $(if ($meta) { $meta.size } else { 0 }); fileSize = 4194304 }
+        $child
+      })
+      $one.disks = $new
+      foreach ($disk in $old) {
+        $local = ConvertTo-SimLocalPath $disk
+        if ($disk -like '*.avhdx' -and -not (Test-SimDiskInUse $one $disk) -and $local -and (Test-Path -LiteralPath $local)) { Remove-Item -LiteralPath $local -Force }
+      }
+      $one.state = if ($checkpoint['vmState'] -eq 'Running') { 'Saved' } else { 'Off' }
+      $one.bootAt = $null
+      $one.currentCheckpoint = $checkpoint.id
+    }
+  } | Out-Null
+}
+
+function Remove-VMSnapshot {
+  # Deletes a checkpoint. Its differencing disk is merged into the disk it froze when nothing else
+  # needs it: the one child disk is removed and whatever wrote to it (the VM, or a later
+  # checkpoint's disk) now uses the frozen disk. Children of the checkpoint move up to its parent.
+  [CmdletBinding(DefaultParameterSetName = 'SnapshotName', SupportsShouldProcess = $true, ConfirmImpact = 'High')]
+  param(
+    [Parameter(ParameterSetName = 'SnapshotObject', Mandatory = $true, Position = 0, ValueFromPipeline = $true)] [Microsoft.HyperV.PowerShell.VMSnapshot[]]$VMSnapshot,
+    [Parameter(ParameterSetName = 'SnapshotName', Mandatory = $true, Position = 0)] [string[]]$VMName,
+    [Parameter(ParameterSetName = 'SnapshotName', Position = 1)] [string[]]$Name = '*',
+    [switch]$IncludeAllChildSnapshots,
+    [switch]$Passthru,
+    [switch]$AsJob,
+    [string[]]$ComputerName,
+    [pscredential[]]$Credential
+  )
+  Invoke-SimFault $PSCmdlet 'Remove-VMSnapshot'
+  Use-SimState -Save {
+    param($state)
+    foreach ($pair in (Resolve-SimCheckpoint $state $PSCmdlet $VMSnapshot $VMName $Name)) {
+      $one = $pair.vm; $checkpoint = $pair.checkpoint
+      $one.checkpoints = @($one.checkpoints | Where-Object { $_.id -ne $checkpoint.id })
+      foreach ($child in @($one.checkpoints)) { if ($child['parentId'] -eq $checkpoint.id) { $child.parentId = $checkpoint['parentId'] } }
+      if ($one['currentCheckpoint'] -eq $checkpoint.id) { $one.currentCheckpoint = $checkpoint['parentId'] }
+      foreach ($frozen in @($checkpoint.frozen)) {
+        if (Test-SimDiskInUse $one $frozen) { continue }
+        $children = @(Get-ChildItem -LiteralPath ([IO.Path]::GetDirectoryName((ConvertTo-SimLocalPath $frozen))) -File | Where-Object { $_.Name -like '*.avhdx' } | Where-Object {
+          $meta = Read-SimHeader $_.FullName $script:VhdTag; $meta -and $meta['parent'] -and (Test-SimSamePath $meta.parent $frozen) })
+        if ($children.Count -ne 1) { continue }
+        $merged = Join-SimPath (Get-SimParent $frozen) $children[0].Name
+        # Whatever wrote to the merged disk now writes to the frozen one.
+        $one.disks = @($one.disks | ForEach-Object { if (Test-SimSamePath $_ $merged) { $frozen } else { $_ } })
+        foreach ($other in @(Get-ChildItem -LiteralPath ([IO.Path]::GetDirectoryName((ConvertTo-SimLocalPath $frozen))) -File)) {
+          $meta = Read-SimHeader $other.FullName $script:VhdTag
+          if ($meta -and $meta['parent'] -and (Test-SimSamePath $meta.parent $merged)) {
+            $meta.parent = $frozen
+            $rest = @([IO.File]::ReadAllLines($other.FullName) | Select-Object -Skip 1)
+            [IO.File]::WriteAllText($other.FullName, $script:VhdTag + (ConvertTo-Json -InputObject $meta -Compress) + "`n" + ($rest -join "`n"))
+          }
+        }
+        foreach ($later in @($one.checkpoints)) { $later.frozen = @($later.frozen | ForEach-Object { if (Test-SimSamePath $_ $merged) { $frozen } else { $_ } }) }
+        Remove-Item -LiteralPath $children[0].FullName -Force
+      }
+      $config = if ($checkpoint['config']) { ConvertTo-SimLocalPath $checkpoint.config } else { $null }
+      if ($config -and (Test-Path -LiteralPath $config)) { Remove-Item -LiteralPath $config -Force }
+    }
+  } | Out-Null
+}
 
 # ---- cmdlets: host -----------------------------------------------------------------------------
 

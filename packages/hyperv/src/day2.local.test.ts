@@ -1,0 +1,160 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { collectingSink } from '@labctl/core/events';
+import { createLab } from '@labctl/core/flows/create';
+import type { VmRecord } from '@labctl/core/state';
+import { StateStore } from '@labctl/core/state';
+import { okFacts } from '@labctl/core/testing/results';
+import { LocalPowerShellRunner } from '@labctl/remote/local';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { HyperVProvider } from './provider.js';
+import { LocalRecordedHost } from './testing/local-host.js';
+import { labPlan, numbered } from './testing/plans.js';
+import { requirePwsh, simulatedFiles } from './testing/sim-state.js';
+
+/**
+ * Day-2 operations on the simulated Hyper-V host under a real PowerShell engine: stop_vms (guest
+ * shutdown with a deadline, power-off, Paused-Critical reported as such) and snapshot_vms (a stack of
+ * checkpoints per VM, one script per host and batch, AVHDX chains that destroy leaves nothing of).
+ */
+const gate = requirePwsh('Hyper-V day-2 scripts on the simulator (pwsh)');
+
+describe.skipIf(gate.skip)('Hyper-V day-2: stop and checkpoints', () => {
+  let host: LocalRecordedHost;
+  const open: HyperVProvider[] = [];
+  beforeAll(() => {
+    host = new LocalRecordedHost();
+  });
+  afterAll(async () => {
+    await Promise.all(open.map((provider) => provider.close()));
+    host?.stop();
+  });
+  beforeEach(() => host.reset());
+
+  async function lab(name: string, count: number): Promise<{ hv: HyperVProvider; vms: VmRecord[] }> {
+    const hv = new HyperVProvider({
+      lab: name,
+      hosts: [{ name: 'hv01' }],
+      connect: async () => new LocalPowerShellRunner({ env: host.env() }),
+    });
+    open.push(hv);
+    const labDir = mkdtempSync(join(tmpdir(), 'labctl-hv-day2-'));
+    const summary = await createLab({
+      plan: labPlan(name, numbered('web', count, { host: 'hv01' })),
+      provider: hv,
+      store: new StateStore(labDir),
+      start: false,
+      timeoutMs: 1_000,
+    });
+    expect(summary.counts).toMatchObject({ created: count, failed: 0 });
+    const vms = JSON.parse(readFileSync(join(labDir, '.labctl', 'state.json'), 'utf8')).vms as VmRecord[];
+    okFacts(await hv.start(vms, collectingSink()));
+    return { hv, vms };
+  }
+
+  const runs = (script: string) => host.invocations().filter((entry) => entry.script === script).length;
+
+  it('stop shuts every guest down in one run; a guest that ignores it fails with the deadline, --force or forceAfterTimeout turns it off, a re-run is a no-op, Paused-Critical is named', async () => {
+    const { hv, vms } = await lab('stopping', 3);
+    host.scenario({ ignoresShutdown: ['web-02'] });
+    const first = await hv.stop(vms, { timeoutS: 2 }, collectingSink());
+    expect(runs('stop_vms')).toBe(1);
+    expect(first.map((result) => `${result.name}: ${result.ok ? 'ok' : 'failed'}`)).toEqual([
+      'web-01: ok',
+      'web-02: failed',
+      'web-03: ok',
+    ]);
+    const stuck = first.find((result) => result.name === 'web-02');
+    expect(stuck?.ok === false && stuck.error.message).toMatch(/did not shut down within 2 s/);
+    expect(host.host().vms.map((vm) => vm.state)).toEqual(['Off', 'Running', 'Off']);
+
+    const forced = okFacts(await hv.stop(vms, { timeoutS: 2, force: true }, collectingSink()));
+    expect(forced.map((facts) => [facts.stopped, facts.forced])).toEqual([
+      [false, false],
+      [true, true],
+      [false, false],
+    ]);
+    expect(host.host().vms.every((vm) => vm.state === 'Off')).toBe(true);
+    expect(okFacts(await hv.stop(vms, { timeoutS: 2 }, collectingSink())).every((facts) => !facts.stopped)).toBe(true);
+
+    // With forceAfterTimeout a guest that ignores the shutdown is turned off after the deadline.
+    okFacts(await hv.start(vms.slice(1, 2), collectingSink()));
+    const [late] = okFacts(await hv.stop(vms.slice(1, 2), { timeoutS: 1, forceAfterTimeout: true }, collectingSink()));
+    expect(late).toEqual({ state: 'stopped', stopped: true, forced: true });
+
+    // Paused-Critical (seed 004): reported as such, with the free space of its volume and a hint.
+    const simulated = host.host();
+    simulated.vms[2]!.state = 'PausedCritical';
+    host.reset(simulated, { volumes: [{ name: 'C:\\' }, { name: 'D:\\', freeBytes: 1_048_576 }] });
+    const results = await hv.stop(vms, { timeoutS: 5 }, collectingSink());
+    const critical = results.find((result) => result.name === 'web-03');
+    expect(critical?.ok).toBe(false);
+    if (critical?.ok === false) {
+      expect(critical.error.code).toBe('HYPERV_PAUSED_CRITICAL');
+      expect(critical.error.message).toMatch(/Paused-Critical.*volume D:\\ is full \(0\.00 GiB free\)/);
+      expect(critical.error.hint).toMatch(/Free space/);
+    }
+    expect((await hv.list('stopping')).find((vm) => vm.name === 'web-03')?.state).toBe('paused-critical');
+  });
+
+  it('checkpoints are a stack: refused under the space margin, save x3 in one run per batch, delete the middle one, revert to the newest, and destroy leaves no AVHDX', async () => {
+    const { hv, vms } = await lab('snaps', 2);
+    // Refused under the free-space margin (nothing made); --type production sets the VM's checkpoint type.
+    host.reset(host.host(), { volumes: [{ name: 'D:\\', freeBytes: 512 * 1024 * 1024 }] });
+    const [refused] = await hv.snapshot(vms.slice(0, 1), { action: 'save', minFreeBytes: 2 ** 30 }, collectingSink());
+    expect(refused?.ok === false && refused.error.message).toMatch(/536870912 bytes free on D:\\.*Paused-Critical/);
+    expect(host.host().vms[0]!.checkpoints ?? []).toHaveLength(0);
+    const [named] = okFacts(
+      await hv.snapshot(
+        vms.slice(0, 1),
+        { action: 'save', name: 'before-upgrade', type: 'production' },
+        collectingSink(),
+      ),
+    );
+    expect(named!.snapshot).toBe('before-upgrade');
+    expect((host.host().vms[0] as unknown as { checkpointType?: string }).checkpointType).toBe('Production');
+    okFacts(await hv.snapshot(vms.slice(0, 1), { action: 'delete', name: 'before-upgrade' }, collectingSink()));
+    const before = runs('snapshot_vms');
+    for (let i = 0; i < 3; i++) okFacts(await hv.snapshot(vms, { action: 'save' }, collectingSink()));
+    expect(runs('snapshot_vms') - before).toBe(3);
+    const listed = okFacts(await hv.snapshot(vms, { action: 'list' }, collectingSink()));
+    expect(listed[0]!.snapshots.map((s) => [s.name, s.parent])).toEqual([
+      ['snap-1', undefined],
+      ['snap-2', 'snap-1'],
+      ['snap-3', 'snap-2'],
+    ]);
+    const avhdx = () => simulatedFiles(host.stateDir).filter((file) => /web-01.*\.avhdx$/i.test(file));
+    expect(avhdx()).toHaveLength(3);
+
+    const deleted = okFacts(await hv.snapshot(vms, { action: 'delete', name: 'snap-2' }, collectingSink()));
+    expect(deleted[0]!.snapshots.map((s) => [s.name, s.parent])).toEqual([
+      ['snap-1', undefined],
+      ['snap-3', 'snap-1'],
+    ]);
+    // The middle checkpoint's disk was merged: one AVHDX fewer, and the chain still leads to the VM's disk.
+    expect(avhdx()).toHaveLength(2);
+    const simulated = host.host();
+    const vm = simulated.vms.find((v) => v.name === 'web-01')!;
+    let disk: string | undefined = vm.disks[0];
+    const chain: string[] = [];
+    while (disk && simulated.files[disk]) {
+      chain.push(disk);
+      disk = simulated.files[disk]!.parent ?? undefined;
+    }
+    // current AVHDX -> snap-1's AVHDX -> the VM's own disk -> the golden disk.
+    expect(chain).toHaveLength(4);
+    expect(chain.at(-2)).toMatch(/web-01\.vhdx$/i);
+
+    const reverted = okFacts(await hv.snapshot(vms, { action: 'revert' }, collectingSink()));
+    expect(reverted.map((facts) => [facts.snapshot, facts.state])).toEqual([
+      ['snap-3', 'stopped'],
+      ['snap-3', 'stopped'],
+    ]);
+    const missing = await hv.snapshot(vms.slice(0, 1), { action: 'revert', name: 'snap-9' }, collectingSink());
+    expect(missing[0]?.ok === false && missing[0].error.message).toMatch(/no checkpoint named snap-9/);
+
+    okFacts(await hv.destroy(vms, {}, collectingSink()));
+    expect(simulatedFiles(host.stateDir).filter((file) => /\.(a?vhdx)$/i.test(file) && /web-/.test(file))).toEqual([]);
+  });
+});

@@ -1,0 +1,179 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { EventSink } from '@labctl/core/events';
+import {
+  nextSnapshotName,
+  type SnapshotFacts,
+  type SnapshotInfo,
+  type SnapshotRequest,
+  type StopFacts,
+  type StopOptions,
+} from '@labctl/core/provider';
+import { LibvirtError } from './connect.js';
+import type { DiskStore } from './storage.js';
+import { isNotRunning, type Virsh } from './virsh.js';
+
+/**
+ * Day-2 operations on one libvirt domain: stop with a deadline, and snapshots.
+ *
+ * Snapshots are libvirt's internal ones (`virsh snapshot-create-as` without `--disk-only`): they
+ * live inside the VM's own qcow2 overlay, so the golden image below it is never written, deleting
+ * one in the middle of the stack is qcow2's own bookkeeping (no merge of files), and `destroy`
+ * removes them with the overlay. A running VM's snapshot holds its memory too, and reverting to it
+ * resumes the VM where it was; a stopped VM's holds the disk only. The read-only seed disk is raw
+ * and never changes, so it is left out of every snapshot.
+ */
+export interface DomainRef {
+  name: string;
+}
+
+const POLL_MS = 1000;
+
+export async function stopDomain(
+  virsh: Virsh,
+  vm: DomainRef,
+  options: StopOptions,
+  events: EventSink,
+): Promise<StopFacts> {
+  const state = await virsh.domainState(vm.name);
+  if (state === undefined) throw new LibvirtError('DOMAIN_MISSING', `domain ${vm.name} does not exist at ${virsh.uri}`);
+  if (state === 'shut off') {
+    events({ subject: vm.name, phase: 'stop', status: 'skipped', message: 'already stopped' });
+    return { state: 'stopped', stopped: false, forced: false };
+  }
+  const powerOff = async (why: string): Promise<StopFacts> => {
+    events({ subject: vm.name, phase: 'stop', status: 'start', message: why });
+    await virsh.run(['destroy', vm.name], { timeoutMs: 60_000 }).catch((err) => {
+      if (!isNotRunning(err)) throw err;
+    });
+    events({ subject: vm.name, phase: 'stop', status: 'done', message: 'powered off' });
+    return { state: 'stopped', stopped: true, forced: true };
+  };
+  if (options.force) return powerOff('power off (--force)');
+  events({
+    subject: vm.name,
+    phase: 'stop',
+    status: 'start',
+    message: `guest shutdown (ACPI), up to ${options.timeoutS} s`,
+  });
+  await virsh.run(['shutdown', '--mode', 'acpi', vm.name], { timeoutMs: 60_000 }).catch((err) => {
+    if (!isNotRunning(err)) throw err;
+  });
+  const deadline = Date.now() + options.timeoutS * 1000;
+  while (Date.now() < deadline) {
+    if ((await virsh.domainState(vm.name)) === 'shut off') {
+      events({ subject: vm.name, phase: 'stop', status: 'done', message: 'shut down by the guest' });
+      return { state: 'stopped', stopped: true, forced: false };
+    }
+    await sleep(POLL_MS);
+  }
+  if (options.forceAfterTimeout) return powerOff(`the guest did not shut down in ${options.timeoutS} s: power off`);
+  throw new LibvirtError('STOP_TIMEOUT', `${vm.name} did not shut down within ${options.timeoutS} s`, {
+    hint: 'The guest ignored the ACPI shutdown (no acpid?) or is still busy. Wait longer (--timeout), or power it off: labctl stop --force.',
+  });
+}
+
+/** `virsh -q snapshot-list --parent`: "name  YYYY-MM-DD HH:MM:SS +ZZZZ  state  [parent]". */
+export function parseSnapshotList(out: string): SnapshotInfo[] {
+  const snapshots: SnapshotInfo[] = [];
+  for (const line of out.split('\n')) {
+    const match =
+      /^\s*(\S+)\s+(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4})\s+(disk-snapshot|running|shutoff|paused|\S+)\s*(\S*)\s*$/.exec(
+        line,
+      );
+    if (!match) continue;
+    const [, name, created, vmState, parent] = match;
+    const [date, time, zone] = created!.split(' ');
+    const iso = new Date(`${date}T${time}${zone!.slice(0, 3)}:${zone!.slice(3)}`);
+    snapshots.push({
+      name: name!,
+      ...(Number.isNaN(iso.getTime()) ? {} : { created: iso.toISOString() }),
+      vmState: vmState!,
+      ...(parent ? { parent } : {}),
+    });
+  }
+  return stackOrder(snapshots);
+}
+
+/** Oldest first: parents before children, then by creation time (libvirt lists by name). */
+function stackOrder(snapshots: SnapshotInfo[]): SnapshotInfo[] {
+  const depth = new Map<string, number>();
+  const byName = new Map(snapshots.map((snapshot) => [snapshot.name, snapshot]));
+  const depthOf = (snapshot: SnapshotInfo, seen = new Set<string>()): number => {
+    const known = depth.get(snapshot.name);
+    if (known !== undefined) return known;
+    const parent = snapshot.parent ? byName.get(snapshot.parent) : undefined;
+    const value = parent && !seen.has(parent.name) ? depthOf(parent, seen.add(snapshot.name)) + 1 : 0;
+    depth.set(snapshot.name, value);
+    return value;
+  };
+  return [...snapshots].sort(
+    (a, b) =>
+      (a.created ?? '').localeCompare(b.created ?? '') || depthOf(a) - depthOf(b) || a.name.localeCompare(b.name),
+  );
+}
+
+export async function listSnapshots(virsh: Virsh, vm: DomainRef): Promise<SnapshotInfo[]> {
+  return parseSnapshotList(await virsh.text(['snapshot-list', vm.name, '--parent'], { timeoutMs: 60_000 }));
+}
+
+export interface SnapshotHost {
+  virsh: Virsh;
+  store: DiskStore;
+}
+
+/** One snapshot operation on one domain; the stack afterwards is read back from libvirt. */
+export async function snapshotDomain(
+  host: SnapshotHost,
+  vm: DomainRef,
+  request: SnapshotRequest,
+  events: EventSink,
+): Promise<SnapshotFacts> {
+  const { virsh } = host;
+  if ((await virsh.domainState(vm.name)) === undefined)
+    throw new LibvirtError('DOMAIN_MISSING', `domain ${vm.name} does not exist at ${virsh.uri}`);
+  const before = await listSnapshots(virsh, vm);
+  const phase = `snapshot ${request.action}`;
+  if (request.action === 'list') return { snapshots: before };
+  if (request.action === 'save') {
+    const name = request.name ?? nextSnapshotName(before);
+    if (before.some((snapshot) => snapshot.name === name))
+      throw new LibvirtError('SNAPSHOT_EXISTS', `${vm.name} already has a snapshot named ${name}`, {
+        hint: 'Pick another --name, or delete the old one first: labctl snapshot delete.',
+      });
+    if (request.minFreeBytes !== undefined) {
+      const free = await host.store.freeBytes();
+      if (free < request.minFreeBytes)
+        throw new LibvirtError(
+          'SNAPSHOT_NO_SPACE',
+          `only ${gib(free)} free where ${vm.name}'s disk lives; a snapshot needs at least ${gib(request.minFreeBytes)} there`,
+          {
+            hint: 'A VM whose disk cannot grow is paused or crashes. Free space, delete old snapshots (labctl snapshot delete), or lower --min-free.',
+          },
+        );
+    }
+    events({ subject: vm.name, phase, status: 'start', message: name });
+    await virsh.run(['snapshot-create-as', vm.name, '--name', name, '--atomic'], { timeoutMs: 600_000 });
+    events({ subject: vm.name, phase, status: 'done', message: name });
+    return { snapshot: name, snapshots: await listSnapshots(virsh, vm), state: await liveState(virsh, vm) };
+  }
+  const target = request.name ?? before.at(-1)?.name;
+  if (!target || !before.some((snapshot) => snapshot.name === target))
+    throw new LibvirtError(
+      'SNAPSHOT_MISSING',
+      target ? `${vm.name} has no snapshot named ${target}` : `${vm.name} has no snapshots`,
+      { hint: `labctl snapshot list ${vm.name} shows its snapshots.` },
+    );
+  events({ subject: vm.name, phase, status: 'start', message: target });
+  if (request.action === 'revert') await virsh.run(['snapshot-revert', vm.name, target], { timeoutMs: 600_000 });
+  else await virsh.run(['snapshot-delete', vm.name, target], { timeoutMs: 600_000 });
+  events({ subject: vm.name, phase, status: 'done', message: target });
+  return { snapshot: target, snapshots: await listSnapshots(virsh, vm), state: await liveState(virsh, vm) };
+}
+
+async function liveState(virsh: Virsh, vm: DomainRef): Promise<'running' | 'stopped'> {
+  return (await virsh.domainState(vm.name)) === 'shut off' ? 'stopped' : 'running';
+}
+
+function gib(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+}
