@@ -91,7 +91,8 @@ export async function renderInventory(
   };
 }
 
-async function writeKnownHostsInStateDir(path: string, built: BuildResult): Promise<void> {
+/** known_hosts in the lab's .labctl directory (made when missing). */
+export async function writeKnownHostsInStateDir(path: string, built: BuildResult): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   await writeKnownHosts(path, built);
 }

@@ -33,6 +33,7 @@ const DRIFT_TEXT: Record<NonNullable<VmStatus['drift']>, string> = {
 
 export default class List extends LabctlCommand<typeof List> {
   static override summary = "List the lab's VMs: their group, state and address, and what the hypervisor says now.";
+  static override aliases = ['status'];
   static override description =
     "Reads .labctl/state.json and asks each VM's hypervisor for the lab's VMs (read-only), so a VM powered off by hand shows " +
     "as such: the LIVE column is the hypervisor's state, DRIFT says where the two differ (state differs, gone from the " +
