@@ -46,9 +46,9 @@ export function domainsAt(uri: string): string[] {
 export function removeAllDomains(uri: string): void {
   try {
     for (const name of domainsAt(uri)) {
-      for (const action of ['destroy', 'undefine']) {
+      for (const action of [['destroy'], ['undefine', '--snapshots-metadata']]) {
         try {
-          virshAt(uri, action, name);
+          virshAt(uri, ...action, name);
         } catch {}
       }
     }

@@ -233,6 +233,39 @@ export function nextSnapshotName(existing: readonly SnapshotInfo[]): string {
   return `snap-${highest + 1}`;
 }
 
+/** Disk formats labctl writes when it copies a VM's disk out (capture, clone bases, export). */
+export type DiskFormat = 'qcow2' | 'raw' | 'vhd' | 'vhdx' | 'vmdk';
+
+/**
+ * A copy of a VM's disk as it is now (the VM stopped) or as one of its snapshots was. Written to a
+ * temporary name beside `output`, synced, then renamed: a killed copy leaves no half file under
+ * the name, and a re-run starts it over. The VM's own chain and its golden image are only read.
+ */
+export interface DiskExportRequest {
+  /** Absolute path on this machine. */
+  output: string;
+  format: DiskFormat;
+  /**
+   * true: one standalone image with everything of the chain. false: only what the VM wrote, on top
+   * of its golden image (a qcow2 whose backing file is the golden): the frozen base of a linked clone.
+   */
+  flatten: boolean;
+  /** Read this snapshot of the VM instead of its current disk (the VM may then run). */
+  snapshot?: string;
+  /** Replace an existing output (labctl refuses by default). */
+  overwrite?: boolean;
+}
+
+export interface DiskExportFacts {
+  path: string;
+  format: DiskFormat;
+  /** Bytes the output file takes. */
+  bytes: number;
+  /** The image it still depends on (flatten: false), absent for a standalone one. */
+  backing?: string;
+  sha256: string;
+}
+
 export interface Provider {
   readonly name: string;
   /**
@@ -250,6 +283,11 @@ export interface Provider {
   start(vms: VmRecord[], events: EventSink): Promise<Array<VmResult<StartFacts>>>;
   /** Guest shutdown with a deadline, or power-off (see StopOptions); a stopped VM is left as it is. */
   stop(vms: VmRecord[], options: StopOptions, events: EventSink): Promise<Array<VmResult<StopFacts>>>;
+  /**
+   * Copies one VM's disk out (template capture, clone bases, export). Optional: a provider without
+   * it refuses those commands with a clear error.
+   */
+  exportDisk?(vm: VmRecord, request: DiskExportRequest, events: EventSink): Promise<VmResult<DiskExportFacts>>;
   /** One snapshot operation on every VM of the call (Hyper-V: one script per host). */
   snapshot(vms: VmRecord[], request: SnapshotRequest, events: EventSink): Promise<Array<VmResult<SnapshotFacts>>>;
   adapters(vms: VmRecord[]): Promise<AdapterReport[]>;

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { describeError } from '@labctl/core/errors';
 import type { EventSink } from '@labctl/core/events';
 import {
   nextSnapshotName,
@@ -20,7 +21,8 @@ import { isNotRunning, type Virsh } from './virsh.js';
  * one in the middle of the stack is qcow2's own bookkeeping (no merge of files), and `destroy`
  * removes them with the overlay. A running VM's snapshot holds its memory too, and reverting to it
  * resumes the VM where it was; a stopped VM's holds the disk only. The read-only seed disk is raw
- * and never changes, so it is left out of every snapshot.
+ * and never changes, so it is left out of every snapshot. QEMU saves memory like a migration, which
+ * its VHD/VHDX drivers block: a running VM on a .vhd/.vhdx golden image is snapshotted stopped.
  */
 export interface DomainRef {
   name: string;
@@ -152,7 +154,19 @@ export async function snapshotDomain(
         );
     }
     events({ subject: vm.name, phase, status: 'start', message: name });
-    await virsh.run(['snapshot-create-as', vm.name, '--name', name, '--atomic'], { timeoutMs: 600_000 });
+    await virsh.run(['snapshot-create-as', vm.name, '--name', name, '--atomic'], { timeoutMs: 600_000 }).catch((err) => {
+      // QEMU saves a running VM's memory like a migration, which its VHD/VHDX drivers block.
+      if (/does not support live migration/.test(describeError(err)))
+        throw new LibvirtError(
+          'SNAPSHOT_NEEDS_STOP',
+          `${vm.name} runs on a VHD/VHDX golden image: QEMU cannot save a running VM's memory on that chain`,
+          {
+            hint: `Stop it first (labctl stop ${vm.name}): a stopped VM's snapshot holds its disk. For snapshots of running VMs, convert the golden image to qcow2 (qemu-img convert -O qcow2 golden.vhd golden.qcow2).`,
+            cause: err,
+          },
+        );
+      throw err;
+    });
     events({ subject: vm.name, phase, status: 'done', message: name });
     return { snapshot: name, snapshots: await listSnapshots(virsh, vm), state: await liveState(virsh, vm) };
   }

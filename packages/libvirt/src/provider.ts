@@ -8,6 +8,8 @@ import {
   type AdapterReport,
   type DestroyFacts,
   type DestroyOptions,
+  type DiskExportFacts,
+  type DiskExportRequest,
   type Plan,
   type PreflightOptions,
   type PreflightResult,
@@ -34,6 +36,7 @@ import { isNoDomain, isNotRunning, Virsh } from './virsh.js';
 import { domainXml, LABCTL_XMLNS, type LabctlMetadata, networkSource, parseLabctlMetadata } from './xml.js';
 import { addressChecks, addReservation, removeReservation } from './reservations.js';
 import { snapshotDomain, stopDomain } from './day2.js';
+import { exportDomainDisk } from './export-disk.js';
 import { isoImage } from '@labctl/seed/iso9660';
 import { SEED_LABEL } from '@labctl/seed/nocloud';
 
@@ -397,6 +400,19 @@ export class LibvirtProvider implements Provider {
       (vm) => snapshotDomain({ virsh: this.virsh, store: this.store }, vm, request, events),
       events,
     );
+  }
+
+  /** qemu-img on this machine (a local libvirt): see export-disk.ts. */
+  async exportDisk(vm: VmRecord, request: DiskExportRequest, events: EventSink): Promise<VmResult<DiskExportFacts>> {
+    const [result] = await this.eachDomain(
+      [vm],
+      1,
+      'copy',
+      'LIBVIRT_EXPORT_FAILED',
+      (one) => exportDomainDisk({ virsh: this.virsh, store: this.store }, one, request, events),
+      events,
+    );
+    return result!;
   }
 
   /** One operation per domain, `limit` at a time, as one result per VM (virsh acts on one domain per call). */
