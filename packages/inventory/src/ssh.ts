@@ -73,7 +73,9 @@ export function sshArgv(target: SshTarget, knownHostsFile: string, command: read
     ...(target.port !== undefined ? ['-p', String(target.port)] : []),
     ...(target.user !== undefined ? ['-l', target.user] : []),
     ...(target.keyFile !== undefined
-      ? ['-i', sshValue(target.keyFile, 'key file', true), '-o', 'IdentitiesOnly=yes']
+      ? // Not -i: ssh stats -i's word as given, then expands %-tokens in it, so a path with a % or a
+        // space breaks there; -o IdentityFile is read like a config line (quotes, %%).
+        ['-o', `IdentityFile=${sshValue(target.keyFile, 'key file', true)}`, '-o', 'IdentitiesOnly=yes']
       : []),
     '--',
     target.address,

@@ -12,11 +12,12 @@ import { macPrefixFor, providerCache } from '../providers.js';
 import { renderTable } from '../render.js';
 
 export default class Clone extends LabctlCommand<typeof Clone> {
-  static override summary = 'Make a new VM of the lab from an existing one, with its own name, MAC, host keys and identity.';
+  static override summary =
+    'Make a new VM of the lab from an existing one, with its own name, MAC, host keys and identity.';
   static override description = [
     "Copies SRC's disk (SRC stopped, or one of its snapshots with --from-snapshot) to a frozen base that nothing writes,",
-    'then makes NEW like `labctl create` makes a VM of SRC\'s group: its own MAC, a new seed (host keys pinned before it',
-    'boots, a new instance-id so cloud-init runs again), a state record, then start and SSH. --linked (default): NEW\'s',
+    "then makes NEW like `labctl create` makes a VM of SRC's group: its own MAC, a new seed (host keys pinned before it",
+    "boots, a new instance-id so cloud-init runs again), a state record, then start and SSH. --linked (default): NEW's",
     "disk is an overlay on the base (kept while NEW exists, removed by destroy). --full: a standalone copy. SRC's disk",
     'and the golden image are only read. The clone takes an address by DHCP. libvirt only for now.',
   ].join('\n');
@@ -34,7 +35,9 @@ export default class Clone extends LabctlCommand<typeof Clone> {
   static override flags = {
     linked: Flags.boolean({ summary: 'An overlay on a frozen copy of the source (default).', exclusive: ['full'] }),
     full: Flags.boolean({ summary: 'A standalone copy.', exclusive: ['linked'] }),
-    'from-snapshot': Flags.string({ summary: "Copy this snapshot of the source instead of its current disk (it may run)." }),
+    'from-snapshot': Flags.string({
+      summary: 'Copy this snapshot of the source instead of its current disk (it may run).',
+    }),
     start: Flags.boolean({ summary: 'Start the clone.', default: true, allowNo: true }),
     wait: Flags.boolean({ summary: 'Wait until the clone answers SSH.', default: true, allowNo: true }),
     timeout: Flags.integer({ summary: 'Seconds to wait for SSH (default 300).', min: 1, max: 604_800 }),
@@ -69,7 +72,15 @@ export default class Clone extends LabctlCommand<typeof Clone> {
           const { address: _address, ...vm } = plan.vms[0]!;
           return {
             ...plan,
-            vms: [{ ...vm, name, mac: deterministicMac(lab.lab, name, macPrefixFor(source.provider)), golden: base, clone: mode }],
+            vms: [
+              {
+                ...vm,
+                name,
+                mac: deterministicMac(lab.lab, name, macPrefixFor(source.provider)),
+                golden: base,
+                clone: mode,
+              },
+            ],
           };
         },
         create: (plan, provider) =>
@@ -105,7 +116,11 @@ export default class Clone extends LabctlCommand<typeof Clone> {
     if (summary.base) this.log(`${name} is a linked clone of ${summary.source} on ${summary.base}`);
     if (vm?.hint) this.log(`  ${name}: ${vm.hint}`);
     if (summary.create.interrupted) process.exitCode = 130;
-    else if (!vm || vm.action === 'failed' || (this.flags.start && this.flags.wait && summary.create.counts.reachable < 1))
+    else if (
+      !vm ||
+      vm.action === 'failed' ||
+      (this.flags.start && this.flags.wait && summary.create.counts.reachable < 1)
+    )
       process.exitCode = 1;
     return summary;
   }

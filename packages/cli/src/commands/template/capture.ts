@@ -22,7 +22,8 @@ export interface CaptureResult extends DiskExportFacts {
 }
 
 export default class TemplateCapture extends LabctlCommand<typeof TemplateCapture> {
-  static override summary = "Turn a VM's disk into a new standalone golden image (the seed's \"new template from a VM\").";
+  static override summary =
+    'Turn a VM\'s disk into a new standalone golden image (the seed\'s "new template from a VM").';
   static override description = [
     "Flattens the VM's whole chain (its overlay on the golden image) into one new image, in the format the output's",
     'extension names (.qcow2, .vhd, .vhdx, .raw/.img, .vmdk). The VM must be stopped (labctl stop NAME), or',
@@ -32,7 +33,10 @@ export default class TemplateCapture extends LabctlCommand<typeof TemplateCaptur
     'machine-id and keys.',
   ].join('\n');
   static override examples = [
-    { description: 'A new golden image from a stopped VM', command: '<%= config.bin %> <%= command.id %> web-01 -o golden-v2.qcow2' },
+    {
+      description: 'A new golden image from a stopped VM',
+      command: '<%= config.bin %> <%= command.id %> web-01 -o golden-v2.qcow2',
+    },
     {
       description: 'For Hyper-V, from a snapshot',
       command: '<%= config.bin %> <%= command.id %> web-01 -o golden-v2.vhdx --from-snapshot after-updates',
@@ -40,7 +44,11 @@ export default class TemplateCapture extends LabctlCommand<typeof TemplateCaptur
   ];
   static override args = { name: Args.string({ description: 'The VM.', required: true }) };
   static override flags = {
-    output: Flags.string({ char: 'o', summary: 'The new golden image (its extension picks the format).', required: true }),
+    output: Flags.string({
+      char: 'o',
+      summary: 'The new golden image (its extension picks the format).',
+      required: true,
+    }),
     'from-snapshot': Flags.string({ summary: 'Capture this snapshot of the VM instead of its current disk.' }),
     force: Flags.boolean({ summary: 'Replace OUTPUT if it exists.' }),
   };
@@ -59,7 +67,9 @@ export default class TemplateCapture extends LabctlCommand<typeof TemplateCaptur
     const state = await this.stateStore().read();
     const vm = state?.vms.find((item) => item.name === name);
     if (!vm)
-      throw new UsageError('VM_UNKNOWN', `no VM named ${name} in this lab`, { hint: "labctl list shows the lab's VMs." });
+      throw new UsageError('VM_UNKNOWN', `no VM named ${name} in this lab`, {
+        hint: "labctl list shows the lab's VMs.",
+      });
     const provider = providerCache({ lab, labDir: this.labDir })(vm);
     if (!provider.exportDisk)
       throw new UsageError('CAPTURE_UNSUPPORTED', `the ${provider.name} provider cannot copy a VM's disk yet`, {
@@ -89,7 +99,9 @@ export default class TemplateCapture extends LabctlCommand<typeof TemplateCaptur
         // Refusals about the output come before anything was written.
         exitCode: result.error.code === 'OUTPUT_EXISTS' || result.error.code === 'OUTPUT_IS_SOURCE' ? 2 : 1,
       });
-    this.log(`${result.facts.path}: ${format}, ${(result.facts.bytes / 2 ** 20).toFixed(0)} MiB, sha256 ${result.facts.sha256}`);
+    this.log(
+      `${result.facts.path}: ${format}, ${(result.facts.bytes / 2 ** 20).toFixed(0)} MiB, sha256 ${result.facts.sha256}`,
+    );
     this.log(`Use it: labctl create --golden ${result.facts.path}`);
     return { vm: name, ...(snapshot ? { fromSnapshot: snapshot } : {}), ...result.facts };
   }
