@@ -256,6 +256,58 @@ describe.skipIf(gate.skip)(`KVM: day-2 operations (${gate.reason ?? 'root, libvi
     expect(await onVm('w-01', 'hostname; cat /root/marker')).toEqual({ code: 0, out: 'w-01\nkept\n' });
   });
 
+  it('export, destroy, import gives back a VM that boots with its identity; OVA: OVF first, well-formed, streamOptimized VMDK; a tampered bundle is refused', async () => {
+    const out = join(root, 'exports');
+    const busy = await labctl(['export', 'd-01', '-o', out]);
+    expect(busy.code).toBe(2);
+    expect(busy.stderr).toMatch(/stop these VMs.*d-01/);
+    const exported = await json(['export', 'd-02', '-o', out]);
+    expect(exported.code, JSON.stringify(exported.data)).toBe(0);
+    expect(exported.data.vms[0].facts).toMatchObject({ written: true, format: 'bundle' });
+    const bundle = join(out, 'd-02');
+    expect(execFileSync('sha256sum', ['-c', 'SHA256SUMS'], { cwd: bundle, encoding: 'utf8' })).toMatch(/disk.qcow2: OK[\s\S]*vm.json: OK/);
+    expect((await json(['export', 'd-02', '-o', out])).data.vms[0].facts.written).toBe(false);
+
+    const ova = await json(['export', 'd-02', '-o', out, '--format', 'ova']);
+    expect(ova.code, JSON.stringify(ova.data)).toBe(0);
+    const packed = join(out, 'd-02.ova');
+    expect(execFileSync('tar', ['tf', packed], { encoding: 'utf8' }).split('\n').filter(Boolean)).toEqual([
+      'd-02.ovf',
+      'd-02-disk1.vmdk',
+      'd-02.mf',
+    ]);
+    const unpacked = join(root, 'ova');
+    await mkdir(unpacked);
+    execFileSync('tar', ['xf', packed, '-C', unpacked]);
+    execFileSync('xmllint', ['--noout', join(unpacked, 'd-02.ovf')]);
+    const vmdk = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', join(unpacked, 'd-02-disk1.vmdk')], { encoding: 'utf8' }));
+    expect(vmdk.format).toBe('vmdk');
+    expect(vmdk['format-specific'].data['create-type']).toBe('streamOptimized');
+    expect(await readFile(join(unpacked, 'd-02.mf'), 'utf8')).toContain(`SHA256(d-02-disk1.vmdk)= ${sha256(join(unpacked, 'd-02-disk1.vmdk'))}`);
+
+    const before = JSON.parse(await readFile(join(labDir, '.labctl', 'state.json'), 'utf8')).vms.find((vm: any) => vm.name === 'd-02');
+    expect((await labctl(['destroy', 'd-02'])).code).toBe(0);
+    expect(domainsAt(uri)).not.toContain('d-02');
+    // A bundle changed after export is refused before anything changes.
+    const bad = join(root, 'bad');
+    execFileSync('cp', ['-a', bundle, bad]);
+    await writeFile(join(bad, 'vm.json'), (await readFile(join(bad, 'vm.json'), 'utf8')).replace('"cpus": 1', '"cpus": 2'));
+    const refused = await labctl(['import', bad]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/vm.json does not match its SHA-256/);
+    expect(domainsAt(uri)).not.toContain('d-02');
+
+    const restored = await json(['import', bundle]);
+    expect(restored.code, JSON.stringify(restored.data)).toBe(0);
+    expect(restored.data).toMatchObject({ name: 'd-02', mac: before.mac, state: 'created', instanceId: before.instanceId });
+    expect(restored.data.ssh.hostKeys).toEqual(before.ssh.hostKeys);
+    expect(virshAt(uri, 'domstate', 'd-02').trim()).toBe('shut off');
+    expect((await labctl(['import', bundle])).code).toBe(2);
+    const started = await json(['start', 'd-02']);
+    expect(started.code, JSON.stringify(started.data)).toBe(0);
+    expect(await onVm('d-02', 'hostname; cat /root/marker')).toEqual({ code: 0, out: 'd-02\nkept\n' });
+  });
+
   it('destroy removes VMs with their snapshots and leaves no disk; the golden image is byte-identical', async () => {
     const gone = await labctl(['destroy', '--all', '--json']);
     expect(gone.code, gone.stderr).toBe(0);

@@ -18,6 +18,7 @@ import { renderTable } from './render.js';
 export const selectionFlags = {
   group: Flags.string({ char: 'g', summary: 'Every VM of this group (several allowed).', multiple: true }),
   all: Flags.boolean({ summary: 'Every VM of the lab.' }),
+  'dry-run': Flags.boolean({ summary: 'Check the names and show which VMs it would act on; change nothing.' }),
 };
 
 /** The positional VM names of a non-strict command: words that are neither flags nor a flag's value. */
@@ -49,6 +50,7 @@ export interface OperationRun<F> {
   operation: string;
   call: OperationOptions<F>['call'];
   update?: OperationOptions<F>['update'];
+  dryRun?: boolean;
   note: (message: string) => void;
 }
 
@@ -67,6 +69,7 @@ export async function runOperation<F>(run: OperationRun<F>): Promise<OperationSu
       operation: run.operation,
       call: run.call,
       ...(run.update ? { update: run.update } : {}),
+      ...(run.dryRun ? { dryRun: true } : {}),
       events: progress.sink,
       signal: interrupt.signal,
     });
@@ -76,8 +79,10 @@ export async function runOperation<F>(run: OperationRun<F>): Promise<OperationSu
   }
 }
 
-/** One row per VM: ok or the error (with its hint under the table). */
+/** One row per VM: ok or the error (with its hint under the table); with --dry-run, what it would act on. */
 export function operationTable<F>(summary: OperationSummary<F>, detail: (facts: F) => string): string {
+  if (summary.dryRun)
+    return `Would ${summary.operation}: ${summary.dryRun.selected.join(', ')} (nothing changed: --dry-run)`;
   return renderTable(summary.vms, [
     { header: 'name', get: (vm) => vm.name },
     { header: 'result', get: (vm) => (vm.ok ? 'ok' : 'failed') },

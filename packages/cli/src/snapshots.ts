@@ -43,6 +43,7 @@ export abstract class SnapshotCommand<T extends typeof LabctlCommand<any>> exten
       operation: `snapshot ${request.action}`,
       call: (provider, vms, events) => provider.snapshot(vms, request, events),
       update: (_vm, facts) => (facts.state ? { state: facts.state } : undefined),
+      dryRun: (this.flags as { 'dry-run'?: boolean })['dry-run'],
       note: (message) => this.note(message),
     });
     if (request.action === 'list') {

@@ -266,6 +266,41 @@ export interface DiskExportFacts {
   sha256: string;
 }
 
+/**
+ * A VM copied out as a self-contained bundle (`labctl export`): its flattened disk, its seed, the
+ * hypervisor's own definition, this description (`vm.json`) and SHA256SUMS, written last. What
+ * `labctl import` reads back; documented in docs/day2.md.
+ */
+export interface VmBundleDescription {
+  labctlExport: 1;
+  name: string;
+  group: string;
+  provider: string;
+  mac: string;
+  cpus: number;
+  memoryMiB: number;
+  network: string;
+  /** Provider-specific settings as the VM had them (libvirt: firmware, domainType, kernel, initrd, cmdline). */
+  options: Record<string, string | number>;
+  ssh: { user?: string; port?: number; keyFile?: string; hostKeys: string[] };
+  instanceId?: string;
+  assignedAddress?: string;
+  assign?: 'static' | 'reservation';
+  vars?: Record<string, unknown>;
+  /** Files of the bundle, by role, relative to its directory. */
+  files: { disk: string; seed?: string; definition: string };
+  exportedAt: string;
+}
+
+export interface VmExportFacts {
+  /** The bundle's directory, or the .ova file. */
+  path: string;
+  format: 'bundle' | 'ova';
+  /** False when a complete, verified bundle was already there (a re-run). */
+  written: boolean;
+  files: Array<{ name: string; bytes: number; sha256: string }>;
+}
+
 export interface Provider {
   readonly name: string;
   /**
@@ -288,6 +323,14 @@ export interface Provider {
    * it refuses those commands with a clear error.
    */
   exportDisk?(vm: VmRecord, request: DiskExportRequest, events: EventSink): Promise<VmResult<DiskExportFacts>>;
+  /** A stopped VM as a bundle in `dir/NAME/` or an OVF package `dir/NAME.ova` (optional, like exportDisk). */
+  exportVm?(
+    vm: VmRecord,
+    request: { dir: string; format: 'bundle' | 'ova' },
+    events: EventSink,
+  ): Promise<VmResult<VmExportFacts>>;
+  /** Defines a VM of this lab from a verified bundle (its disk and seed copied in); the VM is left stopped. */
+  importVm?(bundle: { dir: string; description: VmBundleDescription }, events: EventSink): Promise<VmResult<VmRecord>>;
   /** One snapshot operation on every VM of the call (Hyper-V: one script per host). */
   snapshot(vms: VmRecord[], request: SnapshotRequest, events: EventSink): Promise<Array<VmResult<SnapshotFacts>>>;
   adapters(vms: VmRecord[]): Promise<AdapterReport[]>;

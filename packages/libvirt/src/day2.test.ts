@@ -17,3 +17,37 @@ describe('virsh snapshot-list --parent, as the stack labctl shows', () => {
     expect(parseSnapshotList('')).toEqual([]);
   });
 });
+
+describe('an exported domain read back', () => {
+  it('parseDomainFacts reads what domainXml wrote, and what libvirt prints for it (KiB, escapes)', async () => {
+    const { domainXml } = await import('./xml.js');
+    const { parseDomainFacts } = await import('./bundle.js');
+    const xml = domainXml({
+      name: 'web-01',
+      domainType: 'qemu',
+      memoryMiB: 384,
+      cpus: 2,
+      firmware: 'bios',
+      disk: '/d/web-01.qcow2',
+      diskFormat: 'qcow2',
+      mac: '52:54:00:aa:bb:cc',
+      network: 'bridge:br0',
+      kernel: '/k/vmlinux',
+      cmdline: "console=ttyS0 x='<&>'",
+      consoleLog: '/d/web-01.console.log',
+      metadata: { lab: 'l', group: 'web', disk: '/d/web-01.qcow2', golden: '/g.vhd' },
+    });
+    expect(parseDomainFacts(xml)).toEqual({
+      domainType: 'qemu',
+      memoryMiB: 384,
+      cpus: 2,
+      firmware: 'bios',
+      network: 'bridge:br0',
+      mac: '52:54:00:aa:bb:cc',
+      kernel: '/k/vmlinux',
+      cmdline: "console=ttyS0 x='<&>'",
+    });
+    const printed = xml.replace("<memory unit='MiB'>384</memory>", "<memory unit='KiB'>393216</memory>");
+    expect(parseDomainFacts(printed).memoryMiB).toBe(384);
+  });
+});

@@ -1,9 +1,8 @@
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { lstat, open, rename, rm } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { EventSink } from '@labctl/core/events';
+import { fileSha256 } from '@labctl/core/flows/bundle';
 import type { DiskExportFacts, DiskExportRequest, DiskFormat } from '@labctl/core/provider';
 import type { VmRecord } from '@labctl/core/state';
 import { LibvirtError } from './connect.js';
@@ -133,12 +132,6 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-export async function fileSha256(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 /** qemu-img with `-p`: its "(12.34/100%)" lines become a callback every 10 points. */

@@ -1,5 +1,6 @@
 import { libvirtOptions } from './options.js';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { mapLimit } from '@labctl/core/concurrency';
 import { describeError } from '@labctl/core/errors';
 import type { EventSink } from '@labctl/core/events';
@@ -10,6 +11,8 @@ import {
   type DestroyOptions,
   type DiskExportFacts,
   type DiskExportRequest,
+  type VmBundleDescription,
+  type VmExportFacts,
   type Plan,
   type PreflightOptions,
   type PreflightResult,
@@ -37,6 +40,7 @@ import { domainXml, LABCTL_XMLNS, type LabctlMetadata, networkSource, parseLabct
 import { addressChecks, addReservation, removeReservation } from './reservations.js';
 import { snapshotDomain, stopDomain } from './day2.js';
 import { exportDomainDisk } from './export-disk.js';
+import { exportBundle } from './bundle.js';
 import { isoImage } from '@labctl/seed/iso9660';
 import { SEED_LABEL } from '@labctl/seed/nocloud';
 
@@ -410,6 +414,129 @@ export class LibvirtProvider implements Provider {
       'copy',
       'LIBVIRT_EXPORT_FAILED',
       (one) => exportDomainDisk({ virsh: this.virsh, store: this.store }, one, request, events),
+      events,
+    );
+    return result!;
+  }
+
+  /** A stopped VM as a bundle or an OVA (see bundle.ts). */
+  async exportVm(
+    vm: VmRecord,
+    request: { dir: string; format: 'bundle' | 'ova' },
+    events: EventSink,
+  ): Promise<VmResult<VmExportFacts>> {
+    const [result] = await this.eachDomain(
+      [vm],
+      1,
+      'export',
+      'LIBVIRT_EXPORT_FAILED',
+      (one) => exportBundle({ lab: this.options.lab, virsh: this.virsh, store: this.store }, one, request, events),
+      events,
+    );
+    return result!;
+  }
+
+  /**
+   * A VM of this lab from a verified bundle: its disk and seed copied into the lab's directory, a
+   * domain defined from the bundle's description (with this host's accelerator), left stopped. Its
+   * identity (name, MAC, seed, host keys) is the bundle's.
+   */
+  async importVm(
+    bundle: { dir: string; description: VmBundleDescription },
+    events: EventSink,
+  ): Promise<VmResult<VmRecord>> {
+    const d = bundle.description;
+    const [result] = await this.eachDomain(
+      [{ name: d.name } as VmRecord],
+      1,
+      'import',
+      'LIBVIRT_IMPORT_FAILED',
+      async () => {
+        if (this.store.kind !== 'local')
+          throw new LibvirtError(
+            'IMPORT_REMOTE_HOST',
+            `importing into the remote libvirt host ${this.uri} is not built yet`,
+          );
+        if ((await this.virsh.domainState(d.name)) !== undefined)
+          throw new LibvirtError('DOMAIN_EXISTS', `a domain named ${d.name} already exists at ${this.uri}`, {
+            hint: 'Destroy or rename it first; labctl never replaces a domain it did not make for this lab.',
+          });
+        await mkdir(this.options.diskDir, { recursive: true, mode: 0o700 });
+        const kernel = typeof d.options.kernel === 'string' ? d.options.kernel : undefined;
+        const choice = await this.accelerator(kernel);
+        const disk = await this.store.diskPath(d.name);
+        const source = join(bundle.dir, d.files.disk);
+        events({ subject: d.name, phase: 'disk', status: 'start', message: `copying ${source}` });
+        // A disk without a domain is left over from an interrupted import of this lab: ours to replace.
+        await this.store.remove(disk);
+        await copyFile(source, disk);
+        await chmod(disk, 0o600);
+        let seed: string | undefined;
+        if (d.files.seed) {
+          seed = await this.store.seedPath(d.name);
+          await this.store.remove(seed);
+          await copyFile(join(bundle.dir, d.files.seed), seed);
+          await chmod(seed, 0o600);
+        }
+        const consoleLog = await this.store.prepareConsole(d.name);
+        const xmlFile = this.xmlPath(d.name);
+        const firmware = d.options.firmware === 'uefi' ? 'uefi' : 'bios';
+        await writeFile(
+          xmlFile,
+          domainXml({
+            name: d.name,
+            domainType: choice.accelerator === 'kvm' ? 'kvm' : 'qemu',
+            memoryMiB: d.memoryMiB,
+            cpus: d.cpus,
+            firmware,
+            disk,
+            diskFormat: 'qcow2',
+            mac: d.mac,
+            network: d.network,
+            ...(kernel ? { kernel } : {}),
+            ...(typeof d.options.initrd === 'string' ? { initrd: d.options.initrd } : {}),
+            ...(typeof d.options.cmdline === 'string' ? { cmdline: d.options.cmdline } : {}),
+            consoleLog,
+            ...(seed ? { seed } : {}),
+            ...(d.instanceId ? { instanceId: d.instanceId } : {}),
+            // The bundle's disk is where this one came from: recorded as its golden, never written.
+            metadata: { lab: this.options.lab, group: d.group, disk, golden: source },
+          }),
+          { mode: 0o600 },
+        );
+        try {
+          await this.virsh.run(['define', xmlFile]);
+        } catch (err) {
+          for (const path of [disk, consoleLog, ...(seed ? [seed] : [])]) await this.store.remove(path).catch(() => {});
+          throw err;
+        }
+        events({ subject: d.name, phase: 'import', status: 'done', message: 'defined, stopped' });
+        const record: VmRecord = {
+          name: d.name,
+          group: d.group,
+          provider: this.name,
+          host: this.uri,
+          mac: d.mac,
+          addresses: [],
+          ssh: { ...d.ssh, hostKeys: d.ssh.hostKeys },
+          state: 'created',
+          ...(d.instanceId ? { instanceId: d.instanceId } : {}),
+          ...(d.assignedAddress ? { assignedAddress: d.assignedAddress } : {}),
+          ...(d.assign ? { assign: d.assign } : {}),
+          ...(d.vars ? { vars: d.vars as VmRecord['vars'] } : {}),
+          resources: {
+            disk,
+            consoleLog,
+            xml: xmlFile,
+            golden: source,
+            network: d.network,
+            accelerator: choice.accelerator,
+            clone: 'full',
+            ...(seed ? { seed } : {}),
+          },
+        };
+        return record;
+      },
       events,
     );
     return result!;

@@ -50,6 +50,7 @@ export default class Restart extends LabctlCommand<typeof Restart> {
       labDir: this.labDir,
       store,
       json: this.jsonEnabled(),
+      dryRun: this.flags['dry-run'],
       note: (message: string) => this.note(message),
     };
     const stop = await runOperation<StopFacts>({
@@ -71,7 +72,7 @@ export default class Restart extends LabctlCommand<typeof Restart> {
     const stopped = stop.vms.filter((vm) => vm.ok).map((vm) => vm.name);
     let start: OperationSummary<StartFacts> | undefined;
     let ssh: AddressesSummary | undefined;
-    if (stopped.length > 0 && !stop.interrupted) {
+    if (stopped.length > 0 && !stop.interrupted && !stop.dryRun) {
       const startedAt = new Date().toISOString();
       start = await runOperation<StartFacts>({
         ...common,

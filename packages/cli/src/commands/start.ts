@@ -58,13 +58,14 @@ export default class Start extends LabctlCommand<typeof Start> {
       call: (provider, vms, events) => provider.start(vms, events),
       // A VM started now ignores DHCP leases older than this start (discovery).
       update: (vm, facts) => ({ state: facts.state, ...(facts.started || !vm.startedAt ? { startedAt } : {}) }),
+      dryRun: this.flags['dry-run'],
       note: (message) => this.note(message),
     });
     this.log(operationTable(summary, (facts) => (facts.started ? 'started' : 'already running')));
     for (const hint of operationHints(summary)) this.log(hint);
     let ssh: AddressesSummary | undefined;
     const started = summary.vms.filter((vm) => vm.ok).map((vm) => vm.name);
-    if (this.flags.wait && started.length > 0 && !summary.interrupted) {
+    if (this.flags.wait && started.length > 0 && !summary.interrupted && !summary.dryRun) {
       ssh = await waitForSsh({
         lab,
         labDir: this.labDir,

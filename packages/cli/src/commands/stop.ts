@@ -73,6 +73,7 @@ export default class Stop extends LabctlCommand<typeof Stop> {
           events,
         ),
       update: (_vm, facts) => ({ state: facts.state }),
+      dryRun: this.flags['dry-run'],
       note: (message) => this.note(message),
     });
     this.log(operationTable(summary, stopDetail));

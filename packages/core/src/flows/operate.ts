@@ -60,6 +60,8 @@ export interface OperationSummary<F> {
   operation: string;
   vms: Array<OperationResult<F>>;
   interrupted: boolean;
+  /** With dryRun: the VMs the operation would act on (nothing was asked of any provider). */
+  dryRun?: { selected: string[] };
 }
 
 export interface OperationOptions<F> extends Selection {
@@ -75,6 +77,8 @@ export interface OperationOptions<F> extends Selection {
   update?: (vm: VmRecord, facts: F) => Partial<VmRecord> | undefined;
   events?: EventSink;
   signal?: AbortSignal;
+  /** Select and check only: no provider call, no state written (`--dry-run`). */
+  dryRun?: boolean;
 }
 
 /** VMs per provider call: one Hyper-V script handles this many; an interrupt waits for at most one call. */
@@ -85,6 +89,14 @@ export async function operateOnVms<F>(options: OperationOptions<F>): Promise<Ope
   return options.store.withLock(options.lab, `labctl ${options.operation}`, async (session) => {
     const save = serialSaver(session);
     const targets = selectVms(session.state, options, options.operation);
+    if (options.dryRun)
+      return {
+        lab: session.state.lab,
+        operation: options.operation,
+        vms: [],
+        interrupted: false,
+        dryRun: { selected: targets.map((vm) => vm.name) },
+      };
     const byProvider = new Map<Provider, VmRecord[]>();
     for (const vm of targets) {
       const provider = options.provider(vm);
