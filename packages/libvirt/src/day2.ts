@@ -11,7 +11,7 @@ import {
 } from '@labctl/core/provider';
 import { LibvirtError } from './connect.js';
 import type { DiskStore } from './storage.js';
-import { isNotRunning, type Virsh } from './virsh.js';
+import { isNoDomain, isNotRunning, type Virsh } from './virsh.js';
 
 /**
  * Day-2 operations on one libvirt domain: stop with a deadline, and snapshots.
@@ -131,9 +131,15 @@ export async function snapshotDomain(
   events: EventSink,
 ): Promise<SnapshotFacts> {
   const { virsh } = host;
-  if ((await virsh.domainState(vm.name)) === undefined)
-    throw new LibvirtError('DOMAIN_MISSING', `domain ${vm.name} does not exist at ${virsh.uri}`);
-  const before = await listSnapshots(virsh, vm);
+  // Two virsh calls per VM: the stack (which also proves the domain exists), then the change; the
+  // stack afterwards follows from the change, as libvirt keeps it.
+  let before: SnapshotInfo[];
+  try {
+    before = await listSnapshots(virsh, vm);
+  } catch (err) {
+    if (isNoDomain(err)) throw new LibvirtError('DOMAIN_MISSING', `domain ${vm.name} does not exist at ${virsh.uri}`);
+    throw err;
+  }
   const phase = `snapshot ${request.action}`;
   if (request.action === 'list') return { snapshots: before };
   if (request.action === 'save') {
@@ -154,40 +160,60 @@ export async function snapshotDomain(
         );
     }
     events({ subject: vm.name, phase, status: 'start', message: name });
-    await virsh
-      .run(['snapshot-create-as', vm.name, '--name', name, '--atomic'], { timeoutMs: 600_000 })
-      .catch((err) => {
-        // QEMU saves a running VM's memory like a migration, which its VHD/VHDX drivers block.
-        if (/does not support live migration/.test(describeError(err)))
-          throw new LibvirtError(
-            'SNAPSHOT_NEEDS_STOP',
-            `${vm.name} runs on a VHD/VHDX golden image: QEMU cannot save a running VM's memory on that chain`,
-            {
-              hint: `Stop it first (labctl stop ${vm.name}): a stopped VM's snapshot holds its disk. For snapshots of running VMs, convert the golden image to qcow2 (qemu-img convert -O qcow2 golden.vhd golden.qcow2).`,
-              cause: err,
-            },
-          );
-        throw err;
-      });
+    await virsh.run(['snapshot-create-as', vm.name, '--name', name, '--atomic'], { timeoutMs: 600_000 }).catch((err) => {
+      // QEMU saves a running VM's memory like a migration, which its VHD/VHDX drivers block.
+      if (/does not support live migration/.test(describeError(err)))
+        throw new LibvirtError(
+          'SNAPSHOT_NEEDS_STOP',
+          `${vm.name} runs on a VHD/VHDX golden image: QEMU cannot save a running VM's memory on that chain`,
+          {
+            hint: `Stop it first (labctl stop ${vm.name}): a stopped VM's snapshot holds its disk. For snapshots of running VMs, convert the golden image to qcow2 (qemu-img convert -O qcow2 golden.vhd golden.qcow2).`,
+            cause: err,
+          },
+        );
+      throw err;
+    });
     events({ subject: vm.name, phase, status: 'done', message: name });
-    return { snapshot: name, snapshots: await listSnapshots(virsh, vm), state: await liveState(virsh, vm) };
+    // libvirt makes the new snapshot a child of the current one, the newest unless a revert moved it.
+    const parent = before.at(-1)?.name;
+    return {
+      snapshot: name,
+      snapshots: [...before, { name, created: new Date().toISOString(), ...(parent ? { parent } : {}) }],
+    };
   }
   const target = request.name ?? before.at(-1)?.name;
-  if (!target || !before.some((snapshot) => snapshot.name === target))
+  const entry = before.find((snapshot) => snapshot.name === target);
+  if (!target || !entry)
     throw new LibvirtError(
       'SNAPSHOT_MISSING',
       target ? `${vm.name} has no snapshot named ${target}` : `${vm.name} has no snapshots`,
       { hint: `labctl snapshot list ${vm.name} shows its snapshots.` },
     );
   events({ subject: vm.name, phase, status: 'start', message: target });
-  if (request.action === 'revert') await virsh.run(['snapshot-revert', vm.name, target], { timeoutMs: 600_000 });
-  else await virsh.run(['snapshot-delete', vm.name, target], { timeoutMs: 600_000 });
+  if (request.action === 'revert') {
+    await virsh.run(['snapshot-revert', vm.name, target], { timeoutMs: 600_000 });
+    events({ subject: vm.name, phase, status: 'done', message: target });
+    // A snapshot of a running VM resumes it running; any other leaves it off.
+    return { snapshot: target, snapshots: before, state: entry.vmState === 'running' ? 'running' : 'stopped' };
+  }
+  await virsh.run(['snapshot-delete', vm.name, target], { timeoutMs: 600_000 });
   events({ subject: vm.name, phase, status: 'done', message: target });
-  return { snapshot: target, snapshots: await listSnapshots(virsh, vm), state: await liveState(virsh, vm) };
+  // Its children move up to its parent, as libvirt re-parents them.
+  return {
+    snapshot: target,
+    snapshots: before
+      .filter((snapshot) => snapshot.name !== target)
+      .map((snapshot) =>
+        snapshot.parent === target
+          ? { ...stripParent(snapshot), ...(entry.parent ? { parent: entry.parent } : {}) }
+          : snapshot,
+      ),
+  };
 }
 
-async function liveState(virsh: Virsh, vm: DomainRef): Promise<'running' | 'stopped'> {
-  return (await virsh.domainState(vm.name)) === 'shut off' ? 'stopped' : 'running';
+function stripParent(snapshot: SnapshotInfo): SnapshotInfo {
+  const { parent: _parent, ...rest } = snapshot;
+  return rest;
 }
 
 function gib(bytes: number): string {

@@ -398,7 +398,7 @@ export class LibvirtProvider implements Provider {
   ): Promise<Array<VmResult<SnapshotFacts>>> {
     return this.eachDomain(
       vms,
-      4,
+      10,
       `snapshot ${request.action}`,
       'LIBVIRT_SNAPSHOT_FAILED',
       (vm) => snapshotDomain({ virsh: this.virsh, store: this.store }, vm, request, events),

@@ -12,7 +12,7 @@ import {
   selectionFlags,
   waitForSsh,
 } from '../operations.js';
-import { stopDetail, stopFlags } from './stop.js';
+import { stopDetail, stopFlags, stopOperation } from './stop.js';
 
 export interface RestartResult {
   stop: OperationSummary<StopFacts>;
@@ -58,14 +58,7 @@ export default class Restart extends LabctlCommand<typeof Restart> {
       names: positionalNames(this.argv, [...SELECTION_VALUE_FLAGS, '--timeout']),
       groups: this.flags.group,
       all: this.flags.all,
-      operation: 'stop',
-      call: (provider, vms, events) =>
-        provider.stop(
-          vms,
-          { force: this.flags.force, timeoutS: this.flags.timeout, forceAfterTimeout: this.flags['power-off'] },
-          events,
-        ),
-      update: (_vm, facts) => ({ state: facts.state }),
+      ...stopOperation(this.flags),
     });
     this.log(operationTable(stop, stopDetail));
     for (const hint of operationHints(stop)) this.log(hint);

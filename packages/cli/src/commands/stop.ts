@@ -4,6 +4,7 @@ import { Args, Flags } from '@oclif/core';
 import { LabctlCommand } from '../base-command.js';
 import {
   operationHints,
+  type OperationRun,
   operationTable,
   positionalNames,
   runOperation,
@@ -29,6 +30,20 @@ export const stopFlags = {
 };
 
 export type StopResult = OperationSummary<StopFacts> & { warnings?: string[] };
+
+/** The stop operation as `stop` and `restart` run it, from their shared flags. */
+export function stopOperation(flags: {
+  force: boolean;
+  timeout: number;
+  'power-off': boolean;
+}): Pick<OperationRun<StopFacts>, 'operation' | 'call' | 'update'> {
+  return {
+    operation: 'stop',
+    call: (provider, vms, events) =>
+      provider.stop(vms, { force: flags.force, timeoutS: flags.timeout, forceAfterTimeout: flags['power-off'] }, events),
+    update: (_vm, facts) => ({ state: facts.state }),
+  };
+}
 
 export function stopDetail(facts: StopFacts): string {
   if (!facts.stopped) return 'not running';
@@ -65,14 +80,7 @@ export default class Stop extends LabctlCommand<typeof Stop> {
       names: positionalNames(this.argv, [...SELECTION_VALUE_FLAGS, '--timeout']),
       groups: this.flags.group,
       all: this.flags.all,
-      operation: 'stop',
-      call: (provider, vms, events) =>
-        provider.stop(
-          vms,
-          { force: this.flags.force, timeoutS: this.flags.timeout, forceAfterTimeout: this.flags['power-off'] },
-          events,
-        ),
-      update: (_vm, facts) => ({ state: facts.state }),
+      ...stopOperation(this.flags),
       dryRun: this.flags['dry-run'],
       note: (message) => this.note(message),
     });
