@@ -157,4 +157,55 @@ describe.skipIf(gate.skip)('Hyper-V day-2: stop and checkpoints', () => {
     okFacts(await hv.destroy(vms, {}, collectingSink()));
     expect(simulatedFiles(host.stateDir).filter((file) => /\.(a?vhdx)$/i.test(file) && /web-/.test(file))).toEqual([]);
   });
+
+  it("template capture: Convert-VHD merges a stopped VM's chain into a new standalone disk; a running VM, a taken name and a non-host path are refused", async () => {
+    const { hv, vms } = await lab('capture', 1);
+    const [vm] = vms;
+    const running = await hv.exportDisk(
+      vm!,
+      { output: 'D:\\golden\\web-v2.vhdx', format: 'vhdx', flatten: true },
+      collectingSink(),
+    );
+    expect(running.ok === false && running.error.message).toMatch(/the VM is Running.*stop it first/);
+    okFacts(await hv.stop(vms, { timeoutS: 5 }, collectingSink()));
+    okFacts(await hv.snapshot(vms, { action: 'save' }, collectingSink()));
+    const before = host.host();
+    const chainTop = before.vms[0]!.disks[0]!;
+    expect(chainTop).toMatch(/\.avhdx$/);
+    const captured = await hv.exportDisk(
+      vm!,
+      { output: 'D:\\golden\\web-v2.vhdx', format: 'vhdx', flatten: true },
+      collectingSink(),
+    );
+    expect(captured.ok, JSON.stringify(captured)).toBe(true);
+    const after = host.host();
+    const made = after.files['D:\\golden\\web-v2.vhdx'] as unknown as {
+      type: string;
+      parent?: string;
+      mergedFrom: string[];
+    };
+    // Standalone, read from the whole chain: the checkpoint's AVHDX, the VM's own disk, the golden disk.
+    expect(made.type).toBe('Dynamic');
+    expect(made.parent).toBeUndefined();
+    expect(made.mergedFrom).toHaveLength(3);
+    expect(made.mergedFrom[0]).toBe(chainTop);
+    if (captured.ok) expect(captured.facts).toMatchObject({ path: 'D:\\golden\\web-v2.vhdx', format: 'vhdx' });
+    if (captured.ok) expect(captured.facts.sha256).toMatch(/^[0-9a-f]{64}$/);
+    // The VM's chain is as it was; nothing half-written is left.
+    expect(after.vms[0]!.disks).toEqual(before.vms[0]!.disks);
+    for (const [path, file] of Object.entries(before.files)) expect(after.files[path], path).toEqual(file);
+    expect(simulatedFiles(host.stateDir).filter((file) => file.includes('labctl-partial'))).toEqual([]);
+    const taken = await hv.exportDisk(
+      vm!,
+      { output: 'D:\\golden\\web-v2.vhdx', format: 'vhdx', flatten: true },
+      collectingSink(),
+    );
+    expect(taken.ok === false && taken.error.message).toMatch(/already exists/);
+    const local = await hv.exportDisk(
+      vm!,
+      { output: '/tmp/web-v2.vhdx', format: 'vhdx', flatten: true },
+      collectingSink(),
+    );
+    expect(local.ok === false && local.error.code).toBe('HYPERV_CAPTURE_PATH');
+  });
 });

@@ -2,6 +2,8 @@ import type { PowerShellSession } from '@labctl/remote/powershell';
 import { objectArray } from './parse.js';
 import { SCRIPTS } from './scripts/index.js';
 import type {
+  CopyDiskFacts,
+  CopyDiskInput,
   CreateVmResult,
   CreateVmsInput,
   HostFacts,
@@ -32,6 +34,7 @@ export interface HyperVDriver {
   startVms(lab: string, vms: VmRef[]): Promise<StartVmResult[]>;
   stopVms(input: StopVmsInput): Promise<StopVmResult[]>;
   snapshotVms(input: SnapshotVmsInput): Promise<SnapshotVmResult[]>;
+  copyDisk(input: CopyDiskInput): Promise<CopyDiskFacts>;
   adapters(vms: VmRef[]): Promise<VmAdapterFacts[]>;
   listVms(lab: string): Promise<ListedVm[]>;
   removeVms(input: RemoveVmsInput): Promise<RemoveVmResult[]>;
@@ -81,6 +84,11 @@ export class PowerShellHyperVDriver implements HyperVDriver {
   async stopVms(input: StopVmsInput): Promise<StopVmResult[]> {
     const deadline = 180_000 + input.timeoutS * 1000;
     return objectArray<StopVmResult>((await this.run<{ vms: unknown }>('stop_vms', input, deadline))?.vms);
+  }
+
+  /** One VM's disk, merged by Convert-VHD: as long as the disk is big (up to 2 hours). */
+  copyDisk(input: CopyDiskInput): Promise<CopyDiskFacts> {
+    return this.run<CopyDiskFacts>('copy_disk', input, 7_200_000);
   }
 
   async snapshotVms(input: SnapshotVmsInput): Promise<SnapshotVmResult[]> {

@@ -5,6 +5,8 @@ import {
   type AdapterReport,
   type DestroyFacts,
   type DestroyOptions,
+  type DiskExportFacts,
+  type DiskExportRequest,
   type PlacedPlan,
   type Plan,
   type PreflightOptions,
@@ -494,6 +496,60 @@ export class HyperVProvider implements Provider {
         };
       }),
     );
+  }
+
+  /**
+   * Template capture on the host: copy_disk merges the stopped VM's chain into one new standalone
+   * disk at `output`, a path on that host (D:\\golden\\web-v2.vhdx), with Convert-VHD.
+   */
+  async exportDisk(vm: VmRecord, request: DiskExportRequest, events: EventSink): Promise<VmResult<DiskExportFacts>> {
+    const refuse = (code: string, message: string, hint?: string): VmResult<DiskExportFacts> => ({
+      name: vm.name,
+      ok: false,
+      error: { code, message, ...(hint ? { hint } : {}) },
+    });
+    if (request.format !== 'vhdx' && request.format !== 'vhd')
+      return refuse('HYPERV_CAPTURE_FORMAT', `Hyper-V writes .vhdx or .vhd, not ${request.format}`);
+    if (!/^(?:[A-Za-z]:\\|\\\\[^\\]+\\[^\\]+\\)[^"\u0000-\u001f]*$/.test(request.output))
+      return refuse(
+        'HYPERV_CAPTURE_PATH',
+        `${JSON.stringify(request.output)} is not a path on the Hyper-V host`,
+        'Give the output as the host sees it: D:\\golden\\web-v2.vhdx or \\\\server\\share\\web-v2.vhdx.',
+      );
+    if (request.snapshot)
+      return refuse(
+        'HYPERV_CAPTURE_SNAPSHOT',
+        'capturing a checkpoint on Hyper-V is not built yet',
+        `Stop the VM (labctl stop ${vm.name}) and capture its current disk.`,
+      );
+    const id = typeof vm.resources?.vmId === 'string' ? vm.resources.vmId : undefined;
+    const golden = typeof vm.resources?.golden === 'string' ? [vm.resources.golden] : [];
+    events({ subject: vm.name, phase: 'copy', status: 'start', message: `Convert-VHD to ${request.output}` });
+    try {
+      const facts = await (await this.driver(vm.host)).copyDisk({
+        vm: { name: vm.name, ...(id ? { id } : {}) },
+        output: request.output,
+        flatten: request.flatten,
+        overwrite: Boolean(request.overwrite),
+        protect: golden,
+      });
+      events({ subject: vm.name, phase: 'copy', status: 'done', message: facts.path });
+      return {
+        name: vm.name,
+        ok: true,
+        facts: {
+          path: facts.path,
+          format: request.format,
+          bytes: Number(facts.bytes),
+          sha256: String(facts.sha256),
+          ...(!request.flatten && golden[0] ? { backing: golden[0] } : {}),
+        },
+      };
+    } catch (error) {
+      const failure = vmFailure(error, 'HYPERV_CAPTURE_FAILED');
+      events({ subject: vm.name, phase: 'copy', status: 'failed', message: failure.message });
+      return { name: vm.name, ok: false, error: failure };
+    }
   }
 
   /** One snapshot_vms run per host of the call (checkpoints; see scripts/snapshot_vms.ts). */

@@ -168,6 +168,23 @@ export interface SnapshotVmResult {
   error?: ScriptFailure;
 }
 
+export interface CopyDiskInput {
+  vm: VmRef;
+  /** A path on the host (D:\\golden\\web-v2.vhdx). */
+  output: string;
+  flatten: boolean;
+  overwrite: boolean;
+  /** Paths the output must never be (the VM's golden image). */
+  protect: string[];
+}
+
+export interface CopyDiskFacts {
+  path: string;
+  source: string;
+  bytes: number;
+  sha256: string;
+}
+
 export interface AdapterFacts {
   name: string;
   macAddress: string;

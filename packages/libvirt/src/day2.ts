@@ -160,19 +160,21 @@ export async function snapshotDomain(
         );
     }
     events({ subject: vm.name, phase, status: 'start', message: name });
-    await virsh.run(['snapshot-create-as', vm.name, '--name', name, '--atomic'], { timeoutMs: 600_000 }).catch((err) => {
-      // QEMU saves a running VM's memory like a migration, which its VHD/VHDX drivers block.
-      if (/does not support live migration/.test(describeError(err)))
-        throw new LibvirtError(
-          'SNAPSHOT_NEEDS_STOP',
-          `${vm.name} runs on a VHD/VHDX golden image: QEMU cannot save a running VM's memory on that chain`,
-          {
-            hint: `Stop it first (labctl stop ${vm.name}): a stopped VM's snapshot holds its disk. For snapshots of running VMs, convert the golden image to qcow2 (qemu-img convert -O qcow2 golden.vhd golden.qcow2).`,
-            cause: err,
-          },
-        );
-      throw err;
-    });
+    await virsh
+      .run(['snapshot-create-as', vm.name, '--name', name, '--atomic'], { timeoutMs: 600_000 })
+      .catch((err) => {
+        // QEMU saves a running VM's memory like a migration, which its VHD/VHDX drivers block.
+        if (/does not support live migration/.test(describeError(err)))
+          throw new LibvirtError(
+            'SNAPSHOT_NEEDS_STOP',
+            `${vm.name} runs on a VHD/VHDX golden image: QEMU cannot save a running VM's memory on that chain`,
+            {
+              hint: `Stop it first (labctl stop ${vm.name}): a stopped VM's snapshot holds its disk. For snapshots of running VMs, convert the golden image to qcow2 (qemu-img convert -O qcow2 golden.vhd golden.qcow2).`,
+              cause: err,
+            },
+          );
+        throw err;
+      });
     events({ subject: vm.name, phase, status: 'done', message: name });
     // libvirt makes the new snapshot a child of the current one, the newest unless a revert moved it.
     const parent = before.at(-1)?.name;

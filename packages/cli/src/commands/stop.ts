@@ -40,7 +40,11 @@ export function stopOperation(flags: {
   return {
     operation: 'stop',
     call: (provider, vms, events) =>
-      provider.stop(vms, { force: flags.force, timeoutS: flags.timeout, forceAfterTimeout: flags['power-off'] }, events),
+      provider.stop(
+        vms,
+        { force: flags.force, timeoutS: flags.timeout, forceAfterTimeout: flags['power-off'] },
+        events,
+      ),
     update: (_vm, facts) => ({ state: facts.state }),
   };
 }

@@ -1,6 +1,7 @@
 import type { PowerShellScript } from '@labctl/remote/powershell';
 import { composeScript, type ScriptParts } from './common.js';
 import { configureMigration } from './configure_migration.js';
+import { copyDisk } from './copy_disk.js';
 import { createVms } from './create_vms.js';
 import { getAdapters } from './get_adapters.js';
 import { getHostFacts } from './get_host_facts.js';
@@ -18,6 +19,7 @@ const PARTS = [
   startVms,
   stopVms,
   snapshotVms,
+  copyDisk,
   getAdapters,
   listVms,
   removeVms,
@@ -31,6 +33,7 @@ export type ScriptName =
   | 'start_vms'
   | 'stop_vms'
   | 'snapshot_vms'
+  | 'copy_disk'
   | 'get_adapters'
   | 'list_vms'
   | 'remove_vms'

@@ -27,10 +27,10 @@ export default class TemplateCapture extends LabctlCommand<typeof TemplateCaptur
   static override description = [
     "Flattens the VM's whole chain (its overlay on the golden image) into one new image, in the format the output's",
     'extension names (.qcow2, .vhd, .vhdx, .raw/.img, .vmdk). The VM must be stopped (labctl stop NAME), or',
-    '--from-snapshot copies one of its snapshots while it runs. The VM, its chain and the old golden image are only',
+    '--from-snapshot copies one of its snapshots while it runs (libvirt). The VM, its chain and the old golden image are only',
     'read; the new image is written under a temporary name, synced, then renamed, and is usable at once:',
-    'labctl create --golden OUTPUT. Seal the guest first (labctl template prep --seal) when clones must not share its',
-    'machine-id and keys.',
+    'labctl create --golden OUTPUT. On Hyper-V, OUTPUT is a path on the host (D:\\golden\\web-v2.vhdx) and Convert-VHD',
+    'writes it there. Seal the guest first (labctl template prep --seal) when clones must not share its machine-id and keys.',
   ].join('\n');
   static override examples = [
     {
@@ -57,7 +57,8 @@ export default class TemplateCapture extends LabctlCommand<typeof TemplateCaptur
     const name = checkName('vm', this.args.name, 'template capture');
     const snapshot = this.flags['from-snapshot'];
     if (snapshot !== undefined) checkName('snapshot', snapshot, 'template capture --from-snapshot');
-    const output = resolve(this.flags.output);
+    // A path on this machine (libvirt), or on the Hyper-V host (D:\\golden\\web-v2.vhdx): each provider reads its own.
+    const output = /^(?:[A-Za-z]:\\|\\\\)/.test(this.flags.output) ? this.flags.output : resolve(this.flags.output);
     const format = FORMAT_BY_EXTENSION[extname(output).toLowerCase()];
     if (!format)
       throw new UsageError('CAPTURE_FORMAT', `cannot tell the format of ${output} from its extension`, {
@@ -73,7 +74,7 @@ export default class TemplateCapture extends LabctlCommand<typeof TemplateCaptur
     const provider = providerCache({ lab, labDir: this.labDir })(vm);
     if (!provider.exportDisk)
       throw new UsageError('CAPTURE_UNSUPPORTED', `the ${provider.name} provider cannot copy a VM's disk yet`, {
-        hint: 'Template capture is built for libvirt.',
+        hint: 'Template capture is built for libvirt and Hyper-V.',
       });
     if (snapshot === undefined) {
       const live = (await provider.list(lab.lab)).find((item) => item.name === name);

@@ -759,6 +759,45 @@ function New-VHD {
   }
 }
 
+function Convert-VHD {
+  # Writes a new disk of -VHDType from a disk and its whole parent chain (a merged, standalone copy),
+  # as on a host; refused while a running VM uses any disk of the chain. The new disk's header lists
+  # the chain it was read from (mergedFrom), so tests see what was read.
+  [CmdletBinding(SupportsShouldProcess = $true)]
+  [OutputType([Microsoft.Vhd.PowerShell.VirtualHardDisk])]
+  param(
+    [Parameter(Mandatory = $true, Position = 0, ValueFromPipelineByPropertyName = $true)] [Alias('FullName')] [string]$Path,
+    [Parameter(Mandatory = $true, Position = 1)] [string]$DestinationPath,
+    [Microsoft.Vhd.PowerShell.VhdType]$VHDType,
+    [string]$ParentPath,
+    [uint32]$BlockSizeBytes,
+    [switch]$DeleteSource,
+    [switch]$AsJob,
+    [switch]$Passthru,
+    [string[]]$ComputerName,
+    [pscredential[]]$Credential
+  )
+  Invoke-SimFault $PSCmdlet 'Convert-VHD'
+  if ($DestinationPath -notmatch '\.vhdx?$') { Stop-SimCall $PSCmdlet "Failed to convert the virtual disk. The destination '$DestinationPath' must have the extension .vhd or .vhdx." 'InvalidParameter' 'InvalidArgument' $DestinationPath }
+  $chain = @()
+  $current = $Path
+  while ($current) {
+    $meta = Get-SimDisk $current
+    if (-not $meta) { Stop-SimCall $PSCmdlet "Failed to convert the virtual disk. The system cannot find the file specified. (0x80070002)" 'ObjectNotFound' 'ObjectNotFound' $current }
+    $chain += $current
+    $current = if ($meta['parent']) { [string]$meta.parent } else { $null }
+  }
+  $busy = @(Use-SimState { param($state) @($state.vms | Where-Object { $_.state -ne 'Off' -and $_.state -ne 'Saved' } | Where-Object { $vmDisks = @($_.disks); @($chain | Where-Object { $link = $_; @($vmDisks | Where-Object { Test-SimSamePath $_ $link }).Count -gt 0 }).Count -gt 0 }) })
+  if ($busy.Count -gt 0) { Stop-SimCall $PSCmdlet "Failed to convert the virtual disk. The process cannot access the file because it is being used by another process. (0x80070020)" 'OperationFailed' 'ResourceBusy' $Path }
+  $local = ConvertTo-SimLocalPath $DestinationPath
+  if (-not $local) { Stop-SimCall $PSCmdlet "Failed to convert the virtual disk. The path '$DestinationPath' is not on a volume of this host." 'InvalidParameter' 'InvalidArgument' $DestinationPath }
+  if (Test-Path -LiteralPath $local) { Stop-SimCall $PSCmdlet "Failed to convert the virtual disk. The file exists. (0x80070050)" 'OperationFailed' 'ResourceExists' $DestinationPath }
+  $top = Get-SimDisk $Path
+  $type = if ($VHDType) { $VHDType.ToString() } else { 'Dynamic' }
+  Write-SimDisk $DestinationPath @{ type = $type; size = $top.size; fileSize = 4194304; mergedFrom = $chain }
+  if ($Passthru) { Get-VHD -Path $DestinationPath }
+}
+
 function Get-VMHardDiskDrive {
   [CmdletBinding(DefaultParameterSetName = 'VMName')]
   [OutputType([Microsoft.HyperV.PowerShell.HardDiskDrive])]
