@@ -323,6 +323,12 @@ export interface Provider {
    * it refuses those commands with a clear error.
    */
   exportDisk?(vm: VmRecord, request: DiskExportRequest, events: EventSink): Promise<VmResult<DiskExportFacts>>;
+  /**
+   * Where `labctl clone` puts the frozen copy of `source`'s disk for the clone `name`, as the
+   * provider host sees it: a path the provider derives from the clone's name and removes with the
+   * clone. Throws a UsageError for a mode it does not build.
+   */
+  cloneBasePath?(source: VmRecord, name: string, mode: 'linked' | 'full'): string;
   /** A stopped VM as a bundle in `dir/NAME/` or an OVF package `dir/NAME.ova` (optional, like exportDisk). */
   exportVm?(
     vm: VmRecord,

@@ -10,7 +10,8 @@ import { LocalPowerShellRunner } from '@labctl/remote/local';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { HyperVProvider } from './provider.js';
 import { LocalRecordedHost } from './testing/local-host.js';
-import { labPlan, numbered } from './testing/plans.js';
+import { labPlan, numbered, vmPlan } from './testing/plans.js';
+import { cloneVm } from '@labctl/core/flows/clone';
 import { requirePwsh, simulatedFiles } from './testing/sim-state.js';
 
 /**
@@ -32,7 +33,7 @@ describe.skipIf(gate.skip)('Hyper-V day-2: stop and checkpoints', () => {
   });
   beforeEach(() => host.reset());
 
-  async function lab(name: string, count: number): Promise<{ hv: HyperVProvider; vms: VmRecord[] }> {
+  async function lab(name: string, count: number): Promise<{ hv: HyperVProvider; vms: VmRecord[]; store: StateStore }> {
     const hv = new HyperVProvider({
       lab: name,
       hosts: [{ name: 'hv01' }],
@@ -40,17 +41,18 @@ describe.skipIf(gate.skip)('Hyper-V day-2: stop and checkpoints', () => {
     });
     open.push(hv);
     const labDir = mkdtempSync(join(tmpdir(), 'labctl-hv-day2-'));
+    const store = new StateStore(labDir);
     const summary = await createLab({
       plan: labPlan(name, numbered('web', count, { host: 'hv01' })),
       provider: hv,
-      store: new StateStore(labDir),
+      store,
       start: false,
       timeoutMs: 1_000,
     });
     expect(summary.counts).toMatchObject({ created: count, failed: 0 });
     const vms = JSON.parse(readFileSync(join(labDir, '.labctl', 'state.json'), 'utf8')).vms as VmRecord[];
     okFacts(await hv.start(vms, collectingSink()));
-    return { hv, vms };
+    return { hv, vms, store };
   }
 
   const runs = (script: string) => host.invocations().filter((entry) => entry.script === script).length;
@@ -159,7 +161,7 @@ describe.skipIf(gate.skip)('Hyper-V day-2: stop and checkpoints', () => {
   });
 
   it("template capture: Convert-VHD merges a stopped VM's chain into a new standalone disk; a running VM, a taken name and a non-host path are refused", async () => {
-    const { hv, vms } = await lab('capture', 1);
+    const { hv, vms, store } = await lab('capture', 1);
     const [vm] = vms;
     const running = await hv.exportDisk(
       vm!,
@@ -207,5 +209,42 @@ describe.skipIf(gate.skip)('Hyper-V day-2: stop and checkpoints', () => {
       collectingSink(),
     );
     expect(local.ok === false && local.error.code).toBe('HYPERV_CAPTURE_PATH');
+
+    // A linked clone on a merged copy of that chain, beside the source's disk; destroy takes the base too.
+    const clone = (mode: 'linked' | 'full') =>
+      cloneVm({
+        lab: 'capture',
+        store,
+        source: 'web-01',
+        name: 'web-07',
+        mode,
+        provider: () => hv,
+        planVm: async (source, base) =>
+          labPlan('capture', [
+            vmPlan('web-07', { host: source.host, group: source.group, golden: base, mac: '00:15:5D:00:07:07' }),
+          ]),
+        create: (plan, provider) => createLab({ plan, provider, store, start: false, timeoutMs: 1_000 }),
+      });
+    await expect(clone('full')).rejects.toMatchObject({ code: 'CLONE_FULL_UNSUPPORTED', exitCode: 2 });
+    const cloned = await clone('linked');
+    expect(cloned.create.counts).toMatchObject({ created: 1, failed: 0 });
+    const withClone = host.host();
+    const base = cloned.base;
+    expect(base).toMatch(/\\web-07\.base\.vhdx$/);
+    expect((withClone.files[base] as unknown as { type: string }).type).toBe('Dynamic');
+    const cloneVmDisk = withClone.vms.find((v) => v.name === 'web-07')!.disks[0]!;
+    expect(withClone.files[cloneVmDisk]).toMatchObject({ type: 'Differencing', parent: base });
+    expect(withClone.vms.find((v) => v.name === 'web-01')!.disks).toEqual(before.vms[0]!.disks);
+    const records = JSON.parse(readFileSync(join(store.file), 'utf8')).vms as VmRecord[];
+    okFacts(
+      await hv.destroy(
+        records.filter((r) => r.name === 'web-07'),
+        {},
+        collectingSink(),
+      ),
+    );
+    const gone = simulatedFiles(host.stateDir);
+    expect(gone.filter((file) => /web-07/.test(file))).toEqual([]);
+    expect(gone).toContain(chainTop);
   });
 });

@@ -1,6 +1,8 @@
+import { win32 } from 'node:path';
 import { mapLimit, sleep } from '@labctl/core/concurrency';
-import { describeError } from '@labctl/core/errors';
+import { describeError, UsageError } from '@labctl/core/errors';
 import type { EventSink } from '@labctl/core/events';
+import { checkName } from '@labctl/core/names';
 import {
   type AdapterReport,
   type DestroyFacts,
@@ -529,7 +531,8 @@ export class HyperVProvider implements Provider {
       const facts = await (await this.driver(vm.host)).copyDisk({
         vm: { name: vm.name, ...(id ? { id } : {}) },
         output: request.output,
-        flatten: request.flatten,
+        // Always merged: a copy of only the top disk would hang on parents a checkpoint merge rewrites.
+        flatten: true,
         overwrite: Boolean(request.overwrite),
         protect: golden,
       });
@@ -542,14 +545,32 @@ export class HyperVProvider implements Provider {
           format: request.format,
           bytes: Number(facts.bytes),
           sha256: String(facts.sha256),
-          ...(!request.flatten && golden[0] ? { backing: golden[0] } : {}),
         },
       };
     } catch (error) {
       const failure = vmFailure(error, 'HYPERV_CAPTURE_FAILED');
+      if (/already exists$/.test(failure.message)) failure.code = 'OUTPUT_EXISTS';
       events({ subject: vm.name, phase: 'copy', status: 'failed', message: failure.message });
       return { name: vm.name, ok: false, error: failure };
     }
+  }
+
+  /**
+   * A clone's frozen base: `NAME.base.vhdx` beside the source's disk, in the lab's folder on its
+   * host; remove_vms removes it with the clone whose disk sits on it. Linked clones only: a full
+   * clone's copy would leave the base without a disk that proves it labctl's.
+   */
+  cloneBasePath(source: VmRecord, name: string, mode: 'linked' | 'full'): string {
+    if (mode === 'full')
+      throw new UsageError('CLONE_FULL_UNSUPPORTED', 'full clones are not built for Hyper-V yet', {
+        hint: 'Use a linked clone (the default): its base is a merged, standalone copy of the source disk.',
+      });
+    const disk = typeof source.resources?.vhdPath === 'string' ? source.resources.vhdPath : undefined;
+    if (!disk)
+      throw new UsageError('CLONE_NO_DISK', `the state does not say where ${source.name}'s disk is`, {
+        hint: `labctl list; the record of ${source.name} needs resources.vhdPath.`,
+      });
+    return win32.join(win32.dirname(disk), `${checkName('vm', name, 'clone')}.base.vhdx`);
   }
 
   /** One snapshot_vms run per host of the call (checkpoints; see scripts/snapshot_vms.ts). */

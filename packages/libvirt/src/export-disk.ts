@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { lstat, open, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { EventSink } from '@labctl/core/events';
 import { fileSha256 } from '@labctl/core/flows/bundle';
@@ -70,6 +70,7 @@ export async function exportDomainDisk(
       hint: 'Pick another output, or remove it first.',
     });
   const partial = `${output}.labctl-partial`;
+  await mkdir(dirname(output), { recursive: true });
   await rm(partial, { force: true });
   const target = QEMU_OUTPUT[request.format];
   const args = [

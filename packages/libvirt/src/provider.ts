@@ -115,6 +115,14 @@ export class LibvirtProvider implements Provider {
     return this.store.diskPath(name);
   }
 
+  /**
+   * A clone's frozen base, `NAME.base.qcow2` in the lab's disk directory: on this machine, as
+   * qemu-img writes it (a remote libvirt refuses the copy itself). Removed with the clone.
+   */
+  cloneBasePath(_source: VmRecord, name: string): string {
+    return pathInside(this.options.diskDir, `${name}.base.qcow2`, 'clone base');
+  }
+
   private xmlPath(name: string): string {
     return pathInside(this.options.diskDir, `${name}.xml`, 'domain XML file');
   }
@@ -158,6 +166,11 @@ export class LibvirtProvider implements Provider {
     else if (meta) leftAlone(ownDisk, `the domain's labctl metadata names ${meta.disk} as its disk`);
     await this.store.remove(ownConsole);
     await this.store.remove(ownSeed);
+    // A clone's base: derived from its name, and only ever a qcow2 labctl wrote (never a golden image).
+    if (this.store.kind === 'local') {
+      const base = this.cloneBasePath(vm, vm.name);
+      if (await this.store.isOwnDisk(base)) await this.store.remove(base);
+    }
     await rm(ownXml, { force: true });
     return left;
   }

@@ -1,4 +1,4 @@
-import { cloneBasePath, cloneVm, type CloneSummary } from '@labctl/core/flows/clone';
+import { cloneVm, type CloneSummary } from '@labctl/core/flows/clone';
 import { createLab } from '@labctl/core/flows/create';
 import { deterministicMac } from '@labctl/core/plan';
 import { discover } from '@labctl/discovery/discover';
@@ -18,8 +18,8 @@ export default class Clone extends LabctlCommand<typeof Clone> {
     "Copies SRC's disk (SRC stopped, or one of its snapshots with --from-snapshot) to a frozen base that nothing writes,",
     "then makes NEW like `labctl create` makes a VM of SRC's group: its own MAC, a new seed (host keys pinned before it",
     "boots, a new instance-id so cloud-init runs again), a state record, then start and SSH. --linked (default): NEW's",
-    "disk is an overlay on the base (kept while NEW exists, removed by destroy). --full: a standalone copy. SRC's disk",
-    'and the golden image are only read. The clone takes an address by DHCP. libvirt only for now.',
+    "disk is an overlay on the base. --full: a standalone copy (libvirt). The base is removed with NEW. SRC's disk and",
+    'the golden image are only read. The clone takes an address by DHCP. libvirt (local) and Hyper-V (linked).',
   ].join('\n');
   static override examples = [
     { description: 'A linked clone of a stopped VM', command: '<%= config.bin %> <%= command.id %> web-01 web-07' },
@@ -60,7 +60,6 @@ export default class Clone extends LabctlCommand<typeof Clone> {
         mode,
         ...(this.flags['from-snapshot'] ? { fromSnapshot: this.flags['from-snapshot'] } : {}),
         provider: providerCache({ lab, labDir: this.labDir }),
-        basePath: cloneBasePath(this.labDir, name),
         planVm: async (source, base) => {
           // Planned as a VM of the source's group, on the source's host, then given its own name and MAC.
           const { plan } = await planFromFlags(
@@ -113,7 +112,7 @@ export default class Clone extends LabctlCommand<typeof Clone> {
         { header: 'problem', get: (item) => item.error ?? '' },
       ]),
     );
-    if (summary.base) this.log(`${name} is a linked clone of ${summary.source} on ${summary.base}`);
+    this.log(`${name} is a ${summary.mode} clone of ${summary.source}, from ${summary.base}`);
     if (vm?.hint) this.log(`  ${name}: ${vm.hint}`);
     if (summary.create.interrupted) process.exitCode = 130;
     else if (

@@ -1,4 +1,3 @@
-import { removeCloneBase } from '@labctl/core/flows/clone';
 import { destroyLab, type DestroySummary } from '@labctl/core/flows/destroy';
 import { LabctlError, UsageError } from '@labctl/core/errors';
 import type { Provider } from '@labctl/core/provider';
@@ -74,11 +73,6 @@ export default class Destroy extends LabctlCommand<typeof Destroy> {
       interrupt.dispose();
       await progress.stop();
     }
-    // A linked clone's frozen base goes with the clone (a path derived from its name, never from the state).
-    const bases: string[] = [];
-    if (!summary.keptDisks)
-      for (const vm of summary.vms)
-        if (vm.result !== 'failed' && (await removeCloneBase(this.labDir, vm.name))) bases.push(vm.name);
     if (summary.vms.length === 0) this.log(`Nothing to destroy in lab "${summary.lab}".`);
     else
       this.log(
@@ -88,7 +82,6 @@ export default class Destroy extends LabctlCommand<typeof Destroy> {
           { header: 'error', get: (vm) => vm.error ?? '' },
         ]),
       );
-    if (bases.length) this.log(`Clone bases removed with their clones: ${bases.join(', ')}`);
     for (const vm of summary.vms) for (const warning of vm.warnings ?? []) this.note(`${vm.name}: ${warning}`);
     if (summary.interrupted) process.exitCode = 130;
     else if (summary.vms.some((vm) => vm.result === 'failed')) process.exitCode = 1;

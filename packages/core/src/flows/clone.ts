@@ -1,18 +1,17 @@
-import { lstat, mkdir, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
 import { LabctlError, UsageError } from '../errors.js';
 import { type EventSink, silentSink } from '../events.js';
-import { checkName, pathInside } from '../names.js';
+import { checkName } from '../names.js';
 import type { Plan, Provider, VmFailure } from '../provider.js';
-import { STATE_DIR, type StateStore, type VmRecord } from '../state.js';
+import type { StateStore, VmRecord } from '../state.js';
 import type { CreateSummary } from './create.js';
 
 /**
  * `labctl clone SRC NEW`: a new VM of the lab from an existing one. SRC's disk (as it is, SRC
  * stopped, or as one of its snapshots was) is copied to a frozen base that nothing ever writes;
  * NEW is then made by the create flow like any VM, on that base: its own name, MAC, seed (host keys,
- * instance-id) and state record. Linked: NEW's disk is an overlay on the base, which stays as long
- * as NEW does. Full: NEW gets a standalone copy and the base is removed. SRC is only read.
+ * instance-id) and state record. Linked: NEW's disk is an overlay on the base. Full: NEW gets a
+ * standalone copy. Either way the base is the provider's, at a path it derives from NEW's name, and
+ * goes when NEW is destroyed. SRC is only read.
  */
 export interface CloneFlowOptions {
   lab: string;
@@ -22,8 +21,6 @@ export interface CloneFlowOptions {
   mode: 'linked' | 'full';
   fromSnapshot?: string;
   provider: (vm: VmRecord) => Provider;
-  /** Where the frozen base goes: a path labctl derives from NEW's name (see cloneBasePath). */
-  basePath: string;
   /** NEW's plan on that base (planned as `create` plans a VM of SRC's group). */
   planVm: (source: VmRecord, base: string) => Promise<Plan>;
   /** The create flow, wired as `labctl create` wires it (seeds, discovery, start/wait). */
@@ -36,8 +33,8 @@ export interface CloneSummary {
   name: string;
   mode: 'linked' | 'full';
   fromSnapshot?: string;
-  /** The frozen base NEW's overlay uses (linked clones). */
-  base?: string;
+  /** The frozen copy of SRC's disk NEW was made from (removed with NEW). */
+  base: string;
   create: CreateSummary;
 }
 
@@ -63,7 +60,7 @@ export async function cloneVm(options: CloneFlowOptions): Promise<CloneSummary> 
       hint: `Pick another name, or destroy it first: labctl destroy ${existing.name}`,
     });
   const provider = options.provider(source);
-  if (!provider.exportDisk)
+  if (!provider.exportDisk || !provider.cloneBasePath)
     throw new UsageError('CLONE_UNSUPPORTED', `the ${provider.name} provider cannot copy a VM's disk yet`, {
       hint: 'Clones are built for libvirt.',
     });
@@ -74,56 +71,33 @@ export async function cloneVm(options: CloneFlowOptions): Promise<CloneSummary> 
         hint: `Stop it first (labctl stop ${source.name}), or clone one of its snapshots (--from-snapshot NAME).`,
       });
   }
-  // A re-run after a kill keeps a base the unfinished clone may already run on.
-  if (!(existing && (await present(options.basePath)))) {
-    await mkdir(dirname(options.basePath), { recursive: true, mode: 0o700 });
+  const basePath = provider.cloneBasePath(source, options.name, options.mode);
+  // A re-run after a kill with NEW already recorded keeps the base NEW may already sit on (the
+  // create flow then adopts or remakes NEW); a base without a record is left over: replaced.
+  {
     const copied = await provider.exportDisk(
       source,
       {
-        output: options.basePath,
-        format: 'qcow2',
+        output: basePath,
+        format: basePath.toLowerCase().endsWith('.vhdx') ? 'vhdx' : 'qcow2',
         flatten: options.mode === 'full',
-        overwrite: true,
+        overwrite: !existing,
         ...(options.fromSnapshot !== undefined ? { snapshot: options.fromSnapshot } : {}),
       },
       events,
     );
-    if (!copied.ok) throw failure(copied.error);
+    if (!copied.ok && !(existing && copied.error.code === 'OUTPUT_EXISTS')) throw failure(copied.error);
   }
-  const plan = await options.planVm(source, options.basePath);
+  const plan = await options.planVm(source, basePath);
   const created = await options.create(plan, provider);
-  const made = created.vms.some((vm) => vm.name === options.name && vm.action !== 'failed');
-  if (options.mode === 'full' && made) await rm(options.basePath, { force: true });
   return {
     source: source.name,
     name: options.name,
     mode: options.mode,
     ...(options.fromSnapshot !== undefined ? { fromSnapshot: options.fromSnapshot } : {}),
-    ...(options.mode === 'linked' ? { base: options.basePath } : {}),
+    base: basePath,
     create: created,
   };
-}
-
-/** The frozen base of a linked clone, derived from the clone's (validated) name inside the lab. */
-export function cloneBasePath(labDir: string, name: string): string {
-  checkName('vm', name, 'clone');
-  return pathInside(join(labDir, STATE_DIR, 'bases'), `${name}.base.qcow2`, 'clone base');
-}
-
-/** After `destroy`: the clone's base goes with it (a path labctl derives itself, never one from the state). */
-export async function removeCloneBase(labDir: string, name: string): Promise<boolean> {
-  const path = cloneBasePath(labDir, name);
-  if (!(await present(path))) return false;
-  await rm(path, { force: true });
-  return true;
-}
-
-async function present(path: string): Promise<boolean> {
-  try {
-    return (await lstat(path)).isFile();
-  } catch {
-    return false;
-  }
 }
 
 function failure(error: VmFailure): LabctlError {

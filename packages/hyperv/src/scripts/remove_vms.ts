@@ -49,6 +49,7 @@ function Invoke-LabctlOperation {
       $chainOf = @{}
       $vmFolder = $null
       $ownSeed = $null
+      $ownBase = $null
       $vm = Find-LabctlVm -All $all -Id $spec.id -Name $spec.name
       $ownDisk = [string]$spec.vhdPath
       $removed = $false
@@ -70,6 +71,13 @@ function Invoke-LabctlOperation {
         if ($markerSeed -and $ownDisk) {
           $expectedSeed = Join-LabctlPath $ownDisk.Substring(0, [Math]::Max(0, $ownDisk.Replace([char]47, [char]92).LastIndexOf([char]92))) ([string]$spec.name + '.seed.vhdx')
           if (Test-LabctlSamePath $markerSeed $expectedSeed) { $ownSeed = $markerSeed }
+        }
+        # A clone's frozen base (labctl clone): NAME.base.vhdx beside its disk, and the parent of that disk.
+        if ($ownDisk -and (Test-Path -LiteralPath $ownDisk -PathType Leaf)) {
+          $expectedBase = Join-LabctlPath $ownDisk.Substring(0, [Math]::Max(0, $ownDisk.Replace([char]47, [char]92).LastIndexOf([char]92))) ([string]$spec.name + '.base.vhdx')
+          $ownVhd = $null
+          try { $ownVhd = Hyper-V\Get-VHD -Path $ownDisk } catch { $ownVhd = $null }
+          if ($ownVhd -and [string]$ownVhd.ParentPath -and (Test-LabctlSamePath ([string]$ownVhd.ParentPath) $expectedBase)) { $ownBase = $expectedBase }
         }
         $attached = @(Hyper-V\Get-VMHardDiskDrive -VM $vm | ForEach-Object { [string]$_.Path })
         # With checkpoints the VM writes to an .avhdx whose chain leads down to labctl's disk, and
@@ -120,6 +128,12 @@ function Invoke-LabctlOperation {
           Remove-Item -LiteralPath $disk -Force
           $removedDisks += $disk
         }
+      }
+      if ($ownBase -and -not $In.keepDisks -and @($removedDisks | Where-Object { Test-LabctlSamePath $_ $ownDisk }).Count -gt 0 -and (Test-Path -LiteralPath $ownBase -PathType Leaf)) {
+        if (@($inUse | Where-Object { Test-LabctlSamePath $_ $ownBase }).Count -eq 0) {
+          Remove-Item -LiteralPath $ownBase -Force
+          $removedDisks += $ownBase
+        } else { $keptDisks += [ordered]@{ path = $ownBase; reason = 'attached to another VM' } }
       }
       # The VM's own folder (New-VM -Path <lab disk folder> makes <lab disk folder>\<VM name>, with
       # its configuration and checkpoint folders): removed only when it is exactly that folder.
