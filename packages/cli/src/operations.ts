@@ -4,6 +4,7 @@ import { operateOnVms, type OperationOptions, type OperationSummary } from '@lab
 import { discover } from '@labctl/discovery/discover';
 import type { LoadedLabFile } from '@labctl/core/spec';
 import type { StateStore } from '@labctl/core/state';
+import { resolve } from 'node:path';
 import { Flags } from '@oclif/core';
 import { interruptOnSigint } from './interrupt.js';
 import { createProgress } from './progress.js';
@@ -20,6 +21,14 @@ export const selectionFlags = {
   all: Flags.boolean({ summary: 'Every VM of the lab.' }),
   'dry-run': Flags.boolean({ summary: 'Check the names and show which VMs it would act on; change nothing.' }),
 };
+
+/**
+ * A path given on the command line: one on a Hyper-V host (D:\\x, \\\\server\\share) is passed as
+ * typed, for the provider to check; anything else is this machine's, made absolute.
+ */
+export function hostOrLocalPath(value: string): string {
+  return /^(?:[A-Za-z]:\\|\\\\)/.test(value) ? value : resolve(value);
+}
 
 /** The positional VM names of a non-strict command: words that are neither flags nor a flag's value. */
 export function positionalNames(argv: readonly string[], valueFlags: readonly string[]): string[] {

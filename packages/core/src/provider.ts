@@ -335,6 +335,11 @@ export interface Provider {
     request: { dir: string; format: 'bundle' | 'ova' },
     events: EventSink,
   ): Promise<VmResult<VmExportFacts>>;
+  /**
+   * A bundle that lives on the provider's host (Hyper-V): checked there (SHA256SUMS) and its vm.json
+   * returned unparsed for core to validate. Absent: the bundle is a local directory core reads.
+   */
+  readBundle?(dir: string): Promise<{ dir: string; description: unknown; problem?: string }>;
   /** Defines a VM of this lab from a verified bundle (its disk and seed copied in); the VM is left stopped. */
   importVm?(bundle: { dir: string; description: VmBundleDescription }, events: EventSink): Promise<VmResult<VmRecord>>;
   /** One snapshot operation on every VM of the call (Hyper-V: one script per host). */

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { collectingSink } from '@labctl/core/events';
@@ -12,7 +12,8 @@ import { HyperVProvider } from './provider.js';
 import { LocalRecordedHost } from './testing/local-host.js';
 import { labPlan, numbered, vmPlan } from './testing/plans.js';
 import { cloneVm } from '@labctl/core/flows/clone';
-import { requirePwsh, simulatedFiles } from './testing/sim-state.js';
+import { importVm } from '@labctl/core/flows/bundle';
+import { localPath, requirePwsh, simulatedFiles } from './testing/sim-state.js';
 
 /**
  * Day-2 operations on the simulated Hyper-V host under a real PowerShell engine: stop_vms (guest
@@ -246,5 +247,65 @@ describe.skipIf(gate.skip)('Hyper-V day-2: stop and checkpoints', () => {
     const gone = simulatedFiles(host.stateDir);
     expect(gone.filter((file) => /web-07/.test(file))).toEqual([]);
     expect(gone).toContain(chainTop);
+  });
+
+  it("export writes Export-VM's layout with vm.json and SHA256SUMS (a re-run is a no-op); import copies it back as a VM of a lab with its keys; a changed file is refused", async () => {
+    const { hv, vms } = await lab('bundles', 1);
+    const [vm] = vms;
+    const running = await hv.exportVm(vm!, { dir: 'D:\\exports', format: 'bundle' }, collectingSink());
+    expect(running.ok === false && running.error.message).toMatch(/stop it first/);
+    okFacts(await hv.stop(vms, { timeoutS: 5 }, collectingSink()));
+    const exported = await hv.exportVm(vm!, { dir: 'D:\\exports', format: 'bundle' }, collectingSink());
+    expect(exported.ok, JSON.stringify(exported)).toBe(true);
+    const files = simulatedFiles(host.stateDir).filter((file) => file.startsWith('D:\\exports\\web-01\\'));
+    expect(files.some((file) => /\\Virtual Machines\\[0-9A-F-]{36}\.vmcx$/.test(file))).toBe(true);
+    expect(files).toContain('D:\\exports\\web-01\\Virtual Hard Disks\\web-01.vhdx');
+    expect(files).toContain('D:\\exports\\web-01\\SHA256SUMS');
+    const again = await hv.exportVm(vm!, { dir: 'D:\\exports', format: 'bundle' }, collectingSink());
+    expect(again.ok && again.facts.written).toBe(false);
+
+    // Into another lab on the same host, with the source gone.
+    okFacts(await hv.destroy(vms, {}, collectingSink()));
+    const other = new HyperVProvider({
+      lab: 'restored',
+      hosts: [{ name: 'hv01', path: 'E:\\labs' }],
+      connect: async () => new LocalPowerShellRunner({ env: host.env() }),
+    });
+    open.push(other);
+    const store = new StateStore(mkdtempSync(join(tmpdir(), 'labctl-hv-import-')));
+    const record = await importVm({ lab: 'restored', store, provider: other, dir: 'D:\\exports\\web-01' });
+    expect(record).toMatchObject({ name: 'web-01', group: 'web', state: 'created', provider: 'hyperv' });
+    expect(record.ssh.hostKeys).toEqual(vm!.ssh.hostKeys);
+    const imported = host.host().vms.find((v) => v.name === 'web-01')!;
+    expect(imported.id).not.toBe(vm!.resources?.vmId);
+    expect(JSON.parse(imported.notes.replace(/^labctl:/, ''))).toMatchObject({ lab: 'restored', group: 'web' });
+    expect(imported.disks[0]).toMatch(/^E:\\labs\\restored\\/);
+    await expect(
+      importVm({ lab: 'restored', store, provider: other, dir: 'D:\\exports\\web-01' }),
+    ).rejects.toMatchObject({ code: 'VM_EXISTS', exitCode: 2 });
+    // The imported VM's chain is its own: destroy leaves nothing of it, and the export as it was.
+    okFacts(await other.destroy([record], {}, collectingSink()));
+    expect(
+      simulatedFiles(host.stateDir).filter((file) => file.startsWith('E:\\labs\\restored\\') && /\.a?vhdx$/.test(file)),
+    ).toEqual([]);
+    expect(simulatedFiles(host.stateDir).filter((file) => file.startsWith('D:\\exports\\web-01\\'))).toEqual(
+      expect.arrayContaining(files),
+    );
+
+    // A bundle changed after export is refused before anything changes.
+    const vmJson = localPath(host.stateDir, 'D:\\exports\\web-01\\vm.json');
+    writeFileSync(vmJson, readFileSync(vmJson, 'utf8').replace('"web"', '"db"'));
+    await expect(
+      importVm({
+        lab: 'restored',
+        store: new StateStore(mkdtempSync(join(tmpdir(), 'labctl-hv-import-'))),
+        provider: other,
+        dir: 'D:\\exports\\web-01',
+      }),
+    ).rejects.toMatchObject({
+      code: 'BUNDLE_INVALID',
+      exitCode: 2,
+      message: expect.stringMatching(/vm.json does not match its SHA-256/),
+    });
   });
 });

@@ -6,8 +6,12 @@ import type {
   CopyDiskInput,
   CreateVmResult,
   CreateVmsInput,
+  ExportVmFacts,
+  ExportVmInput,
   HostFacts,
   HostFactsInput,
+  ImportVmFacts,
+  ImportVmInput,
   ListedVm,
   RegisterVmResult,
   RegisterVmsInput,
@@ -35,6 +39,8 @@ export interface HyperVDriver {
   stopVms(input: StopVmsInput): Promise<StopVmResult[]>;
   snapshotVms(input: SnapshotVmsInput): Promise<SnapshotVmResult[]>;
   copyDisk(input: CopyDiskInput): Promise<CopyDiskFacts>;
+  exportVm(input: ExportVmInput): Promise<ExportVmFacts>;
+  importVm(input: ImportVmInput): Promise<ImportVmFacts>;
   adapters(vms: VmRef[]): Promise<VmAdapterFacts[]>;
   listVms(lab: string): Promise<ListedVm[]>;
   removeVms(input: RemoveVmsInput): Promise<RemoveVmResult[]>;
@@ -89,6 +95,14 @@ export class PowerShellHyperVDriver implements HyperVDriver {
   /** One VM's disk, merged by Convert-VHD: as long as the disk is big (up to 2 hours). */
   copyDisk(input: CopyDiskInput): Promise<CopyDiskFacts> {
     return this.run<CopyDiskFacts>('copy_disk', input, 7_200_000);
+  }
+
+  exportVm(input: ExportVmInput): Promise<ExportVmFacts> {
+    return this.run<ExportVmFacts>('export_vm', input, 7_200_000);
+  }
+
+  importVm(input: ImportVmInput): Promise<ImportVmFacts> {
+    return this.run<ImportVmFacts>('import_vm', input, input.checkOnly ? 1_800_000 : 7_200_000);
   }
 
   async snapshotVms(input: SnapshotVmsInput): Promise<SnapshotVmResult[]> {

@@ -9,6 +9,8 @@ import {
   type DestroyOptions,
   type DiskExportFacts,
   type DiskExportRequest,
+  type VmBundleDescription,
+  type VmExportFacts,
   type PlacedPlan,
   type Plan,
   type PreflightOptions,
@@ -512,7 +514,7 @@ export class HyperVProvider implements Provider {
     });
     if (request.format !== 'vhdx' && request.format !== 'vhd')
       return refuse('HYPERV_CAPTURE_FORMAT', `Hyper-V writes .vhdx or .vhd, not ${request.format}`);
-    if (!/^(?:[A-Za-z]:\\|\\\\[^\\]+\\[^\\]+\\)[^"\u0000-\u001f]*$/.test(request.output))
+    if (!isHostPath(request.output))
       return refuse(
         'HYPERV_CAPTURE_PATH',
         `${JSON.stringify(request.output)} is not a path on the Hyper-V host`,
@@ -571,6 +573,141 @@ export class HyperVProvider implements Provider {
         hint: `labctl list; the record of ${source.name} needs resources.vhdPath.`,
       });
     return win32.join(win32.dirname(disk), `${checkName('vm', name, 'clone')}.base.vhdx`);
+  }
+
+  /**
+   * `labctl export` on the host: Hyper-V's Export-VM layout in `<dir>\\<name>` (a folder on the
+   * VM's host) with labctl's vm.json and SHA256SUMS (scripts/bundle.ts). No OVA: convert the
+   * exported VHDX with qemu-img where one is needed.
+   */
+  async exportVm(
+    vm: VmRecord,
+    request: { dir: string; format: 'bundle' | 'ova' },
+    events: EventSink,
+  ): Promise<VmResult<VmExportFacts>> {
+    const fail = (error: VmFailure): VmResult<VmExportFacts> => {
+      events({ subject: vm.name, phase: 'export', status: 'failed', message: error.message });
+      return { name: vm.name, ok: false, error };
+    };
+    if (request.format === 'ova')
+      return fail({
+        code: 'HYPERV_OVA_UNSUPPORTED',
+        message: 'OVA packages are written for libvirt VMs only',
+        hint: 'Export the bundle and convert its VHDX: qemu-img convert -O vmdk -o subformat=streamOptimized.',
+      });
+    if (!isHostPath(request.dir))
+      return fail({
+        code: 'HYPERV_EXPORT_PATH',
+        message: `${JSON.stringify(request.dir)} is not a folder on the Hyper-V host`,
+        hint: 'Give it as the host sees it: D:\\exports or \\\\server\\share\\exports.',
+      });
+    const id = typeof vm.resources?.vmId === 'string' ? vm.resources.vmId : undefined;
+    events({ subject: vm.name, phase: 'export', status: 'start', message: `Export-VM to ${request.dir}` });
+    try {
+      const facts = await (await this.driver(vm.host)).exportVm({
+        vm: { name: vm.name, ...(id ? { id } : {}) },
+        dir: request.dir,
+        // Every key the script fills in is here already: a PowerShell object takes no new properties.
+        description: {
+          labctlExport: 1,
+          name: vm.name,
+          group: vm.group,
+          provider: this.name,
+          mac: '',
+          cpus: 0,
+          memoryMiB: 0,
+          network: '',
+          options: {},
+          ssh: {
+            ...(vm.ssh.user !== undefined ? { user: vm.ssh.user } : {}),
+            ...(vm.ssh.port !== undefined ? { port: vm.ssh.port } : {}),
+            ...(vm.ssh.keyFile !== undefined ? { keyFile: vm.ssh.keyFile } : {}),
+            hostKeys: vm.ssh.hostKeys,
+          },
+          ...(vm.instanceId ? { instanceId: vm.instanceId } : {}),
+          ...(vm.assignedAddress ? { assignedAddress: vm.assignedAddress } : {}),
+          ...(vm.assign ? { assign: vm.assign } : {}),
+          ...(vm.vars ? { vars: vm.vars } : {}),
+          files: {},
+          exportedAt: '',
+        },
+      });
+      events({ subject: vm.name, phase: 'export', status: facts.written ? 'done' : 'skipped', message: facts.path });
+      return {
+        name: vm.name,
+        ok: true,
+        facts: {
+          path: facts.path,
+          format: 'bundle',
+          written: Boolean(facts.written),
+          files: objectArray<{ name: string; bytes: number; sha256: string }>(facts.files),
+        },
+      };
+    } catch (error) {
+      return fail(vmFailure(error, 'HYPERV_EXPORT_FAILED'));
+    }
+  }
+
+  /** A bundle on the first host, checked there (SHA256SUMS), its vm.json returned for core to validate. */
+  async readBundle(dir: string): Promise<{ dir: string; description: unknown; problem?: string }> {
+    if (!isHostPath(dir))
+      throw new UsageError('HYPERV_IMPORT_PATH', `${JSON.stringify(dir)} is not a folder on the Hyper-V host`, {
+        hint: 'Give the exported folder as the host sees it: D:\\exports\\web-01.',
+      });
+    const host = this.options.hosts[0]!.name;
+    const facts = await (await this.driver(host)).importVm({ lab: this.options.lab, dir, checkOnly: true });
+    if (facts.problem) return { dir, description: undefined, problem: facts.problem };
+    try {
+      return { dir, description: JSON.parse(String(facts.description)) };
+    } catch (err) {
+      return { dir, description: undefined, problem: `vm.json is not JSON: ${(err as Error).message}` };
+    }
+  }
+
+  /** Import-VM -Copy -GenerateNewId into the lab's disk folder on the first host; left off. */
+  async importVm(
+    bundle: { dir: string; description: VmBundleDescription },
+    events: EventSink,
+  ): Promise<VmResult<VmRecord>> {
+    const d = bundle.description;
+    const host = this.options.hosts[0]!.name;
+    events({ subject: d.name, phase: 'import', status: 'start', message: `Import-VM -Copy on ${host}` });
+    try {
+      const facts = await (await this.driver(host)).importVm({
+        lab: this.options.lab,
+        dir: bundle.dir,
+        checkOnly: false,
+        ...(diskDirFor(this.hostConfig(host).path, this.options.lab)
+          ? { diskDir: diskDirFor(this.hostConfig(host).path, this.options.lab)! }
+          : {}),
+      });
+      if (facts.problem) throw new UsageError('BUNDLE_INVALID', `${bundle.dir}: ${facts.problem}`);
+      events({ subject: d.name, phase: 'import', status: 'done', message: 'imported, off' });
+      const mac = colonMac(facts.mac);
+      return {
+        name: d.name,
+        ok: true,
+        facts: {
+          name: d.name,
+          group: d.group,
+          provider: this.name,
+          host,
+          ...(mac ? { mac } : {}),
+          addresses: [],
+          ssh: { ...d.ssh },
+          state: 'created',
+          ...(d.instanceId ? { instanceId: d.instanceId } : {}),
+          ...(d.assignedAddress ? { assignedAddress: d.assignedAddress } : {}),
+          ...(d.assign ? { assign: d.assign } : {}),
+          ...(d.vars ? { vars: d.vars as VmRecord['vars'] } : {}),
+          resources: { vmId: facts.id, vhdPath: facts.vhdPath, generation: facts.generation },
+        },
+      };
+    } catch (error) {
+      const failure = vmFailure(error, 'HYPERV_IMPORT_FAILED');
+      events({ subject: d.name, phase: 'import', status: 'failed', message: failure.message });
+      return { name: d.name, ok: false, error: failure };
+    }
   }
 
   /** One snapshot_vms run per host of the call (checkpoints; see scripts/snapshot_vms.ts). */
@@ -785,6 +922,11 @@ function pausedCritical(volume: VolumeSpace | undefined): VmFailure {
     message: `the VM is Paused-Critical: Hyper-V paused it because ${where} is full (${free})`,
     hint: "Free space on that volume (or move the VM's storage), then resume it with Resume-VM or labctl start; merging or deleting checkpoints also frees space.",
   };
+}
+
+/** A path as a Windows host sees it: a drive path or a UNC share. */
+function isHostPath(path: string): boolean {
+  return /^(?:[A-Za-z]:\\|\\\\[^\\]+\\[^\\]+)[^"\u0000-\u001f]*$/.test(path);
 }
 
 /** A per-VM error from a script, typed (its message is PowerShell's own text). */

@@ -185,6 +185,38 @@ export interface CopyDiskFacts {
   sha256: string;
 }
 
+export interface ExportVmInput {
+  vm: VmRef;
+  /** A folder on the host; the export goes to <dir>\\<name>. */
+  dir: string;
+  /** labctl's part of vm.json; the script fills in what the VM says (CPUs, memory, MAC, switch, files). */
+  description: Record<string, unknown>;
+}
+
+export interface ExportVmFacts {
+  path: string;
+  written: boolean;
+  files?: unknown;
+}
+
+export interface ImportVmInput {
+  lab: string;
+  dir: string;
+  checkOnly: boolean;
+  diskDir?: string;
+}
+
+export interface ImportVmFacts {
+  problem?: string;
+  description?: string;
+  id?: string;
+  vhdPath?: string;
+  seed?: string | null;
+  generation?: number;
+  mac?: string;
+  state?: string;
+}
+
 export interface AdapterFacts {
   name: string;
   macAddress: string;

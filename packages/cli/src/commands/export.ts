@@ -1,10 +1,9 @@
 import { type ExportResult, exportVms } from '@labctl/core/flows/bundle';
 import { operationExitCode } from '@labctl/core/flows/operate';
-import { resolve } from 'node:path';
 import { Args, Flags } from '@oclif/core';
 import { LabctlCommand } from '../base-command.js';
 import { interruptOnSigint } from '../interrupt.js';
-import { positionalNames, SELECTION_VALUE_FLAGS, selectionFlags } from '../operations.js';
+import { hostOrLocalPath, positionalNames, SELECTION_VALUE_FLAGS, selectionFlags } from '../operations.js';
 import { createProgress } from '../progress.js';
 import { providerCache } from '../providers.js';
 import { renderTable } from '../render.js';
@@ -19,6 +18,7 @@ export default class Export extends LabctlCommand<typeof Export> {
     'checks a bundle). A re-run skips complete bundles and redoes unfinished ones. The VMs must be stopped.',
     '--format ova writes DIR/NAME.ova instead: an OVF 1.0 descriptor, a streamOptimized VMDK and a SHA-256 manifest,',
     'for other hypervisors (VirtualBox, VMware). Kernel and initrd files of direct-kernel-boot VMs are named, not copied.',
+    "On Hyper-V, DIR is a folder on the VM's host (D:\\exports): Export-VM's own layout plus vm.json and SHA256SUMS.",
   ].join('\n');
   static override examples = [
     { description: 'Back up two VMs', command: '<%= config.bin %> <%= command.id %> web-01 db-01 -o /backup/lab' },
@@ -52,7 +52,7 @@ export default class Export extends LabctlCommand<typeof Export> {
         names: positionalNames(this.argv, [...SELECTION_VALUE_FLAGS, '--output', '-o', '--format']),
         ...(this.flags.group ? { groups: this.flags.group } : {}),
         all: this.flags.all,
-        dir: resolve(this.flags.output),
+        dir: hostOrLocalPath(this.flags.output),
         format: this.flags.format as 'bundle' | 'ova',
         events: progress.sink,
         signal: interrupt.signal,

@@ -47,7 +47,11 @@ export async function bundleProblem(dir: string): Promise<string | undefined> {
   return undefined;
 }
 
-const fileName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'a file name inside the bundle');
+/** A file of the bundle: relative, up to three folders deep (Hyper-V's `Virtual Hard Disks/…`), no `..`. */
+const fileName = z
+  .string()
+  .regex(/^(?:[A-Za-z0-9][A-Za-z0-9 ._-]{0,127}\/){0,3}[A-Za-z0-9][A-Za-z0-9 ._-]{0,127}$/, 'a file inside the bundle')
+  .refine((value) => !value.split('/').includes('..'), 'a file inside the bundle');
 const line = (max: number) =>
   z
     .string()
@@ -66,7 +70,11 @@ const DescriptionSchema = z.object({
     .int()
     .min(16)
     .max(16 * 1024 * 1024),
-  network: z.string().regex(/^(?:bridge:)?[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'a network or bridge:NAME'),
+  network: z
+    .string()
+    .min(1)
+    .max(256)
+    .regex(/^[^\u0000-\u001f\u007f"'<>&]*$/, 'a network, bridge:NAME or switch name'),
   options: z.record(z.string().regex(/^[a-zA-Z]{1,32}$/), z.union([line(4096), z.number()])),
   ssh: z.object({
     user: line(256).optional(),
@@ -88,20 +96,36 @@ const DescriptionSchema = z.object({
   exportedAt: z.string().max(64),
 });
 
-/** A complete bundle's description, checked; exit 2 (nothing changed) when it is not one. */
+/** A complete local bundle's description, checked; exit 2 (nothing changed) when it is not one. */
 export async function readBundle(dir: string): Promise<{ dir: string; description: VmBundleDescription }> {
   const full = resolve(dir);
   const problem = await bundleProblem(full);
-  if (problem)
-    throw new UsageError('BUNDLE_INVALID', `${full} is not a complete labctl export: ${problem}`, {
+  let raw: unknown;
+  if (!problem) {
+    try {
+      raw = JSON.parse(await readFile(pathInside(full, DESCRIPTION_FILE, 'bundle file'), 'utf8'));
+    } catch (err) {
+      return checkedBundle({
+        dir: full,
+        description: undefined,
+        problem: `${DESCRIPTION_FILE} is not JSON: ${(err as Error).message}`,
+      });
+    }
+  }
+  return checkedBundle({ dir: full, description: raw, ...(problem ? { problem } : {}) });
+}
+
+/** A bundle as read (here or on a provider's host): complete, and its description valid, or exit 2. */
+export function checkedBundle(read: { dir: string; description: unknown; problem?: string }): {
+  dir: string;
+  description: VmBundleDescription;
+} {
+  const full = read.dir;
+  if (read.problem)
+    throw new UsageError('BUNDLE_INVALID', `${full} is not a complete labctl export: ${read.problem}`, {
       hint: 'Export it again (labctl export NAME -o DIR); a re-run finishes an interrupted export.',
     });
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await readFile(pathInside(full, DESCRIPTION_FILE, 'bundle file'), 'utf8'));
-  } catch (err) {
-    throw new UsageError('BUNDLE_INVALID', `${full}/${DESCRIPTION_FILE} is not JSON: ${(err as Error).message}`);
-  }
+  const raw = read.description;
   const parsed = DescriptionSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -175,7 +199,9 @@ export async function importVm(options: {
   dir: string;
   events?: EventSink;
 }): Promise<VmRecord> {
-  const bundle = await readBundle(options.dir);
+  const bundle = options.provider.readBundle
+    ? checkedBundle(await options.provider.readBundle(options.dir))
+    : await readBundle(options.dir);
   const d = bundle.description;
   if (d.provider !== options.provider.name)
     throw new UsageError(

@@ -1,5 +1,6 @@
 import type { PowerShellScript } from '@labctl/remote/powershell';
 import { composeScript, type ScriptParts } from './common.js';
+import { exportVm, importVm } from './bundle.js';
 import { configureMigration } from './configure_migration.js';
 import { copyDisk } from './copy_disk.js';
 import { createVms } from './create_vms.js';
@@ -20,6 +21,8 @@ const PARTS = [
   stopVms,
   snapshotVms,
   copyDisk,
+  exportVm,
+  importVm,
   getAdapters,
   listVms,
   removeVms,
@@ -34,6 +37,8 @@ export type ScriptName =
   | 'stop_vms'
   | 'snapshot_vms'
   | 'copy_disk'
+  | 'export_vm'
+  | 'import_vm'
   | 'get_adapters'
   | 'list_vms'
   | 'remove_vms'

@@ -1,10 +1,11 @@
-import { extname, resolve } from 'node:path';
+import { extname } from 'node:path';
 import { LabctlError, UsageError } from '@labctl/core/errors';
 import { checkName } from '@labctl/core/names';
 import type { DiskExportFacts, DiskFormat } from '@labctl/core/provider';
 import { Args, Flags } from '@oclif/core';
 import { LabctlCommand } from '../../base-command.js';
 import { createProgress } from '../../progress.js';
+import { hostOrLocalPath } from '../../operations.js';
 import { providerCache } from '../../providers.js';
 
 const FORMAT_BY_EXTENSION: Record<string, DiskFormat> = {
@@ -58,7 +59,7 @@ export default class TemplateCapture extends LabctlCommand<typeof TemplateCaptur
     const snapshot = this.flags['from-snapshot'];
     if (snapshot !== undefined) checkName('snapshot', snapshot, 'template capture --from-snapshot');
     // A path on this machine (libvirt), or on the Hyper-V host (D:\\golden\\web-v2.vhdx): each provider reads its own.
-    const output = /^(?:[A-Za-z]:\\|\\\\)/.test(this.flags.output) ? this.flags.output : resolve(this.flags.output);
+    const output = hostOrLocalPath(this.flags.output);
     const format = FORMAT_BY_EXTENSION[extname(output).toLowerCase()];
     if (!format)
       throw new UsageError('CAPTURE_FORMAT', `cannot tell the format of ${output} from its extension`, {

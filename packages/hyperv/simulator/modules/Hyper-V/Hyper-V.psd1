@@ -8,7 +8,7 @@
   Description       = 'labctl Hyper-V simulator: real cmdlet signatures over a state directory; for tests, not Hyper-V.'
   PowerShellVersion = '7.0'
   CompatiblePSEditions = @('Core')
-  FunctionsToExport = @('Get-VM', 'New-VM', 'Set-VM', 'Remove-VM', 'Start-VM', 'Stop-VM', 'Checkpoint-VM', 'Get-VMSnapshot', 'Get-VMHost', 'Set-VMHost', 'Enable-VMMigration', 'Get-VMMigrationNetwork', 'Get-VMSwitch', 'Get-VHD', 'New-VHD', 'Convert-VHD', 'Get-VMHardDiskDrive', 'Add-VMHardDiskDrive', 'Set-VMHardDiskDrive', 'Get-VMNetworkAdapter', 'Set-VMNetworkAdapter', 'Set-VMNetworkAdapterVlan', 'Connect-VMNetworkAdapter', 'Disconnect-VMNetworkAdapter', 'Set-VMFirmware', 'Get-VMIntegrationService', 'Enable-VMIntegrationService', 'Restore-VMSnapshot', 'Remove-VMSnapshot', 'Compare-VM', 'Import-VM', 'Move-VM')
+  FunctionsToExport = @('Get-VM', 'New-VM', 'Set-VM', 'Remove-VM', 'Start-VM', 'Stop-VM', 'Checkpoint-VM', 'Get-VMSnapshot', 'Get-VMHost', 'Set-VMHost', 'Enable-VMMigration', 'Get-VMMigrationNetwork', 'Get-VMSwitch', 'Get-VHD', 'New-VHD', 'Convert-VHD', 'Get-VMHardDiskDrive', 'Add-VMHardDiskDrive', 'Set-VMHardDiskDrive', 'Get-VMNetworkAdapter', 'Set-VMNetworkAdapter', 'Set-VMNetworkAdapterVlan', 'Connect-VMNetworkAdapter', 'Disconnect-VMNetworkAdapter', 'Set-VMFirmware', 'Get-VMIntegrationService', 'Enable-VMIntegrationService', 'Restore-VMSnapshot', 'Remove-VMSnapshot', 'Compare-VM', 'Import-VM', 'Export-VM', 'Move-VM')
   AliasesToExport   = @('Get-VMCheckpoint')
   CmdletsToExport   = @()
   VariablesToExport = @()

@@ -1285,16 +1285,100 @@ function Compare-VM {
   return (Use-SimState { param($state) New-SimReport $config $Path $state })
 }
 
+function Copy-SimChains {
+  # Copies each disk chain (from its top down through its parents) into $Destination, parents
+  # rewritten to the copies; returns the new top of each chain. A file shared by two chains is
+  # copied once.
+  param([string[]]$Tops, [string]$Destination)
+  $copies = @{}
+  foreach ($top in $Tops) {
+    $chain = @()
+    $current = $top
+    while ($current) {
+      $meta = Get-SimDisk $current
+      if (-not $meta) { break }
+      $chain += $current
+      $current = if ($meta['parent']) { [string]$meta.parent } else { $null }
+    }
+    [array]::Reverse($chain)
+    $parentCopy = $null
+    foreach ($link in $chain) {
+      $key = $link.ToLowerInvariant()
+      if (-not $copies.ContainsKey($key)) {
+        $meta = Get-SimDisk $link
+        $copy = Join-SimPath $Destination (($link -split '\\')[-1])
+        $header = @{ type = $meta.type; size = $meta.size; fileSize = $meta.fileSize }
+        if ($parentCopy) { $header.parent = $parentCopy }
+        Write-SimDisk $copy $header
+        $copies[$key] = $copy
+      }
+      $parentCopy = $copies[$key]
+    }
+    $parentCopy
+  }
+}
+
+function Export-VM {
+  # Hyper-V's export layout: <Path>\<VM name>\Virtual Machines\<ID>.vmcx and
+  # <Path>\<VM name>\Virtual Hard Disks\ with every disk of the VM's chains (parents included).
+  # Checkpoints are not exported by the simulator.
+  [CmdletBinding(DefaultParameterSetName = 'Name', SupportsShouldProcess = $true)]
+  param(
+    [Parameter(ParameterSetName = 'Name', Mandatory = $true, Position = 0)] [string[]]$Name,
+    [Parameter(ParameterSetName = 'VMObject', Mandatory = $true, Position = 0, ValueFromPipeline = $true)] [Microsoft.HyperV.PowerShell.VirtualMachine[]]$VM,
+    [Parameter(Mandatory = $true, Position = 1)] [string]$Path,
+    [ValidateSet('CaptureCrashConsistentState', 'CaptureSavedState', 'CaptureDataConsistentState')] [string]$CaptureLiveState,
+    [switch]$AsJob,
+    [switch]$Passthru,
+    [string[]]$ComputerName,
+    [pscredential[]]$Credential
+  )
+  Invoke-SimFault $PSCmdlet 'Export-VM'
+  $vms = Use-SimState { param($state) Resolve-SimVmArgument $state $PSCmdlet $VM $Name }
+  foreach ($one in $vms) {
+    $root = Join-SimPath $Path $one.name
+    $localRoot = ConvertTo-SimLocalPath $root
+    if (-not $localRoot) { Stop-SimCall $PSCmdlet "Failed to export the virtual machine '$($one.name)': '$Path' is not on a volume of this host." 'InvalidParameter' 'InvalidArgument' $Path }
+    if (Test-Path -LiteralPath $localRoot) { Stop-SimCall $PSCmdlet "Failed to export the virtual machine '$($one.name)': the folder '$root' already exists." 'OperationFailed' 'ResourceExists' $root }
+    $tops = @(Copy-SimChains -Tops @($one.disks) -Destination (Join-SimPath $root 'Virtual Hard Disks'))
+    $config = Join-SimPath (Join-SimPath $root 'Virtual Machines') (([string]$one.id).ToUpperInvariant() + '.vmcx')
+    $local = ConvertTo-SimLocalPath $config
+    [void][IO.Directory]::CreateDirectory([IO.Path]::GetDirectoryName($local))
+    $data = [ordered]@{ name = $one.name; id = $one.id; notes = [string]$one.notes; generation = $one.generation; memoryBytes = $one.memoryBytes; processors = $one['processors']; disks = $tops
+      adapters = @($one.adapters | ForEach-Object { [ordered]@{ name = $_.name; mac = $_.mac; switch = $_.switch } }) }
+    [IO.File]::WriteAllText($local, $script:VmcxTag + (ConvertTo-Json -InputObject $data -Compress -Depth 5) + "`n")
+  }
+}
+
 function Import-VM {
   [CmdletBinding(DefaultParameterSetName = 'Register', SupportsShouldProcess = $true)]
   [OutputType([Microsoft.HyperV.PowerShell.VirtualMachine])]
   param(
-    [Parameter(ParameterSetName = 'Register', Mandatory = $true, Position = 0)] [string]$Path,
+    [Parameter(ParameterSetName = 'Register', Mandatory = $true, Position = 0)] [Parameter(ParameterSetName = 'Copy', Mandatory = $true, Position = 0)] [string]$Path,
     [Parameter(ParameterSetName = 'Register')] [switch]$Register,
-    [Parameter(ParameterSetName = 'Register')] [switch]$Copy,
+    [Parameter(ParameterSetName = 'Copy', Position = 1)] [string]$VhdDestinationPath,
+    [Parameter(ParameterSetName = 'Copy', Mandatory = $true)] [switch]$Copy,
+    [Parameter(ParameterSetName = 'Copy')] [string]$VirtualMachinePath,
+    [Parameter(ParameterSetName = 'Copy')] [string]$SnapshotFilePath,
+    [Parameter(ParameterSetName = 'Copy')] [string]$SmartPagingFilePath,
+    [Parameter(ParameterSetName = 'Copy')] [switch]$GenerateNewId,
     [Parameter(ParameterSetName = 'CompatibilityReport', Mandatory = $true, Position = 0, ValueFromPipeline = $true)] [Microsoft.HyperV.PowerShell.VMCompatibilityReport]$CompatibilityReport,
     [switch]$AsJob
   )
+  if ($Copy) {
+    # A copy: the configuration and every disk chain go to the destinations; the source stays.
+    $source = Compare-VM -Path $Path -Register
+    if (@($source.Incompatibilities).Count -gt 0) { Stop-SimCall $PSCmdlet "Unable to import virtual machine due to configuration errors. Please use Compare-VM to repair the virtual machine." 'OperationFailed' 'InvalidOperation' $Path }
+    $copied = $source.Config
+    if ($GenerateNewId) { $copied.id = [guid]::NewGuid().ToString() }
+    $copied.disks = @(Copy-SimChains -Tops @($copied.disks) -Destination $(if ($VhdDestinationPath) { $VhdDestinationPath } else { Get-SimParent (Get-SimParent $Path) }))
+    $vmRoot = if ($VirtualMachinePath) { $VirtualMachinePath } else { Get-SimParent (Get-SimParent $Path) }
+    $newConfig = Join-SimPath (Join-SimPath $vmRoot 'Virtual Machines') (([string]$copied.id).ToUpperInvariant() + '.vmcx')
+    $local = ConvertTo-SimLocalPath $newConfig
+    [void][IO.Directory]::CreateDirectory([IO.Path]::GetDirectoryName($local))
+    [IO.File]::WriteAllText($local, $script:VmcxTag + (ConvertTo-Json -InputObject $copied -Compress -Depth 5) + "`n")
+    $CompatibilityReport = Compare-VM -Path $newConfig -Register
+  }
   if (-not $CompatibilityReport) { $CompatibilityReport = Compare-VM -Path $Path -Register }
   if (@($CompatibilityReport.Incompatibilities).Count -gt 0) {
     Stop-SimCall $PSCmdlet "Unable to import virtual machine due to configuration errors. Please use Compare-VM to repair the virtual machine." 'OperationFailed' 'InvalidOperation' $CompatibilityReport.Path
@@ -1304,7 +1388,8 @@ function Import-VM {
     param($state)
     if (Find-SimVm $state $config.id $null) { Stop-SimCall $PSCmdlet "The operation cannot be performed because a virtual machine with the same identifier already exists." 'ObjectAlreadyExists' 'ResourceExists' $config.id }
     $vm = [ordered]@{
-      name = $config.name; id = $config.id; state = 'Off'; generation = 2; memoryBytes = 2147483648; processors = 1; notes = [string]$config['notes']
+      name = $config.name; id = $config.id; state = 'Off'; notes = [string]$config['notes']
+      generation = $(if ($config['generation']) { $config.generation } else { 2 }); memoryBytes = $(if ($config['memoryBytes']) { $config.memoryBytes } else { 2147483648 }); processors = $(if ($config['processors']) { $config.processors } else { 1 })
       path = (Get-SimParent (Get-SimParent $CompatibilityReport.Path)); config = $CompatibilityReport.Path; disks = @($config.disks)
       adapters = @($config.adapters | ForEach-Object { [ordered]@{ name = $_.name; mac = $_.mac; dynamicMac = $false; switch = $_.switch; vlan = $null } })
       checkpoints = @()
