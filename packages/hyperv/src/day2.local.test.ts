@@ -7,7 +7,7 @@ import type { VmRecord } from '@labctl/core/state';
 import { StateStore } from '@labctl/core/state';
 import { okFacts } from '@labctl/core/testing/results';
 import { LocalPowerShellRunner } from '@labctl/remote/local';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HyperVProvider } from './provider.js';
 import { LocalRecordedHost } from './testing/local-host.js';
 import { labPlan, numbered, vmPlan } from './testing/plans.js';
@@ -32,7 +32,13 @@ describe.skipIf(gate.skip)('Hyper-V day-2: stop and checkpoints', () => {
     await Promise.all(open.map((provider) => provider.close()));
     host?.stop();
   });
-  beforeEach(() => host.reset());
+  // One lab for the whole file (pwsh starts dominate these tests): the tests run in order, each
+  // leaving the host as the next one expects it.
+  let shared: Awaited<ReturnType<typeof lab>>;
+  beforeAll(async () => {
+    host.reset();
+    shared = await lab('day2', 3);
+  });
 
   async function lab(name: string, count: number): Promise<{ hv: HyperVProvider; vms: VmRecord[]; store: StateStore }> {
     const hv = new HyperVProvider({
@@ -59,7 +65,7 @@ describe.skipIf(gate.skip)('Hyper-V day-2: stop and checkpoints', () => {
   const runs = (script: string) => host.invocations().filter((entry) => entry.script === script).length;
 
   it('stop shuts every guest down in one run; a guest that ignores it fails with the deadline, --force or forceAfterTimeout turns it off, a re-run is a no-op, Paused-Critical is named', async () => {
-    const { hv, vms } = await lab('stopping', 3);
+    const { hv, vms } = shared;
     host.scenario({ ignoresShutdown: ['web-02'] });
     const first = await hv.stop(vms, { timeoutS: 2 }, collectingSink());
     expect(runs('stop_vms')).toBe(1);
@@ -98,11 +104,15 @@ describe.skipIf(gate.skip)('Hyper-V day-2: stop and checkpoints', () => {
       expect(critical.error.message).toMatch(/Paused-Critical.*volume D:\\ is full \(0\.00 GiB free\)/);
       expect(critical.error.hint).toMatch(/Free space/);
     }
-    expect((await hv.list('stopping')).find((vm) => vm.name === 'web-03')?.state).toBe('paused-critical');
+    expect((await hv.list('day2')).find((vm) => vm.name === 'web-03')?.state).toBe('paused-critical');
+    const fixed = host.host();
+    fixed.vms[2]!.state = 'Off';
+    host.reset(fixed, {});
   });
 
   it('checkpoints are a stack: refused under the space margin, save x3 in one run per batch, delete the middle one, revert to the newest, and destroy leaves no AVHDX', async () => {
-    const { hv, vms } = await lab('snaps', 2);
+    const { hv } = shared;
+    const vms = shared.vms.slice(0, 2);
     // Refused under the free-space margin (nothing made); --type production sets the VM's checkpoint type.
     host.reset(host.host(), { volumes: [{ name: 'D:\\', freeBytes: 512 * 1024 * 1024 }] });
     const [refused] = await hv.snapshot(vms.slice(0, 1), { action: 'save', minFreeBytes: 2 ** 30 }, collectingSink());
@@ -158,12 +168,17 @@ describe.skipIf(gate.skip)('Hyper-V day-2: stop and checkpoints', () => {
     expect(missing[0]?.ok === false && missing[0].error.message).toMatch(/no checkpoint named snap-9/);
 
     okFacts(await hv.destroy(vms, {}, collectingSink()));
-    expect(simulatedFiles(host.stateDir).filter((file) => /\.(a?vhdx)$/i.test(file) && /web-/.test(file))).toEqual([]);
+    expect(simulatedFiles(host.stateDir).filter((file) => /\.(a?vhdx)$/i.test(file) && /web-0[12]/.test(file))).toEqual(
+      [],
+    );
+    host.reset(host.host(), {});
   });
 
-  it("template capture: Convert-VHD merges a stopped VM's chain into a new standalone disk; a running VM, a taken name and a non-host path are refused", async () => {
-    const { hv, vms, store } = await lab('capture', 1);
+  it("template capture: Convert-VHD merges a stopped VM's chain into a new standalone disk; a running VM, a taken name and a non-host path are refused; a linked clone sits on such a copy and goes with it", async () => {
+    const { hv, store } = shared;
+    const vms = shared.vms.slice(2);
     const [vm] = vms;
+    okFacts(await hv.start(vms, collectingSink()));
     const running = await hv.exportDisk(
       vm!,
       { output: 'D:\\golden\\web-v2.vhdx', format: 'vhdx', flatten: true },
@@ -173,7 +188,7 @@ describe.skipIf(gate.skip)('Hyper-V day-2: stop and checkpoints', () => {
     okFacts(await hv.stop(vms, { timeoutS: 5 }, collectingSink()));
     okFacts(await hv.snapshot(vms, { action: 'save' }, collectingSink()));
     const before = host.host();
-    const chainTop = before.vms[0]!.disks[0]!;
+    const chainTop = before.vms.find((v) => v.name === 'web-03')!.disks[0]!;
     expect(chainTop).toMatch(/\.avhdx$/);
     const captured = await hv.exportDisk(
       vm!,
@@ -195,7 +210,9 @@ describe.skipIf(gate.skip)('Hyper-V day-2: stop and checkpoints', () => {
     if (captured.ok) expect(captured.facts).toMatchObject({ path: 'D:\\golden\\web-v2.vhdx', format: 'vhdx' });
     if (captured.ok) expect(captured.facts.sha256).toMatch(/^[0-9a-f]{64}$/);
     // The VM's chain is as it was; nothing half-written is left.
-    expect(after.vms[0]!.disks).toEqual(before.vms[0]!.disks);
+    expect(after.vms.find((v) => v.name === 'web-03')!.disks).toEqual(
+      before.vms.find((v) => v.name === 'web-03')!.disks,
+    );
     for (const [path, file] of Object.entries(before.files)) expect(after.files[path], path).toEqual(file);
     expect(simulatedFiles(host.stateDir).filter((file) => file.includes('labctl-partial'))).toEqual([]);
     const taken = await hv.exportDisk(
@@ -214,14 +231,14 @@ describe.skipIf(gate.skip)('Hyper-V day-2: stop and checkpoints', () => {
     // A linked clone on a merged copy of that chain, beside the source's disk; destroy takes the base too.
     const clone = (mode: 'linked' | 'full') =>
       cloneVm({
-        lab: 'capture',
+        lab: 'day2',
         store,
-        source: 'web-01',
+        source: 'web-03',
         name: 'web-07',
         mode,
         provider: () => hv,
         planVm: async (source, base) =>
-          labPlan('capture', [
+          labPlan('day2', [
             vmPlan('web-07', { host: source.host, group: source.group, golden: base, mac: '00:15:5D:00:07:07' }),
           ]),
         create: (plan, provider) => createLab({ plan, provider, store, start: false, timeoutMs: 1_000 }),
@@ -235,7 +252,9 @@ describe.skipIf(gate.skip)('Hyper-V day-2: stop and checkpoints', () => {
     expect((withClone.files[base] as unknown as { type: string }).type).toBe('Dynamic');
     const cloneVmDisk = withClone.vms.find((v) => v.name === 'web-07')!.disks[0]!;
     expect(withClone.files[cloneVmDisk]).toMatchObject({ type: 'Differencing', parent: base });
-    expect(withClone.vms.find((v) => v.name === 'web-01')!.disks).toEqual(before.vms[0]!.disks);
+    expect(withClone.vms.find((v) => v.name === 'web-03')!.disks).toEqual(
+      before.vms.find((v) => v.name === 'web-03')!.disks,
+    );
     const records = JSON.parse(readFileSync(join(store.file), 'utf8')).vms as VmRecord[];
     okFacts(
       await hv.destroy(
@@ -250,17 +269,19 @@ describe.skipIf(gate.skip)('Hyper-V day-2: stop and checkpoints', () => {
   });
 
   it("export writes Export-VM's layout with vm.json and SHA256SUMS (a re-run is a no-op); import copies it back as a VM of a lab with its keys; a changed file is refused", async () => {
-    const { hv, vms } = await lab('bundles', 1);
+    const { hv } = shared;
+    const vms = shared.vms.slice(2);
     const [vm] = vms;
+    okFacts(await hv.start(vms, collectingSink()));
     const running = await hv.exportVm(vm!, { dir: 'D:\\exports', format: 'bundle' }, collectingSink());
     expect(running.ok === false && running.error.message).toMatch(/stop it first/);
     okFacts(await hv.stop(vms, { timeoutS: 5 }, collectingSink()));
     const exported = await hv.exportVm(vm!, { dir: 'D:\\exports', format: 'bundle' }, collectingSink());
     expect(exported.ok, JSON.stringify(exported)).toBe(true);
-    const files = simulatedFiles(host.stateDir).filter((file) => file.startsWith('D:\\exports\\web-01\\'));
+    const files = simulatedFiles(host.stateDir).filter((file) => file.startsWith('D:\\exports\\web-03\\'));
     expect(files.some((file) => /\\Virtual Machines\\[0-9A-F-]{36}\.vmcx$/.test(file))).toBe(true);
-    expect(files).toContain('D:\\exports\\web-01\\Virtual Hard Disks\\web-01.vhdx');
-    expect(files).toContain('D:\\exports\\web-01\\SHA256SUMS');
+    expect(files).toContain('D:\\exports\\web-03\\Virtual Hard Disks\\web-03.vhdx');
+    expect(files).toContain('D:\\exports\\web-03\\SHA256SUMS');
     const again = await hv.exportVm(vm!, { dir: 'D:\\exports', format: 'bundle' }, collectingSink());
     expect(again.ok && again.facts.written).toBe(false);
 
@@ -273,34 +294,34 @@ describe.skipIf(gate.skip)('Hyper-V day-2: stop and checkpoints', () => {
     });
     open.push(other);
     const store = new StateStore(mkdtempSync(join(tmpdir(), 'labctl-hv-import-')));
-    const record = await importVm({ lab: 'restored', store, provider: other, dir: 'D:\\exports\\web-01' });
-    expect(record).toMatchObject({ name: 'web-01', group: 'web', state: 'created', provider: 'hyperv' });
+    const record = await importVm({ lab: 'restored', store, provider: other, dir: 'D:\\exports\\web-03' });
+    expect(record).toMatchObject({ name: 'web-03', group: 'web', state: 'created', provider: 'hyperv' });
     expect(record.ssh.hostKeys).toEqual(vm!.ssh.hostKeys);
-    const imported = host.host().vms.find((v) => v.name === 'web-01')!;
+    const imported = host.host().vms.find((v) => v.name === 'web-03')!;
     expect(imported.id).not.toBe(vm!.resources?.vmId);
     expect(JSON.parse(imported.notes.replace(/^labctl:/, ''))).toMatchObject({ lab: 'restored', group: 'web' });
     expect(imported.disks[0]).toMatch(/^E:\\labs\\restored\\/);
     await expect(
-      importVm({ lab: 'restored', store, provider: other, dir: 'D:\\exports\\web-01' }),
+      importVm({ lab: 'restored', store, provider: other, dir: 'D:\\exports\\web-03' }),
     ).rejects.toMatchObject({ code: 'VM_EXISTS', exitCode: 2 });
     // The imported VM's chain is its own: destroy leaves nothing of it, and the export as it was.
     okFacts(await other.destroy([record], {}, collectingSink()));
     expect(
       simulatedFiles(host.stateDir).filter((file) => file.startsWith('E:\\labs\\restored\\') && /\.a?vhdx$/.test(file)),
     ).toEqual([]);
-    expect(simulatedFiles(host.stateDir).filter((file) => file.startsWith('D:\\exports\\web-01\\'))).toEqual(
+    expect(simulatedFiles(host.stateDir).filter((file) => file.startsWith('D:\\exports\\web-03\\'))).toEqual(
       expect.arrayContaining(files),
     );
 
     // A bundle changed after export is refused before anything changes.
-    const vmJson = localPath(host.stateDir, 'D:\\exports\\web-01\\vm.json');
+    const vmJson = localPath(host.stateDir, 'D:\\exports\\web-03\\vm.json');
     writeFileSync(vmJson, readFileSync(vmJson, 'utf8').replace('"web"', '"db"'));
     await expect(
       importVm({
         lab: 'restored',
         store: new StateStore(mkdtempSync(join(tmpdir(), 'labctl-hv-import-'))),
         provider: other,
-        dir: 'D:\\exports\\web-01',
+        dir: 'D:\\exports\\web-03',
       }),
     ).rejects.toMatchObject({
       code: 'BUNDLE_INVALID',
