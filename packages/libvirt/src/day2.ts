@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeError } from '@labctl/core/errors';
 import type { EventSink } from '@labctl/core/events';
@@ -8,6 +9,8 @@ import {
   type SnapshotRequest,
   type StopFacts,
   type StopOptions,
+  type VmResult,
+  vmFailure,
 } from '@labctl/core/provider';
 import { LibvirtError } from './connect.js';
 import type { DiskStore } from './storage.js';
@@ -220,4 +223,170 @@ function stripParent(snapshot: SnapshotInfo): SnapshotInfo {
 
 function gib(bytes: number): string {
   return `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+}
+
+/**
+ * The same operation on a whole batch in three virsh processes whatever its size: one reads every
+ * VM's state and stack, one makes every change, one reads them back to confirm each. virsh runs
+ * `;`-separated commands in order and goes on after a failing one; an `echo` of a random marker
+ * between them frames each command's output (names are validated words: nothing to quote). A VM
+ * whose change cannot be confirmed is done again alone by snapshotDomain, which reports its exact
+ * error (a failure, so the common path stays three processes).
+ */
+export async function snapshotDomains(
+  host: SnapshotHost,
+  vms: readonly DomainRef[],
+  request: SnapshotRequest,
+  events: EventSink,
+): Promise<Array<VmResult<SnapshotFacts>>> {
+  const { virsh } = host;
+  const marker = `@@labctl-${randomBytes(6).toString('hex')}@@`;
+  const framed = async (commands: string[]): Promise<string[]> => {
+    const out = await virsh.text([commands.map((command) => `${command}; echo ${marker}`).join('; ')], {
+      timeoutMs: 600_000 + commands.length * 60_000,
+    });
+    return out.split(marker).map((segment) => segment.trim());
+  };
+  const read = async (names: readonly string[]) => {
+    const segments = await framed(
+      names.flatMap((name) => [
+        `domstate ${name}`,
+        `snapshot-list ${name} --parent`,
+        `snapshot-current ${name} --name`,
+      ]),
+    );
+    return new Map(
+      names.map((name, i) => [
+        name,
+        {
+          exists: (segments[3 * i] ?? '') !== '',
+          stack: parseSnapshotList(segments[3 * i + 1] ?? ''),
+          current: segments[3 * i + 2] ?? '',
+        },
+      ]),
+    );
+  };
+  const results = new Map<string, VmResult<SnapshotFacts>>();
+  const fail = (name: string, err: unknown, code = 'LIBVIRT_SNAPSHOT_FAILED') => {
+    const error = vmFailure(err, code);
+    events({ subject: name, phase: `snapshot ${request.action}`, status: 'failed', message: error.message });
+    results.set(name, { name, ok: false, error });
+  };
+  const before = await read(vms.map((vm) => vm.name));
+  const free =
+    request.action === 'save' && request.minFreeBytes !== undefined ? await host.store.freeBytes() : undefined;
+  const planned: Array<{ name: string; target: string; command: string; facts: SnapshotFacts }> = [];
+  for (const vm of vms) {
+    const seen = before.get(vm.name)!;
+    const stack = seen.stack;
+    if (!seen.exists) {
+      fail(vm.name, new LibvirtError('DOMAIN_MISSING', `domain ${vm.name} does not exist at ${virsh.uri}`));
+      continue;
+    }
+    if (request.action === 'list') {
+      results.set(vm.name, { name: vm.name, ok: true, facts: { snapshots: stack } });
+      continue;
+    }
+    if (request.action === 'save') {
+      const name = request.name ?? nextSnapshotName(stack);
+      if (stack.some((snapshot) => snapshot.name === name)) {
+        fail(
+          vm.name,
+          new LibvirtError('SNAPSHOT_EXISTS', `${vm.name} already has a snapshot named ${name}`, {
+            hint: 'Pick another --name, or delete the old one first: labctl snapshot delete.',
+          }),
+        );
+        continue;
+      }
+      if (free !== undefined && request.minFreeBytes !== undefined && free < request.minFreeBytes) {
+        fail(
+          vm.name,
+          new LibvirtError(
+            'SNAPSHOT_NO_SPACE',
+            `only ${gib(free)} free where ${vm.name}'s disk lives; a snapshot needs at least ${gib(request.minFreeBytes)} there`,
+            {
+              hint: 'A VM whose disk cannot grow is paused or crashes. Free space, delete old snapshots (labctl snapshot delete), or lower --min-free.',
+            },
+          ),
+        );
+        continue;
+      }
+      const parent = seen.current || stack.at(-1)?.name;
+      planned.push({
+        name: vm.name,
+        target: name,
+        command: `snapshot-create-as ${vm.name} --name ${name} --atomic`,
+        facts: {
+          snapshot: name,
+          snapshots: [...stack, { name, created: new Date().toISOString(), ...(parent ? { parent } : {}) }],
+        },
+      });
+      continue;
+    }
+    const target = request.name ?? stack.at(-1)?.name;
+    const entry = stack.find((snapshot) => snapshot.name === target);
+    if (!target || !entry) {
+      fail(
+        vm.name,
+        new LibvirtError(
+          'SNAPSHOT_MISSING',
+          target ? `${vm.name} has no snapshot named ${target}` : `${vm.name} has no snapshots`,
+          { hint: `labctl snapshot list ${vm.name} shows its snapshots.` },
+        ),
+      );
+      continue;
+    }
+    planned.push(
+      request.action === 'revert'
+        ? {
+            name: vm.name,
+            target,
+            command: `snapshot-revert ${vm.name} ${target}`,
+            facts: { snapshot: target, snapshots: stack, state: entry.vmState === 'running' ? 'running' : 'stopped' },
+          }
+        : {
+            name: vm.name,
+            target,
+            command: `snapshot-delete ${vm.name} ${target}`,
+            facts: {
+              snapshot: target,
+              snapshots: stack
+                .filter((snapshot) => snapshot.name !== target)
+                .map((snapshot) =>
+                  snapshot.parent === target
+                    ? { ...stripParent(snapshot), ...(entry.parent ? { parent: entry.parent } : {}) }
+                    : snapshot,
+                ),
+            },
+          },
+    );
+  }
+  if (planned.length > 0) {
+    const phase = `snapshot ${request.action}`;
+    for (const change of planned) events({ subject: change.name, phase, status: 'start', message: change.target });
+    await framed(planned.map((change) => change.command)).catch(() => undefined);
+    const after = await read(planned.map((change) => change.name));
+    for (const change of planned) {
+      const seen = after.get(change.name)!;
+      const done =
+        request.action === 'save'
+          ? seen.stack.some((snapshot) => snapshot.name === change.target)
+          : request.action === 'delete'
+            ? !seen.stack.some((snapshot) => snapshot.name === change.target)
+            : seen.current === change.target;
+      if (done) {
+        events({ subject: change.name, phase, status: 'done', message: change.target });
+        results.set(change.name, { name: change.name, ok: true, facts: change.facts });
+        continue;
+      }
+      // Not confirmed: done again alone, for its own error (or a success after all).
+      try {
+        const facts = await snapshotDomain(host, { name: change.name }, { ...request, name: change.target }, events);
+        results.set(change.name, { name: change.name, ok: true, facts });
+      } catch (err) {
+        fail(change.name, err);
+      }
+    }
+  }
+  return vms.map((vm) => results.get(vm.name)!);
 }

@@ -38,7 +38,7 @@ import { type DiskStore, LocalStore, PoolStore } from './storage.js';
 import { isNoDomain, isNotRunning, Virsh } from './virsh.js';
 import { domainXml, LABCTL_XMLNS, type LabctlMetadata, networkSource, parseLabctlMetadata } from './xml.js';
 import { addressChecks, addReservation, removeReservation } from './reservations.js';
-import { snapshotDomain, stopDomain } from './day2.js';
+import { snapshotDomains, stopDomain } from './day2.js';
 import { exportDomainDisk } from './export-disk.js';
 import { exportBundle } from './bundle.js';
 import { isoImage } from '@labctl/seed/iso9660';
@@ -409,14 +409,7 @@ export class LibvirtProvider implements Provider {
     request: SnapshotRequest,
     events: EventSink,
   ): Promise<Array<VmResult<SnapshotFacts>>> {
-    return this.eachDomain(
-      vms,
-      10,
-      `snapshot ${request.action}`,
-      'LIBVIRT_SNAPSHOT_FAILED',
-      (vm) => snapshotDomain({ virsh: this.virsh, store: this.store }, vm, request, events),
-      events,
-    );
+    return snapshotDomains({ virsh: this.virsh, store: this.store }, vms, request, events);
   }
 
   /** qemu-img on this machine (a local libvirt): see export-disk.ts. */
