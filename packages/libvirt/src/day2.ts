@@ -260,6 +260,7 @@ export async function snapshotDomains(
         name,
         {
           exists: (segments[3 * i] ?? '') !== '',
+          state: (segments[3 * i] ?? '') === 'shut off' ? ('stopped' as const) : ('running' as const),
           stack: parseSnapshotList(segments[3 * i + 1] ?? ''),
           current: segments[3 * i + 2] ?? '',
         },
@@ -319,6 +320,8 @@ export async function snapshotDomains(
         facts: {
           snapshot: name,
           snapshots: [...stack, { name, created: new Date().toISOString(), ...(parent ? { parent } : {}) }],
+          // A snapshot leaves the VM as it was.
+          state: seen.state,
         },
       });
       continue;
