@@ -62,7 +62,7 @@ export async function cloneVm(options: CloneFlowOptions): Promise<CloneSummary> 
   const provider = options.provider(source);
   if (!provider.exportDisk || !provider.cloneBasePath)
     throw new UsageError('CLONE_UNSUPPORTED', `the ${provider.name} provider cannot copy a VM's disk yet`, {
-      hint: 'Clones are built for libvirt.',
+      hint: 'Clones are built for libvirt and Hyper-V.',
     });
   if (options.fromSnapshot === undefined) {
     const live = (await provider.list(state!.lab)).find((vm) => vm.name === source.name);
