@@ -2,6 +2,7 @@ import { win32 } from 'node:path';
 import { mapLimit, sleep } from '@labctl/core/concurrency';
 import { describeError, UsageError } from '@labctl/core/errors';
 import type { EventSink } from '@labctl/core/events';
+import { recordIdentity } from '@labctl/core/flows/bundle';
 import { checkName } from '@labctl/core/names';
 import {
   type AdapterReport,
@@ -610,24 +611,13 @@ export class HyperVProvider implements Provider {
         // Every key the script fills in is here already: a PowerShell object takes no new properties.
         description: {
           labctlExport: 1,
-          name: vm.name,
-          group: vm.group,
+          ...recordIdentity(vm),
           provider: this.name,
           mac: '',
           cpus: 0,
           memoryMiB: 0,
           network: '',
           options: {},
-          ssh: {
-            ...(vm.ssh.user !== undefined ? { user: vm.ssh.user } : {}),
-            ...(vm.ssh.port !== undefined ? { port: vm.ssh.port } : {}),
-            ...(vm.ssh.keyFile !== undefined ? { keyFile: vm.ssh.keyFile } : {}),
-            hostKeys: vm.ssh.hostKeys,
-          },
-          ...(vm.instanceId ? { instanceId: vm.instanceId } : {}),
-          ...(vm.assignedAddress ? { assignedAddress: vm.assignedAddress } : {}),
-          ...(vm.assign ? { assign: vm.assign } : {}),
-          ...(vm.vars ? { vars: vm.vars } : {}),
           files: {},
           exportedAt: '',
         },

@@ -7,7 +7,7 @@ import { pathInside } from '@labctl/core/names';
 import type { VmBundleDescription, VmExportFacts } from '@labctl/core/provider';
 import type { VmRecord } from '@labctl/core/state';
 import { LibvirtError } from './connect.js';
-import { bundleProblem, DESCRIPTION_FILE, fileSha256, SUMS_FILE } from '@labctl/core/flows/bundle';
+import { bundleProblem, DESCRIPTION_FILE, fileSha256, recordIdentity, SUMS_FILE } from '@labctl/core/flows/bundle';
 import { exportDomainDisk, type ExportHost } from './export-disk.js';
 import { escapeXml, unescapeXml } from './xml.js';
 
@@ -150,24 +150,13 @@ async function describe(
   const { domainType, memoryMiB, cpus, network, mac, ...options } = facts;
   return {
     labctlExport: 1,
-    name: vm.name,
-    group: vm.group,
+    ...recordIdentity(vm),
     provider: 'libvirt',
     mac,
     cpus,
     memoryMiB,
     network,
     options: { ...options, domainType },
-    ssh: {
-      ...(vm.ssh.user !== undefined ? { user: vm.ssh.user } : {}),
-      ...(vm.ssh.port !== undefined ? { port: vm.ssh.port } : {}),
-      ...(vm.ssh.keyFile !== undefined ? { keyFile: vm.ssh.keyFile } : {}),
-      hostKeys: vm.ssh.hostKeys,
-    },
-    ...(vm.instanceId ? { instanceId: vm.instanceId } : {}),
-    ...(vm.assignedAddress ? { assignedAddress: vm.assignedAddress } : {}),
-    ...(vm.assign ? { assign: vm.assign } : {}),
-    ...(vm.vars ? { vars: vm.vars } : {}),
     files,
     exportedAt: new Date().toISOString(),
   };

@@ -96,6 +96,29 @@ const DescriptionSchema = z.object({
   exportedAt: z.string().max(64),
 });
 
+/**
+ * What a bundle keeps of a VM's record, whichever provider exports it: its name, group, SSH settings
+ * with the pinned host keys, and its seed identity and address. The provider adds the hardware.
+ */
+export function recordIdentity(
+  vm: VmRecord,
+): Pick<VmBundleDescription, 'name' | 'group' | 'ssh' | 'instanceId' | 'assignedAddress' | 'assign' | 'vars'> {
+  return {
+    name: vm.name,
+    group: vm.group,
+    ssh: {
+      ...(vm.ssh.user !== undefined ? { user: vm.ssh.user } : {}),
+      ...(vm.ssh.port !== undefined ? { port: vm.ssh.port } : {}),
+      ...(vm.ssh.keyFile !== undefined ? { keyFile: vm.ssh.keyFile } : {}),
+      hostKeys: vm.ssh.hostKeys,
+    },
+    ...(vm.instanceId ? { instanceId: vm.instanceId } : {}),
+    ...(vm.assignedAddress ? { assignedAddress: vm.assignedAddress } : {}),
+    ...(vm.assign ? { assign: vm.assign } : {}),
+    ...(vm.vars ? { vars: vm.vars } : {}),
+  };
+}
+
 /** A complete local bundle's description, checked; exit 2 (nothing changed) when it is not one. */
 export async function readBundle(dir: string): Promise<{ dir: string; description: VmBundleDescription }> {
   const full = resolve(dir);
