@@ -49,7 +49,14 @@ alive() { # pidfile name -> true when the pid in it is a running process called 
   [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ]
 }
 
-if ! ip netns list | grep -qx "$netns\( (id: [0-9]*)\)\?"; then
+netns_exists() { ip netns list | grep -qx "$netns\( (id: [0-9]*)\)\?"; }
+# A namespace of this name with no process in it is what a killed run left behind (its bridge still
+# holding the subnet, so the network would not start): it holds nothing anyone uses, start it afresh.
+if netns_exists && [ -z "$(ip netns pids "$netns")" ]; then
+  echo "kvm-up: network namespace $netns was left behind by an earlier run (no process in it): recreating it" >&2
+  ip netns del "$netns"
+fi
+if ! netns_exists; then
   ip netns add "$netns"
   touch "$state/netns.created"
 fi

@@ -17,7 +17,8 @@ const gate = requireTestbed('the KVM end-to-end tests', {
   root: true,
   commands: ['virsh', 'libvirtd', 'qemu-system-x86_64', 'qemu-img', 'ansible', 'ip'],
 });
-const NETNS = 'labctl-kvm-e2e';
+// One namespace per run: two runs on one machine (or one killed mid-way) never share a bridge.
+const NETNS = `labctl-kvm-e2e-${process.pid}`;
 const SUBNET = '10.82.0.0/24';
 
 let root: string;

@@ -16,7 +16,8 @@ const gate = requireTestbed('the KVM day-2 end-to-end tests', {
   root: true,
   commands: ['virsh', 'libvirtd', 'qemu-system-x86_64', 'qemu-img', 'ip', 'ssh'],
 });
-const NETNS = 'labctl-kvm-d2';
+// One namespace per run: two runs on one machine (or one killed mid-way) never share a bridge.
+const NETNS = `labctl-kvm-d2-${process.pid}`;
 const PREFIX = '10.84.0';
 
 let root: string;

@@ -17,7 +17,8 @@ const gate = requireTestbed('the KVM identity end-to-end tests', {
   root: true,
   commands: ['virsh', 'libvirtd', 'qemu-system-x86_64', 'qemu-img', 'ansible', 'ip', 'ssh'],
 });
-const NETNS = 'labctl-kvm-id';
+// One namespace per run: two runs on one machine (or one killed mid-way) never share a bridge.
+const NETNS = `labctl-kvm-id-${process.pid}`;
 const PREFIX = '10.83.0';
 
 let root: string;

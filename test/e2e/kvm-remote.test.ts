@@ -23,7 +23,8 @@ const gate = requireTestbed('the remote libvirt (qemu+ssh) end-to-end tests', {
   root: true,
   commands: ['virsh', 'libvirtd', 'qemu-system-x86_64', 'sshd', 'ssh', 'nc', 'ip'],
 });
-const NETNS = 'labctl-kvm-remote';
+// One namespace per run: two runs on one machine (or one killed mid-way) never share a bridge.
+const NETNS = `labctl-kvm-remote-${process.pid}`;
 const SUBNET = '10.87.0.0/24';
 const PORT = 2231;
 /** The golden image's directory as the libvirt host sees it. */
