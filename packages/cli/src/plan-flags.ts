@@ -59,11 +59,12 @@ export async function planFromFlags(
     ...extra,
   };
   const provider = definitionFor(createFlags.provider ?? lab.spec.provider ?? DEFAULT_PROVIDER).name;
-  // A provider's own environment variable (LIBVIRT_DEFAULT_URI) names its connection, never another provider's host.
+  // A provider's own environment variable (LIBVIRT_DEFAULT_URI) names its connection, never another provider's host,
+  // and never one of a lab that lists its hosts.
   const fromEnv = connectionFromEnv(provider);
-  if (createFlags.uri === undefined && !lab.spec.uri && fromEnv) createFlags.uri = fromEnv;
+  if (createFlags.uri === undefined && !lab.spec.uri && !lab.spec.hosts?.length && fromEnv) createFlags.uri = fromEnv;
   const state = await store.read();
-  return planLab(
+  const planned = planLab(
     lab,
     { provider, ...createFlags },
     {
@@ -72,4 +73,34 @@ export async function planFromFlags(
       knownGroups: [...new Set(state?.vms.map((vm) => vm.group) ?? [])],
     },
   );
+  return createFlags.uri
+    ? planned
+    : { ...planned, plan: pinnedToRecordedHosts(lab, planned.plan, state?.vms ?? [], extra.replace) };
+}
+
+/** States of a VM that a re-run makes again: where it was placed is all the state knows of it. */
+const UNFINISHED = new Set(['failed', 'creating', 'missing']);
+
+/**
+ * On a lab of several hosts, a VM the state records on one of them is planned there again (a VM
+ * whose host failed is made there once the host is back); `--replace` lets placement choose again
+ * for the unfinished ones (failed, half-made, gone).
+ */
+function pinnedToRecordedHosts(
+  lab: LoadedLabFile,
+  plan: PlannedLab['plan'],
+  recorded: ReadonlyArray<{ name: string; host: string; state: string }>,
+  replace: boolean | undefined,
+): PlannedLab['plan'] {
+  const hosts = new Set((lab.spec.hosts ?? []).map((host) => host.name));
+  if (hosts.size < 2) return plan;
+  const byName = new Map(recorded.map((vm) => [vm.name, vm]));
+  return {
+    ...plan,
+    vms: plan.vms.map((vm) => {
+      const record = byName.get(vm.name);
+      if (!record || !hosts.has(record.host) || (replace && UNFINISHED.has(record.state))) return vm;
+      return { ...vm, host: record.host };
+    }),
+  };
 }

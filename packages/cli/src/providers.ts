@@ -73,7 +73,7 @@ export function labScanner(
 ): Array<{ provider: Provider; host: string }> {
   const name = lab.spec.provider ?? DEFAULT_PROVIDER;
   if (!lab.spec.provider && !lab.spec.uri && !recordedProviders.has(name)) return [];
-  const host = lab.spec.uri ?? connectionFromEnv(name) ?? 'local';
+  const host = lab.spec.uri ?? (lab.spec.hosts?.length ? undefined : connectionFromEnv(name)) ?? 'local';
   try {
     return [{ provider: cache({ provider: name, host }), host }];
   } catch (error) {

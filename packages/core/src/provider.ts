@@ -301,6 +301,46 @@ export interface VmExportFacts {
   files: Array<{ name: string; bytes: number; sha256: string }>;
 }
 
+/** Where and how `labctl migrate` moves VMs: to another host of the lab, the VM's disks on storage both hosts see. */
+export interface MigrateRequest {
+  /** A host name of the lab's `hosts:`. */
+  to: string;
+  /** live: memory copied while the VM runs (the default for a running VM); offline: the definition moves, the VM stays stopped. */
+  mode?: 'live' | 'offline';
+  /** libvirt: the migration stream goes through libvirt's own connection (peer to peer): no migration ports between hosts. */
+  tunnelled?: boolean;
+  /** libvirt: migrate even when libvirt cannot tell the disks are on shared storage (a bind mount, a test bed). */
+  unsafe?: boolean;
+}
+
+export interface MigrateFacts {
+  /** The host the VM is on now. */
+  host: string;
+  from: string;
+  /** False when it was there already. */
+  moved: boolean;
+  mode?: 'live' | 'offline';
+  state: VmState;
+  durationMs: number;
+}
+
+/** One host as `labctl hosts` shows it. A host that cannot be reached says why, with a hint. */
+export interface HostReport {
+  name: string;
+  /** The connection: a libvirt URI, an SSH target. */
+  connection: string;
+  reachable: boolean;
+  error?: string;
+  hint?: string;
+  versions?: Record<string, string>;
+  totalMemoryBytes?: number;
+  freeMemoryBytes?: number;
+  freeDiskBytes?: number;
+  /** VMs (domains) the host has, of any lab. */
+  vms?: number;
+  running?: number;
+}
+
 export interface Provider {
   readonly name: string;
   /**
@@ -349,6 +389,10 @@ export interface Provider {
   list(lab: string): Promise<VmRecord[]>;
   /** Removes VMs and their own disks; never the golden disk or any parent. */
   destroy(vms: VmRecord[], options: DestroyOptions, events: EventSink): Promise<Array<VmResult<DestroyFacts>>>;
+  /** Moves VMs of this host to another host of the lab (optional: a provider without it refuses `migrate`). */
+  migrate?(vms: VmRecord[], request: MigrateRequest, events: EventSink): Promise<Array<VmResult<MigrateFacts>>>;
+  /** This provider's host (its connection), for `labctl hosts` and placement; optional. */
+  hostReport?(): Promise<HostReport>;
   close?(): Promise<void>;
 }
 

@@ -141,7 +141,19 @@ export const HostSchema = z.strictObject({
   uri: z.string().min(1).optional(),
   /** Where VM disks go on this host. */
   path: z.string().min(1).optional(),
+  /** libvirt: the storage pool for VM disks on this host (a remote URI's default: `default`). */
+  pool: z
+    .string()
+    .regex(/^[A-Za-z0-9_.+-]{1,64}$/, 'a storage pool name')
+    .optional(),
   concurrency: z.number().int().min(1).max(64).optional(),
+  /** MiB: the lab never places VMs with more memory than this on the host. */
+  memoryLimit: z
+    .number()
+    .int()
+    .min(64)
+    .max(64 * 1024 * 1024)
+    .optional(),
 });
 export type HostSpec = z.infer<typeof HostSchema>;
 

@@ -7,6 +7,10 @@ import type { EventSink } from '@labctl/core/events';
 import { pathInside } from '@labctl/core/names';
 import {
   type AdapterReport,
+  failed,
+  type HostReport,
+  type MigrateFacts,
+  type MigrateRequest,
   type DestroyFacts,
   type DestroyOptions,
   type DiskExportFacts,
@@ -39,6 +43,7 @@ import { isNoDomain, isNotRunning, Virsh } from './virsh.js';
 import { domainXml, LABCTL_XMLNS, type LabctlMetadata, networkSource, parseLabctlMetadata } from './xml.js';
 import { addressChecks, addReservation, removeReservation } from './reservations.js';
 import { snapshotDomains, stopDomain } from './day2.js';
+import { migrateDomain } from './migrate.js';
 import { exportDomainDisk } from './export-disk.js';
 import { exportBundle } from './bundle.js';
 import { isoImage } from '@labctl/seed/iso9660';
@@ -72,6 +77,42 @@ export interface LibvirtProviderOptions {
   /** Where the accelerator probe result is cached (default ~/.cache/labctl/accelerator.json). */
   acceleratorCacheFile?: string;
   virshProgram?: string;
+  /** The name of this host in the lab file's `hosts:`, recorded as each VM's host (default: the URI). */
+  hostName?: string;
+  /** The lab's other hosts by name: where `migrate` may send this host's VMs. */
+  peers?: ReadonlyArray<{ name: string; uri: string }>;
+  /** Migrations from this host at the same time (default 2). */
+  migrationConcurrency?: number;
+}
+
+/** One libvirt host's facts (`hostFacts`). Memory counts page cache as free, as the kernel gives it back. */
+export interface LibvirtHostFacts {
+  host: string;
+  uri: string;
+  libvirtVersion?: string;
+  hypervisorVersion?: string;
+  totalMemoryBytes: number;
+  freeMemoryBytes: number;
+  /** Free bytes where the VMs' disks go (the lab's disk directory or storage pool). */
+  freeDiskBytes?: number;
+  domains: number;
+  running: number;
+}
+
+/** `virsh nodememstats`: "free   :  6873380 KiB" lines, in bytes. */
+export function parseNodeMemory(text: string): { total: number; free: number; buffers: number; cached: number } {
+  const value = (key: string) => {
+    const match = new RegExp(`^\\s*${key}\\s*:\\s*(\\d+)\\s*KiB`, 'mi').exec(text);
+    return match ? Number(match[1]) * 1024 : 0;
+  };
+  return { total: value('total'), free: value('free'), buffers: value('buffers'), cached: value('cached') };
+}
+
+/** `virsh version`: "Using library: libvirt 9.0.0", "Running hypervisor: QEMU 7.2.0". */
+export function parseVersions(text: string): { libvirtVersion?: string; hypervisorVersion?: string } {
+  const library = /Using library:\s*libvirt\s+(\S+)/i.exec(text)?.[1];
+  const hypervisor = /Running hypervisor:\s*(.+)$/im.exec(text)?.[1]?.trim();
+  return { ...(library ? { libvirtVersion: library } : {}), ...(hypervisor ? { hypervisorVersion: hypervisor } : {}) };
 }
 
 const VIRSH_STATE: Record<string, VmState> = {
@@ -94,6 +135,8 @@ export class LibvirtProvider implements Provider {
   /** Planned MACs: QEMU's 52:54:00 (what libvirt gives its NICs). */
   static readonly macPrefix = QEMU_MAC_PREFIX;
   readonly uri: string;
+  /** What VM records name as their host: the `hosts:` entry's name, or the URI. */
+  readonly host: string;
   readonly virsh: Virsh;
   readonly store: DiskStore;
   private readonly goldens = new Map<string, GoldenInfo>();
@@ -102,6 +145,7 @@ export class LibvirtProvider implements Provider {
 
   constructor(private readonly options: LibvirtProviderOptions) {
     this.uri = options.uri ?? DEFAULT_URI;
+    this.host = options.hostName ?? this.uri;
     this.virsh = new Virsh(this.uri, options.virshProgram);
     this.adapterReader = new AdapterReader(this.virsh, this.uri);
     this.store =
@@ -344,7 +388,7 @@ export class LibvirtProvider implements Provider {
       name: vm.name,
       group: vm.group,
       provider: this.name,
-      host: this.uri,
+      host: this.host,
       mac: vm.mac,
       addresses: [],
       ssh: {
@@ -363,6 +407,7 @@ export class LibvirtProvider implements Provider {
         network: vm.network,
         accelerator,
         clone: vm.clone,
+        memoryMiB: vm.memoryMiB,
         ...(seed ? { seed } : {}),
         ...(reservation ? { reservation } : {}),
       },
@@ -521,7 +566,7 @@ export class LibvirtProvider implements Provider {
           name: d.name,
           group: d.group,
           provider: this.name,
-          host: this.uri,
+          host: this.host,
           mac: d.mac,
           addresses: [],
           ssh: { ...d.ssh, hostKeys: d.ssh.hostKeys },
@@ -538,6 +583,7 @@ export class LibvirtProvider implements Provider {
             network: d.network,
             accelerator: choice.accelerator,
             clone: 'full',
+            memoryMiB: d.memoryMiB,
             ...(seed ? { seed } : {}),
           },
         };
@@ -571,6 +617,89 @@ export class LibvirtProvider implements Provider {
     return this.adapterReader.read(vms);
   }
 
+  /**
+   * This host as `labctl hosts` and placement see it: versions, memory, free space of the disk
+   * store, and how many domains it runs (any lab). Throws the connect error when libvirt is down.
+   */
+  async hostFacts(): Promise<LibvirtHostFacts> {
+    let version: string;
+    let memory: string;
+    let domains: Map<string, string>;
+    try {
+      [version, memory, domains] = await Promise.all([
+        this.virsh.text(['version']),
+        this.virsh.text(['nodememstats']),
+        this.virsh.domainStates(),
+      ]);
+    } catch (err) {
+      throw connectError(this.uri, err);
+    }
+    const stats = parseNodeMemory(memory);
+    const freeDiskBytes = await this.store.freeBytes().catch(() => undefined);
+    return {
+      host: this.host,
+      uri: this.uri,
+      ...parseVersions(version),
+      totalMemoryBytes: stats.total,
+      freeMemoryBytes: stats.free + stats.buffers + stats.cached,
+      ...(freeDiskBytes !== undefined ? { freeDiskBytes } : {}),
+      domains: domains.size,
+      running: [...domains.values()].filter((state) => state === 'running').length,
+    };
+  }
+
+  async hostReport(): Promise<HostReport> {
+    try {
+      const facts = await this.hostFacts();
+      return {
+        name: this.host,
+        connection: this.uri,
+        reachable: true,
+        versions: {
+          ...(facts.libvirtVersion ? { libvirt: facts.libvirtVersion } : {}),
+          ...(facts.hypervisorVersion ? { hypervisor: facts.hypervisorVersion } : {}),
+        },
+        totalMemoryBytes: facts.totalMemoryBytes,
+        freeMemoryBytes: facts.freeMemoryBytes,
+        ...(facts.freeDiskBytes !== undefined ? { freeDiskBytes: facts.freeDiskBytes } : {}),
+        vms: facts.domains,
+        running: facts.running,
+      };
+    } catch (err) {
+      const hint = (err as { hint?: string }).hint;
+      return {
+        name: this.host,
+        connection: this.uri,
+        reachable: false,
+        error: describeError(err),
+        ...(hint ? { hint } : {}),
+      };
+    }
+  }
+
+  /**
+   * Moves domains to another host of the lab with `virsh migrate --persistent --undefinesource`:
+   * live when the VM runs (memory copied while it keeps running), offline (the definition only)
+   * when it is stopped. The disks stay where they are: both hosts must see them at the same path.
+   */
+  async migrate(vms: VmRecord[], request: MigrateRequest, events: EventSink): Promise<Array<VmResult<MigrateFacts>>> {
+    const peer = this.options.peers?.find((host) => host.name === request.to);
+    if (!peer)
+      return vms.map((vm) =>
+        failed(vm.name, {
+          code: 'HOST_UNKNOWN',
+          message: `${request.to} is not a host of this lab`,
+          hint: `Hosts: ${(this.options.peers ?? []).map((host) => host.name).join(', ') || 'none (add hosts: to labctl.yaml)'}.`,
+        }),
+      );
+    const outcomes = await mapLimit(vms, this.options.migrationConcurrency ?? 2, (vm) =>
+      migrateDomain(this.virsh, vm.name, { from: this.host, to: peer, request, events }),
+    );
+    return outcomes.map((outcome, index) =>
+      outcome.ok ? outcome.value : failed(vms[index]!.name, vmFailure(outcome.error, 'MIGRATE_FAILED')),
+    );
+  }
+
   async list(lab: string): Promise<VmRecord[]> {
     let out: string;
     try {
@@ -588,7 +717,7 @@ export class LibvirtProvider implements Provider {
         name: domain.name,
         group: meta.group,
         provider: this.name,
-        host: this.uri,
+        host: this.host,
         addresses: [],
         ssh: { hostKeys: [] },
         state: VIRSH_STATE[domain.state] ?? 'unknown',

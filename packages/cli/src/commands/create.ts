@@ -88,6 +88,9 @@ export default class Create extends LabctlCommand<typeof Create> {
         'libvirt: connection URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system). Hyper-V: one host, a name from hosts: or user@host.',
       aliases: ['host'],
     }),
+    replace: Flags.boolean({
+      summary: 'Several hosts: place failed or half-made VMs anew instead of on the host they were placed on.',
+    }),
     concurrency: Flags.integer({ summary: 'VMs created/started at the same time (default 4).', min: 1, max: 256 }),
     start: Flags.boolean({ summary: 'Start the VMs (--no-start: only define them).', allowNo: true, default: true }),
     wait: Flags.boolean({
@@ -127,6 +130,7 @@ export default class Create extends LabctlCommand<typeof Create> {
       ...(flags.provider ? { provider: flags.provider } : {}),
       ...(flags.uri ? { uri: flags.uri } : {}),
       ...(flags.concurrency ? { concurrency: flags.concurrency } : {}),
+      ...(flags.replace ? { replace: true } : {}),
     });
     if (flags['emit-powershell'] && !definitionFor(plan.provider).emitDryRun) {
       throw new UsageError(

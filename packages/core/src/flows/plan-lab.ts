@@ -38,6 +38,8 @@ export interface CreateFlags {
   firmware?: 'bios' | 'uefi';
   /** Allow --group to name a group that neither labctl.yaml nor the lab has yet. */
   newGroup?: boolean;
+  /** Several hosts: place failed or half-made VMs again instead of on the host the state records. */
+  replace?: boolean;
 }
 
 export const DEFAULT_GROUP = 'vm';

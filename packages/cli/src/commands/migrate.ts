@@ -1,0 +1,77 @@
+import type { AddressesSummary } from '@labctl/core/flows/addresses';
+import { checkHostName, labHostNames, migrateBatch } from '@labctl/core/flows/migrate';
+import { operationExitCode, type OperationSummary } from '@labctl/core/flows/operate';
+import type { MigrateFacts } from '@labctl/core/provider';
+import { Args, Flags } from '@oclif/core';
+import { LabctlCommand } from '../base-command.js';
+import { afterMigration, MIGRATION_VALUE_FLAGS, migrateDetail, migrateRequest, migrationFlags } from '../migration.js';
+import {
+  operationHints,
+  operationTable,
+  positionalNames,
+  runOperation,
+  SELECTION_VALUE_FLAGS,
+  selectionFlags,
+} from '../operations.js';
+
+export type MigrateResult = OperationSummary<MigrateFacts> & { ssh?: AddressesSummary; warnings?: string[] };
+
+export default class Migrate extends LabctlCommand<typeof Migrate> {
+  static override summary = 'Move VMs to another host of the lab: live while they run, their definition when stopped.';
+  static override description = [
+    'libvirt: `virsh migrate --persistent --undefinesource`, live for a running VM (it keeps running, SSH sessions stay',
+    'open), offline for a stopped one. The disks stay where they are, so both hosts must see them at the same path',
+    '(shared storage). The state follows the VM; a moved running VM is checked over SSH with its pinned key on the new',
+    'host. A VM already on the destination is left alone, so a re-run after an interrupted move finishes it.',
+  ].join('\n');
+  static override examples = [
+    { description: 'One VM, live', command: '<%= config.bin %> <%= command.id %> web-01 --to kvm2' },
+    {
+      description: 'A group, through libvirt’s own connection',
+      command: '<%= config.bin %> <%= command.id %> --group web --to kvm2 --tunnelled',
+    },
+  ];
+  static override strict = false;
+  static override args = { names: Args.string({ description: 'VM names (several allowed).' }) };
+  static override flags = {
+    ...selectionFlags,
+    to: Flags.string({ summary: 'The host to move them to (a name from hosts: in labctl.yaml).', required: true }),
+    ...migrationFlags,
+  };
+
+  async run(): Promise<MigrateResult> {
+    const lab = await this.labFile();
+    const hosts = labHostNames(lab.spec, 'labctl migrate');
+    checkHostName(hosts, this.flags.to, '--to');
+    const request = migrateRequest(this.flags);
+    const store = this.stateStore();
+    const summary = await runOperation<MigrateFacts>({
+      lab,
+      labDir: this.labDir,
+      store,
+      json: this.jsonEnabled(),
+      names: positionalNames(this.argv, [...SELECTION_VALUE_FLAGS, ...MIGRATION_VALUE_FLAGS]),
+      groups: this.flags.group,
+      all: this.flags.all,
+      operation: 'migrate',
+      call: (provider, vms, events) => migrateBatch(provider, vms, () => this.flags.to, request, events),
+      update: (_vm, facts) => ({ host: facts.host, state: facts.state }),
+      dryRun: this.flags['dry-run'],
+      note: (message) => this.note(message),
+    });
+    this.log(operationTable(summary, migrateDetail));
+    for (const hint of operationHints(summary)) this.log(hint);
+    const ssh = await afterMigration(summary, {
+      lab,
+      labDir: this.labDir,
+      store,
+      wait: this.flags.wait,
+      timeoutS: this.flags.timeout ?? lab.spec.timeout ?? 300,
+      events: this.progressSink(),
+    });
+    for (const vm of ssh?.vms ?? [])
+      if (vm.status !== 'reachable') this.log(`  ${vm.name}: ${vm.status}${vm.hint ? `: ${vm.hint}` : ''}`);
+    process.exitCode = operationExitCode(summary) || (ssh?.vms.some((vm) => vm.status !== 'reachable') ? 1 : 0);
+    return { ...summary, ...(ssh ? { ssh } : {}), ...(this.warnings.length ? { warnings: this.warnings } : {}) };
+  }
+}

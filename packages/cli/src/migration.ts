@@ -1,0 +1,69 @@
+import type { AddressesSummary } from '@labctl/core/flows/addresses';
+import type { OperationSummary } from '@labctl/core/flows/operate';
+import type { LoadedLabFile } from '@labctl/core/spec';
+import type { StateStore } from '@labctl/core/state';
+import type { EventSink } from '@labctl/core/events';
+import type { MigrateFacts, MigrateRequest } from '@labctl/core/provider';
+import { Flags } from '@oclif/core';
+import { waitForSsh } from './operations.js';
+
+/** Flags `migrate` and `evacuate` share: how the VMs move, and waiting for SSH on the new host. */
+export const migrationFlags = {
+  live: Flags.boolean({
+    summary: 'Only live migration: a VM that is stopped is refused.',
+    exclusive: ['offline'],
+  }),
+  offline: Flags.boolean({
+    summary: 'Only offline migration (the definition moves): a running VM is refused.',
+    exclusive: ['live'],
+  }),
+  tunnelled: Flags.boolean({
+    summary: "libvirt: send the migration through libvirt's own connection (peer to peer, no migration ports).",
+    description: 'The source host then connects to the destination URI itself: it needs the SSH keys for it.',
+  }),
+  unsafe: Flags.boolean({
+    summary: 'libvirt: migrate although libvirt cannot tell the disks are on shared storage.',
+    description: 'Only for storage both hosts share in a way libvirt does not recognise (a bind mount, one machine).',
+  }),
+  wait: Flags.boolean({ summary: 'Wait until moved running VMs answer SSH again.', default: true, allowNo: true }),
+  timeout: Flags.integer({ summary: 'Seconds to wait for SSH after the move (default 300).', min: 1, max: 604_800 }),
+};
+
+export const MIGRATION_VALUE_FLAGS = ['--to', '--timeout'];
+
+export function migrateRequest(flags: {
+  live: boolean;
+  offline: boolean;
+  tunnelled: boolean;
+  unsafe: boolean;
+}): Omit<MigrateRequest, 'to'> {
+  return {
+    ...(flags.live ? { mode: 'live' as const } : flags.offline ? { mode: 'offline' as const } : {}),
+    ...(flags.tunnelled ? { tunnelled: true } : {}),
+    ...(flags.unsafe ? { unsafe: true } : {}),
+  };
+}
+
+export function migrateDetail(facts: MigrateFacts): string {
+  if (!facts.moved) return `already on ${facts.host}`;
+  return `${facts.from} -> ${facts.host} (${facts.mode ?? 'moved'}, ${(facts.durationMs / 1000).toFixed(1)} s)`;
+}
+
+/** After a move: discovery again for the moved VMs that run, so addresses and pinned keys are checked on the new host. */
+export async function afterMigration(
+  summary: OperationSummary<MigrateFacts>,
+  options: {
+    lab: LoadedLabFile;
+    labDir: string;
+    store: StateStore;
+    wait: boolean;
+    timeoutS: number;
+    events: EventSink;
+  },
+): Promise<AddressesSummary | undefined> {
+  const moved = summary.vms
+    .filter((vm) => vm.ok && vm.facts.moved && vm.facts.state === 'running')
+    .map((vm) => vm.name);
+  if (!options.wait || moved.length === 0 || summary.interrupted || summary.dryRun) return undefined;
+  return waitForSsh({ ...options, names: moved });
+}
