@@ -5,7 +5,9 @@
 #   scripts/testbed/kvm-down.sh STATE_DIR      (stops exactly what this started; safe to repeat)
 # Env: KVM_NETNS (default labctl-kvm), KVM_NETWORK (default labnet), KVM_BRIDGE (default labbr0),
 #      KVM_SUBNET (a /24, default 10.78.0.0/24: gateway .1, DHCP .10-.250), KVM_DHCP_START (default 10:
-#      the DHCP range starts there; addresses below it are free for static ones).
+#      the DHCP range starts there; addresses below it are free for static ones), KVM_GATEWAY_OCTET
+#      (default 1: the bridge's address), KVM_DHCP (default yes; no: no DHCP server),
+#      KVM_MIGRATION_HOST (the address live migrations to this bed go to).
 # Prints, and writes to STATE_DIR/kvm.env, KEY=VALUE lines:
 #   LIBVIRT_URI / LIBVIRT_DEFAULT_URI   qemu:///system?socket=STATE_DIR/run/libvirt-sock
 #   KVM_NETNS KVM_NETWORK KVM_BRIDGE KVM_SUBNET KVM_GATEWAY KVM_STATE_DIR
@@ -37,7 +39,7 @@ for tool in libvirtd virtlogd virsh qemu-system-x86_64 dnsmasq; do
 done
 t0=$(date +%s%N)
 mkdir -p "$state"; state=$(cd "$state" && pwd)
-mkdir -p "$state"/{etc,run,lib,log,cache}
+mkdir -p "$state"/{etc,run,lib,log,cache} "$state/lib/dnsmasq"
 chmod 755 "$state"
 uri="qemu:///system?socket=$state/run/libvirt-sock"
 # UNIX socket paths are limited to 107 bytes; libvirtd would fail with a less helpful error.
@@ -62,6 +64,10 @@ if ! netns_exists; then
 fi
 ip netns exec "$netns" ip link set lo up
 
+# Every test bed is a host of its own to libvirt: two beds on one machine migrate VMs between them
+# (libvirt refuses a migration between daemons that report the same host UUID).
+[ -s "$state/host-uuid" ] || cat /proc/sys/kernel/random/uuid > "$state/host-uuid"
+host_uuid=$(cat "$state/host-uuid")
 cat > "$state/etc/libvirtd.conf" <<EOF
 # labctl test bed: local UNIX socket only, root only.
 unix_sock_group = "root"
@@ -70,6 +76,7 @@ unix_sock_rw_perms = "0700"
 auth_unix_ro = "none"
 auth_unix_rw = "none"
 log_outputs = "3:file:$state/libvirtd.log"
+host_uuid = "$host_uuid"
 EOF
 cat > "$state/etc/virtlogd.conf" <<EOF
 log_outputs = "3:file:$state/virtlogd.log"
@@ -83,6 +90,12 @@ dynamic_ownership = 0
 remember_owner = 0
 security_driver = "none"
 EOF
+# KVM_MIGRATION_HOST: the address other beds' QEMU sends a live migration to (this bed's bridge
+# address on a segment joined by kvm-join.sh); otherwise QEMU would be told this machine's hostname.
+if [ -n "${KVM_MIGRATION_HOST:-}" ]; then
+  [[ $KVM_MIGRATION_HOST =~ ^[0-9.]+$ ]] || { echo "kvm-up.sh: KVM_MIGRATION_HOST must be an IPv4 address" >&2; exit 2; }
+  echo "migration_host = \"$KVM_MIGRATION_HOST\"" >> "$state/etc/qemu.conf"
+fi
 # The daemons' private view: STATE_DIR's directories over libvirt's fixed paths.
 binds=(etc:/etc/libvirt run:/run/libvirt lib:/var/lib/libvirt log:/var/log/libvirt cache:/var/cache/libvirt)
 mounts=""
@@ -107,14 +120,20 @@ virsh_ version >/dev/null || { echo "kvm-up.sh: libvirtd did not answer on $uri;
 
 # no-ping: dnsmasq otherwise pings each address before its first offer and ten VMs booting at
 # once queue behind those checks (measured: first creation of 10 VMs 51-57 s to all-SSH, 39-49 s without).
+# KVM_GATEWAY_OCTET / KVM_DHCP=no: a second bed on the same L2 segment as a first one (joined by
+# scripts/testbed/kvm-join.sh) takes another address of the subnet and leaves DHCP to the first.
+gateway_octet=${KVM_GATEWAY_OCTET:-1}
+[[ $gateway_octet =~ ^[0-9]{1,3}$ ]] || { echo "kvm-up.sh: KVM_GATEWAY_OCTET must be a number" >&2; exit 2; }
+dhcp="
+    <dhcp><range start='$prefix.${KVM_DHCP_START:-10}' end='$prefix.250'/></dhcp>"
+[ "${KVM_DHCP:-yes}" = no ] && dhcp=""
 if ! virsh_ net-info "$network" >/dev/null 2>&1; then
   cat > "$state/$network.xml" <<EOF
 <network xmlns:dnsmasq='http://libvirt.org/schemas/network/dnsmasq/1.0'>
   <name>$network</name>
   <bridge name='$bridge' stp='off' delay='0'/>
   <dns enable='no'/>
-  <ip address='$prefix.1' netmask='255.255.255.0'>
-    <dhcp><range start='$prefix.${KVM_DHCP_START:-10}' end='$prefix.250'/></dhcp>
+  <ip address='$prefix.$gateway_octet' netmask='255.255.255.0'>$dhcp
   </ip>
   <dnsmasq:options><dnsmasq:option value='no-ping'/></dnsmasq:options>
 </network>
@@ -131,7 +150,7 @@ fi
   echo "KVM_NETWORK=$network"
   echo "KVM_BRIDGE=$bridge"
   echo "KVM_SUBNET=$subnet"
-  echo "KVM_GATEWAY=$prefix.1"
+  echo "KVM_GATEWAY=$prefix.$gateway_octet"
   echo "KVM_STATE_DIR=$state"
 } > "$state/kvm.env"
 cat "$state/kvm.env"

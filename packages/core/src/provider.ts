@@ -391,6 +391,11 @@ export interface Provider {
   destroy(vms: VmRecord[], options: DestroyOptions, events: EventSink): Promise<Array<VmResult<DestroyFacts>>>;
   /** Moves VMs of this host to another host of the lab (optional: a provider without it refuses `migrate`). */
   migrate?(vms: VmRecord[], request: MigrateRequest, events: EventSink): Promise<Array<VmResult<MigrateFacts>>>;
+  /**
+   * Hosts of the lab this provider could not reach in its last `list` or `preflight`, with the cause
+   * (a provider over several hosts lists the others' VMs and fails only these hosts' VMs).
+   */
+  unreachableHosts?(): ReadonlyMap<string, VmFailure>;
   /** This provider's host (its connection), for `labctl hosts` and placement; optional. */
   hostReport?(): Promise<HostReport>;
   close?(): Promise<void>;

@@ -24,6 +24,7 @@ import {
   type StopFacts,
   type StopOptions,
   type VmExportFacts,
+  type VmFailure,
   type VmPlan,
   type VmResult,
 } from '@labctl/core/provider';
@@ -178,11 +179,7 @@ export class LibvirtHostsProvider implements Provider {
         const down = this.unreachable.get(host);
         if (!provider || down !== undefined) {
           const error = provider
-            ? {
-                code: 'HOST_UNREACHABLE',
-                message: `host ${host} cannot be reached: ${describeError(down)}`,
-                hint: 'A re-run once the host is back finishes it; --replace places it on another host.',
-              }
+            ? this.downFailure(host, down)
             : {
                 code: 'HOST_UNKNOWN',
                 message: `${host} is not a host of this lab`,
@@ -286,6 +283,19 @@ export class LibvirtHostsProvider implements Provider {
     if (outcomes.every((outcome) => outcome === undefined) && this.hosts.length > 0)
       throw this.unreachable.get(this.hosts[0]!.name);
     return outcomes.flatMap((outcome) => outcome ?? []);
+  }
+
+  unreachableHosts(): ReadonlyMap<string, VmFailure> {
+    return new Map([...this.unreachable].map(([host, err]) => [host, this.downFailure(host, err)]));
+  }
+
+  private downFailure(host: string, err: unknown): VmFailure {
+    const hint = (err as { hint?: string }).hint;
+    return {
+      code: 'HOST_UNREACHABLE',
+      message: `host ${host} cannot be reached: ${describeError(err)}`,
+      hint: `A re-run once the host is back finishes it; --replace places a failed VM on another host.${hint ? ` ${hint}` : ''}`,
+    };
   }
 
   hostReports(): Promise<HostReport[]> {

@@ -103,14 +103,31 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
     const save = serialSaver(session);
     const actions = new Map<string, VmAction>();
     const discoveries = new Map<string, VmDiscoveryResult>();
-    reconcile(session, plan, provider.name, onHypervisor, actions);
+    // Hosts the provider could not reach: their VMs are neither seen nor made in this run.
+    const down = provider.unreachableHosts?.() ?? new Map<string, VmFailure>();
+    const unseen = new Set(
+      session.state.vms
+        .filter((vm) => vm.provider === provider.name && down.has(vm.host) && !onHypervisor.has(vm.name))
+        .filter((vm) => !['creating', 'failed', 'missing', 'planned'].includes(vm.state))
+        .map((vm) => vm.name),
+    );
+    reconcile(session, plan, provider.name, onHypervisor, actions, unseen);
     await save();
 
     const failures = new Map<string, VmFailure>();
     const summary = (interrupted: boolean): CreateSummary =>
       summarize(plan, provider.name, checks, session, actions, discoveries, failures, interrupted, started);
+    // A VM recorded on a host that is down may well be running there: its record keeps its state
+    // and gets the cause; nothing is made in its place.
+    for (const name of unseen) {
+      const error = down.get(session.vm(name)!.host)!;
+      failures.set(name, error);
+      session.upsertVm({ name, error: error.message, errorCode: error.code });
+      if (plan.vms.some((vm) => vm.name === name)) actions.set(name, 'failed');
+      events({ subject: name, phase: 'create', status: 'failed', message: error.message });
+    }
     const toCreate = placed.vms
-      .filter((vm) => !onHypervisor.has(vm.name))
+      .filter((vm) => !onHypervisor.has(vm.name) && !unseen.has(vm.name))
       .map((vm) => (seeds.has(vm.name) ? { ...vm, seed: seeds.get(vm.name)! } : vm));
     const byName = new Map([...placed.vms, ...toCreate].map((vm) => [vm.name, vm]));
     // Recorded before anything is touched: after a SIGKILL the next run knows these may be half-made.
@@ -210,7 +227,7 @@ export async function createLab(options: CreateFlowOptions): Promise<CreateSumma
       if ((options.wait ?? true) && options.discover) {
         const running = plan.vms
           .map((vm) => session.vm(vm.name))
-          .filter((vm): vm is VmRecord => vm?.state === 'running');
+          .filter((vm): vm is VmRecord => vm?.state === 'running' && !failures.has(vm.name));
         const results = await options.discover(provider, running, {
           timeoutMs: options.timeoutMs,
           events,
@@ -331,6 +348,7 @@ function reconcile(
   provider: string,
   onHypervisor: Map<string, VmRecord>,
   actions: Map<string, VmAction>,
+  unseen: ReadonlySet<string>,
 ): void {
   const planned = new Map(plan.vms.map((vm) => [vm.name, vm]));
   for (const [name, found] of onHypervisor) {
@@ -356,7 +374,7 @@ function reconcile(
     }
   }
   for (const known of session.state.vms) {
-    if (known.provider !== provider || onHypervisor.has(known.name)) continue;
+    if (known.provider !== provider || onHypervisor.has(known.name) || unseen.has(known.name)) continue;
     if (known.state !== 'creating' && known.state !== 'planned')
       session.upsertVm({ name: known.name, state: 'missing' });
   }
