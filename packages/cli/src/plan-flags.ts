@@ -73,9 +73,12 @@ export async function planFromFlags(
       knownGroups: [...new Set(state?.vms.map((vm) => vm.group) ?? [])],
     },
   );
-  return createFlags.uri
-    ? planned
-    : { ...planned, plan: pinnedToRecordedHosts(lab, planned.plan, state?.vms ?? [], extra.replace) };
+  const pinsOneHost =
+    createFlags.uri !== undefined && (lab.spec.hosts ?? []).some((host) => host.name === createFlags.uri);
+  if (createFlags.uri !== undefined && !pinsOneHost) return planned;
+  const plan = pinnedToRecordedHosts(lab, planned.plan, state?.vms ?? [], extra.replace);
+  // The pin is in the plan; the provider still sees every host (see ProviderDefinition.pinsWithinHosts).
+  return pinsOneHost && definitionFor(provider).pinsWithinHosts ? { plan, uri: undefined } : { ...planned, plan };
 }
 
 /** States of a VM that a re-run makes again: where it was placed is all the state knows of it. */
@@ -83,8 +86,8 @@ const UNFINISHED = new Set(['failed', 'creating', 'missing']);
 
 /**
  * On a lab of several hosts, a VM the state records on one of them is planned there again (a VM
- * whose host failed is made there once the host is back); `--replace` lets placement choose again
- * for the unfinished ones (failed, half-made, gone).
+ * whose host failed is made there once the host is back), whatever host `--host` pins the run's new
+ * VMs to; `--replace` lets placement choose again for the unfinished ones (failed, half-made, gone).
  */
 function pinnedToRecordedHosts(
   lab: LoadedLabFile,

@@ -448,6 +448,12 @@ export interface ProviderDefinition {
   /** The connection used when neither a flag nor the lab file names one; `env` overrides `value`. */
   defaultConnection: { value: string; env?: string };
   make(context: ProviderContext): Provider;
+  /**
+   * A lab with `hosts:`: `create --host NAME` still goes through every host (so the lab's VMs on the
+   * others are seen, never made twice) and only pins the new VMs to NAME. Without it, --host narrows
+   * the provider to that one host.
+   */
+  pinsWithinHosts?: boolean;
   /** Writes what a run would execute, for review (Hyper-V: --emit-powershell); contacts nothing. */
   emitDryRun?(context: ProviderContext, plan: Plan, dir: string): Promise<string[]>;
 }

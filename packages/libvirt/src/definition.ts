@@ -17,6 +17,7 @@ export const libvirtDefinition: ProviderDefinition = {
   macPrefix: QEMU_MAC_PREFIX,
   defaultConnection: { value: DEFAULT_URI, env: 'LIBVIRT_DEFAULT_URI' },
   make: (context) => makeLibvirtProvider(context),
+  pinsWithinHosts: true,
 };
 
 export function makeLibvirtProvider({

@@ -90,6 +90,16 @@ export async function migrateDomain(
   };
 }
 
+/** A VM asked to move to the host it is on: nothing to do, once libvirt confirms it is there. */
+export async function alreadyThere(virsh: Virsh, name: string, host: string): Promise<VmResult<MigrateFacts>> {
+  const state = await virsh.domainState(name);
+  if (state === undefined)
+    throw new LibvirtError('DOMAIN_MISSING', `no domain ${name} on ${host}`, {
+      hint: 'Run `labctl list` to see where the lab’s VMs are.',
+    });
+  return { name, ok: true, facts: { host, from: host, moved: false, state: STATE[state] ?? 'unknown', durationMs: 0 } };
+}
+
 /** libvirt's refusal, with what fixes it. */
 function migrateError(name: string, to: string, err: unknown): LibvirtError {
   const text = `${describeError(err)} ${JSON.stringify((err as { details?: unknown }).details ?? '')}`;
@@ -101,6 +111,8 @@ function migrateError(name: string, to: string, err: unknown): LibvirtError {
     hint = 'Both hosts report the same host UUID: give each libvirtd its own host_uuid (libvirtd.conf).';
   else if (/no such file|cannot access storage|No such file or directory/i.test(text))
     hint = `${to} does not see ${name}’s disks at the same path: migrate needs storage both hosts share.`;
+  else if (/unable to connect to server at '[^']*:\d+'/i.test(text) && !/tunnel/i.test(text))
+    hint = `The source host's QEMU could not reach ${to}'s migration port. Let the hosts reach each other on ports 49152-49215, set migration_host (the address to use) in ${to}'s qemu.conf, or pass --tunnelled.`;
   else if (/failed to connect|unable to connect|cannot recv data|host key/i.test(text))
     hint = `The source host must reach ${to}’s URI itself with --tunnelled (peer to peer): check its SSH keys and known_hosts for that host.`;
   return new LibvirtError(

@@ -43,7 +43,7 @@ import { isNoDomain, isNotRunning, Virsh } from './virsh.js';
 import { domainXml, LABCTL_XMLNS, type LabctlMetadata, networkSource, parseLabctlMetadata } from './xml.js';
 import { addressChecks, addReservation, removeReservation } from './reservations.js';
 import { snapshotDomains, stopDomain } from './day2.js';
-import { migrateDomain } from './migrate.js';
+import { alreadyThere, migrateDomain } from './migrate.js';
 import { exportDomainDisk } from './export-disk.js';
 import { exportBundle } from './bundle.js';
 import { isoImage } from '@labctl/seed/iso9660';
@@ -692,8 +692,10 @@ export class LibvirtProvider implements Provider {
           hint: `Hosts: ${(this.options.peers ?? []).map((host) => host.name).join(', ') || 'none (add hosts: to labctl.yaml)'}.`,
         }),
       );
-    const outcomes = await mapLimit(vms, this.options.migrationConcurrency ?? 2, (vm) =>
-      migrateDomain(this.virsh, vm.name, { from: this.host, to: peer, request, events }),
+    const outcomes = await mapLimit(vms, this.options.migrationConcurrency ?? 2, async (vm) =>
+      peer.name === this.host
+        ? alreadyThere(this.virsh, vm.name, this.host)
+        : migrateDomain(this.virsh, vm.name, { from: this.host, to: peer, request, events }),
     );
     return outcomes.map((outcome, index) =>
       outcome.ok ? outcome.value : failed(vms[index]!.name, vmFailure(outcome.error, 'MIGRATE_FAILED')),
