@@ -119,6 +119,40 @@ describe('command surface', () => {
   });
 });
 
+describe('migrate and evacuate refuse before anything runs (exit 2)', () => {
+  async function labFile(lines: string[]): Promise<string> {
+    const dir = await labWithState({ version: 1, lab: 'm', vms: [] });
+    await writeFile(join(dir, 'labctl.yaml'), lines.join('\n'));
+    return dir;
+  }
+  const twoHosts = ['  - { name: h1, uri: "qemu+ssh://root@h1/system" }', '  - { name: h2, uri: "qemu+ssh://root@h2/system" }'];
+
+  it('a lab without two hosts, a host the lab does not have, a Hyper-V lab: each named, with a hint', async () => {
+    const one = await labFile(['lab: m', 'provider: libvirt', 'hosts:', twoHosts[0]!]);
+    const single = await labctl(['migrate', 'web-01', '--to', 'h1', '--lab-dir', one]);
+    expect(single.code).toBe(2);
+    expect(single.stderr).toMatch(/moves VMs between hosts, and this lab has one host/);
+
+    const two = await labFile(['lab: m', 'provider: libvirt', 'hosts:', ...twoHosts]);
+    const unknown = await labctl(['evacuate', 'h3', '--lab-dir', two]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/HOST "h3" is not a host of this lab/);
+    expect(unknown.stderr).toMatch(/Hosts: h1, h2/);
+
+    const hyperv = await labFile(['lab: m', 'provider: hyperv', 'hosts:', '  - { name: hv1, address: admin@hv1 }', '  - { name: hv2, address: admin@hv2 }']);
+    const refused = await labctl(['migrate', 'web-01', '--to', 'hv2', '--lab-dir', hyperv, '--json']);
+    expect(refused.code).toBe(2);
+    expect(JSON.parse(refused.stdout).error).toMatchObject({ code: 'MIGRATE_UNSUPPORTED' });
+  });
+
+  it('uri: and hosts: together are refused for libvirt', async () => {
+    const both = await labFile(['lab: m', 'provider: libvirt', 'uri: qemu:///system', 'hosts:', ...twoHosts]);
+    const run = await labctl(['hosts', '--lab-dir', both]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/uri: and hosts: both name where libvirt runs/);
+  });
+});
+
 describe('honest reads', () => {
   it.skipIf(!hasCommand('virsh'))(
     'ip with libvirt unreachable says it cannot connect (exit 1), never "no domain", and records nothing',

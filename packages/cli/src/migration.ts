@@ -6,6 +6,8 @@ import type { EventSink } from '@labctl/core/events';
 import type { MigrateFacts, MigrateRequest } from '@labctl/core/provider';
 import { Flags } from '@oclif/core';
 import { waitForSsh } from './operations.js';
+import { DEFAULT_PROVIDER, makeProvider } from './providers.js';
+import { UsageError } from '@labctl/core/errors';
 
 /** Flags `migrate` and `evacuate` share: how the VMs move, and waiting for SSH on the new host. */
 export const migrationFlags = {
@@ -66,4 +68,13 @@ export async function afterMigration(
     .map((vm) => vm.name);
   if (!options.wait || moved.length === 0 || summary.interrupted || summary.dryRun) return undefined;
   return waitForSsh({ ...options, names: moved });
+}
+
+/** Refuses (exit 2) before anything runs when the lab's provider does not migrate VMs. */
+export function requireMigration(lab: LoadedLabFile, labDir: string, host: string): void {
+  const name = lab.spec.provider ?? DEFAULT_PROVIDER;
+  if (!makeProvider(name, { lab, labDir, connection: host }).migrate)
+    throw new UsageError('MIGRATE_UNSUPPORTED', `labctl does not migrate ${name} VMs yet`, {
+      hint: 'Migration is built for libvirt hosts; on Hyper-V, Move-VM does it by hand for now.',
+    });
 }

@@ -6,7 +6,7 @@ import type { HostCapacity } from '@labctl/core/placement';
 import type { MigrateFacts } from '@labctl/core/provider';
 import { Args, Flags } from '@oclif/core';
 import { LabctlCommand } from '../base-command.js';
-import { afterMigration, migrateDetail, migrateRequest, migrationFlags } from '../migration.js';
+import { afterMigration, requireMigration, migrateDetail, migrateRequest, migrationFlags } from '../migration.js';
 import { operationHints, operationTable, runOperation } from '../operations.js';
 import { DEFAULT_PROVIDER, makeProvider } from '../providers.js';
 
@@ -44,6 +44,7 @@ export default class Evacuate extends LabctlCommand<typeof Evacuate> {
     const hosts = labHostNames(lab.spec, 'labctl evacuate');
     checkHostName(hosts, host, 'HOST');
     for (const target of this.flags.to ?? []) checkHostName(hosts, target, '--to');
+    requireMigration(lab, this.labDir, hosts[0]!);
     const targetNames = (this.flags.to ?? hosts).filter((name) => name !== host);
     const state = await this.stateStore().read();
     const vms = (state?.vms ?? []).filter((vm) => vm.host === host && vm.state !== 'missing');

@@ -4,7 +4,14 @@ import { operationExitCode, type OperationSummary } from '@labctl/core/flows/ope
 import type { MigrateFacts } from '@labctl/core/provider';
 import { Args, Flags } from '@oclif/core';
 import { LabctlCommand } from '../base-command.js';
-import { afterMigration, MIGRATION_VALUE_FLAGS, migrateDetail, migrateRequest, migrationFlags } from '../migration.js';
+import {
+  afterMigration,
+  requireMigration,
+  MIGRATION_VALUE_FLAGS,
+  migrateDetail,
+  migrateRequest,
+  migrationFlags,
+} from '../migration.js';
 import {
   operationHints,
   operationTable,
@@ -43,6 +50,7 @@ export default class Migrate extends LabctlCommand<typeof Migrate> {
     const lab = await this.labFile();
     const hosts = labHostNames(lab.spec, 'labctl migrate');
     checkHostName(hosts, this.flags.to, '--to');
+    requireMigration(lab, this.labDir, hosts[0]!);
     const request = migrateRequest(this.flags);
     const store = this.stateStore();
     const summary = await runOperation<MigrateFacts>({
