@@ -125,9 +125,12 @@ describe('migrate and evacuate refuse before anything runs (exit 2)', () => {
     await writeFile(join(dir, 'labctl.yaml'), lines.join('\n'));
     return dir;
   }
-  const twoHosts = ['  - { name: h1, uri: "qemu+ssh://root@h1/system" }', '  - { name: h2, uri: "qemu+ssh://root@h2/system" }'];
+  const twoHosts = [
+    '  - { name: h1, uri: "qemu+ssh://root@h1/system" }',
+    '  - { name: h2, uri: "qemu+ssh://root@h2/system" }',
+  ];
 
-  it('a lab without two hosts, a host the lab does not have, a Hyper-V lab: each named, with a hint', async () => {
+  it('a lab without two hosts, or a host the lab does not have (libvirt or Hyper-V): each named, with a hint', async () => {
     const one = await labFile(['lab: m', 'provider: libvirt', 'hosts:', twoHosts[0]!]);
     const single = await labctl(['migrate', 'web-01', '--to', 'h1', '--lab-dir', one]);
     expect(single.code).toBe(2);
@@ -139,10 +142,16 @@ describe('migrate and evacuate refuse before anything runs (exit 2)', () => {
     expect(unknown.stderr).toMatch(/HOST "h3" is not a host of this lab/);
     expect(unknown.stderr).toMatch(/Hosts: h1, h2/);
 
-    const hyperv = await labFile(['lab: m', 'provider: hyperv', 'hosts:', '  - { name: hv1, address: admin@hv1 }', '  - { name: hv2, address: admin@hv2 }']);
-    const refused = await labctl(['migrate', 'web-01', '--to', 'hv2', '--lab-dir', hyperv, '--json']);
+    const hyperv = await labFile([
+      'lab: m',
+      'provider: hyperv',
+      'hosts:',
+      '  - { name: hv1, address: admin@hv1 }',
+      '  - { name: hv2, address: admin@hv2 }',
+    ]);
+    const refused = await labctl(['migrate', 'web-01', '--to', 'hv9', '--lab-dir', hyperv, '--json']);
     expect(refused.code).toBe(2);
-    expect(JSON.parse(refused.stdout).error).toMatchObject({ code: 'MIGRATE_UNSUPPORTED' });
+    expect(JSON.parse(refused.stdout).error).toMatchObject({ code: 'HOST_UNKNOWN' });
   });
 
   it('uri: and hosts: together are refused for libvirt', async () => {

@@ -322,6 +322,8 @@ export interface MigrateFacts {
   mode?: 'live' | 'offline';
   state: VmState;
   durationMs: number;
+  /** Provider resources that changed with the move (disk paths, when the storage moved too). */
+  resources?: Record<string, unknown>;
 }
 
 /** One host as `labctl hosts` shows it. A host that cannot be reached says why, with a hint. */

@@ -6,7 +6,13 @@ import { executePlan, planDelegation } from './delegation.js';
 import { change, connectDirectory, type Directory } from './directory.js';
 import { parseHostNames, UF_TRUSTED_FOR_DELEGATION, UF_TRUSTED_TO_AUTH_FOR_DELEGATION } from './mesh.js';
 import type { DelegationSettings } from './options.js';
-import { type ConnectionSettings, executeReport, planReport, verifyReport } from './service.js';
+import {
+  type ConnectionSettings,
+  executeReport,
+  migrationDelegationFindings,
+  planReport,
+  verifyReport,
+} from './service.js';
 import {
   adminClient,
   computerDn,
@@ -81,6 +87,38 @@ describe.skipIf(gate.skip)('delegation against Samba AD', { timeout: 120_000 }, 
         `cifs/${other}`,
       ]);
   const sorted = (values: string[]) => [...values].sort();
+
+  it('migration preflight: a configured pair passes; a missing SPN value and a missing protocol-transition flag are named with the fix', async () => {
+    const hosts = names('MG', 2);
+    await seedComputers(admin, dc, hosts, { userAccountControl: UF_WORKSTATION_TRUST_ACCOUNT });
+    const { hosts: _hosts, duplicates: _duplicates, ...rest } = settings(hosts);
+    const findings = () => migrationDelegationFindings(rest, connection(), 'mg01', `mg02.${dc.domain}`);
+    const fresh = await findings();
+    expect(fresh.map((finding) => finding.problem)).toEqual([
+      `MG01 may not delegate to ${MVSMS}/mg02.${dc.domain}, ${MVSMS}/MG02, cifs/mg02.${dc.domain}, cifs/MG02 (msDS-AllowedToDelegateTo)`,
+      'MG01 is not trusted to authenticate for delegation (userAccountControl lacks 0x1000000, "use any authentication protocol")',
+    ]);
+    expect(fresh[0]!.fix).toBe("labctl delegation apply --hosts MG01,MG02 (with the lab's other hosts)");
+
+    expect((await executeReport(settings(hosts), connection(), { kind: 'apply' })).ok).toBe(true);
+    expect(await findings()).toEqual([]);
+
+    // One value gone (cifs to the short name), then the flag: each named on its own.
+    await admin.modify(computerDn(dc, 'MG01'), [change('delete', 'msDS-AllowedToDelegateTo', ['cifs/MG02'])]);
+    expect((await findings()).map((finding) => finding.problem)).toEqual([
+      'MG01 may not delegate to cifs/MG02 (msDS-AllowedToDelegateTo)',
+    ]);
+    await executeReport(settings(hosts), connection(), { kind: 'apply' });
+    await admin.modify(computerDn(dc, 'MG01'), [
+      change('replace', 'userAccountControl', [String(UF_WORKSTATION_TRUST_ACCOUNT)]),
+    ]);
+    expect((await findings()).map((finding) => finding.problem)).toEqual([
+      'MG01 is not trusted to authenticate for delegation (userAccountControl lacks 0x1000000, "use any authentication protocol")',
+    ]);
+    // A destination the directory does not have.
+    const missing = await migrationDelegationFindings(rest, connection(), 'mg01', 'mg404');
+    expect(missing.map((finding) => finding.problem)).toContain(`MG404 has no computer object under ${dc.baseDn}`);
+  });
 
   it('plan reads once, lists per host the values and the flag change, writes nothing', async () => {
     const hosts = names('PL', 3);

@@ -14,7 +14,7 @@ import {
   verifyDelegation,
 } from './delegation.js';
 import { type ConnectOptions, connectDirectory, type Directory, type OperationCounts } from './directory.js';
-import type { HostGap } from './mesh.js';
+import { type HostGap, parseHostNames } from './mesh.js';
 import type { DelegationSettings } from './options.js';
 
 export interface ConnectionSettings {
@@ -170,6 +170,66 @@ export async function verifyReport(
   return withDirectory(connection, async (directory) => {
     const result = await verifyDelegation(directory, meshInput(settings));
     return { ...base(settings, result, directory.operations), ok: result.ok, gaps: result.gaps };
+  });
+}
+
+/** What the directory lacks for one migration, with the command that fixes it (for `labctl migrate`). */
+export interface DelegationFinding {
+  subject: string;
+  problem: string;
+  fix: string;
+}
+
+/**
+ * What the directory lacks for live migrations from `source` to `destination` (AD names, short or
+ * FQDN), each with its fix, in one search: the source's computer object must hold every service
+ * value for the destination (short and FQDN), be trusted to authenticate for delegation (protocol
+ * transition, userAccountControl 0x1000000) and not for unconstrained delegation (0x80000).
+ */
+export async function migrationDelegationFindings(
+  settings: Omit<DelegationSettings, 'hosts' | 'duplicates'>,
+  connection: ConnectionSettings,
+  source: string,
+  destination: string,
+): Promise<DelegationFinding[]> {
+  const pair = parseHostNames([source, destination]);
+  const [from, to] = pair.hosts.map((host) => host.short);
+  const fix = `labctl delegation apply --hosts ${from},${to} (with the lab's other hosts)`;
+  return withDirectory(connection, async (directory) => {
+    const result = await verifyDelegation(directory, meshInput({ ...settings, ...pair }));
+    const findings: DelegationFinding[] = [];
+    for (const host of result.missing)
+      findings.push({
+        subject: host,
+        problem: `${host} has no computer object under ${settings.baseDn}`,
+        fix: 'Join the host to the domain, or set delegation.baseDn to where its object is',
+      });
+    for (const host of result.ambiguous)
+      findings.push({
+        subject: host,
+        problem: `more than one computer object is called ${host}`,
+        fix: 'Remove the stale object, or narrow delegation.baseDn',
+      });
+    const gap = result.gaps.find((item) => item.host === from);
+    if (gap?.missingValues.length)
+      findings.push({
+        subject: from!,
+        problem: `${from} may not delegate to ${gap.missingValues.join(', ')} (msDS-AllowedToDelegateTo)`,
+        fix,
+      });
+    if (gap && !gap.protocolTransition)
+      findings.push({
+        subject: from!,
+        problem: `${from} is not trusted to authenticate for delegation (userAccountControl lacks 0x1000000, "use any authentication protocol")`,
+        fix,
+      });
+    if (gap?.unconstrained)
+      findings.push({
+        subject: from!,
+        problem: `${from} is trusted for unconstrained delegation (userAccountControl 0x80000)`,
+        fix,
+      });
+    return findings;
   });
 }
 

@@ -75,6 +75,7 @@ const SCRIPT_WORDS = new Set([
   'off',
   'revert',
   'delete',
+  'facts',
   'Standard',
   'Production',
 ]);

@@ -13,6 +13,7 @@ import type {
   ImportVmFacts,
   ImportVmInput,
   ListedVm,
+  MoveVmsInput,
   RegisterVmResult,
   RegisterVmsInput,
   RemoveVmResult,
@@ -45,6 +46,8 @@ export interface HyperVDriver {
   listVms(lab: string): Promise<ListedVm[]>;
   removeVms(input: RemoveVmsInput): Promise<RemoveVmResult[]>;
   registerVms(input: RegisterVmsInput): Promise<RegisterVmResult[]>;
+  /** move_vms: what live migration needs here (facts), or Move-VM of each VM (move); see move.ts. */
+  moveVms(input: MoveVmsInput): Promise<unknown>;
   /** PowerShell invocations so far (for benchmarks and round-trip tests). */
   readonly invocations: number;
 }
@@ -111,6 +114,11 @@ export class PowerShellHyperVDriver implements HyperVDriver {
 
   async adapters(vms: VmRef[]): Promise<VmAdapterFacts[]> {
     return objectArray<VmAdapterFacts>((await this.run<{ vms: unknown }>('get_adapters', { vms }))?.vms);
+  }
+
+  /** A move copies memory (and with IncludeStorage, disks): up to 2 hours for the batch. */
+  moveVms(input: MoveVmsInput): Promise<unknown> {
+    return this.run<unknown>('move_vms', input, input.mode === 'facts' ? 120_000 : 7_200_000);
   }
 
   async listVms(lab: string): Promise<ListedVm[]> {

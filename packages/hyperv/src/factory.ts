@@ -1,4 +1,7 @@
 import type { LoadedLabFile } from '@labctl/core/spec';
+import { PASSWORD_ENV, passwordFromEnvOrFile, resolveSettings } from '@labctl/delegation/options';
+import { migrationDelegationFindings } from '@labctl/delegation/service';
+import type { MigrationFinding } from './move.js';
 import { connectTarget, scriptRunLogger } from './connect.js';
 import { HyperVProvider } from './provider.js';
 import { hyperVHosts, parseHyperVSettings } from './settings.js';
@@ -25,14 +28,52 @@ export function debugRequested(): boolean {
 export function hyperVProvider(options: HyperVFactoryOptions): HyperVProvider {
   const settings = parseHyperVSettings(options.lab.spec.hyperv, options.lab.resolvePath);
   const hosts = hyperVHosts(options.lab.spec, options.host);
+  // Narrowed to one host, the others stay reachable as migration destinations.
+  const peers = options.host
+    ? hyperVHosts(options.lab.spec).filter((peer) => !hosts.some((host) => host.name === peer.name))
+    : [];
   const debug = options.debug ?? debugRequested();
   const log = scriptRunLogger(options.labDir, debug);
   return new HyperVProvider({
     lab: options.lab.lab,
     hosts,
+    ...(peers.length > 0 ? { peers } : {}),
     ...(settings.shell ? { flavor: settings.shell } : {}),
     debug,
     log,
-    connect: (host) => connectTarget(hosts.find((item) => item.name === host.name)?.target ?? host.name, settings),
+    ...(options.lab.spec.delegation ? { delegationFindings: directoryFindings(options.lab) } : {}),
+    connect: (host) =>
+      connectTarget([...hosts, ...peers].find((item) => item.name === host.name)?.target ?? host.name, settings),
   });
+}
+
+/**
+ * The migration preflight's LDAP part, when the lab file has `delegation:` settings: one search for
+ * the source and destination computer objects (the delegation commands' settings and password).
+ */
+function directoryFindings(lab: LoadedLabFile): (source: string, destination: string) => Promise<MigrationFinding[]> {
+  return async (source, destination) => {
+    const settings = await resolveSettings({ hosts: `${source},${destination}` }, lab, true);
+    const password = await passwordFromEnvOrFile(settings.passwordFile);
+    if (!password)
+      return [
+        {
+          subject: source,
+          problem: 'the directory cannot be read for the delegation check: no LDAP password',
+          fix: `Set ${PASSWORD_ENV}, or delegation.passwordFile in labctl.yaml`,
+        },
+      ];
+    return migrationDelegationFindings(
+      settings,
+      {
+        url: settings.ldapUrl!,
+        bindUser: settings.bindUser!,
+        password,
+        ...(settings.caFile ? { caFile: settings.caFile } : {}),
+        insecure: settings.insecure,
+      },
+      source,
+      destination,
+    );
+  };
 }

@@ -10,6 +10,9 @@ import {
   type DestroyOptions,
   type DiskExportFacts,
   type DiskExportRequest,
+  type HostReport,
+  type MigrateFacts,
+  type MigrateRequest,
   type VmBundleDescription,
   type VmExportFacts,
   type PlacedPlan,
@@ -44,6 +47,7 @@ import { seedPayload } from './seed-disk.js';
 import { colonMac, labctlState, objectArray } from './parse.js';
 import { batches, placeVms } from './placement.js';
 import { evaluatePreflight, type HostFactsOutcome } from './preflight.js';
+import { type MigrationFinding, migrationFindings, moveFacts, onSharedStorage } from './move.js';
 import type { CheckpointFacts, CreateVmsInput, HostFacts, StartVmResult, VmRef, VolumeSpace } from './types.js';
 
 /** How long a start call waits for others to join its run (see `start`). */
@@ -81,6 +85,16 @@ export interface HyperVProviderOptions {
   log?: (entry: ScriptRunLog) => void;
   debug?: boolean;
   timeouts?: DriverTimeouts;
+  /**
+   * The lab's other hosts (a provider narrowed to one host by --host or a VM record): where
+   * `migrate` may send VMs; their facts are read over their own connection.
+   */
+  peers?: HyperVHostConfig[];
+  /**
+   * What the directory says about the delegation a migration needs from `source` to `destination`
+   * (one LDAP search, when the lab file has delegation: settings): findings, each with its fix.
+   */
+  delegationFindings?: (source: string, destination: string) => Promise<MigrationFinding[]>;
   /**
    * Close a host's connection after this long without a script running (default 2000 ms), so a
    * finished command can exit; the next call reconnects. 0 keeps connections until close().
@@ -173,7 +187,8 @@ export class HyperVProvider implements Provider {
   }
 
   private hostConfig(host: string): HyperVHostConfig {
-    const config = this.options.hosts.find((item) => item.name === host);
+    const config =
+      this.options.hosts.find((item) => item.name === host) ?? this.options.peers?.find((item) => item.name === host);
     if (!config) throw new HyperVPlacementError(`host ${host}`);
     return config;
   }
@@ -779,6 +794,221 @@ export class HyperVProvider implements Provider {
         }
       }),
     );
+    return results;
+  }
+
+  /** The first host of this provider as `labctl hosts` shows it: get_host_facts, read-only. */
+  async hostReport(): Promise<HostReport> {
+    const name = this.options.hosts[0]!.name;
+    try {
+      const facts = await (await this.driver(name)).hostFacts({
+        lab: this.options.lab,
+        goldens: [],
+        switches: [],
+        names: [],
+        diskDirs: [],
+      });
+      if (!facts.hyperVModule)
+        return {
+          name,
+          connection: name,
+          reachable: false,
+          error: `no Hyper-V PowerShell module (PowerShell ${facts.psVersion})`,
+        };
+      return {
+        name,
+        connection: name,
+        reachable: true,
+        versions: { powershell: facts.psVersion },
+        ...(facts.memoryCapacityBytes !== undefined ? { totalMemoryBytes: facts.memoryCapacityBytes } : {}),
+        ...(facts.freeMemoryBytes !== undefined ? { freeMemoryBytes: facts.freeMemoryBytes } : {}),
+      };
+    } catch (error) {
+      const failure = vmFailure(error, 'HYPERV_RUN_FAILED');
+      return {
+        name,
+        connection: name,
+        reachable: false,
+        error: failure.message,
+        ...(failure.hint ? { hint: failure.hint } : {}),
+      };
+    }
+  }
+
+  /**
+   * Live migration with Move-VM, run on each source host for its VMs. First the preflight: move_vms
+   * reads the source and the destination (and the directory, when the lab names one) and every
+   * finding (migration off, CredSSP, no migration network, a switch the destination lacks, too little
+   * memory, missing delegation) fails the source's VMs with the command that fixes it, before
+   * anything moves. Disks not on shared storage (a share, a Cluster Shared Volume) move with the VM
+   * (-IncludeStorage) into the destination's path. A VM already on the destination is reported there.
+   */
+  async migrate(vms: VmRecord[], request: MigrateRequest, events: EventSink): Promise<Array<VmResult<MigrateFacts>>> {
+    const to = request.to;
+    const known = [...this.options.hosts, ...(this.options.peers ?? [])].some((host) => host.name === to);
+    if (!known)
+      return vms.map((vm) => ({
+        name: vm.name,
+        ok: false,
+        error: {
+          code: 'HOST_UNKNOWN',
+          message: `${to} is not a host of this lab`,
+          hint: 'Hosts are listed under hosts: in labctl.yaml.',
+        },
+      }));
+    const results: Array<VmResult<MigrateFacts>> = [];
+    await Promise.all(
+      [...this.refs(vms)].map(async ([from, refs]) => {
+        const plain = refs.map(({ record: _record, ...ref }) => ref);
+        try {
+          results.push(...(await this.migrateFrom(from, to, plain, refs, request, events)));
+        } catch (error) {
+          const failure = vmFailure(error, 'HYPERV_RUN_FAILED');
+          for (const ref of plain)
+            events({ subject: ref.name, phase: 'migrate', status: 'failed', message: failure.message });
+          results.push(...plain.map((ref) => ({ name: ref.name, ok: false as const, error: failure })));
+        }
+      }),
+    );
+    return results;
+  }
+
+  private async migrateFrom(
+    from: string,
+    to: string,
+    refs: VmRef[],
+    records: Array<VmRef & { record: VmRecord }>,
+    request: MigrateRequest,
+    events: EventSink,
+  ): Promise<Array<VmResult<MigrateFacts>>> {
+    const storagePath = this.hostConfig(to).path;
+    const [sourceDriver, destinationDriver] = await Promise.all([this.driver(from), this.driver(to)]);
+    const [source, destination] = await Promise.all([
+      sourceDriver.moveVms({ mode: 'facts', vms: refs }).then(moveFacts),
+      from === to
+        ? undefined
+        : destinationDriver
+            .moveVms({ mode: 'facts', vms: refs, ...(storagePath ? { storagePath } : {}) })
+            .then(moveFacts),
+    ]);
+    const here = new Map(source.vms.filter((vm) => vm.exists).map((vm) => [vm.name, vm]));
+    const there = new Set((destination ?? source).vms.filter((vm) => vm.exists).map((vm) => vm.name));
+    const results: Array<VmResult<MigrateFacts>> = [];
+    const stay = (name: string, state?: string): VmResult<MigrateFacts> => ({
+      name,
+      ok: true,
+      facts: { host: to, from: to, moved: false, state: labctlState(state), durationMs: 0 },
+    });
+    const toMove: VmRef[] = [];
+    for (const ref of refs) {
+      const vm = here.get(ref.name);
+      if (from === to || (!vm && there.has(ref.name))) {
+        const seen = (destination ?? source).vms.find((item) => item.name === ref.name);
+        results.push(seen?.exists ? stay(ref.name, seen.state) : { name: ref.name, ok: false, error: missingVm(to) });
+      } else if (!vm) results.push({ name: ref.name, ok: false, error: missingVm(from) });
+      else if (request.mode === 'live' && vm.state !== 'Running')
+        results.push({
+          name: ref.name,
+          ok: false,
+          error: {
+            code: 'MIGRATE_NOT_RUNNING',
+            message: `${ref.name} is ${vm.state}: live migration moves a running VM`,
+            hint: 'Start it first, or move it with --offline.',
+          },
+        });
+      else if (request.mode === 'offline' && vm.state === 'Running')
+        results.push({
+          name: ref.name,
+          ok: false,
+          error: {
+            code: 'MIGRATE_RUNNING',
+            message: `${ref.name} is running: offline migration moves a stopped VM`,
+            hint: 'Stop it first (labctl stop), or migrate it live (--live).',
+          },
+        });
+      else toMove.push(ref);
+    }
+    if (toMove.length === 0 || !destination) return results;
+    const moving = { ...source, vms: source.vms.filter((vm) => toMove.some((ref) => ref.name === vm.name)) };
+    const findings = [
+      ...migrationFindings({ name: from, facts: moving }, { name: to, facts: destination }),
+      ...((await this.options.delegationFindings?.(
+        source.host.computerName || from,
+        destination.host.computerName || to,
+      )) ?? []),
+    ];
+    if (findings.length > 0) {
+      const error: VmFailure = {
+        code: 'MIGRATE_PREFLIGHT',
+        message: `${from} -> ${to}: ${findings.map((finding) => finding.problem).join('; ')}`,
+        hint: findings.map((finding) => finding.fix).join('. '),
+      };
+      for (const ref of toMove)
+        events({ subject: ref.name, phase: 'migrate', status: 'failed', message: error.message });
+      return [...results, ...toMove.map((ref) => ({ name: ref.name, ok: false as const, error }))];
+    }
+    const includeStorage = moving.vms.some((vm) => (vm.disks ?? []).some((disk) => !onSharedStorage(disk)));
+    const targetPath = storagePath ?? destination.host.virtualHardDiskPath;
+    for (const ref of toMove)
+      events({ subject: ref.name, phase: 'migrate', status: 'start', message: `${from} -> ${to}` });
+    const raw = (await sourceDriver.moveVms({
+      mode: 'move',
+      vms: toMove,
+      destination: destination.host.fqdn || destination.host.computerName || to,
+      ...(includeStorage ? { includeStorage: true, storagePath: targetPath } : {}),
+    })) as { vms?: unknown };
+    const outcomes = objectArray<{
+      name: string;
+      ok: boolean;
+      moved?: boolean;
+      state?: string;
+      live?: boolean;
+      durationMs?: number;
+      error?: { message?: string; type?: string; category?: string };
+    }>(raw?.vms);
+    for (const ref of toMove) {
+      const outcome = outcomes.find((item) => item.name === ref.name);
+      if (!outcome?.ok) {
+        const failure = outcome
+          ? hypervFailure(outcome.error, 'MIGRATE_FAILED')
+          : { code: 'MIGRATE_FAILED', message: 'the script returned no result for this VM' };
+        events({ subject: ref.name, phase: 'migrate', status: 'failed', message: failure.message });
+        results.push({ name: ref.name, ok: false, error: failure });
+        continue;
+      }
+      if (!outcome.moved) {
+        results.push(stay(ref.name, here.get(ref.name)?.state));
+        continue;
+      }
+      // The disks' new paths when the storage moved: the same file names in the VM's folder there.
+      const resources = records.find((item) => item.name === ref.name)?.record.resources ?? {};
+      const moved: Record<string, string> = {};
+      for (const key of ['vhdPath', 'seedPath']) {
+        const path = resources[key];
+        if (includeStorage && typeof path === 'string' && !onSharedStorage(path))
+          moved[key] = win32.join(targetPath, ref.name, win32.basename(path));
+      }
+      const durationMs = Number(outcome.durationMs ?? 0);
+      events({
+        subject: ref.name,
+        phase: 'migrate',
+        status: 'done',
+        message: `on ${to} (${(durationMs / 1000).toFixed(1)} s)`,
+      });
+      results.push({
+        name: ref.name,
+        ok: true,
+        facts: {
+          host: to,
+          from,
+          moved: true,
+          mode: outcome.live ? 'live' : 'offline',
+          state: labctlState(outcome.state),
+          durationMs,
+          ...(Object.keys(moved).length > 0 ? { resources: moved } : {}),
+        },
+      });
+    }
     return results;
   }
 

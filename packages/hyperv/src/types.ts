@@ -109,6 +109,16 @@ export interface VmRef {
   id?: string;
 }
 
+export interface MoveVmsInput {
+  mode: 'facts' | 'move';
+  vms: VmRef[];
+  /** move: the destination's computer name (FQDN when known). */
+  destination?: string;
+  includeStorage?: boolean;
+  /** Where storage goes on the destination (each VM in a folder of its name). */
+  storagePath?: string;
+}
+
 export interface StartVmResult {
   name: string;
   ok: boolean;

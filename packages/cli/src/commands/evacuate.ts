@@ -78,7 +78,11 @@ export default class Evacuate extends LabctlCommand<typeof Evacuate> {
             names: vms.map((vm) => vm.name),
             operation: 'evacuate',
             call: (p, batch, events) => migrateBatch(p, batch, (vm) => targets.get(vm.name)!, request, events),
-            update: (_vm, facts) => ({ host: facts.host, state: facts.state }),
+            update: (vm, facts) => ({
+              host: facts.host,
+              state: facts.state,
+              ...(facts.resources ? { resources: { ...vm.resources, ...facts.resources } } : {}),
+            }),
             dryRun: this.flags['dry-run'],
             note: (message) => this.note(message),
           });

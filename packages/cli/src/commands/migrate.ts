@@ -63,7 +63,11 @@ export default class Migrate extends LabctlCommand<typeof Migrate> {
       all: this.flags.all,
       operation: 'migrate',
       call: (provider, vms, events) => migrateBatch(provider, vms, () => this.flags.to, request, events),
-      update: (_vm, facts) => ({ host: facts.host, state: facts.state }),
+      update: (vm, facts) => ({
+        host: facts.host,
+        state: facts.state,
+        ...(facts.resources ? { resources: { ...vm.resources, ...facts.resources } } : {}),
+      }),
       dryRun: this.flags['dry-run'],
       note: (message) => this.note(message),
     });

@@ -7,6 +7,7 @@ import { createVms } from './create_vms.js';
 import { getAdapters } from './get_adapters.js';
 import { getHostFacts } from './get_host_facts.js';
 import { listVms } from './list_vms.js';
+import { moveVms } from './move_vms.js';
 import { registerVms } from './register_vms.js';
 import { removeVms } from './remove_vms.js';
 import { snapshotVms } from './snapshot_vms.js';
@@ -28,6 +29,7 @@ const PARTS = [
   removeVms,
   registerVms,
   configureMigration,
+  moveVms,
 ] as const satisfies readonly ScriptParts[];
 
 export type ScriptName =
@@ -43,7 +45,8 @@ export type ScriptName =
   | 'list_vms'
   | 'remove_vms'
   | 'register_vms'
-  | 'configure_migration';
+  | 'configure_migration'
+  | 'move_vms';
 
 export const SCRIPTS: Readonly<Record<ScriptName, PowerShellScript & { synopsis: string }>> = Object.fromEntries(
   PARTS.map((parts) => [parts.name, { name: parts.name, synopsis: parts.synopsis, text: composeScript(parts) }]),
