@@ -1,10 +1,11 @@
 import { execFileSync, spawn } from 'node:child_process';
+import { copyFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireTestbed } from '@labctl/core/testing/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bin, domainsAt, removeAllDomains, type Run, repo, runInNetns, sha256 } from './run.js';
+import { bin, domainsAt, removeAllDomains, type Run, repo, runInNetns, sha256, virshAt } from './run.js';
 
 /**
  * One lab over two libvirt hosts, for real: two libvirtd test beds (scripts/testbed/kvm-up.sh), each
@@ -31,6 +32,7 @@ let guest: string;
 let shared: string;
 let labDir: string;
 let goldenSum: string;
+let poolLab: string;
 
 function bedUp(bed: string, netns: string, octet: number): string {
   const env = execFileSync(join(repo, 'scripts/testbed/kvm-up.sh'), [bed], {
@@ -109,6 +111,44 @@ describe.skipIf(gate.skip)(`KVM: one lab over two libvirt hosts (${gate.reason ?
       ].join('\n'),
     );
     goldenSum = sha256(join(guest, 'golden.qcow2'));
+
+    // The second lab's hosts keep disks in a storage pool of their own: /var/lib/libvirt/images is
+    // each daemon's private directory (its bed's lib/images), so nothing there is shared.
+    for (const [bed, uri] of [
+      [bedA, uriA],
+      [bedB, uriB],
+    ] as const) {
+      await mkdir(join(bed, 'lib', 'labctl-golden'), { recursive: true });
+      await mkdir(join(bed, 'lib', 'images'), { recursive: true });
+      for (const file of ['golden.qcow2', 'vmlinux', 'initrd-boot.gz'])
+        copyFileSync(join(guest, file), join(bed, 'lib', 'labctl-golden', file));
+      virshAt(uri, 'pool-define-as', 'labctl-golden', 'dir', '--target', '/var/lib/libvirt/labctl-golden');
+      virshAt(uri, 'pool-start', 'labctl-golden');
+      virshAt(uri, 'pool-define-as', 'default', 'dir', '--target', '/var/lib/libvirt/images');
+      virshAt(uri, 'pool-start', 'default');
+    }
+    poolLab = join(root, 'pools');
+    await mkdir(poolLab, { recursive: true });
+    await writeFile(
+      join(poolLab, 'labctl.yaml'),
+      [
+        'lab: pools',
+        'provider: libvirt',
+        'hosts:',
+        `  - { name: p1, uri: "${uriA}", pool: default }`,
+        `  - { name: p2, uri: "${uriB}", pool: default }`,
+        'defaults:',
+        '  memory: 128',
+        '  golden: /var/lib/libvirt/labctl-golden/golden.qcow2',
+        '  kernel: /var/lib/libvirt/labctl-golden/vmlinux',
+        '  initrd: /var/lib/libvirt/labctl-golden/initrd-boot.gz',
+        '  cmdline: console=ttyS0 quiet panic=-1',
+        `  network: { name: labnet, prefix: 24, gateway: ${PREFIX}.1 }`,
+        `  ssh: { user: root, keyFile: ${guest}/id_ed25519 }`,
+        'groups:',
+        `  p: { count: 1, network: { addresses: ${PREFIX}.50-${PREFIX}.59 } }`,
+      ].join('\n'),
+    );
   }, 600_000);
 
   afterAll(async () => {
@@ -216,6 +256,33 @@ describe.skipIf(gate.skip)(`KVM: one lab over two libvirt hosts (${gate.reason ?
     expect(domainsAt(uriA)).toEqual([]);
     expect(Object.values(await hostOf())).toEqual(['h2', 'h2', 'h2', 'h2']);
     for (const name of onH1) expect(await labctl(['ssh', name, '--', 'hostname'])).toMatchObject({ code: 0, stdout: `${name}\n` });
+  });
+
+  it('--copy-storage moves a running VM to a host that does not share its disks: QEMU copies the disk, the seed follows, the old volumes go', async () => {
+    const images = (bed: string) => readdir(join(bed, 'lib', 'images')).then((files) => files.sort());
+    labDir = poolLab;
+    try {
+      const made = await json(['create', '--host', 'p1', '--timeout', '300']);
+      expect(made.code, JSON.stringify(made.data)).toBe(0);
+      expect(await images(bedA)).toEqual(['p-01.console.log', 'p-01.qcow2', 'p-01.seed.iso']);
+      expect((await labctl(['ssh', 'p-01', '--', 'echo kept > /root/marker && sync'])).code).toBe(0);
+      // Without --copy-storage libvirt sees storage that is not shared, and nothing moves.
+      const refused = await json(['migrate', 'p-01', '--to', 'p2']);
+      expect(refused.code).toBe(1);
+      expect(refused.data.vms[0].error.hint).toMatch(/shared storage/);
+      const moved = await json(['migrate', 'p-01', '--to', 'p2', '--copy-storage']);
+      expect(moved.code, JSON.stringify(moved.data)).toBe(0);
+      expect(moved.data.vms[0]).toMatchObject({ ok: true, facts: { host: 'p2', mode: 'live', state: 'running' } });
+      expect(await labctl(['ssh', 'p-01', '--', 'cat /root/marker'])).toMatchObject({ code: 0, stdout: 'kept\n' });
+      expect(await images(bedA)).toEqual([]);
+      expect(await images(bedB)).toEqual(['p-01.console.log', 'p-01.qcow2', 'p-01.seed.iso']);
+      expect((await labctl(['destroy', '--all'])).code).toBe(0);
+      expect(await images(bedB)).toEqual([]);
+    } finally {
+      labDir = join(root, 'lab');
+    }
+    expect(sha256(join(bedA, 'lib', 'labctl-golden', 'golden.qcow2'))).toBe(goldenSum);
+    expect(sha256(join(bedB, 'lib', 'labctl-golden', 'golden.qcow2'))).toBe(goldenSum);
   });
 
   it('a host whose libvirtd is down fails only its own VMs, with the cause; the other host’s are made; a re-run converges', async () => {

@@ -27,6 +27,11 @@ export const migrationFlags = {
     summary: 'libvirt: migrate although libvirt cannot tell the disks are on shared storage.',
     description: 'Only for storage both hosts share in a way libvirt does not recognise (a bind mount, one machine).',
   }),
+  'copy-storage': Flags.boolean({
+    summary: 'Move the disks too, to a host that does not share them.',
+    description:
+      'libvirt: QEMU copies each disk while the VM runs (--copy-storage-all) into the same storage pool and path on the destination (pool: of both hosts); labctl copies the seed image and removes the old volumes. Hyper-V moves storage by itself when the disks are not on a share.',
+  }),
   wait: Flags.boolean({ summary: 'Wait until moved running VMs answer SSH again.', default: true, allowNo: true }),
   timeout: Flags.integer({ summary: 'Seconds to wait for SSH after the move (default 300).', min: 1, max: 604_800 }),
 };
@@ -38,8 +43,10 @@ export function migrateRequest(flags: {
   offline: boolean;
   tunnelled: boolean;
   unsafe: boolean;
+  'copy-storage': boolean;
 }): Omit<MigrateRequest, 'to'> {
   return {
+    ...(flags['copy-storage'] ? { copyStorage: true } : {}),
     ...(flags.live ? { mode: 'live' as const } : flags.offline ? { mode: 'offline' as const } : {}),
     ...(flags.tunnelled ? { tunnelled: true } : {}),
     ...(flags.unsafe ? { unsafe: true } : {}),

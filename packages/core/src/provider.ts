@@ -311,6 +311,8 @@ export interface MigrateRequest {
   tunnelled?: boolean;
   /** libvirt: migrate even when libvirt cannot tell the disks are on shared storage (a bind mount, a test bed). */
   unsafe?: boolean;
+  /** The disks move with the VM (hosts that do not share storage); Hyper-V decides this by itself when unset. */
+  copyStorage?: boolean;
 }
 
 export interface MigrateFacts {
@@ -341,6 +343,8 @@ export interface HostReport {
   /** VMs (domains) the host has, of any lab. */
   vms?: number;
   running?: number;
+  /** Hyper-V: whether the host can send and receive live migrations, and what stands in the way. */
+  migration?: { ready: boolean; problems: Array<{ problem: string; fix: string }> };
 }
 
 export interface Provider {

@@ -85,6 +85,13 @@ describe.skipIf(gate.skip)('Hyper-V migration: preflight and Move-VM between two
   it('names every problem between the hosts with its fix, and moves nothing', async () => {
     // Both hosts as installed (migration off, CredSSP); the destination also lacks the VMs' switch.
     hv02.reset({ ...defaultHost(), switches: [] }, { computerName: 'HV02' });
+    // `labctl hosts` says so before anyone tries.
+    const report = await hv.hostReport();
+    expect(report).toMatchObject({ name: 'hv01', reachable: true, migration: { ready: false } });
+    expect(report.migration?.problems.map((problem) => problem.fix)).toEqual([
+      'On hv01: Enable-VMMigration (or labctl delegation apply --configure-hosts)',
+      'On hv01: Set-VMHost -VirtualMachineMigrationAuthenticationType Kerberos (and constrained delegation: labctl delegation apply)',
+    ]);
     const before = moves(hv01);
     const results = await hv.migrate(vms, { to: 'hv02' }, collectingSink());
     expect(results.map((result) => [result.name, result.ok])).toEqual([
@@ -135,6 +142,7 @@ describe.skipIf(gate.skip)('Hyper-V migration: preflight and Move-VM between two
   });
 
   it('moves running VMs with their disks when all is in place; a re-run finds them there', async () => {
+    expect((await hv.hostReport()).migration).toEqual({ ready: true, problems: [] });
     const results = okFacts(await hv.migrate(vms, { to: 'hv02' }, collectingSink()));
     expect(results.map((facts) => [facts.host, facts.from, facts.moved, facts.mode, facts.state])).toEqual([
       ['hv02', 'hv01', true, 'live', 'running'],

@@ -87,39 +87,49 @@ export function onSharedStorage(path: string): boolean {
   return path.startsWith('\\\\') || /^[A-Za-z]:\\ClusterStorage\\/i.test(path);
 }
 
+/**
+ * What a host lacks to take part in live migrations: on, Kerberos, and (to receive them, `incoming`)
+ * a network to receive them on.
+ */
+export function hostFindings(name: string, host: MoveHostFacts, incoming: boolean): MigrationFinding[] {
+  const findings: MigrationFinding[] = [];
+  if (!host.migrationEnabled)
+    findings.push({
+      subject: name,
+      problem: `${name}: live migration is off`,
+      fix: `On ${name}: Enable-VMMigration (or labctl delegation apply --configure-hosts)`,
+    });
+  if (host.authenticationType !== 'Kerberos')
+    findings.push({
+      subject: name,
+      problem: `${name}: migrations authenticate with ${host.authenticationType}, which works only from a logon on the source host itself (and Credential Guard, on by default in Windows Server 2025, blocks it)`,
+      fix: `On ${name}: Set-VMHost -VirtualMachineMigrationAuthenticationType Kerberos (and constrained delegation: labctl delegation apply)`,
+    });
+  if (
+    incoming &&
+    host.migrationEnabled &&
+    !host.useAnyNetwork &&
+    host.migrationNetworks !== null &&
+    host.migrationNetworks.length === 0
+  )
+    findings.push({
+      subject: name,
+      problem: `${name}: no migration network, and UseAnyNetworkForMigration is off: incoming migrations have no network`,
+      fix: `On ${name}: Add-VMMigrationNetwork <subnet>, or Set-VMHost -UseAnyNetworkForMigration $true`,
+    });
+  return findings;
+}
+
 /** Every finding for moving `vms` from `source` to `destination` (lab host names), or none. */
 export function migrationFindings(
   source: { name: string; facts: MoveFacts },
   destination: { name: string; facts: MoveFacts },
 ): MigrationFinding[] {
-  const findings: MigrationFinding[] = [];
-  for (const side of [source, destination]) {
-    const host = side.facts.host;
-    if (!host.migrationEnabled)
-      findings.push({
-        subject: side.name,
-        problem: `${side.name}: live migration is off`,
-        fix: `On ${side.name}: Enable-VMMigration (or labctl delegation apply --configure-hosts)`,
-      });
-    if (host.authenticationType !== 'Kerberos')
-      findings.push({
-        subject: side.name,
-        problem: `${side.name}: migrations authenticate with ${host.authenticationType}, which works only from a logon on the source host itself (and Credential Guard, on by default in Windows Server 2025, blocks it)`,
-        fix: `On ${side.name}: Set-VMHost -VirtualMachineMigrationAuthenticationType Kerberos (and constrained delegation: labctl delegation apply)`,
-      });
-  }
+  const findings: MigrationFinding[] = [
+    ...hostFindings(source.name, source.facts.host, false),
+    ...hostFindings(destination.name, destination.facts.host, true),
+  ];
   const target = destination.facts.host;
-  if (
-    target.migrationEnabled &&
-    !target.useAnyNetwork &&
-    target.migrationNetworks !== null &&
-    target.migrationNetworks.length === 0
-  )
-    findings.push({
-      subject: destination.name,
-      problem: `${destination.name}: no migration network, and UseAnyNetworkForMigration is off: incoming migrations have no network`,
-      fix: `On ${destination.name}: Add-VMMigrationNetwork <subnet>, or Set-VMHost -UseAnyNetworkForMigration $true`,
-    });
   const switches = new Set(target.switches.map((name) => name.toLowerCase()));
   let memory = 0;
   for (const vm of source.facts.vms) {

@@ -47,7 +47,7 @@ import { seedPayload } from './seed-disk.js';
 import { colonMac, labctlState, objectArray } from './parse.js';
 import { batches, placeVms } from './placement.js';
 import { evaluatePreflight, type HostFactsOutcome } from './preflight.js';
-import { type MigrationFinding, migrationFindings, moveFacts, onSharedStorage } from './move.js';
+import { hostFindings, type MigrationFinding, migrationFindings, moveFacts, onSharedStorage } from './move.js';
 import type { CheckpointFacts, CreateVmsInput, HostFacts, StartVmResult, VmRef, VolumeSpace } from './types.js';
 
 /** How long a start call waits for others to join its run (see `start`). */
@@ -801,7 +801,8 @@ export class HyperVProvider implements Provider {
   async hostReport(): Promise<HostReport> {
     const name = this.options.hosts[0]!.name;
     try {
-      const facts = await (await this.driver(name)).hostFacts({
+      const driver = await this.driver(name);
+      const facts = await driver.hostFacts({
         lab: this.options.lab,
         goldens: [],
         switches: [],
@@ -820,6 +821,13 @@ export class HyperVProvider implements Provider {
         connection: name,
         reachable: true,
         versions: { powershell: facts.psVersion },
+        migration: await driver
+          .moveVms({ mode: 'facts', vms: [] })
+          .then(moveFacts)
+          .then((move) => {
+            const problems = hostFindings(name, move.host, true).map(({ problem, fix }) => ({ problem, fix }));
+            return { ready: problems.length === 0, problems };
+          }),
         ...(facts.memoryCapacityBytes !== undefined ? { totalMemoryBytes: facts.memoryCapacityBytes } : {}),
         ...(facts.freeMemoryBytes !== undefined ? { freeMemoryBytes: facts.freeMemoryBytes } : {}),
       };
@@ -947,7 +955,8 @@ export class HyperVProvider implements Provider {
         events({ subject: ref.name, phase: 'migrate', status: 'failed', message: error.message });
       return [...results, ...toMove.map((ref) => ({ name: ref.name, ok: false as const, error }))];
     }
-    const includeStorage = moving.vms.some((vm) => (vm.disks ?? []).some((disk) => !onSharedStorage(disk)));
+    const includeStorage =
+      request.copyStorage === true || moving.vms.some((vm) => (vm.disks ?? []).some((disk) => !onSharedStorage(disk)));
     const targetPath = storagePath ?? destination.host.virtualHardDiskPath;
     for (const ref of toMove)
       events({ subject: ref.name, phase: 'migrate', status: 'start', message: `${from} -> ${to}` });

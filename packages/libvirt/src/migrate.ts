@@ -60,6 +60,7 @@ export async function migrateDomain(
     '--undefinesource',
     ...(move.request.tunnelled ? ['--p2p', '--tunnelled'] : []),
     ...(move.request.unsafe ? ['--unsafe'] : []),
+    ...(move.request.copyStorage ? ['--copy-storage-all'] : []),
     name,
     move.to.uri,
   ];

@@ -39,6 +39,7 @@ import { type Accelerator, type AcceleratorChoice, chooseAccelerator } from './a
 import type { GoldenInfo } from './disks.js';
 import { parseDomainList } from './parse.js';
 import { type DiskStore, LocalStore, PoolStore } from './storage.js';
+import { posix } from 'node:path';
 import { isNoDomain, isNotRunning, Virsh } from './virsh.js';
 import { domainXml, LABCTL_XMLNS, type LabctlMetadata, networkSource, parseLabctlMetadata } from './xml.js';
 import { addressChecks, addReservation, removeReservation } from './reservations.js';
@@ -692,14 +693,67 @@ export class LibvirtProvider implements Provider {
           hint: `Hosts: ${(this.options.peers ?? []).map((host) => host.name).join(', ') || 'none (add hosts: to labctl.yaml)'}.`,
         }),
       );
-    const outcomes = await mapLimit(vms, this.options.migrationConcurrency ?? 2, async (vm) =>
-      peer.name === this.host
-        ? alreadyThere(this.virsh, vm.name, this.host)
-        : migrateDomain(this.virsh, vm.name, { from: this.host, to: peer, request, events }),
-    );
+    const outcomes = await mapLimit(vms, this.options.migrationConcurrency ?? 2, async (vm) => {
+      if (peer.name === this.host) return alreadyThere(this.virsh, vm.name, this.host);
+      if (!request.copyStorage)
+        return migrateDomain(this.virsh, vm.name, { from: this.host, to: peer, request, events });
+      return this.migrateWithStorage(vm, peer, request, events);
+    });
     return outcomes.map((outcome, index) =>
       outcome.ok ? outcome.value : failed(vms[index]!.name, vmFailure(outcome.error, 'MIGRATE_FAILED')),
     );
+  }
+
+  /**
+   * A move to a host that does not share the disks (`--copy-storage`): QEMU copies the VM's disk
+   * while it runs (`--copy-storage-all`, into a volume the destination's libvirt makes in the pool of
+   * the same name and path); labctl first copies what QEMU does not (the read-only seed image) and
+   * makes the console log there, and afterwards removes the VM's own volumes here. Both hosts keep
+   * the disks in a storage pool (`pool:` of the host) at the same path.
+   */
+  private async migrateWithStorage(
+    vm: VmRecord,
+    peer: { name: string; uri: string },
+    request: MigrateRequest,
+    events: EventSink,
+  ): Promise<VmResult<MigrateFacts>> {
+    if (!(this.store instanceof PoolStore))
+      throw new LibvirtError(
+        'COPY_STORAGE_NEEDS_POOL',
+        `--copy-storage moves disks between storage pools, and ${this.host} keeps ${vm.name}'s disk in a directory`,
+        {
+          hint: 'Give both hosts a pool: in hosts: (the same pool name and path on both), or put the disks on storage both hosts share.',
+          exitCode: 2,
+        },
+      );
+    const there = new PoolStore(new Virsh(peer.uri, this.options.virshProgram), this.store.pool, this.options.diskDir);
+    const [herePath, therePath] = await Promise.all([this.store.location(), there.location()]);
+    if (herePath !== therePath)
+      throw new LibvirtError(
+        'COPY_STORAGE_PATHS',
+        `storage pool ${this.store.pool} is at ${herePath} on ${this.host} and at ${therePath} on ${peer.name}`,
+        {
+          hint: 'QEMU copies a disk to the same path on the destination: give the pool the same target path on both hosts.',
+          exitCode: 2,
+        },
+      );
+    const resources = (vm.resources ?? {}) as { seed?: unknown; disk?: unknown; consoleLog?: unknown };
+    const own = [resources.disk, resources.seed, resources.consoleLog].filter(
+      (path): path is string => typeof path === 'string' && posix.dirname(path) === herePath,
+    );
+    const made: string[] = [];
+    try {
+      if (typeof resources.seed === 'string')
+        made.push(await there.writeSeed(vm.name, await this.store.readSeed(vm.name)));
+      made.push(await there.prepareConsole(vm.name));
+      const result = await migrateDomain(this.virsh, vm.name, { from: this.host, to: peer, request, events });
+      // The domain runs there from its own copies now: the volumes it left here are the VM's own.
+      if (result.ok && result.facts.moved) for (const path of own) await this.store.remove(path).catch(() => {});
+      return result;
+    } catch (err) {
+      for (const path of made) await there.remove(path).catch(() => {});
+      throw err;
+    }
   }
 
   async list(lab: string): Promise<VmRecord[]> {

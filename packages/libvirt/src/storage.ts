@@ -450,6 +450,19 @@ export class PoolStore implements DiskStore {
     return path;
   }
 
+  /** The VM's seed image as the pool holds it (vol-download over the same connection). */
+  async readSeed(name: string): Promise<Buffer> {
+    const volume = `${name}.seed.iso`;
+    await mkdir(this.xmlDir, { recursive: true, mode: 0o700 });
+    const local = join(this.xmlDir, `${volume}.download`);
+    try {
+      await this.virsh.run(['vol-download', '--pool', this.pool, volume, local], { timeoutMs: 120_000 });
+      return await readFile(local);
+    } finally {
+      await rm(local, { force: true });
+    }
+  }
+
   async prepareConsole(name: string): Promise<string> {
     const volume = `${name}.console.log`;
     return this.createVolume(

@@ -51,10 +51,25 @@ export default class Hosts extends LabctlCommand<typeof Hosts> {
         { header: 'free disk', get: (host) => gib(host.freeDiskBytes) },
         { header: 'vms', get: (host) => (host.vms === undefined ? '' : String(host.vms)) },
         { header: 'lab vms', get: (host) => String(host.labVms) },
+        ...(reports.some((host) => host.migration)
+          ? [
+              {
+                header: 'migration',
+                get: (host: HostsResult['hosts'][number]) =>
+                  !host.migration
+                    ? ''
+                    : host.migration.ready
+                      ? 'ready'
+                      : `${host.migration.problems.length} problem(s)`,
+              },
+            ]
+          : []),
         { header: 'problem', get: (host) => host.error ?? '' },
       ]),
     );
     for (const host of reports) if (host.hint) this.log(`  ${host.name}: ${host.hint}`);
+    for (const host of reports)
+      for (const { problem, fix } of host.migration?.problems ?? []) this.log(`  ${problem}. Fix: ${fix}`);
     if (reports.some((host) => !host.reachable)) process.exitCode = 1;
     return { lab: lab.lab, hosts: reports };
   }

@@ -369,7 +369,9 @@ function reconcile(
       if (vmPlan)
         actions.set(name, known && known.state !== 'creating' && known.state !== 'failed' ? 'kept' : 'adopted');
     } else {
-      session.upsertVm({ name, state: found.state });
+      // Found on another host than recorded (moved by hand, or by a migration that died before
+      // writing state): the record follows the VM.
+      session.upsertVm({ name, state: found.state, ...(found.host !== known.host ? { host: found.host } : {}) });
       if (vmPlan) actions.set(name, 'kept');
     }
   }
