@@ -45,6 +45,7 @@ import { domainXml, LABCTL_XMLNS, type LabctlMetadata, networkSource, parseLabct
 import { addressChecks, addReservation, removeReservation } from './reservations.js';
 import { snapshotDomains, stopDomain } from './day2.js';
 import { alreadyThere, migrateDomain } from './migrate.js';
+import { withSshMux } from './ssh-mux.js';
 import { exportDomainDisk } from './export-disk.js';
 import { exportBundle } from './bundle.js';
 import { isoImage } from '@labctl/seed/iso9660';
@@ -147,7 +148,8 @@ export class LibvirtProvider implements Provider {
   constructor(private readonly options: LibvirtProviderOptions) {
     this.uri = options.uri ?? DEFAULT_URI;
     this.host = options.hostName ?? this.uri;
-    this.virsh = new Virsh(this.uri, options.virshProgram);
+    // Messages and records keep the URI as written; virsh gets it with the shared-connection wrapper.
+    this.virsh = new Virsh(this.uri, options.virshProgram, withSshMux(this.uri));
     this.adapterReader = new AdapterReader(this.virsh, this.uri);
     this.store =
       isLocalUri(this.uri) && !options.pool

@@ -3,13 +3,18 @@ import { parseDomainList } from './parse.js';
 
 /** virsh against one connection URI. Every call has a deadline; nothing goes through a shell. */
 export class Virsh {
+  /**
+   * `uri`: the connection as the user wrote it (messages, keys); `connectUri`: what virsh is given,
+   * when it differs (the same URI with labctl's shared-SSH wrapper, see ssh-mux.ts).
+   */
   constructor(
     readonly uri: string,
     private readonly program = 'virsh',
+    private readonly connectUri = uri,
   ) {}
 
   run(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-    return run(this.program, ['-q', '-c', this.uri, ...args], options);
+    return run(this.program, ['-q', '-c', this.connectUri, ...args], options);
   }
 
   async text(args: readonly string[], options: RunOptions = {}): Promise<string> {
