@@ -1,13 +1,13 @@
-import type { AddressesSummary } from '@labctl/core/flows/addresses';
-import type { OperationSummary } from '@labctl/core/flows/operate';
-import type { LoadedLabFile } from '@labctl/core/spec';
-import type { StateStore } from '@labctl/core/state';
-import type { EventSink } from '@labctl/core/events';
-import type { MigrateFacts, MigrateRequest } from '@labctl/core/provider';
-import { Flags } from '@oclif/core';
-import { waitForSsh } from './operations.js';
-import { DEFAULT_PROVIDER, makeProvider } from './providers.js';
 import { UsageError } from '@labctl/core/errors';
+import type { EventSink } from '@labctl/core/events';
+import type { AddressesSummary } from '@labctl/core/flows/addresses';
+import { type OperationSummary, operationExitCode } from '@labctl/core/flows/operate';
+import type { MigrateFacts, MigrateRequest } from '@labctl/core/provider';
+import type { LoadedLabFile } from '@labctl/core/spec';
+import type { StateStore, VmRecord } from '@labctl/core/state';
+import { Flags } from '@oclif/core';
+import { operationHints, waitForSsh } from './operations.js';
+import { DEFAULT_PROVIDER, makeProvider } from './providers.js';
 
 /** Flags `migrate` and `evacuate` share: how the VMs move, and waiting for SSH on the new host. */
 export const migrationFlags = {
@@ -58,8 +58,20 @@ export function migrateDetail(facts: MigrateFacts): string {
   return `${facts.from} -> ${facts.host} (${facts.mode ?? 'moved'}, ${(facts.durationMs / 1000).toFixed(1)} s)`;
 }
 
-/** After a move: discovery again for the moved VMs that run, so addresses and pinned keys are checked on the new host. */
-export async function afterMigration(
+/** What a move changes in a VM's record: its host and state, and disk paths that moved with it. */
+export function migratedRecord(vm: VmRecord, facts: MigrateFacts): Partial<VmRecord> {
+  return {
+    host: facts.host,
+    state: facts.state,
+    ...(facts.resources ? { resources: { ...vm.resources, ...facts.resources } } : {}),
+  };
+}
+
+/**
+ * After a move: the hints of failed VMs, then discovery again for the moved VMs that run (addresses
+ * and pinned keys checked on the new host), and the exit status of the whole command.
+ */
+export async function finishMigration(
   summary: OperationSummary<MigrateFacts>,
   options: {
     lab: LoadedLabFile;
@@ -68,13 +80,21 @@ export async function afterMigration(
     wait: boolean;
     timeoutS: number;
     events: EventSink;
+    log: (line: string) => void;
   },
-): Promise<AddressesSummary | undefined> {
+): Promise<{ ssh?: AddressesSummary; exitCode: number }> {
+  for (const hint of operationHints(summary)) options.log(hint);
   const moved = summary.vms
     .filter((vm) => vm.ok && vm.facts.moved && vm.facts.state === 'running')
     .map((vm) => vm.name);
-  if (!options.wait || moved.length === 0 || summary.interrupted || summary.dryRun) return undefined;
-  return waitForSsh({ ...options, names: moved });
+  const ssh =
+    !options.wait || moved.length === 0 || summary.interrupted || summary.dryRun
+      ? undefined
+      : await waitForSsh({ ...options, names: moved });
+  for (const vm of ssh?.vms ?? [])
+    if (vm.status !== 'reachable') options.log(`  ${vm.name}: ${vm.status}${vm.hint ? `: ${vm.hint}` : ''}`);
+  const exitCode = operationExitCode(summary) || (ssh?.vms.some((vm) => vm.status !== 'reachable') ? 1 : 0);
+  return { ...(ssh ? { ssh } : {}), exitCode };
 }
 
 /** Refuses (exit 2) before anything runs when the lab's provider does not migrate VMs. */

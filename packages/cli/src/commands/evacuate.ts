@@ -1,13 +1,20 @@
+import { LabctlError } from '@labctl/core/errors';
 import type { AddressesSummary } from '@labctl/core/flows/addresses';
 import { checkHostName, evacuationTargets, labHostNames, migrateBatch } from '@labctl/core/flows/migrate';
-import { operationExitCode, type OperationSummary } from '@labctl/core/flows/operate';
-import { LabctlError } from '@labctl/core/errors';
+import type { OperationSummary } from '@labctl/core/flows/operate';
 import type { HostCapacity } from '@labctl/core/placement';
 import type { MigrateFacts } from '@labctl/core/provider';
 import { Args, Flags } from '@oclif/core';
 import { LabctlCommand } from '../base-command.js';
-import { afterMigration, requireMigration, migrateDetail, migrateRequest, migrationFlags } from '../migration.js';
-import { operationHints, operationTable, runOperation } from '../operations.js';
+import {
+  finishMigration,
+  migrateDetail,
+  migratedRecord,
+  migrateRequest,
+  migrationFlags,
+  requireMigration,
+} from '../migration.js';
+import { operationTable, runOperation } from '../operations.js';
 import { DEFAULT_PROVIDER, makeProvider } from '../providers.js';
 
 export type EvacuateResult = OperationSummary<MigrateFacts> & {
@@ -78,11 +85,7 @@ export default class Evacuate extends LabctlCommand<typeof Evacuate> {
             names: vms.map((vm) => vm.name),
             operation: 'evacuate',
             call: (p, batch, events) => migrateBatch(p, batch, (vm) => targets.get(vm.name)!, request, events),
-            update: (vm, facts) => ({
-              host: facts.host,
-              state: facts.state,
-              ...(facts.resources ? { resources: { ...vm.resources, ...facts.resources } } : {}),
-            }),
+            update: migratedRecord,
             dryRun: this.flags['dry-run'],
             note: (message) => this.note(message),
           });
@@ -92,18 +95,16 @@ export default class Evacuate extends LabctlCommand<typeof Evacuate> {
       );
     else if (vms.length === 0) this.log(`No VM of the lab is on ${host}.`);
     else this.log(operationTable(summary, migrateDetail));
-    for (const hint of operationHints(summary)) this.log(hint);
-    const ssh = await afterMigration(summary, {
+    const { ssh, exitCode } = await finishMigration(summary, {
       lab,
       labDir: this.labDir,
       store,
       wait: this.flags.wait,
       timeoutS: this.flags.timeout ?? lab.spec.timeout ?? 300,
       events: this.progressSink(),
+      log: (line) => this.log(line),
     });
-    for (const vm of ssh?.vms ?? [])
-      if (vm.status !== 'reachable') this.log(`  ${vm.name}: ${vm.status}${vm.hint ? `: ${vm.hint}` : ''}`);
-    process.exitCode = operationExitCode(summary) || (ssh?.vms.some((vm) => vm.status !== 'reachable') ? 1 : 0);
+    process.exitCode = exitCode;
     return {
       ...summary,
       host,

@@ -1,19 +1,19 @@
 import type { AddressesSummary } from '@labctl/core/flows/addresses';
 import { checkHostName, labHostNames, migrateBatch } from '@labctl/core/flows/migrate';
-import { operationExitCode, type OperationSummary } from '@labctl/core/flows/operate';
+import type { OperationSummary } from '@labctl/core/flows/operate';
 import type { MigrateFacts } from '@labctl/core/provider';
 import { Args, Flags } from '@oclif/core';
 import { LabctlCommand } from '../base-command.js';
 import {
-  afterMigration,
-  requireMigration,
+  finishMigration,
   MIGRATION_VALUE_FLAGS,
   migrateDetail,
+  migratedRecord,
   migrateRequest,
   migrationFlags,
+  requireMigration,
 } from '../migration.js';
 import {
-  operationHints,
   operationTable,
   positionalNames,
   runOperation,
@@ -63,27 +63,21 @@ export default class Migrate extends LabctlCommand<typeof Migrate> {
       all: this.flags.all,
       operation: 'migrate',
       call: (provider, vms, events) => migrateBatch(provider, vms, () => this.flags.to, request, events),
-      update: (vm, facts) => ({
-        host: facts.host,
-        state: facts.state,
-        ...(facts.resources ? { resources: { ...vm.resources, ...facts.resources } } : {}),
-      }),
+      update: migratedRecord,
       dryRun: this.flags['dry-run'],
       note: (message) => this.note(message),
     });
     this.log(operationTable(summary, migrateDetail));
-    for (const hint of operationHints(summary)) this.log(hint);
-    const ssh = await afterMigration(summary, {
+    const { ssh, exitCode } = await finishMigration(summary, {
       lab,
       labDir: this.labDir,
       store,
       wait: this.flags.wait,
       timeoutS: this.flags.timeout ?? lab.spec.timeout ?? 300,
       events: this.progressSink(),
+      log: (line) => this.log(line),
     });
-    for (const vm of ssh?.vms ?? [])
-      if (vm.status !== 'reachable') this.log(`  ${vm.name}: ${vm.status}${vm.hint ? `: ${vm.hint}` : ''}`);
-    process.exitCode = operationExitCode(summary) || (ssh?.vms.some((vm) => vm.status !== 'reachable') ? 1 : 0);
+    process.exitCode = exitCode;
     return { ...summary, ...(ssh ? { ssh } : {}), ...(this.warnings.length ? { warnings: this.warnings } : {}) };
   }
 }

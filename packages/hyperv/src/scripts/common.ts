@@ -101,6 +101,25 @@ function ConvertTo-LabctlAsciiJson {
   return [regex]::Replace($json, '[^\x00-\x7F]', { param($m) '\u{0:x4}' -f [int][char]$m.Value })
 }
 
+function Get-LabctlMigrationSettings {
+  <#
+  .SYNOPSIS
+  The live-migration settings of this host, enums as names.
+  #>
+  $vmHost = Hyper-V\Get-VMHost
+  $networks = $null
+  try { $networks = @(Hyper-V\Get-VMMigrationNetwork | ForEach-Object { [string]$_.Subnet }) } catch { }
+  [ordered]@{
+    computerName       = [string]$env:COMPUTERNAME
+    fqdn               = [string]$vmHost.FullyQualifiedDomainName
+    migrationEnabled   = [bool]$vmHost.VirtualMachineMigrationEnabled
+    authenticationType = $vmHost.VirtualMachineMigrationAuthenticationType.ToString()
+    useAnyNetwork      = [bool]$vmHost.UseAnyNetworkForMigration
+    migrationNetworks  = $networks
+    maximumMigrations  = [int]$vmHost.MaximumVirtualMachineMigrations
+  }
+}
+
 function Get-LabctlVolumeSpace {
   <#
   .SYNOPSIS

@@ -18,25 +18,6 @@ export const configureMigration: ScriptParts = {
   synopsis:
     'Reads the live-migration settings; with apply, enables live migration and sets Kerberos authentication where needed.',
   body: String.raw`
-function Get-LabctlMigrationSettings {
-  <#
-  .SYNOPSIS
-  The live-migration settings of this host, enums as names.
-  #>
-  $vmHost = Hyper-V\Get-VMHost
-  $networks = $null
-  try { $networks = @(Hyper-V\Get-VMMigrationNetwork | ForEach-Object { [string]$_.Subnet }) } catch { }
-  [ordered]@{
-    computerName       = [string]$env:COMPUTERNAME
-    fqdn               = [string]$vmHost.FullyQualifiedDomainName
-    migrationEnabled   = [bool]$vmHost.VirtualMachineMigrationEnabled
-    authenticationType = $vmHost.VirtualMachineMigrationAuthenticationType.ToString()
-    useAnyNetwork      = [bool]$vmHost.UseAnyNetworkForMigration
-    migrationNetworks  = $networks
-    maximumMigrations  = [int]$vmHost.MaximumVirtualMachineMigrations
-  }
-}
-
 function Invoke-LabctlOperation {
   param($In)
   $apply = [bool]$In.apply

@@ -20,24 +20,14 @@ export const moveVms: ScriptParts = {
 function Get-LabctlMigrationHost {
   <#
   .SYNOPSIS
-  This host's live-migration settings (enums as names), switches and free memory.
+  This host's live-migration settings, with its switches, free memory and default disk path.
   #>
-  $vmHost = Hyper-V\Get-VMHost
-  $networks = $null
-  try { $networks = @(Hyper-V\Get-VMMigrationNetwork | ForEach-Object { [string]$_.Subnet }) } catch { }
+  $facts = Get-LabctlMigrationSettings
   $os = Get-CimInstance -ClassName Win32_OperatingSystem
-  [ordered]@{
-    computerName       = [string]$env:COMPUTERNAME
-    fqdn               = [string]$vmHost.FullyQualifiedDomainName
-    migrationEnabled   = [bool]$vmHost.VirtualMachineMigrationEnabled
-    authenticationType = $vmHost.VirtualMachineMigrationAuthenticationType.ToString()
-    useAnyNetwork      = [bool]$vmHost.UseAnyNetworkForMigration
-    migrationNetworks  = $networks
-    maximumMigrations  = [int]$vmHost.MaximumVirtualMachineMigrations
-    freeMemoryBytes    = [long]$os.FreePhysicalMemory * 1024
-    switches           = @(Hyper-V\Get-VMSwitch | ForEach-Object { [string]$_.Name })
-    virtualHardDiskPath = [string]$vmHost.VirtualHardDiskPath
-  }
+  $facts.freeMemoryBytes = [long]$os.FreePhysicalMemory * 1024
+  $facts.switches = @(Hyper-V\Get-VMSwitch | ForEach-Object { [string]$_.Name })
+  $facts.virtualHardDiskPath = [string](Hyper-V\Get-VMHost).VirtualHardDiskPath
+  return $facts
 }
 
 function Invoke-LabctlOperation {
