@@ -13,13 +13,7 @@ import {
   migrationFlags,
   requireMigration,
 } from '../migration.js';
-import {
-  operationTable,
-  positionalNames,
-  runOperation,
-  SELECTION_VALUE_FLAGS,
-  selectionFlags,
-} from '../operations.js';
+import { operationTable, positionalNames, runOperation, SELECTION_VALUE_FLAGS, selectionFlags } from '../operations.js';
 
 export type MigrateResult = OperationSummary<MigrateFacts> & { ssh?: AddressesSummary; warnings?: string[] };
 
