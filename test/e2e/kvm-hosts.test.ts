@@ -176,6 +176,22 @@ describe.skipIf(gate.skip)(`KVM: one lab over two libvirt hosts (${gate.reason ?
     ]);
     expect(listed.data.hosts[0].versions.libvirt).toMatch(/^\d+\.\d+/);
     expect(listed.data.hosts[0].freeMemoryBytes).toBeGreaterThan(0);
+
+    // The read commands go to each VM's own host: the live list, addresses, the inventory.
+    const live = await json(['list']);
+    expect(live.code, live.stderr).toBe(0);
+    expect(live.data.vms.map((vm: any) => [vm.name, vm.host, vm.live])).toEqual(
+      Object.keys(hosts)
+        .sort()
+        .map((name) => [name, hosts[name], 'running']),
+    );
+    const ip = await json(['ip', '--wait', '--timeout', '60']);
+    expect(ip.code, ip.stderr).toBe(0);
+    expect(ip.data.vms.map((vm: any) => vm.status)).toEqual(['reachable', 'reachable', 'reachable', 'reachable']);
+    const inventory = await labctl(['inventory', '--format', 'yaml', '-o', '-']);
+    expect(inventory.code, inventory.stderr).toBe(0);
+    for (const [index, name] of ['m-01', 'm-02', 'm-03', 'm-04'].entries())
+      expect(inventory.stdout).toContain(`        ${name}:\n          ansible_host: "${PREFIX}.${20 + index}"\n`);
   });
 
   it('migrate --live moves a running VM while an SSH command started before the move finishes after it; uptime goes on', async () => {

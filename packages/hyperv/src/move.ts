@@ -26,6 +26,8 @@ export interface MoveVmFacts {
   memoryBytes?: number;
   switches?: string[];
   disks?: string[];
+  /** What its disk files take (Get-VHD FileSize), moved with -IncludeStorage. */
+  diskBytes?: number;
 }
 
 export interface MoveFacts {
@@ -68,6 +70,7 @@ export function moveFacts(raw: unknown): MoveFacts {
       exists: vm.exists === true,
       ...(vm.state !== undefined ? { state: String(vm.state) } : {}),
       ...(vm.memoryBytes !== undefined ? { memoryBytes: Number(vm.memoryBytes) } : {}),
+      ...(vm.diskBytes !== undefined && vm.diskBytes !== null ? { diskBytes: Number(vm.diskBytes) } : {}),
       switches: stringArray(vm.switches),
       disks: stringArray(vm.disks),
     })),
@@ -120,10 +123,14 @@ export function hostFindings(name: string, host: MoveHostFacts, incoming: boolea
   return findings;
 }
 
-/** Every finding for moving `vms` from `source` to `destination` (lab host names), or none. */
+/**
+ * Every finding for moving `vms` from `source` to `destination` (lab host names), or none; with
+ * `includeStorage`, the destination's volume must hold their disk files too.
+ */
 export function migrationFindings(
   source: { name: string; facts: MoveFacts },
   destination: { name: string; facts: MoveFacts },
+  includeStorage = false,
 ): MigrationFinding[] {
   const findings: MigrationFinding[] = [
     ...hostFindings(source.name, source.facts.host, false),
@@ -143,6 +150,14 @@ export function migrationFindings(
         });
     if (vm.state === 'Running') memory += vm.memoryBytes ?? 0;
   }
+  const diskBytes = source.facts.vms.reduce((sum, vm) => sum + (vm.exists ? (vm.diskBytes ?? 0) : 0), 0);
+  const space = destination.facts.storage?.freeBytes;
+  if (includeStorage && typeof space === 'number' && diskBytes > space)
+    findings.push({
+      subject: destination.name,
+      problem: `${destination.name} has ${Math.round(space / MiB)} MiB free where the disks go; they take ${Math.round(diskBytes / MiB)} MiB`,
+      fix: `Free space on ${destination.name} (or give it another path: in hosts:), or move fewer VMs there`,
+    });
   if (memory > target.freeMemoryBytes)
     findings.push({
       subject: destination.name,

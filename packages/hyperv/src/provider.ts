@@ -938,8 +938,10 @@ export class HyperVProvider implements Provider {
     }
     if (toMove.length === 0 || !destination) return results;
     const moving = { ...source, vms: source.vms.filter((vm) => toMove.some((ref) => ref.name === vm.name)) };
+    const includeStorage =
+      request.copyStorage === true || moving.vms.some((vm) => (vm.disks ?? []).some((disk) => !onSharedStorage(disk)));
     const findings = [
-      ...migrationFindings({ name: from, facts: moving }, { name: to, facts: destination }),
+      ...migrationFindings({ name: from, facts: moving }, { name: to, facts: destination }, includeStorage),
       ...((await this.options.delegationFindings?.(
         source.host.computerName || from,
         destination.host.computerName || to,
@@ -955,8 +957,6 @@ export class HyperVProvider implements Provider {
         events({ subject: ref.name, phase: 'migrate', status: 'failed', message: error.message });
       return [...results, ...toMove.map((ref) => ({ name: ref.name, ok: false as const, error }))];
     }
-    const includeStorage =
-      request.copyStorage === true || moving.vms.some((vm) => (vm.disks ?? []).some((disk) => !onSharedStorage(disk)));
     const targetPath = storagePath ?? destination.host.virtualHardDiskPath;
     for (const ref of toMove)
       events({ subject: ref.name, phase: 'migrate', status: 'start', message: `${from} -> ${to}` });

@@ -5,7 +5,7 @@ import type { ScriptParts } from './common.js';
  * two modes:
  * - `facts` (read-only, run on the source and on the destination before anything moves): the
  *   host's live-migration settings, its switches and free memory, the free space where storage
- *   would go, and for each VM asked about its state, memory, switches and disks. The provider turns
+ *   would go, and for each VM asked about its state, memory, switches, disks and their size. The provider turns
  *   these into the preflight's findings, each with the command that fixes it.
  * - `move`: `Move-VM -DestinationHost` for each VM in turn (with `-IncludeStorage
  *   -DestinationStoragePath <path>\<vm>` when storage is not shared), one result per VM with the
@@ -35,11 +35,11 @@ function Invoke-LabctlOperation {
   $all = @(Hyper-V\Get-VM)
   $out = [ordered]@{ host = (Get-LabctlMigrationHost); vms = @() }
   if ([string]$In.mode -eq 'facts') {
-    if ($In.storagePath) {
-      $volumes = @()
-      try { $volumes = @(Get-CimInstance -ClassName Win32_Volume) } catch { }
-      $out.storage = Get-LabctlVolumeSpace -Dir ([string]$In.storagePath) -Volumes $volumes
-    }
+    # Where storage would go here: the lab's path for this host, else the host's default.
+    $target = if ($In.storagePath) { [string]$In.storagePath } else { [string]$out.host.virtualHardDiskPath }
+    $volumes = @()
+    try { $volumes = @(Get-CimInstance -ClassName Win32_Volume) } catch { }
+    $out.storage = Get-LabctlVolumeSpace -Dir $target -Volumes $volumes
     $out.vms = @(foreach ($spec in @($In.vms)) {
       $vm = Find-LabctlVm -All $all -Id $spec.id -Name $spec.name
       if (-not $vm) { [ordered]@{ name = [string]$spec.name; exists = $false }; continue }
@@ -52,6 +52,7 @@ function Invoke-LabctlOperation {
         memoryBytes = $memory
         switches    = @(Hyper-V\Get-VMNetworkAdapter -VM $vm | Where-Object { $_.SwitchName } | ForEach-Object { [string]$_.SwitchName })
         disks       = @(Hyper-V\Get-VMHardDiskDrive -VM $vm | Where-Object { $_.Path } | ForEach-Object { [string]$_.Path })
+        diskBytes   = [long](@(Hyper-V\Get-VMHardDiskDrive -VM $vm | Where-Object { $_.Path } | ForEach-Object { [long](Hyper-V\Get-VHD -Path $_.Path).FileSize }) | Measure-Object -Sum).Sum
       }
     })
     return $out
