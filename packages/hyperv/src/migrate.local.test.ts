@@ -127,7 +127,9 @@ describe.skipIf(gate.skip)('Hyper-V migration: preflight and Move-VM between two
     // Hosts ready, but the destination's volume cannot hold the disks that move with the VM.
     hv02.reset(kerberos(), { computerName: 'HV02', freeBytes: 1024 * 1024 });
     const [space] = await hv.migrate(vms.slice(0, 1), { to: 'hv02' }, collectingSink());
-    expect(space!.ok === false && space!.error.message).toMatch(/hv02 has 1 MiB free where the disks go; they take \d+ MiB/);
+    expect(space!.ok === false && space!.error.message).toMatch(
+      /hv02 has 1 MiB free where the disks go; they take \d+ MiB/,
+    );
     expect(hv02.host().vms).toEqual([]);
 
     // Hosts ready, but the directory lacks a delegation entry (as the LDAP search reports it).

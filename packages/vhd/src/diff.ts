@@ -14,13 +14,15 @@ export interface DiffResult {
 
 /**
  * Creates an empty differencing disk on `parent`, like New-VHD -Differencing: same format and size,
- * parent UUID (VHD) or DataWriteGuid (VHDX) recorded, absolute and relative locators plus the
- * parent's name. The parent's own chain must be readable first; the parent is only read.
+ * parent UUID (VHD) or DataWriteGuid (VHDX) recorded, the parent's name and its path relative to the
+ * child (VHD: a W2ru locator, and a W2ku absolute one only with `absoluteParent`; VHDX: relative,
+ * volume and absolute paths, which VHDX readers try in that order). The parent's own chain must be
+ * readable first; the parent is only read.
  */
 export async function createDifferencing(
   parent: string,
   child: string,
-  options: { search?: readonly string[] } = {},
+  options: { search?: readonly string[]; absoluteParent?: boolean } = {},
 ): Promise<DiffResult> {
   const chain = await openChain(parent, { search: options.search ?? [] });
   try {
@@ -32,7 +34,12 @@ export async function createDifferencing(
         what: `${child}: a ${top.format.toUpperCase()} parent needs a .${top.format} child`,
       });
     }
-    const writer = await createDisk(resolve(child), { format: top.format, virtualSize: top.virtualSize, parent: top });
+    const writer = await createDisk(resolve(child), {
+      format: top.format,
+      virtualSize: top.virtualSize,
+      parent: top,
+      ...(options.absoluteParent ? { absoluteParent: true } : {}),
+    });
     await writer.finish();
     return { parent, child, format: top.format, virtualSize: top.virtualSize, parentId: top.linkId };
   } finally {

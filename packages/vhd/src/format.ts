@@ -31,6 +31,7 @@ export function renderInfo(info: DiskInfo): string {
   if (info.format === 'vhdx') lines.push(['DataWriteGuid', info.linkId]);
   if (info.timestamp) lines.push(['Timestamp', info.timestamp]);
   if (info.creator) lines.push(['Creator', info.creator]);
+  if (info.hidden !== undefined) lines.push(['Hidden', String(info.hidden)]);
   lines.push([
     'Checksums',
     Object.entries(info.checksums)
@@ -41,7 +42,7 @@ export function renderInfo(info: DiskInfo): string {
     lines.push(['Parent name', info.parent.name || '-']);
     lines.push([`Parent ${info.parent.idField}`, info.parent.id]);
     if (info.parent.timestamp) lines.push(['Parent timestamp', info.parent.timestamp]);
-    for (const l of info.parent.locators) lines.push([`Parent locator ${l.key}`, l.path]);
+    for (const l of info.locators ?? info.parent.locators) lines.push([`Parent locator ${l.key}`, l.path]);
   }
   for (const w of info.warnings) lines.push(['Warning', w]);
   const width = Math.max(...lines.map(([k]) => k.length));

@@ -77,8 +77,13 @@ export interface DiskInfo {
     id: string;
     idField: ParentLink['idField'];
     timestamp?: string;
+    /** The locators labctl follows, in the order it tries them. */
     locators: ParentLink['locators'];
   };
+  /** VHD: every parent locator as stored (code and decoded path, MacX included), in stored order. */
+  locators?: Array<{ key: string; path: string }>;
+  /** VHD: blktap's hidden byte (1 on XenServer snapshot bases). */
+  hidden?: number;
   warnings: string[];
 }
 

@@ -83,7 +83,11 @@ export class VhdImage implements DiskImage {
     this.linkId = footer.uuid;
     this.timestamp = footer.timestamp;
     this.parent = this.type === 'differencing' && header ? parentLinkOf(header, locatorPaths) : undefined;
+    this.locators = locatorPaths;
   }
+
+  /** Every parent locator, in the order stored, with its code and decoded path. */
+  readonly locators: ReadonlyArray<{ key: string; path: string }>;
 
   /** Opens and validates `path`. `strict: false` (for `check`) collects problems instead of throwing at the first. */
   static async open(path: string, options: { strict?: boolean; writable?: boolean } = {}): Promise<VhdImage> {
@@ -263,17 +267,16 @@ export class VhdImage implements DiskImage {
           end: offset + locator.platformDataLength,
           label: `parent locator ${locator.platformCode}`,
         });
-        if (locator.platformCode === VHD_LOCATOR_ABSOLUTE || locator.platformCode === VHD_LOCATOR_RELATIVE) {
-          const data = await readExact(
-            fh,
-            path,
-            size,
-            offset,
-            locator.platformDataLength,
-            `parent locator ${locator.platformCode}`,
-          );
-          locatorPaths.push({ key: locator.platformCode, path: utf16(data, 0, data.length, 'le') });
-        }
+        const data = await readExact(
+          fh,
+          path,
+          size,
+          offset,
+          locator.platformDataLength,
+          `parent locator ${locator.platformCode}`,
+        );
+        // Every locator is shown (as `vhd-util read` does); the W2ku/W2ru ones are followed.
+        locatorPaths.push({ key: locator.platformCode, path: decodeLocator(locator.platformCode, data) });
       }
       if (header.parentUuid === NIL_UUID) {
         problems.error(vhdError('VHD_BAD_STRUCTURE', { path, what: 'a differencing disk without a parent UUID' }));
@@ -419,8 +422,10 @@ export class VhdImage implements DiskImage {
               timestamp: vhdTimestampToDate(this.parent.timestamp ?? 0).toISOString(),
               locators: this.parent.locators,
             },
+            locators: [...this.locators],
           }
         : {}),
+      hidden: this.footer.hidden,
       warnings: this.findings.filter((f) => f.severity === 'warning').map((f) => f.message),
     };
   }
@@ -433,6 +438,24 @@ export class VhdImage implements DiskImage {
   async close(): Promise<void> {
     await this.fh.close();
   }
+}
+
+/**
+ * A locator's path as text: W2ku/W2ru are UTF-16LE Windows paths; MacX (what blktap writes first) is a
+ * UTF-8 `file://` URL (`file://./parent.vhd`), shown as the path; the old `Mac ` alias is binary.
+ */
+export function decodeLocator(code: string, data: Buffer): string {
+  if (code === VHD_LOCATOR_ABSOLUTE || code === VHD_LOCATOR_RELATIVE) return utf16(data, 0, data.length, 'le');
+  if (code === 'MacX') {
+    const text = data.toString('utf8').replace(/\0+$/, '');
+    const path = text.replace(/^file:\/\//, '');
+    try {
+      return decodeURIComponent(path);
+    } catch {
+      return path;
+    }
+  }
+  return `(${data.length} bytes, not a path)`;
 }
 
 function parentLinkOf(header: VhdDynamicHeader, locators: Array<{ key: string; path: string }>): ParentLink {

@@ -27,6 +27,8 @@ export interface VhdFooter {
   checksum: number;
   uuid: string;
   savedState: number;
+  /** blktap's `hidden` byte (XenServer marks snapshot bases and coalesce leftovers with 1); 0 elsewhere. */
+  hidden: number;
 }
 
 export const VhdFooterToken: Token<VhdFooter> = {
@@ -49,6 +51,7 @@ export const VhdFooterToken: Token<VhdFooter> = {
     checksum: b.readUInt32BE(o + 64),
     uuid: uuidFromBytes(b, o + 68),
     savedState: b.readUInt8(o + 84),
+    hidden: b.readUInt8(o + 85),
   }),
 };
 export const VHD_FOOTER_CHECKSUM_AT = 64;
@@ -71,6 +74,7 @@ export function encodeVhdFooter(f: VhdFooter): Buffer {
   b.writeUInt32BE(f.diskType, 60);
   uuidToBytes(f.uuid, b, 68);
   b.writeUInt8(f.savedState, 84);
+  b.writeUInt8(f.hidden, 85);
   b.writeUInt32BE(vhdChecksum(b, VHD_FOOTER_CHECKSUM_AT), VHD_FOOTER_CHECKSUM_AT);
   return b;
 }

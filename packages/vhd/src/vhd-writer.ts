@@ -51,6 +51,7 @@ export function newVhdFooter(size: number, type: keyof typeof VHD_DISK_TYPE, uui
     checksum: 0,
     uuid,
     savedState: 0,
+    hidden: 0,
   };
 }
 
@@ -88,10 +89,11 @@ export class VhdDynamicWriter implements DiskWriter {
     let parentFields = { uuid: NIL_UUID, timestamp: 0, name: '' };
     if (parent) {
       const paths = parentPaths(path, parent.path);
-      for (const [code, text] of [
-        [VHD_LOCATOR_ABSOLUTE, paths.absolute],
-        [VHD_LOCATOR_RELATIVE, paths.relative],
-      ] as const) {
+      // The relative locator first: vhd-util and qemu follow the first locator that resolves, so a
+      // chain copied elsewhere finds its copied parent. An absolute one only when asked for.
+      const entries: Array<readonly [string, string]> = [[VHD_LOCATOR_RELATIVE, paths.relative]];
+      if (options.absoluteParent) entries.push([VHD_LOCATOR_ABSOLUTE, paths.absolute]);
+      for (const [code, text] of entries) {
         const data = encodeUtf16(text, 'le');
         locators.push({ code, data, offset: next });
         next += alignUp(data.length, SECTOR);

@@ -25,6 +25,12 @@ export interface CreateDiskOptions {
   logicalSectorSize?: number;
   /** Makes a differencing disk on this (already opened) parent. */
   parent?: DiskImage;
+  /**
+   * VHD: also record the parent's absolute path (a W2ku locator, after the relative one). Off by
+   * default: tools follow the first locator that resolves, and an absolute one makes a copied chain
+   * resolve to the original parent.
+   */
+  absoluteParent?: boolean;
 }
 
 export function checkRange(w: DiskWriter, offset: number, data: Buffer, unit: number): void {

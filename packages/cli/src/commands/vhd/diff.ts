@@ -6,8 +6,10 @@ import { searchFlag } from './chain.js';
 export default class VhdDiff extends LabctlCommand<typeof VhdDiff> {
   static override summary = 'Create a differencing disk on a parent (what New-VHD -Differencing does).';
   static override description =
-    "The child gets the parent's format and size, records the parent's UUID (VHD) or DataWriteGuid (VHDX), its absolute and " +
-    "relative path and its file name. The parent's own chain must be readable; the parent is only read. CHILD must not exist.";
+    "The child gets the parent's format and size, records the parent's UUID (VHD) or DataWriteGuid (VHDX), its file name and " +
+    'its path relative to the child, so the two can be copied or moved together (vhd-util, qemu-img and labctl follow the ' +
+    'relative path first). A VHD child records the absolute path too only with --absolute-parent: tools that follow it would ' +
+    "read the original parent from a copied chain. The parent's own chain must be readable; the parent is only read. CHILD must not exist.";
   static override examples = [
     {
       description: 'A child of a golden image',
@@ -23,10 +25,16 @@ export default class VhdDiff extends LabctlCommand<typeof VhdDiff> {
       required: true,
     }),
     search: searchFlag,
+    'absolute-parent': Flags.boolean({
+      summary: "VHD: also record the parent's absolute path (a W2ku locator, after the relative one).",
+    }),
   };
 
   async run(): Promise<DiffResult> {
-    const result = await createDifferencing(this.args.parent, this.flags.output, { search: this.flags.search ?? [] });
+    const result = await createDifferencing(this.args.parent, this.flags.output, {
+      search: this.flags.search ?? [],
+      ...(this.flags['absolute-parent'] ? { absoluteParent: true } : {}),
+    });
     this.log(
       `${result.child}: ${result.format} differencing disk on ${result.parent} (parent ${result.format === 'vhd' ? 'UUID' : 'DataWriteGuid'} ${result.parentId})`,
     );
