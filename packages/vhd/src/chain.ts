@@ -2,7 +2,7 @@ import { constants as fsConstants } from 'node:fs';
 import { open, realpath, stat } from 'node:fs/promises';
 import { fileKind } from '@labctl/core/files';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { VHDX_SIGNATURE, MAX_CHAIN_DEPTH } from './constants.js';
+import { MAX_CHAIN_DEPTH, VHD_EPOCH_OFFSET, VHDX_SIGNATURE } from './constants.js';
 import { openError, vhdError } from './errors.js';
 import type { DiskImage, DiskInfo, ParentLink } from './image.js';
 import { VhdImage } from './vhd-image.js';
@@ -92,7 +92,7 @@ export interface ChainLink {
   resolvedBy?: ResolvedBy;
   locator?: string;
   /** VHD: the child's recorded parent timestamp differs from this parent's (a warning, see docs/vhd.md). */
-  timestampMismatch?: { expected: string; found: string };
+  timestampMismatch?: { expected: string; found: string; compared: 'footer timestamp' | 'file modification time' };
 }
 
 /**
@@ -203,13 +203,7 @@ export async function findParent(
       });
       continue;
     }
-    let timestampMismatch: ChainLink['timestampMismatch'];
-    if (link.timestamp !== undefined && image.timestamp !== undefined && link.timestamp !== image.timestamp) {
-      timestampMismatch = {
-        expected: vhdTimestampToDate(link.timestamp).toISOString(),
-        found: vhdTimestampToDate(image.timestamp).toISOString(),
-      };
-    }
+    const timestampMismatch = await parentTimestampMismatch(child, link, image, candidate.path);
     return { image, candidate, ...(timestampMismatch ? { timestampMismatch } : {}) };
   }
   if (mismatch) throw mismatch;
@@ -218,6 +212,37 @@ export async function findParent(
     parent: link.name || link.locators[0]?.path || link.id,
     tried: candidates.map((c) => c.path).join(', ') || 'nowhere (no locator)',
   });
+}
+
+/**
+ * Whether the parent changed since the child was made, by what the child's creator recorded: blktap
+ * (`tap`) stores the parent file's modification time (vhd-util snapshot: `vhd_time(st_mtime)`),
+ * Hyper-V and labctl the parent's footer timestamp. Compared with the matching value of the parent
+ * found; a copy of the parent made without keeping its mtime shows as changed on a blktap chain too.
+ */
+async function parentTimestampMismatch(
+  child: DiskImage,
+  link: ParentLink,
+  parent: DiskImage,
+  parentPath: string,
+): Promise<ChainLink['timestampMismatch']> {
+  if (link.timestamp === undefined || child.format !== 'vhd') return undefined;
+  let actual: number | undefined;
+  let source: 'footer timestamp' | 'file modification time';
+  if (child.creatorApp?.startsWith('tap')) {
+    source = 'file modification time';
+    const mtime = Math.floor((await stat(parentPath)).mtimeMs / 1000);
+    actual = mtime - VHD_EPOCH_OFFSET;
+  } else {
+    source = 'footer timestamp';
+    actual = parent.timestamp;
+  }
+  if (actual === undefined || actual === link.timestamp) return undefined;
+  return {
+    expected: vhdTimestampToDate(link.timestamp).toISOString(),
+    found: vhdTimestampToDate(actual).toISOString(),
+    compared: source,
+  };
 }
 
 /** Opens `path` and every parent down to the base; on any failure closes what it opened. */

@@ -55,7 +55,7 @@ export function renderChain(links: ChainLink[]): string {
     .map((l, depth) => {
       const how = l.resolvedBy ? `  (found by ${l.resolvedBy}: ${l.locator})` : '';
       const ts = l.timestampMismatch
-        ? `  WARNING parent timestamp: expected ${l.timestampMismatch.expected}, found ${l.timestampMismatch.found}`
+        ? `  WARNING parent ${l.timestampMismatch.compared}: expected ${l.timestampMismatch.expected}, found ${l.timestampMismatch.found}`
         : '';
       const i = l.info;
       return `${'  '.repeat(depth)}${depth ? '└─ ' : ''}${l.path}  ${i.format} ${i.type} ${humanSize(i.virtualSize)}, ${humanSize(i.allocatedSize)} allocated, ${i.format === 'vhd' ? 'UUID' : 'DataWriteGuid'} ${i.linkId}${how}${ts}`;

@@ -97,6 +97,12 @@ export interface DiskImage {
   readonly linkId: string;
   /** VHD only: footer timestamp, compared with a child's parent timestamp. */
   readonly timestamp: number | undefined;
+  /**
+   * VHD only: the creator application. It says what the child's parent timestamp is: blktap ("tap ")
+   * records the parent file's modification time, Hyper-V ("win ") and labctl the parent's footer
+   * timestamp.
+   */
+  readonly creatorApp?: string;
   readonly parent: ParentLink | undefined;
   readonly findings: Finding[];
   /** The runs covering [offset, offset + length), in order. */

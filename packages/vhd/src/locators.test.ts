@@ -1,7 +1,8 @@
+import { stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openChain, openDisk } from './chain.js';
-import { VHD_LOCATOR_RELATIVE } from './constants.js';
+import { VHD_EPOCH_OFFSET, VHD_LOCATOR_RELATIVE } from './constants.js';
 import { createDifferencing } from './diff.js';
 import { renderInfo } from './format.js';
 import { patchBytes, patchVhdFooter, patchVhdHeader, readBytes } from './testing/damage.js';
@@ -70,5 +71,73 @@ describe('VHD locators and the hidden flag', () => {
       await chain.close();
     }
     expect((await info(join(dir, 'base.vhd'))).hidden).toBe(0);
+  });
+
+  const chainOf = async (path: string) => {
+    const chain = await openChain(path);
+    try {
+      return chain.links.map((link) => link.timestampMismatch);
+    } finally {
+      await chain.close();
+    }
+  };
+
+  it('parent timestamps by creator: Hyper-V/labctl record the footer timestamp, blktap the file mtime; only a real change warns', async () => {
+    const base = join(dir, 'stamped.vhd');
+    const made = await createDisk(base, { format: 'vhd', virtualSize: 8 * 1024 * 1024 });
+    await made.finish();
+    // A child as Hyper-V (and labctl) write it: the parent's footer timestamp. The file's mtime is not it.
+    await createDifferencing(base, join(dir, 'win.vhd'));
+    await utimes(base, new Date('2031-01-01T00:00:00Z'), new Date('2031-01-01T00:00:00Z'));
+    expect(await chainOf(join(dir, 'win.vhd'))).toEqual([undefined, undefined]);
+
+    // The same child as blktap's vhd-util snapshot writes it: creator tap, the parent file's mtime.
+    const tap = join(dir, 'tap.vhd');
+    await createDifferencing(base, tap);
+    const mtime = Math.floor((await stat(base)).mtimeMs / 1000) - VHD_EPOCH_OFFSET;
+    await patchVhdFooter(tap, (footer) => {
+      footer.creatorApp = 'tap ';
+      footer.creatorVersion = 0x00010003;
+    });
+    await patchVhdHeader(tap, (header) => {
+      header.parentTimestamp = mtime;
+    });
+    // Under the old rule (footer timestamp) this warned on every blktap chain; it does not now.
+    expect(await chainOf(tap)).toEqual([undefined, undefined]);
+    // The parent written to after the snapshot (its mtime moves): that is a real change, and it warns.
+    await utimes(base, new Date('2032-06-01T00:00:00Z'), new Date('2032-06-01T00:00:00Z'));
+    expect(await chainOf(tap)).toEqual([
+      undefined,
+      { compared: 'file modification time', expected: '2031-01-01T00:00:00.000Z', found: '2032-06-01T00:00:00.000Z' },
+    ]);
+    // And a Hyper-V child warns when the parent's footer timestamp changed (a tool rewrote the parent).
+    await patchVhdFooter(base, (footer) => {
+      footer.timestamp += 3600;
+    });
+    expect((await chainOf(join(dir, 'win.vhd')))[1]).toMatchObject({ compared: 'footer timestamp' });
+  });
+
+  it('a footer early td-util marked hidden without a new checksum is accepted, as libvhd does; from another creator it is not', async () => {
+    const path = join(dir, 'early.vhd');
+    const made = await createDisk(path, { format: 'vhd', virtualSize: 8 * 1024 * 1024 });
+    await made.finish();
+    const size = (await stat(path)).size;
+    const markHidden = async () => {
+      await patchBytes(path, size - 512 + 85, Buffer.from([1]));
+      await patchBytes(path, 85, Buffer.from([1]));
+    };
+    await patchVhdFooter(path, (footer) => {
+      footer.creatorApp = 'tap ';
+      footer.creatorVersion = 0x00010001;
+    });
+    await markHidden();
+    expect(Object.values((await info(path)).checksums)).toEqual(['good', 'good']);
+    expect((await info(path)).hidden).toBe(1);
+    await patchVhdFooter(path, (footer) => {
+      footer.hidden = 0;
+      footer.creatorApp = 'win ';
+    });
+    await markHidden();
+    await expect(openDisk(path)).rejects.toThrow(/checksum/);
   });
 });

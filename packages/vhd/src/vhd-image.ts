@@ -89,6 +89,11 @@ export class VhdImage implements DiskImage {
   /** Every parent locator, in the order stored, with its code and decoded path. */
   readonly locators: ReadonlyArray<{ key: string; path: string }>;
 
+  /** The footer's creator application ("win ", "tap ", "qemu"): what its parent timestamp means. */
+  get creatorApp(): string {
+    return this.footer.creatorApp;
+  }
+
   /** Opens and validates `path`. `strict: false` (for `check`) collects problems instead of throwing at the first. */
   static async open(path: string, options: { strict?: boolean; writable?: boolean } = {}): Promise<VhdImage> {
     const fh = await open(path, options.writable ? 'r+' : 'r');
@@ -119,7 +124,7 @@ export class VhdImage implements DiskImage {
     }
     const footer = VhdFooterToken.get(footerBuf, 0);
     const computed = vhdChecksum(footerBuf, VHD_FOOTER_CHECKSUM_AT);
-    const footerChecksumGood = computed === footer.checksum;
+    const footerChecksumGood = computed === footer.checksum || earlyTapHidden(footer, footerBuf);
     if (!footerChecksumGood) {
       problems.error(
         vhdError('VHD_BAD_CHECKSUM', {
@@ -438,6 +443,23 @@ export class VhdImage implements DiskImage {
   async close(): Promise<void> {
     await this.fh.close();
   }
+}
+
+/**
+ * Early td-util set blktap's hidden byte without updating the footer checksum; libvhd accepts such a
+ * footer when the checksum is right with the byte cleared and the creator is `tap` 0.1 or 1.1, and
+ * so does labctl.
+ */
+function earlyTapHidden(footer: VhdFooter, footerBuf: Buffer): boolean {
+  if (
+    !footer.hidden ||
+    !footer.creatorApp.startsWith('tap') ||
+    ![0x00000001, 0x00010001].includes(footer.creatorVersion)
+  )
+    return false;
+  const copy = Buffer.from(footerBuf);
+  copy.writeUInt8(0, 85);
+  return vhdChecksum(copy, VHD_FOOTER_CHECKSUM_AT) === footer.checksum;
 }
 
 /**

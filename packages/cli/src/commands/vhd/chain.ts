@@ -47,7 +47,7 @@ export default class VhdChain extends LabctlCommand<typeof VhdChain> {
       for (const l of chain.links) {
         if (l.timestampMismatch) {
           this.note(
-            `${l.path}: parent timestamp differs from the one the child recorded (expected ${l.timestampMismatch.expected}, found ${l.timestampMismatch.found}); the parent may have been modified after the child was made`,
+            `${l.path}: its ${l.timestampMismatch.compared} differs from what the child recorded (expected ${l.timestampMismatch.expected}, found ${l.timestampMismatch.found}); the parent may have been modified after the child was made${l.timestampMismatch.compared === 'file modification time' ? ' (or copied without keeping its modification time)' : ''}`,
           );
         }
       }
