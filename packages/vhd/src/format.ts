@@ -72,7 +72,7 @@ export function renderScan(result: ScanResult): string {
   const walk = (n: ScanNode, depth: number, seen: Set<string>) => {
     const name = relative(result.dir, n.path) || n.path;
     const what = n.format
-      ? `${n.format} ${n.type} ${humanSize(n.virtualSize ?? 0)} file ${humanSize(n.fileSize ?? 0)}`
+      ? `${n.format} ${n.type} ${humanSize(n.virtualSize ?? 0)} file ${humanSize(n.fileSize ?? 0)}${n.hidden ? ' hidden=1' : ''}`
       : '';
     const parent =
       depth === 0 && n.parent

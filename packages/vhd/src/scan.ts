@@ -1,7 +1,9 @@
-import { readdir, realpath } from 'node:fs/promises';
+import { open, readdir, realpath } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { describeError, isLabctlError } from '@labctl/core/errors';
 import { findParent, openDisk } from './chain.js';
+import { VHD_FOOTER_COOKIE, VHDX_SIGNATURE } from './constants.js';
+import { vhdError } from './errors.js';
 import type { DiskFormat, DiskType } from './image.js';
 
 export type ScanStatus = 'ok' | 'orphan' | 'ancestor-missing' | 'cycle' | 'unreadable';
@@ -13,6 +15,8 @@ export interface ScanNode {
   virtualSize?: number;
   fileSize?: number;
   linkId?: string;
+  /** VHD: blktap's hidden byte (XenServer: 1 on snapshot bases). */
+  hidden?: number;
   /** The parent's path when found (it may lie outside the scanned directory). */
   parent?: string;
   /** What the child expects when the parent is missing or does not match. */
@@ -31,14 +35,73 @@ export interface ScanResult {
 
 const DISK_NAME = /\.a?vhdx?$/i;
 
-async function listDisks(dir: string): Promise<string[]> {
+export interface ScanOptions {
+  /**
+   * A glob on file names (`*`, `?`, `[abc]`, `[!abc]`): only those are looked at, and one that is
+   * not a VHD/VHDX is listed as unreadable. Without it, every regular file is looked at: `.vhd` /
+   * `.vhdx` / `.avhd(x)` names always (a damaged one is listed), any other name when its content is
+   * a VHD or VHDX (XenServer's LVM and file SRs name volumes `VHD-<uuid>`, without an extension).
+   */
+  pattern?: string;
+}
+
+/** A file-name glob as a RegExp on the whole name; a bad one is refused. */
+export function globPattern(glob: string): RegExp {
+  let out = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (c === '*') out += '[^/]*';
+    else if (c === '?') out += '[^/]';
+    else if (c === '[') {
+      const end = glob.indexOf(']', i + 2);
+      if (end < 0) throw vhdError('VHD_BAD_ARGUMENT', { what: `--pattern ${JSON.stringify(glob)}: an unclosed [` });
+      const body = glob
+        .slice(i + 1, end)
+        .replace(/^!/, '^')
+        .replace(/\\/g, '\\\\');
+      out += `[${body}]`;
+      i = end;
+    } else out += c.replace(/[.+^${}()|\\/\]]/g, '\\$&');
+  }
+  return new RegExp(`^${out}$`);
+}
+
+/**
+ * Whether a file's content is a VHD or VHDX: the VHDX file type identifier at 0, or the VHD footer
+ * cookie at the end (every VHD) or at 0 (the dynamic VHD's footer copy).
+ */
+export async function looksLikeDisk(path: string): Promise<boolean> {
+  let fh: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    fh = await open(path, 'r');
+    const size = (await fh.stat()).size;
+    if (size < 512) return false;
+    const head = Buffer.alloc(8);
+    await fh.read(head, 0, 8, 0);
+    const magic = head.toString('latin1');
+    if (magic === VHDX_SIGNATURE || magic === VHD_FOOTER_COOKIE) return true;
+    const tail = Buffer.alloc(8);
+    await fh.read(tail, 0, 8, size - 512);
+    return tail.toString('latin1') === VHD_FOOTER_COOKIE;
+  } catch {
+    return false;
+  } finally {
+    await fh?.close();
+  }
+}
+
+async function listDisks(dir: string, options: ScanOptions): Promise<string[]> {
+  const pattern = options.pattern !== undefined ? globPattern(options.pattern) : undefined;
   const out: string[] = [];
   const walk = async (d: string) => {
     const entries = await readdir(d, { withFileTypes: true });
     for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
       const p = join(d, e.name);
       if (e.isDirectory()) await walk(p);
-      else if (e.isFile() && DISK_NAME.test(e.name)) out.push(p);
+      else if (!e.isFile()) continue;
+      else if (pattern) {
+        if (pattern.test(e.name)) out.push(p);
+      } else if (DISK_NAME.test(e.name) || (await looksLikeDisk(p))) out.push(p);
     }
   };
   await walk(dir);
@@ -51,8 +114,8 @@ async function listDisks(dir: string): Promise<string[]> {
  * `orphan` (its parent is missing or does not match), `ancestor-missing` (a parent further up is),
  * `cycle`, `unreadable` (damaged file). Files are only read.
  */
-export async function scanDir(dir: string): Promise<ScanResult> {
-  const files = await listDisks(dir);
+export async function scanDir(dir: string, options: ScanOptions = {}): Promise<ScanResult> {
+  const files = await listDisks(dir, options);
   const nodes = new Map<string, ScanNode>();
   const byReal = new Map<string, string>();
   for (const path of files) {
@@ -69,6 +132,8 @@ export async function scanDir(dir: string): Promise<ScanResult> {
         fileSize: image.fileSize,
         linkId: image.linkId,
       });
+      const hidden = image.info().hidden;
+      if (hidden !== undefined) node.hidden = hidden;
       if (image.parent) {
         node.parentExpected = `${image.parent.name || image.parent.locators[0]?.path} (${image.parent.idField} ${image.parent.id})`;
         try {
