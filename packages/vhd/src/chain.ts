@@ -5,6 +5,8 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { MAX_CHAIN_DEPTH, VHD_EPOCH_OFFSET, VHDX_SIGNATURE } from './constants.js';
 import { openError, vhdError } from './errors.js';
 import type { DiskImage, DiskInfo, ParentLink } from './image.js';
+import { RawImage } from './raw-image.js';
+import { looksLikeDisk } from './sniff.js';
 import { VhdImage } from './vhd-image.js';
 import { vhdTimestampToDate } from './vhd-structs.js';
 import { VhdxImage } from './vhdx-image.js';
@@ -180,6 +182,23 @@ export async function findParent(
   let mismatch: Error | undefined;
   for (const candidate of candidates) {
     if (!(await exists(candidate.path))) continue;
+    if (link.raw) {
+      // A raw parent has no identity to match; a VHD/VHDX in its place is the wrong file (its
+      // bytes would be read as the disk's).
+      if (await looksLikeDisk(candidate.path)) {
+        mismatch ??= vhdError('VHD_PARENT_MISMATCH', {
+          path: child.path,
+          field: 'format',
+          expected: 'raw (the child has no parent UUID)',
+          candidate: candidate.path,
+          found: 'a VHD/VHDX',
+        });
+        continue;
+      }
+      const image = await RawImage.open(candidate.path);
+      const timestampMismatch = await parentTimestampMismatch(child, link, image, candidate.path);
+      return { image, candidate, ...(timestampMismatch ? { timestampMismatch } : {}) };
+    }
     const image = await openDisk(candidate.path);
     if (image.format !== child.format) {
       await image.close();

@@ -28,6 +28,9 @@ export async function createDifferencing(
   try {
     await assertNewOutput(child, chain);
     const top = chain.top;
+    // openChain opens VHD/VHDX files only: a raw file is never the top of a chain.
+    if (top.format === 'raw')
+      throw vhdError('VHD_BAD_ARGUMENT', { what: `${parent}: a raw image cannot be a parent here` });
     const wanted = child.toLowerCase().endsWith('.vhdx') || child.toLowerCase().endsWith('.avhdx') ? 'vhdx' : 'vhd';
     if (/\.a?vhdx?$/i.test(child) && wanted !== top.format) {
       throw vhdError('VHD_BAD_ARGUMENT', {

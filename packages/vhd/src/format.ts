@@ -40,7 +40,11 @@ export function renderInfo(info: DiskInfo): string {
   ]);
   if (info.parent) {
     lines.push(['Parent name', info.parent.name || '-']);
-    lines.push([`Parent ${info.parent.idField}`, info.parent.id]);
+    lines.push(
+      info.parent.raw
+        ? ['Parent', 'a raw file (zero parent UUID: vhd-util snapshot -m)']
+        : [`Parent ${info.parent.idField}`, info.parent.id],
+    );
     if (info.parent.timestamp) lines.push(['Parent timestamp', info.parent.timestamp]);
     for (const l of info.locators ?? info.parent.locators) lines.push([`Parent locator ${l.key}`, l.path]);
   }

@@ -1,7 +1,8 @@
 import type { LabctlError } from '@labctl/core/errors';
 
 /** What both readers (VHD and VHDX) expose: identity, geometry, parent link and a block map. */
-export type DiskFormat = 'vhd' | 'vhdx';
+/** `raw`: only ever a parent, of a blktap child (see raw-image.ts). */
+export type DiskFormat = 'vhd' | 'vhdx' | 'raw';
 export type DiskType = 'fixed' | 'dynamic' | 'differencing';
 
 /**
@@ -21,6 +22,11 @@ export interface ParentLink {
   /** VHD: the parent's footer UUID. VHDX: the parent's DataWriteGuid (parent_linkage). */
   id: string;
   idField: 'UUID' | 'DataWriteGuid';
+  /**
+   * VHD: the parent is a raw file (blktap's marker: a zero parent UUID, `vhd-util snapshot -m`);
+   * nothing identifies it but its path.
+   */
+  raw?: boolean;
   /** VHD only: the parent's footer timestamp (seconds since 2000-01-01 UTC) at the time the child was made. */
   timestamp?: number;
   /** VHD: the Parent Unicode Name; VHDX: the basename of the first path locator. */
@@ -76,6 +82,8 @@ export interface DiskInfo {
     name: string;
     id: string;
     idField: ParentLink['idField'];
+    /** The parent is a raw file (blktap: a zero parent UUID). */
+    raw?: boolean;
     timestamp?: string;
     /** The locators labctl follows, in the order it tries them. */
     locators: ParentLink['locators'];

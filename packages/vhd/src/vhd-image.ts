@@ -283,9 +283,8 @@ export class VhdImage implements DiskImage {
         // Every locator is shown (as `vhd-util read` does); the W2ku/W2ru ones are followed.
         locatorPaths.push({ key: locator.platformCode, path: decodeLocator(locator.platformCode, data) });
       }
-      if (header.parentUuid === NIL_UUID) {
-        problems.error(vhdError('VHD_BAD_STRUCTURE', { path, what: 'a differencing disk without a parent UUID' }));
-      }
+      // A zero parent UUID is blktap's mark of a raw parent (vhd-util snapshot -m), not damage: the
+      // parent is found by its locators and read as a raw file (chain.ts refuses a VHD/VHDX there).
     }
     const starts = new Float64Array(allocated.length);
     const lengths = new Float64Array(allocated.length).fill(bitmapBytes + bs);
@@ -424,6 +423,7 @@ export class VhdImage implements DiskImage {
               name: this.parent.name,
               id: this.parent.id,
               idField: this.parent.idField,
+              ...(this.parent.raw ? { raw: true } : {}),
               timestamp: vhdTimestampToDate(this.parent.timestamp ?? 0).toISOString(),
               locators: this.parent.locators,
             },
@@ -488,6 +488,7 @@ function parentLinkOf(header: VhdDynamicHeader, locators: Array<{ key: string; p
   return {
     id: header.parentUuid,
     idField: 'UUID',
+    ...(header.parentUuid === NIL_UUID ? { raw: true } : {}),
     timestamp: header.parentTimestamp,
     name: header.parentUnicodeName,
     locators: ordered,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type FileHandle } from 'node:fs/promises';
+import { type FileHandle, stat } from 'node:fs/promises';
 import { alignUp, encodeUtf16, NIL_UUID, readExact, writeAll } from './binary.js';
 import {
   SECTOR,
@@ -10,6 +10,7 @@ import {
   VHD_DISK_TYPE,
   VHD_DYNAMIC_COOKIE,
   VHD_DYNAMIC_HEADER_SIZE,
+  VHD_EPOCH_OFFSET,
   VHD_FEATURES_RESERVED,
   VHD_FOOTER_COOKIE,
   VHD_FOOTER_SIZE,
@@ -76,8 +77,9 @@ export class VhdDynamicWriter implements DiskWriter {
 
   static async create(path: string, fh: FileHandle, options: CreateDiskOptions): Promise<VhdDynamicWriter> {
     const parent = options.parent;
-    if (parent && parent.format !== 'vhd')
-      throw vhdError('VHD_BAD_ARGUMENT', { what: 'a VHD child needs a VHD parent' });
+    const blktap = options.layout === 'blktap';
+    if (parent && parent.format !== 'vhd' && !(parent.format === 'raw' && blktap))
+      throw vhdError('VHD_BAD_ARGUMENT', { what: 'a VHD child needs a VHD parent (or, blktap layout, a raw one)' });
     const size = parent ? parent.virtualSize : options.virtualSize;
     const blockSize = options.blockSize ?? (parent ? parent.blockSize : VHD_DEFAULT_BLOCK_SIZE);
     const entries = Math.ceil(size / blockSize);
@@ -86,19 +88,36 @@ export class VhdDynamicWriter implements DiskWriter {
     let next = batOffset + alignUp(entries * 4, SECTOR);
     const locators: Array<{ code: string; data: Buffer; offset: number }> = [];
     const footer = newVhdFooter(size, parent ? 'differencing' : 'dynamic');
+    if (blktap) {
+      footer.creatorApp = 'tap ';
+      footer.creatorVersion = 0x00010003;
+    }
     let parentFields = { uuid: NIL_UUID, timestamp: 0, name: '' };
     if (parent) {
       const paths = parentPaths(path, parent.path);
-      // The relative locator first: vhd-util and qemu follow the first locator that resolves, so a
-      // chain copied elsewhere finds its copied parent. An absolute one only when asked for.
-      const entries: Array<readonly [string, string]> = [[VHD_LOCATOR_RELATIVE, paths.relative]];
-      if (options.absoluteParent) entries.push([VHD_LOCATOR_ABSOLUTE, paths.absolute]);
-      for (const [code, text] of entries) {
-        const data = encodeUtf16(text, 'le');
+      const entries: Array<readonly [string, Buffer]> = [];
+      if (blktap) {
+        // As libvhd's vhd_write_parent_locators: MacX (a UTF-8 file:// URL), W2KU and W2RU, all three
+        // the parent's path relative to the child, in POSIX form.
+        const relative = paths.relative.replaceAll('\\', '/');
+        entries.push(['MacX', Buffer.from(`file://${relative}`, 'utf8')]);
+        entries.push([VHD_LOCATOR_ABSOLUTE, encodeUtf16(relative, 'le')]);
+        entries.push([VHD_LOCATOR_RELATIVE, encodeUtf16(relative, 'le')]);
+      } else {
+        // The relative locator first: vhd-util and qemu follow the first locator that resolves, so a
+        // chain copied elsewhere finds its copied parent. An absolute one only when asked for.
+        entries.push([VHD_LOCATOR_RELATIVE, encodeUtf16(paths.relative, 'le')]);
+        if (options.absoluteParent) entries.push([VHD_LOCATOR_ABSOLUTE, encodeUtf16(paths.absolute, 'le')]);
+      }
+      for (const [code, data] of entries) {
         locators.push({ code, data, offset: next });
         next += alignUp(data.length, SECTOR);
       }
-      parentFields = { uuid: parent.linkId, timestamp: parent.timestamp ?? 0, name: paths.name };
+      // blktap records the parent file's modification time, and a zero UUID for a raw parent.
+      const timestamp = blktap
+        ? Math.floor((await stat(parent.path)).mtimeMs / 1000) - VHD_EPOCH_OFFSET
+        : (parent.timestamp ?? 0);
+      parentFields = { uuid: parent.format === 'raw' ? NIL_UUID : parent.linkId, timestamp, name: paths.name };
     }
     const header = encodeVhdDynamicHeader({
       cookie: VHD_DYNAMIC_COOKIE,
@@ -116,7 +135,8 @@ export class VhdDynamicWriter implements DiskWriter {
         return l
           ? {
               platformCode: l.code,
-              platformDataSpace: alignUp(l.data.length, SECTOR) / SECTOR,
+              // blktap writes data_space in bytes, the specification (and Hyper-V) in sectors.
+              platformDataSpace: alignUp(l.data.length, SECTOR) / (blktap ? 1 : SECTOR),
               platformDataLength: l.data.length,
               platformDataOffset: BigInt(l.offset),
             }

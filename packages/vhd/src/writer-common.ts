@@ -31,6 +31,12 @@ export interface CreateDiskOptions {
    * resolve to the original parent.
    */
   absoluteParent?: boolean;
+  /**
+   * VHD: write the child as blktap's `vhd-util snapshot` does (creator `tap`, MacX + W2KU + W2RU
+   * locators with the relative path, data_space in bytes, the parent file's mtime as parent
+   * timestamp, a zero parent UUID for a raw parent): for tests and for tools that expect it.
+   */
+  layout?: 'blktap';
 }
 
 export function checkRange(w: DiskWriter, offset: number, data: Buffer, unit: number): void {
