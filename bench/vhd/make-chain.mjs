@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-// Benchmark inputs: SRC.raw (SIZE MiB, every other 2 MiB block random = half the disk is data),
-// BASE.vhd (qemu-img, the first half of the data blocks) and CHILD.vhd (labctl diff + writer, the
-// second half), so the 2-level chain holds the same content as SRC.raw; SINGLE.vhd is qemu-img's
-// single-level image of SRC.raw. Usage: make-chain.mjs DIR [SIZE_MIB] [FORMAT]
+// Benchmark inputs: a 2-level chain whose child overwrites part of its base, and the same content
+// as one image. BASE (qemu-img from base.raw): every other 2 MiB block random, half the disk (1 GiB
+// of a 2 GiB disk). CHILD (labctl diff + writer): new random data over every other one of those
+// blocks (512 MiB), so half of the base's data is hidden under the child: a flatten that reads each
+// block once, from the layer that holds it, reads 1 GiB. SRC.raw is the chain's content and
+// SINGLE is qemu-img's single-level image of it. Usage: make-chain.mjs DIR [SIZE_MIB] [FORMAT]
 import { execFileSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { closeSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
@@ -17,18 +19,20 @@ const block = 2 * MiB;
 const blocks = size / block;
 const dataBlocks = [];
 for (let b = 0; b < blocks; b += 2) dataBlocks.push(b);
-const baseBlocks = new Set(dataBlocks.slice(0, dataBlocks.length / 2));
+// Every other data block is overwritten by the child.
+const childData = dataBlocks.filter((_, index) => index % 2 === 1);
+const overwritten = new Set(childData);
 const buf = Buffer.alloc(block);
 const src = join(dir, 'src.raw');
 const baseRaw = join(dir, 'base.raw');
 const srcFd = openSync(src, 'w');
 const baseFd = openSync(baseRaw, 'w');
-const childData = [];
 for (const b of dataBlocks) {
   randomFillSync(buf);
+  writeSync(baseFd, buf, 0, block, b * block);
+  // The chain's content: the child's new data where it writes, the base's elsewhere.
+  if (overwritten.has(b)) randomFillSync(buf);
   writeSync(srcFd, buf, 0, block, b * block);
-  if (baseBlocks.has(b)) writeSync(baseFd, buf, 0, block, b * block);
-  else childData.push(b);
 }
 ftruncateSync(srcFd, size);
 ftruncateSync(baseFd, size);
@@ -53,5 +57,13 @@ for (const b of childData) {
 closeSync(fd);
 await writer.finish();
 console.log(
-  JSON.stringify({ src, base, child, single: join(dir, `single.${format}`), dataBytes: dataBlocks.length * block }),
+  JSON.stringify({
+    src,
+    base,
+    child,
+    single: join(dir, `single.${format}`),
+    // The output's data, and what the chain stores (the base's hidden blocks included).
+    dataBytes: dataBlocks.length * block,
+    chainBytes: (dataBlocks.length + childData.length) * block,
+  }),
 );
