@@ -3,9 +3,10 @@
 # overwritten by the child, see make-chain.mjs) flattened by labctl, against qemu-img convert of the
 # same content from a single-level image (qemu cannot read the chain) and dd writing 2 GiB, in the
 # same run. Fair by construction:
-# - the same durability: every command starts from a cold page cache (drop_caches, root only;
-#   BENCH_DROP_CACHES=0 to skip) and its time includes a `sync` after it (qemu-img's default cache
-#   mode never flushes what it wrote; labctl and dd fdatasync anyway);
+# - the same durability: every command starts with its data out of the page cache (drop_caches,
+#   root only; BENCH_DROP_CACHES=0 to skip; the programs themselves are read back first) and its
+#   time includes a `sync` after it (qemu-img's default cache mode never flushes what it wrote;
+#   labctl and dd fdatasync anyway);
 # - interleaved rounds: the order of the tools turns every round;
 # - the machine's load average is printed next to every number.
 # Besides time, what does not depend on a noisy disk: the bytes the process read from and wrote to
@@ -22,9 +23,15 @@ LABCTL="node $ROOT/packages/cli/bin/run.js"
 mkdir -p "$WORK"
 trap 'rm -rf "$WORK"' EXIT
 
+# Cold data, warm programs: the page cache is dropped, then every tool's own files are read again
+# (each prints its version), so the bytes counted are the disks', not node's or qemu-img's.
 cold() {
   sync
   if [ "${BENCH_DROP_CACHES:-1}" = 1 ] && [ -w /proc/sys/vm/drop_caches ]; then echo 3 > /proc/sys/vm/drop_caches; fi
+  $LABCTL --version >/dev/null
+  (cd "$ROOT/packages/vhd" && node -e "import('@labctl/vhd/flatten')") >/dev/null
+  qemu-img --version >/dev/null
+  dd --version >/dev/null
 }
 # run_one NAME CMD...: appends "seconds read_bytes write_bytes maxrss_kib load" to $WORK/NAME.runs
 run_one() {
