@@ -126,7 +126,8 @@ export function migrationAuthName(value: unknown): string {
   return typeof value === 'string' ? value : String(value);
 }
 
-interface RawSettings {
+/** configure_migration's and move_vms' settings as the host printed them. */
+export interface RawSettings {
   computerName?: unknown;
   fqdn?: unknown;
   migrationEnabled?: unknown;
@@ -153,7 +154,7 @@ interface RawResult {
   steps: unknown;
 }
 
-function settingsOf(raw: RawSettings): MigrationSettings {
+export function settingsOf(raw: RawSettings): MigrationSettings {
   return {
     computerName: String(raw.computerName ?? ''),
     fqdn: String(raw.fqdn ?? ''),

@@ -1,4 +1,4 @@
-import { migrationAuthName } from './migration.js';
+import { type MigrationSettings, type RawSettings, settingsOf } from './migration.js';
 import { stringArray } from './parse.js';
 
 /**
@@ -6,14 +6,8 @@ import { stringArray } from './parse.js';
  * source and on the destination before anything moves. Every finding names the host it is about,
  * the problem, and the command that fixes it: the preflight of `labctl migrate` on Hyper-V.
  */
-export interface MoveHostFacts {
-  computerName: string;
-  fqdn: string;
-  migrationEnabled: boolean;
-  /** CredSSP or Kerberos. */
-  authenticationType: string;
-  useAnyNetwork: boolean;
-  migrationNetworks: string[] | null;
+/** The live-migration settings (Get-LabctlMigrationSettings), and what a destination needs besides. */
+export interface MoveHostFacts extends MigrationSettings {
   freeMemoryBytes: number;
   switches: string[];
   virtualHardDiskPath: string;
@@ -52,15 +46,7 @@ export function moveFacts(raw: unknown): MoveFacts {
   const vms = Array.isArray(data.vms) ? data.vms : data.vms ? [data.vms] : [];
   return {
     host: {
-      computerName: String(host.computerName ?? ''),
-      fqdn: String(host.fqdn ?? ''),
-      migrationEnabled: host.migrationEnabled === true,
-      authenticationType: migrationAuthName(host.authenticationType),
-      useAnyNetwork: host.useAnyNetwork === true,
-      migrationNetworks:
-        host.migrationNetworks === null || host.migrationNetworks === undefined
-          ? null
-          : stringArray(host.migrationNetworks),
+      ...settingsOf(host as RawSettings),
       freeMemoryBytes: Number(host.freeMemoryBytes ?? 0),
       switches: stringArray(host.switches),
       virtualHardDiskPath: String(host.virtualHardDiskPath ?? ''),

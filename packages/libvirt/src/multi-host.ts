@@ -47,6 +47,8 @@ export class LibvirtHostsProvider implements Provider {
   private readonly limits = new Map<string, Semaphore>();
   /** Hosts that could not be reached in this run, with the error. */
   private readonly unreachable = new Map<string, unknown>();
+  /** The last `list`: each reachable host's VMs of the lab. */
+  private listed: { lab: string; byHost: Map<string, VmRecord[]> } | undefined;
 
   constructor(
     private readonly hosts: readonly LibvirtHost[],
@@ -81,9 +83,12 @@ export class LibvirtHostsProvider implements Provider {
     const existing = new Map<string, string>();
     await Promise.all(
       [...facts.keys()].map(async (host) => {
-        for (const vm of await this.provider(host)!
-          .list(plan.lab)
-          .catch(() => []))
+        // The create flow has just listed every host (`list`): its answer is reused, not asked again.
+        const records = this.listed?.lab === plan.lab ? this.listed.byHost.get(host) : undefined;
+        for (const vm of records ??
+          (await this.provider(host)!
+            .list(plan.lab)
+            .catch(() => [])))
           existing.set(vm.name, host);
       }),
     );
@@ -268,11 +273,14 @@ export class LibvirtHostsProvider implements Provider {
    * its VMs fail with the cause); only when no host answers is that an error.
    */
   async list(lab: string): Promise<VmRecord[]> {
+    const byHost = new Map<string, VmRecord[]>();
+    this.listed = { lab, byHost };
     const outcomes = await Promise.all(
       this.hosts.map(async (host) => {
         try {
           const records = await this.provider(host.name)!.list(lab);
           this.unreachable.delete(host.name);
+          byHost.set(host.name, records);
           return records;
         } catch (err) {
           this.unreachable.set(host.name, err);

@@ -57,12 +57,16 @@ export default class Evacuate extends LabctlCommand<typeof Evacuate> {
     const vms = (state?.vms ?? []).filter((vm) => vm.host === host && vm.state !== 'missing');
     const provider = lab.spec.provider ?? DEFAULT_PROVIDER;
     const capacities: HostCapacity[] = [];
-    for (const name of targetNames) {
-      const report = await makeProvider(provider, { lab, labDir: this.labDir, connection: name }).hostReport?.();
+    // Every target host asked at once (one slow host does not hold up the others).
+    const reports = await Promise.all(
+      targetNames.map((name) => makeProvider(provider, { lab, labDir: this.labDir, connection: name }).hostReport?.()),
+    );
+    reports.forEach((report, index) => {
+      const name = targetNames[index]!;
       if (report?.reachable)
         capacities.push({ name, freeMemoryBytes: report.freeMemoryBytes ?? 0, vmCount: report.vms ?? 0 });
       else if (report) this.note(`host ${name} cannot take VMs: ${report.error ?? 'unreachable'}`);
-    }
+    });
     if (vms.length > 0 && capacities.length === 0)
       throw new LabctlError(
         'HOSTS_UNREACHABLE',
