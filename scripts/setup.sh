@@ -23,6 +23,7 @@ DEBIAN_PACKAGES=(
   xorriso python3-yaml python3-jinja2 python3-jsonschema python3-configobj python3-jsonpatch python3-netifaces python3-requests
   # VHD oracle
   libvhdi-utils fuse3
+  mount  # losetup: loop devices stand in for the volumes of a XenServer LVM SR
   # Samba AD DC for Kerberos delegation tests
   samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind python3-samba krb5-user ldb-tools ldap-utils smbclient openssl
 )

@@ -78,9 +78,11 @@ export function parentCandidates(
   return out.filter((c) => (seen.has(c.path) ? false : (seen.add(c.path), true)));
 }
 
+/** A file or a block device (the volumes of XenServer's LVM SRs) at `path`, links followed. */
 async function exists(path: string): Promise<boolean> {
   try {
-    return (await stat(path)).isFile();
+    const stats = await stat(path);
+    return stats.isFile() || stats.isBlockDevice();
   } catch {
     return false;
   }
@@ -238,6 +240,7 @@ export async function findParent(
  * (`tap`) stores the parent file's modification time (vhd-util snapshot: `vhd_time(st_mtime)`),
  * Hyper-V and labctl the parent's footer timestamp. Compared with the matching value of the parent
  * found; a copy of the parent made without keeping its mtime shows as changed on a blktap chain too.
+ * A block-device parent of a blktap child has nothing to compare.
  */
 async function parentTimestampMismatch(
   child: DiskImage,
@@ -250,7 +253,11 @@ async function parentTimestampMismatch(
   let source: 'footer timestamp' | 'file modification time';
   if (child.creatorApp?.startsWith('tap')) {
     source = 'file modification time';
-    const mtime = Math.floor((await stat(parentPath)).mtimeMs / 1000);
+    const stats = await stat(parentPath);
+    // A device node's mtime is when udev made the node (each boot, each LV activation): on an LVM
+    // SR it says nothing about the volume's data.
+    if (stats.isBlockDevice()) return undefined;
+    const mtime = Math.floor(stats.mtimeMs / 1000);
     actual = mtime - VHD_EPOCH_OFFSET;
   } else {
     source = 'footer timestamp';

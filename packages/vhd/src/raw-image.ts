@@ -1,4 +1,5 @@
 import { type FileHandle, open } from 'node:fs/promises';
+import { sizeOf } from './device.js';
 import { vhdError } from './errors.js';
 import type { DiskImage, DiskInfo, Extent } from './image.js';
 
@@ -30,8 +31,9 @@ export class RawImage implements DiskImage {
     const fh = await open(path, 'r');
     try {
       const info = await fh.stat();
-      if (!info.isFile()) throw vhdError('VHD_BAD_ARGUMENT', { what: `${path}: a raw parent must be a regular file` });
-      return new RawImage(path, fh, info.size);
+      if (!info.isFile() && !info.isBlockDevice())
+        throw vhdError('VHD_BAD_ARGUMENT', { what: `${path}: a raw parent must be a regular file or a block device` });
+      return new RawImage(path, fh, (await sizeOf(fh, path)).size);
     } catch (err) {
       await fh.close();
       throw err;

@@ -1,4 +1,5 @@
-import { readdir, realpath } from 'node:fs/promises';
+import type { Dirent } from 'node:fs';
+import { readdir, realpath, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { describeError, isLabctlError } from '@labctl/core/errors';
 import { findParent, openDisk } from './chain.js';
@@ -43,6 +44,7 @@ export interface ScanOptions {
    * not a VHD/VHDX is listed as unreadable. Without it, every regular file is looked at: `.vhd` /
    * `.vhdx` / `.avhd(x)` names always (a damaged one is listed), any other name when its content is
    * a VHD or VHDX (XenServer's LVM and file SRs name volumes `VHD-<uuid>`, without an extension).
+   * Block devices (and links to them) are looked at only when the pattern names them.
    */
   pattern?: string;
 }
@@ -68,18 +70,42 @@ export function globPattern(glob: string): RegExp {
   return new RegExp(`^${out}$`);
 }
 
+/**
+ * What a directory entry is once links are followed: links into other directories are not walked
+ * (no loops), links to files and devices are (XenServer's `/dev/VG_XenStorage-<sr>/VHD-<uuid>` are
+ * links to device-mapper volumes).
+ */
+async function entryKind(path: string, entry: Dirent): Promise<'dir' | 'file' | 'device' | 'other'> {
+  if (entry.isDirectory()) return 'dir';
+  if (entry.isFile()) return 'file';
+  if (entry.isBlockDevice()) return 'device';
+  if (!entry.isSymbolicLink()) return 'other';
+  const target = await stat(path).catch(() => undefined);
+  if (target?.isFile()) return 'file';
+  if (target?.isBlockDevice()) return 'device';
+  return 'other';
+}
+
 async function listDisks(dir: string, options: ScanOptions): Promise<string[]> {
   const pattern = options.pattern !== undefined ? globPattern(options.pattern) : undefined;
   const out: string[] = [];
+  const seen = new Set<string>();
   const walk = async (d: string) => {
     const entries = await readdir(d, { withFileTypes: true });
     for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
       const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (!e.isFile()) continue;
-      else if (pattern) {
-        if (pattern.test(e.name)) out.push(p);
-      } else if (DISK_NAME.test(e.name) || (await looksLikeDisk(p))) out.push(p);
+      const kind = await entryKind(p, e);
+      if (kind === 'dir') await walk(p);
+      if (kind !== 'file' && kind !== 'device') continue;
+      // Block devices only when named by --pattern: reading every device under /dev is not a scan.
+      const wanted = pattern
+        ? pattern.test(e.name)
+        : kind === 'file' && (DISK_NAME.test(e.name) || (await looksLikeDisk(p)));
+      const real = await realpath(p);
+      if (wanted && !seen.has(real)) {
+        seen.add(real);
+        out.push(p);
+      }
     }
   };
   await walk(dir);

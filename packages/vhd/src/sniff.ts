@@ -1,4 +1,5 @@
 import { open } from 'node:fs/promises';
+import { sizeOf } from './device.js';
 import { VHD_FOOTER_COOKIE, VHDX_SIGNATURE } from './constants.js';
 
 /**
@@ -9,7 +10,7 @@ export async function looksLikeDisk(path: string): Promise<boolean> {
   let fh: Awaited<ReturnType<typeof open>> | undefined;
   try {
     fh = await open(path, 'r');
-    const size = (await fh.stat()).size;
+    const { size } = await sizeOf(fh, path);
     if (size < 512) return false;
     const head = Buffer.alloc(8);
     await fh.read(head, 0, 8, 0);

@@ -13,6 +13,7 @@ import {
   VHD_LOCATOR_RELATIVE,
   VHD_MAX_SIZE,
 } from './constants.js';
+import { sizeOf } from './device.js';
 import { vhdError } from './errors.js';
 import {
   BitmapCache,
@@ -106,7 +107,7 @@ export class VhdImage implements DiskImage {
   }
 
   private static async parse(path: string, fh: FileHandle, problems: ProblemSink): Promise<VhdImage> {
-    const size = (await fh.stat()).size;
+    const { size, device } = await sizeOf(fh, path);
     if (size < VHD_FOOTER_SIZE) throw vhdError('VHD_NOT_A_DISK', { path });
     const tail = await readExact(fh, path, size, size - VHD_FOOTER_SIZE, VHD_FOOTER_SIZE, 'footer');
     let footerBuf = tail;
@@ -114,12 +115,15 @@ export class VhdImage implements DiskImage {
       // No footer at the end: a truncated (or extended) dynamic disk still has its copy at offset 0.
       const head = await readExact(fh, path, size, 0, VHD_FOOTER_SIZE, 'footer copy');
       if (head.toString('latin1', 0, 8) !== VHD_FOOTER_COOKIE) throw vhdError('VHD_NOT_A_DISK', { path });
-      problems.error(
-        vhdError('VHD_BAD_STRUCTURE', {
-          path,
-          what: 'no footer at the end of the file (only the copy at offset 0): the file was truncated or has trailing data',
-        }),
-      );
+      // A volume of a XenServer LVM SR is rounded up to whole LVM extents: its VHD ends before the
+      // device does, and blktap reads the copy at offset 0 too. Only a file has lost its end.
+      if (!device)
+        problems.error(
+          vhdError('VHD_BAD_STRUCTURE', {
+            path,
+            what: 'no footer at the end of the file (only the copy at offset 0): the file was truncated or has trailing data',
+          }),
+        );
       footerBuf = head;
     }
     const footer = VhdFooterToken.get(footerBuf, 0);

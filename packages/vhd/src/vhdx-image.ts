@@ -25,6 +25,7 @@ import {
   VHDX_SECTORS_PER_BITMAP_BLOCK,
   VHDX_SIGNATURE,
 } from './constants.js';
+import { sizeOf } from './device.js';
 import { vhdError } from './errors.js';
 import {
   BitmapCache,
@@ -153,7 +154,7 @@ export class VhdxImage implements DiskImage {
   }
 
   private static async parse(path: string, fh: FileHandle, problems: ProblemSink): Promise<VhdxImage> {
-    const size = (await fh.stat()).size;
+    const { size } = await sizeOf(fh, path);
     const ident = await readExact(fh, path, size, 0, 8, 'file identifier');
     if (ident.toString('latin1') !== VHDX_SIGNATURE) throw vhdError('VHD_NOT_A_DISK', { path });
     const checksums: Record<string, 'good' | 'bad'> = {};
