@@ -1,6 +1,8 @@
-import { EXIT_FAILED, EXIT_USAGE, isLabctlError } from '@labctl/core/errors';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { EXIT_FAILED, EXIT_USAGE, isLabctlError, UsageError } from '@labctl/core/errors';
 import type { EventSink, ProgressEvent } from '@labctl/core/events';
-import { loadLabFile, type LoadedLabFile } from '@labctl/core/spec';
+import { LAB_FILE, loadLabFile, type LoadedLabFile } from '@labctl/core/spec';
 import { resolveLabDir, StateStore } from '@labctl/core/state';
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
 import { cellSafe, terminalSafe } from './render.js';
@@ -33,6 +35,11 @@ export const globalFlags = {
 export abstract class LabctlCommand<T extends typeof Command> extends Command {
   static override enableJsonFlag = true;
   static override baseFlags = globalFlags;
+  /**
+   * Commands that read or change an existing lab: refused (exit 2) where there is none, so a
+   * mistyped --lab-dir says so instead of showing an empty lab (or making one).
+   */
+  static needsLab = false;
 
   protected flags!: BaseFlags<T>;
   protected args!: BaseArgs<T>;
@@ -50,6 +57,7 @@ export abstract class LabctlCommand<T extends typeof Command> extends Command {
     });
     this.flags = flags as BaseFlags<T>;
     this.args = args as BaseArgs<T>;
+    if ((this.ctor as typeof LabctlCommand).needsLab) await requireLab(this.labDir);
   }
 
   protected get labDir(): string {
@@ -123,6 +131,20 @@ export abstract class LabctlCommand<T extends typeof Command> extends Command {
     }
     this.exit(exitCode);
   }
+}
+
+/** A lab is a directory with a lab file or a state; anything else is refused before it is touched. */
+export async function requireLab(labDir: string): Promise<void> {
+  const present = async (path: string) => (await stat(path).catch(() => undefined)) !== undefined;
+  if ((await present(join(labDir, LAB_FILE))) || (await present(new StateStore(labDir).file))) return;
+  const missing = !(await present(labDir));
+  throw new UsageError(
+    'LAB_NOT_FOUND',
+    `no lab in ${labDir}: ${missing ? 'the directory does not exist' : `it has neither ${LAB_FILE} nor .labctl/state.json`}`,
+    {
+      hint: 'Give the lab directory with --lab-dir (or LABCTL_LAB_DIR), or start a lab there: labctl init, then labctl create.',
+    },
+  );
 }
 
 /**

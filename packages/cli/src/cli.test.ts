@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -36,6 +36,29 @@ describe('labctl binary', () => {
     expect(code).toBe(0);
     expect(stdout).toMatch(/USAGE\s+\$ labctl/);
     expect(stdout).toMatch(/\blist\b/);
+  });
+
+  it('read commands never make a lab: a mistyped --lab-dir (or a directory without a lab) is exit 2, nothing created', async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'labctl-cli-'));
+    const typo = join(parent, 'lab-typo');
+    for (const args of [
+      ['list'],
+      ['ip'],
+      ['inventory'],
+      ['inventory', '--list'],
+      ['ssh-config'],
+      ['snapshot', 'list'],
+    ]) {
+      const run = await labctl([...args, '--lab-dir', typo]);
+      expect([args, run.code], run.stderr).toEqual([args, 2]);
+      expect(run.stderr).toMatch(/no lab in .*lab-typo: the directory does not exist\n\s+hint: .*--lab-dir/);
+    }
+    expect(await readdir(parent)).toEqual([]);
+    const json = await labctl(['list', '--json'], { LABCTL_LAB_DIR: parent });
+    expect(json.code).toBe(2);
+    expect(JSON.parse(json.stdout).error).toMatchObject({ code: 'LAB_NOT_FOUND' });
+    expect(JSON.parse(json.stdout).error.message).toMatch(/neither labctl.yaml nor .labctl\/state.json/);
+    expect(await readdir(parent)).toEqual([]);
   });
 
   it('list reads a hand-written state file (docs/state.md) and picks the usable address', async () => {

@@ -23,6 +23,7 @@ export const snapshotArgs = { names: Args.string({ description: 'VM names (sever
 export const snapshotName = Flags.string({ char: 'n', summary: 'The snapshot (default: the newest).' });
 
 export abstract class SnapshotCommand<T extends typeof LabctlCommand<any>> extends LabctlCommand<T> {
+  static override needsLab = true;
   static override strict = false;
   static override args = snapshotArgs;
 

@@ -2,7 +2,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadLabFile, parseLabFile, parseSizeMiB } from './spec.js';
+import { loadLabFile, parseLabFile, parseSizeMiB, resolveLocalPath } from './spec.js';
 
 describe('lab file', () => {
   it('parses groups, defaults and sizes', () => {
@@ -68,6 +68,14 @@ describe('lab file', () => {
     const loaded = await loadLabFile(dir);
     expect(loaded.lab).toBe('k8s');
     expect(loaded.resolvePath(loaded.spec.defaults!.golden!)).toBe(join(dir, 'images/golden.vhd'));
+  });
+
+  it('~ in a lab-file path is the home directory, as in the shell and ssh_config; ~user and C:\\ stay as written', () => {
+    expect(resolveLocalPath('~/.ssh/lab_ed25519', '/labs/x', '/home/ann')).toBe('/home/ann/.ssh/lab_ed25519');
+    expect(resolveLocalPath('~', '/labs/x', '/home/ann')).toBe('/home/ann');
+    expect(resolveLocalPath('keys/id', '/labs/x', '/home/ann')).toBe('/labs/x/keys/id');
+    expect(resolveLocalPath('~bob/id', '/labs/x', '/home/ann')).toBe('/labs/x/~bob/id');
+    expect(resolveLocalPath('D:\\Golden\\c7.vhdx', '/labs/x', '/home/ann')).toBe('D:\\Golden\\c7.vhdx');
   });
 
   it('an explicit lab file that does not exist is an input error', async () => {

@@ -1,4 +1,5 @@
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { homedir } from 'node:os';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { UsageError } from './errors.js';
@@ -318,8 +319,11 @@ export async function loadLabFile(labDir: string, explicit?: string): Promise<Lo
 /**
  * Relative paths in the lab file and flags are relative to where they were written; a Windows
  * absolute path (`D:\Golden\c7.vhdx`, `\\server\share\...`) names a file on a Hyper-V host and stays as is.
+ * Every path of a lab file goes through here (one rule for keyFile, golden images, seeds...).
  */
-export function resolveLocalPath(value: string, base: string): string {
+export function resolveLocalPath(value: string, base: string, home: string = homedir()): string {
+  // `~` and `~/...` are the user's home, as the shell and OpenSSH read them (`~user` is left alone).
+  if (value === '~' || value.startsWith('~/')) return resolve(home, value.slice(2));
   if (isAbsolute(value) || /^[A-Za-z]:[\\/]|^\\\\/.test(value)) return value;
   return resolve(base, value);
 }

@@ -12,6 +12,7 @@ import { macPrefixFor, providerCache } from '../providers.js';
 import { renderTable } from '../render.js';
 
 export default class Clone extends LabctlCommand<typeof Clone> {
+  static override needsLab = true;
   static override summary =
     'Make a new VM of the lab from an existing one, with its own name, MAC, host keys and identity.';
   static override description = [

@@ -92,7 +92,7 @@ describe('labctl create / destroy / ip (no hypervisor needed)', { timeout: 90_00
     ).toBe(2);
     const destroy = await labctl(['destroy', '--lab-dir', dir, '--json']);
     expect(destroy.code).toBe(2);
-    expect(JSON.parse(destroy.stdout).error.code).toBe('NOTHING_TO_DESTROY');
+    expect(JSON.parse(destroy.stdout).error.code).toBe('LAB_NOT_FOUND');
     const emitLibvirt = await labctl([
       'create',
       '--dry-run',
@@ -209,6 +209,7 @@ describe('labctl create / destroy / ip (no hypervisor needed)', { timeout: 90_00
 
   it('ip on an empty lab reports no VMs', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'labctl-create-'));
+    await writeFile(join(dir, 'labctl.yaml'), 'provider: libvirt\n');
     const run = await labctl(['ip', '--json', '--lab-dir', dir]);
     expect(run.code, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout).vms).toEqual([]);

@@ -9,6 +9,7 @@ import { DEFAULT_PROVIDER, makeProvider, providerCache } from '../providers.js';
 import { renderTable } from '../render.js';
 
 export default class Destroy extends LabctlCommand<typeof Destroy> {
+  static override needsLab = true;
   static override summary = 'Destroy VMs of the lab and their own disks; never the golden image.';
   static override description = [
     'Stops and removes the named VMs (or --all), their overlays, console logs and domain definitions. The golden image',

@@ -25,6 +25,7 @@ export type EvacuateResult = OperationSummary<MigrateFacts> & {
 };
 
 export default class Evacuate extends LabctlCommand<typeof Evacuate> {
+  static override needsLab = true;
   static override summary = 'Move every VM of the lab off a host (maintenance), placed on the other hosts.';
   static override description = [
     'Each VM the state records on HOST goes to the host with the most free memory left (the rule `create` places',

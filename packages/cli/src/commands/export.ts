@@ -9,6 +9,7 @@ import { providerCache } from '../providers.js';
 import { renderTable } from '../render.js';
 
 export default class Export extends LabctlCommand<typeof Export> {
+  static override needsLab = true;
   static override summary =
     'Copy stopped VMs out as self-contained bundles (or OVA packages) that labctl import restores.';
   static override description = [

@@ -13,6 +13,7 @@ const GiB = 1024 ** 3;
 const gib = (bytes: number | undefined) => (bytes === undefined ? '' : `${(bytes / GiB).toFixed(1)} GiB`);
 
 export default class Hosts extends LabctlCommand<typeof Hosts> {
+  static override needsLab = true;
   static override summary = "Show the lab's hosts: reachable, versions, free memory and space, VMs.";
   static override description = [
     'Asks every host of hosts: in labctl.yaml (or the lab’s one connection) at once, read-only. FREE MEM counts the',

@@ -27,6 +27,7 @@ export type InventoryResult =
   | Record<string, unknown>;
 
 export default class Inventory extends LabctlCommand<typeof Inventory> {
+  static override needsLab = true;
   static override summary =
     'Write the Ansible inventory of the lab (INI, YAML or JSON), or answer as a dynamic inventory.';
   static override description =

@@ -9,6 +9,7 @@ import { providerCache } from '../providers.js';
 import { renderTable } from '../render.js';
 
 export default class Ip extends LabctlCommand<typeof Ip> {
+  static override needsLab = true;
   static override summary = "Show the lab's VM addresses as the hypervisor sees them; --wait until they answer SSH.";
   static override description = [
     "Asks the hypervisor (libvirt: DHCP leases, then the guest agent, then the neighbour table) for each VM's addresses,",

@@ -32,6 +32,7 @@ const DRIFT_TEXT: Record<NonNullable<VmStatus['drift']>, string> = {
 };
 
 export default class List extends LabctlCommand<typeof List> {
+  static override needsLab = true;
   static override summary = "List the lab's VMs: their group, state and address, and what the hypervisor says now.";
   static override aliases = ['status'];
   static override description =

@@ -18,6 +18,7 @@ import { operationTable, positionalNames, runOperation, SELECTION_VALUE_FLAGS, s
 export type MigrateResult = OperationSummary<MigrateFacts> & { ssh?: AddressesSummary; warnings?: string[] };
 
 export default class Migrate extends LabctlCommand<typeof Migrate> {
+  static override needsLab = true;
   static override summary = 'Move VMs to another host of the lab: live while they run, their definition when stopped.';
   static override description = [
     'libvirt: `virsh migrate --persistent --undefinesource`, live for a running VM (it keeps running, SSH sessions stay',

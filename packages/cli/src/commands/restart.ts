@@ -22,6 +22,7 @@ export interface RestartResult {
 }
 
 export default class Restart extends LabctlCommand<typeof Restart> {
+  static override needsLab = true;
   static override summary = 'Stop VMs (as labctl stop) and start them again, then wait for SSH.';
   static override description = [
     'A stop with the same deadline and --force as `labctl stop`, then a start of every VM that stopped, then a wait until',

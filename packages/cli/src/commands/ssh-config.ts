@@ -11,6 +11,7 @@ export interface SshConfigResult {
 }
 
 export default class SshConfig extends LabctlCommand<typeof SshConfig> {
+  static override needsLab = true;
   static override summary = "Print OpenSSH Host blocks for the lab's VMs, to Include from ~/.ssh/config.";
   static override description = [
     'One Host block per reachable VM: its address, user, port and key, and its pinned host keys in .labctl/known_hosts',

@@ -14,6 +14,7 @@ export interface SshResult {
 }
 
 export default class Ssh extends LabctlCommand<typeof Ssh> {
+  static override needsLab = true;
   static override summary = 'Open an SSH session to a VM (or run a command there), checking its pinned host key.';
   static override description = [
     "Runs OpenSSH with the lab's address, user, port and key for the VM, and its host keys from .labctl/known_hosts",

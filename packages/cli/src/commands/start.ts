@@ -16,6 +16,7 @@ import {
 export type StartResult = OperationSummary<StartFacts> & { ssh?: AddressesSummary; warnings?: string[] };
 
 export default class Start extends LabctlCommand<typeof Start> {
+  static override needsLab = true;
   static override summary = 'Start VMs of the lab and wait until they answer SSH.';
   static override description = [
     'Starts the named VMs (or --group, or --all); a VM that is already running is left as it is, so a re-run is a no-op.',

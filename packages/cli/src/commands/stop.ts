@@ -55,6 +55,7 @@ export function stopDetail(facts: StopFacts): string {
 }
 
 export default class Stop extends LabctlCommand<typeof Stop> {
+  static override needsLab = true;
   static override summary = 'Shut VMs of the lab down: a guest shutdown with a deadline, then power-off.';
   static override description = [
     'Asks each guest to shut down (libvirt: ACPI; Hyper-V: the Shutdown integration service) and waits up to --timeout',
