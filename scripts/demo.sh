@@ -40,7 +40,7 @@ teardown() {
   if [ -f "$testbed/kvm.env" ] && [ -f "$lab/.labctl/state.json" ]; then
     step "labctl destroy --all"
     # shellcheck disable=SC1091
-    (set -a; . "$testbed/kvm.env"; labctl destroy --all --lab-dir "$lab") || echo "demo.sh: labctl destroy failed; kvm-down.sh still stops the VMs" >&2
+    (set -a; . "$testbed/kvm.env"; labctl destroy --all --yes --lab-dir "$lab") || echo "demo.sh: labctl destroy failed; kvm-down.sh still stops the VMs" >&2
   fi
   step "stopping libvirtd, the network and the namespace"
   "$root/scripts/testbed/kvm-down.sh" "$testbed"

@@ -115,7 +115,7 @@ run_labctl() {
   # shellcheck disable=SC2046
   ok=$(wait_ssh $(labctl_names "$N")); t1=$(now)
   record labctl "$1" "$t0" "$t1" "$ok"
-  labctl destroy --all --lab-dir "$lab" >/dev/null 2>&1
+  labctl destroy --all --yes --lab-dir "$lab" >/dev/null 2>&1
 }
 
 # ---- labctl with static addresses ----
@@ -131,7 +131,7 @@ run_labctl_static() {
   labctl create --count "$N" --lab-dir "$static_lab" > "$work/labctl-static-create.log" 2>&1 || echo "labctl create (static) failed: see $work/labctl-static-create.log" >&2
   ok=$(wait_ssh "${pairs[@]}"); t1=$(now)
   record labctl-static "$1" "$t0" "$t1" "$ok"
-  labctl destroy --all --lab-dir "$static_lab" >/dev/null 2>&1
+  labctl destroy --all --yes --lab-dir "$static_lab" >/dev/null 2>&1
 }
 
 # ---- virt-clone loop ----
@@ -235,7 +235,7 @@ run_vagrant() {
 # ---- warm-up, untimed: the first VM a fresh libvirtd starts pays for its qemu capability probe and
 # a cold page cache of the guest files; without this, whichever tool runs first in round 1 pays it.
 labctl create --count 1 --lab-dir "$lab" >/dev/null 2>&1 || echo "warm-up create failed" >&2
-labctl destroy --all --lab-dir "$lab" >/dev/null 2>&1
+labctl destroy --all --yes --lab-dir "$lab" >/dev/null 2>&1
 
 # ---- rounds ----
 for round in $(seq 1 "$rounds"); do
@@ -258,7 +258,7 @@ overhead() { # label command-for-count
     "$(echo "($(secs "$tNa" "$tNb") - $(secs "$t1a" "$t1b")) * 1000 / ($N - 1)" | bc -l)" | tee -a "$results"
 }
 labctl_define() { labctl create --count "$1" --no-start --lab-dir "$lab" >/dev/null 2>&1; }
-labctl_undefine() { labctl destroy --all --lab-dir "$lab" >/dev/null 2>&1; }
+labctl_undefine() { labctl destroy --all --yes --lab-dir "$lab" >/dev/null 2>&1; }
 loop_define() { local i; for i in $(seq 1 "$1"); do loop_provision "$i"; done; }
 virsh_define() { # the leanest scripted way: qemu-img + virsh define
   local i name

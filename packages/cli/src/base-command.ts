@@ -6,6 +6,7 @@ import { LAB_FILE, loadLabFile, type LoadedLabFile } from '@labctl/core/spec';
 import { resolveLabDir, StateStore } from '@labctl/core/state';
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
 import { cellSafe, terminalSafe } from './render.js';
+import { closest } from './suggest.js';
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
   (typeof LabctlCommand)['baseFlags'] & T['flags']
@@ -92,6 +93,15 @@ export abstract class LabctlCommand<T extends typeof Command> extends Command {
     };
   }
 
+  /** The command's flag closest to a nonexistent one (`--forse` -> `--force`). */
+  private flagGuess(message: string): string | undefined {
+    const typed = /Nonexistent flags?: (--[\w-]+)/.exec(message)?.[1];
+    if (!typed) return undefined;
+    const known = Object.keys({ ...this.ctor.flags, ...(this.ctor as typeof LabctlCommand).baseFlags, json: true });
+    const guess = closest(typed.slice(2), known);
+    return guess ? `--${guess}` : undefined;
+  }
+
   private debugEnabled(): boolean {
     return this.argv.includes('--debug') || /^(1|true|yes)$/i.test(process.env.LABCTL_DEBUG ?? '');
   }
@@ -107,10 +117,12 @@ export abstract class LabctlCommand<T extends typeof Command> extends Command {
     } else if (err instanceof Errors.CLIError) {
       // oclif's own parse errors: unknown flag, missing argument, bad option value.
       exitCode = err.oclif?.exit ?? EXIT_USAGE;
+      const message = oclifUsageMessage(err.message);
+      const guess = this.flagGuess(message);
       payload = {
         code: 'USAGE',
-        message: oclifUsageMessage(err.message),
-        hint: `See: labctl ${this.id?.replaceAll(':', ' ') ?? ''} --help`,
+        message,
+        hint: `${guess ? `Did you mean ${guess}? ` : ''}See: labctl ${this.id?.replaceAll(':', ' ') ?? ''} --help`,
       };
     } else {
       exitCode = EXIT_FAILED;

@@ -210,3 +210,125 @@ describe('honest reads', () => {
     },
   );
 });
+
+describe('oclif conventions', () => {
+  it('an unknown command is exit 2 with a did-you-mean (never run); --json gives the error envelope', async () => {
+    const human = await labctl(['lsit']);
+    expect(human.code).toBe(2);
+    expect(human.stderr).toBe(
+      'labctl: error: lsit is not a labctl command\n  hint: Did you mean: labctl list? Run labctl help for the commands.\n',
+    );
+    const topic = await labctl(['snapshot', 'lsit']);
+    expect(topic.stderr).toMatch(/snapshot lsit is not a labctl command\n.*Did you mean: labctl snapshot list\?/);
+    const json = await labctl(['detsroy', '--all', '--json']);
+    expect(json.code).toBe(2);
+    expect(JSON.parse(json.stdout)).toEqual({
+      error: {
+        code: 'COMMAND_NOT_FOUND',
+        message: 'detsroy is not a labctl command',
+        hint: 'Did you mean: labctl destroy? Run labctl help for the commands.',
+      },
+    });
+    const far = await labctl(['frobnicate']);
+    expect(far.stderr).toMatch(/frobnicate is not a labctl command\n  hint: Run labctl help for the commands\.\n$/);
+  });
+
+  it('a mistyped flag names the flag it probably was', async () => {
+    const run = await labctl(['create', '--cont', '3']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/Nonexistent flag: --cont\n\s+hint: Did you mean --count\? See: labctl create --help/);
+  });
+
+  it('-h, labctl help CMD, labctl version and -v', async () => {
+    const short = await labctl(['snapshot', 'save', '-h']);
+    const long = await labctl(['help', 'snapshot', 'save']);
+    expect(short.code).toBe(0);
+    expect(long.stdout).toBe(short.stdout);
+    expect(short.stdout).toMatch(/USAGE\s+\$ labctl snapshot save/);
+    const version = await labctl(['version', '--json']);
+    expect(JSON.parse(version.stdout)).toEqual({
+      version: expect.stringMatching(/^\d+\.\d+\.\d+/),
+      node: process.version,
+      platform: process.platform,
+      arch: process.arch,
+    });
+    expect((await labctl(['-v'])).stdout).toMatch(/^@labctl\/cli\/\d+\.\d+\.\d+ /);
+  });
+
+  it('help wraps descriptions to the terminal, not at the source lines', async () => {
+    // OCLIF_COLUMNS stands in for the terminal's width (a pipe has none).
+    const narrow = await labctl(['create', '--help'], { OCLIF_COLUMNS: '60' });
+    const wide = await labctl(['create', '--help'], { OCLIF_COLUMNS: '200' });
+    const description = (text: string) => text.split('DESCRIPTION')[1]!.split('EXAMPLES')[0]!;
+    expect(
+      Math.max(
+        ...description(narrow.stdout)
+          .split('\n')
+          .map((line) => line.length),
+      ),
+    ).toBeLessThanOrEqual(60);
+    // Wider than the source's 120-column lines when the terminal is: the source's line breaks do not show.
+    const wideLines = description(wide.stdout)
+      .split('\n')
+      .map((line) => line.length);
+    expect(Math.max(...wideLines)).toBeGreaterThan(150);
+    expect(Math.max(...wideLines)).toBeLessThanOrEqual(200);
+  });
+
+  it('init writes a commented lab file that plans as it stands, for each provider, and never replaces one', async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'labctl-init-'));
+    for (const provider of ['libvirt', 'hyperv']) {
+      const dir = join(parent, provider);
+      const init = await labctl(['init', '--provider', provider, '--lab-dir', dir, '--json']);
+      expect(init.code, init.stderr).toBe(0);
+      expect(JSON.parse(init.stdout)).toEqual({ file: join(dir, 'labctl.yaml'), lab: provider, provider });
+      const text = await readFile(join(dir, 'labctl.yaml'), 'utf8');
+      expect(text).toMatch(new RegExp(`^provider: ${provider}$`, 'm'));
+      expect(text.split('\n').filter((line) => line.includes('#')).length).toBeGreaterThan(8);
+      const plan = await labctl(['create', '--dry-run', '--offline', '--json', '--lab-dir', dir]);
+      expect(plan.code, plan.stderr).toBe(0);
+      expect(JSON.parse(plan.stdout).plan.vms.map((vm: { name: string }) => vm.name)).toEqual(['web-01', 'web-02']);
+      await writeFile(join(dir, 'labctl.yaml'), 'lab: mine\n');
+      const again = await labctl(['init', '--provider', provider, '--lab-dir', dir]);
+      expect(again.code).toBe(2);
+      expect(again.stderr).toMatch(/labctl.yaml exists; labctl init does not replace a lab file\n\s+hint: .*--force/);
+      expect(await readFile(join(dir, 'labctl.yaml'), 'utf8')).toBe('lab: mine\n');
+    }
+  });
+
+  it.skipIf(!hasCommand('script'))(
+    'destroy --all asks on a terminal; no keeps everything; --yes and pipes do not ask',
+    async () => {
+      const dir = await labWithState({
+        version: 1,
+        lab: 'asked',
+        vms: [{ name: 'web-01', group: 'web', provider: 'manual' }],
+      });
+      const before = await readFile(join(dir, '.labctl', 'state.json'), 'utf8');
+      // util-linux script(1) gives labctl a terminal; the answer comes through it.
+      const onTty = await promisify(execFile)(
+        'sh',
+        ['-c', 'printf "n\\n" | script -qec "$0" /dev/null', `node ${bin} destroy --all --lab-dir ${dir}`],
+        { env: { ...process.env } },
+      ).catch((error: { stdout: string; code: number }) => error);
+      expect(onTty.stdout).toMatch(/Destroy every VM of lab "labctl-cli-\w+" \(1: web-01\) and their disks\? \[y\/N\]/);
+      expect(onTty.stdout).toMatch(/Nothing destroyed\./);
+      expect(await readFile(join(dir, '.labctl', 'state.json'), 'utf8')).toBe(before);
+      const piped = await labctl(['destroy', '--all', '--lab-dir', dir]);
+      expect(piped.stderr + piped.stdout).not.toMatch(/\[y\/N\]/);
+    },
+  );
+
+  it('autocomplete writes bash completion naming the commands and their flags', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'labctl-ac-'));
+    const run = await labctl(['autocomplete', '--refresh-cache'], { HOME: home, XDG_CACHE_HOME: join(home, '.cache') });
+    expect(run.code, run.stderr).toBe(0);
+    const bash = await readFile(
+      join(home, '.cache', 'labctl', 'autocomplete', 'functions', 'bash', 'labctl.bash'),
+      'utf8',
+    );
+    expect(bash).toMatch(/^destroy .*--all .*--yes/m);
+    expect(bash).toMatch(/^snapshot:save .*--name/m);
+    expect(bash).toMatch(/^init .*--provider/m);
+  });
+});

@@ -43,3 +43,19 @@ export function renderTable<R>(rows: readonly R[], columns: readonly Column<R>[]
       .trimEnd();
   return [format(columns.map((column) => column.header.toUpperCase())), ...cells.map(format)].join('\n');
 }
+
+/**
+ * Help text written as source lines, given to oclif as paragraphs: lines of one paragraph are
+ * joined with spaces so oclif wraps them to the terminal's width; an empty line starts a new
+ * paragraph; a line starting with `-` or `$` stays a line of its own (lists, commands).
+ */
+export function prose(lines: readonly string[]): string {
+  let out = '';
+  for (const line of lines) {
+    if (line === '') out += '\n\n';
+    else if (out === '' || out.endsWith('\n')) out += line;
+    else if (/^\s*[-$]/.test(line)) out += `\n${line}`;
+    else out += ` ${line}`;
+  }
+  return out;
+}

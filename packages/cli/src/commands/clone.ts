@@ -9,19 +9,19 @@ import { interruptOnSigint } from '../interrupt.js';
 import { planFromFlags } from '../plan-flags.js';
 import { createProgress } from '../progress.js';
 import { macPrefixFor, providerCache } from '../providers.js';
-import { renderTable } from '../render.js';
+import { prose, renderTable } from '../render.js';
 
 export default class Clone extends LabctlCommand<typeof Clone> {
   static override needsLab = true;
   static override summary =
     'Make a new VM of the lab from an existing one, with its own name, MAC, host keys and identity.';
-  static override description = [
+  static override description = prose([
     "Copies SRC's disk (SRC stopped, or one of its snapshots with --from-snapshot) to a frozen base that nothing writes,",
     "then makes NEW like `labctl create` makes a VM of SRC's group: its own MAC, a new seed (host keys pinned before it",
     "boots, a new instance-id so cloud-init runs again), a state record, then start and SSH. --linked (default): NEW's",
     "disk is an overlay on the base. --full: a standalone copy (libvirt). The base is removed with NEW. SRC's disk and",
     'the golden image are only read. The clone takes an address by DHCP. libvirt (local) and Hyper-V (linked).',
-  ].join('\n');
+  ]);
   static override examples = [
     { description: 'A linked clone of a stopped VM', command: '<%= config.bin %> <%= command.id %> web-01 web-07' },
     {

@@ -14,7 +14,7 @@ import { interruptOnSigint } from '../interrupt.js';
 import { createProgress } from '../progress.js';
 import { planFlags, planFromFlags } from '../plan-flags.js';
 import { definitionFor, makeProvider } from '../providers.js';
-import { renderTable } from '../render.js';
+import { prose, renderTable } from '../render.js';
 
 export type CreateResult =
   | (CreateSummary & { dryRun: false; inventory?: { output: string; knownHostsFile: string; hosts: number } })
@@ -36,7 +36,7 @@ export type CreateResult =
 export default class Create extends LabctlCommand<typeof Create> {
   static override summary =
     "Create the lab's VMs from a golden disk, start them, find their IPs and record their SSH host keys.";
-  static override description = [
+  static override description = prose([
     'Plans the VMs from labctl.yaml and the flags (flags win), checks everything before changing anything (golden image',
     'readable and intact, network exists, no name taken by a VM labctl did not make), then creates the missing VMs in',
     'parallel (--concurrency at a time), each with its own copy-on-write overlay on the golden disk, which is only ever',
@@ -47,7 +47,7 @@ export default class Create extends LabctlCommand<typeof Create> {
     '',
     'Without --no-wait, labctl waits until every VM has a usable address (no 0.0.0.0, APIPA, link-local or stale lease) and',
     'answers an SSH handshake, and records its host key; on timeout it says per VM what it saw and what to check.',
-  ].join('\n');
+  ]);
   static override examples = [
     {
       description: 'Ten VMs from a golden VHD on the local libvirt',
@@ -85,7 +85,7 @@ export default class Create extends LabctlCommand<typeof Create> {
     provider: Flags.string({ summary: 'Hypervisor provider.', options: ['libvirt', 'hyperv'] }),
     uri: Flags.string({
       summary:
-        'libvirt: connection URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system). Hyper-V: one host, a name from hosts: or user@host.',
+        'Also --host. libvirt: connection URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system), or a name from hosts:. Hyper-V: one host, a name from hosts: or user@host.',
       aliases: ['host'],
     }),
     replace: Flags.boolean({

@@ -3,32 +3,37 @@ import { LabctlError, UsageError } from '@labctl/core/errors';
 import type { Provider } from '@labctl/core/provider';
 import { Args, Flags } from '@oclif/core';
 import { LabctlCommand } from '../base-command.js';
+import { confirm, interactive } from '../confirm.js';
 import { interruptOnSigint } from '../interrupt.js';
 import { createProgress } from '../progress.js';
 import { DEFAULT_PROVIDER, makeProvider, providerCache } from '../providers.js';
-import { renderTable } from '../render.js';
+import { prose, renderTable } from '../render.js';
 
 export default class Destroy extends LabctlCommand<typeof Destroy> {
   static override needsLab = true;
   static override summary = 'Destroy VMs of the lab and their own disks; never the golden image.';
-  static override description = [
+  static override description = prose([
     'Stops and removes the named VMs (or --all), their overlays, console logs and domain definitions. The golden image',
     'and any parent disk are never touched, and VMs that labctl did not make are never removed. The state is updated after',
     'every VM, so an interrupted destroy is finished by running it again; destroying what is already gone is not an error.',
     'With --all, VMs of this lab that the hypervisor has but the state lost (a killed run) are removed too.',
-  ].join('\n');
+  ]);
   static override examples = [
     { description: 'Everything the lab made', command: '<%= config.bin %> <%= command.id %> --all' },
     {
       description: 'Two VMs, keeping their disks for a post-mortem',
       command: '<%= config.bin %> <%= command.id %> vm-03 vm-07 --keep-disks',
     },
-    { description: 'For scripts', command: '<%= config.bin %> <%= command.id %> --all --json' },
+    {
+      description: 'For scripts (no question asked)',
+      command: '<%= config.bin %> <%= command.id %> --all --yes --json',
+    },
   ];
   static override strict = false;
   static override args = { names: Args.string({ description: 'VM names (several allowed).' }) };
   static override flags = {
-    all: Flags.boolean({ summary: 'Every VM of the lab.' }),
+    all: Flags.boolean({ summary: 'Every VM of the lab (asks first on a terminal, unless --yes).' }),
+    yes: Flags.boolean({ char: 'y', summary: 'Do not ask before destroying every VM (--all on a terminal).' }),
     'keep-disks': Flags.boolean({ summary: "Keep the VMs' overlay disks (remove only the VMs)." }),
     uri: Flags.string({
       summary: "libvirt URI to look for orphaned VMs at (default: the lab file's, or qemu:///system).",
@@ -45,6 +50,19 @@ export default class Destroy extends LabctlCommand<typeof Destroy> {
     }
     if (this.flags.all && names.length > 0) throw new UsageError('USAGE', 'pass either VM names or --all, not both');
     const lab = await this.labFile();
+    if (this.flags.all && !this.flags.yes && !this.jsonEnabled() && interactive()) {
+      const recorded = (await this.stateStore().read())?.vms.map((vm) => vm.name) ?? [];
+      const listed =
+        recorded.length > 6
+          ? `${recorded.slice(0, 5).join(', ')} and ${recorded.length - 5} more`
+          : recorded.join(', ');
+      const question = `Destroy every VM of lab "${lab.lab}"${recorded.length ? ` (${recorded.length}: ${listed})` : ''} and their disks?`;
+      if (!(await confirm(question))) {
+        this.log('Nothing destroyed.');
+        process.exitCode = 1;
+        return { lab: lab.lab, vms: [], keptDisks: this.flags['keep-disks'], interrupted: false };
+      }
+    }
     const context = { lab, labDir: this.labDir };
     const uri = this.flags.uri ?? lab.spec.uri;
     // The lab's default connection is also searched for VMs an interrupted run made but did not

@@ -16,6 +16,7 @@ import {
 } from '../migration.js';
 import { operationTable, runOperation } from '../operations.js';
 import { DEFAULT_PROVIDER, makeProvider } from '../providers.js';
+import { prose } from '../render.js';
 
 export type EvacuateResult = OperationSummary<MigrateFacts> & {
   host: string;
@@ -27,11 +28,11 @@ export type EvacuateResult = OperationSummary<MigrateFacts> & {
 export default class Evacuate extends LabctlCommand<typeof Evacuate> {
   static override needsLab = true;
   static override summary = 'Move every VM of the lab off a host (maintenance), placed on the other hosts.';
-  static override description = [
+  static override description = prose([
     'Each VM the state records on HOST goes to the host with the most free memory left (the rule `create` places',
     'by), among --to hosts or else every other host of the lab; running VMs move live, stopped ones offline.',
     'Migrations run a few at a time per host; the table gives the time each VM took. A re-run moves what is left.',
-  ].join('\n');
+  ]);
   static override examples = [
     { description: 'Empty kvm1', command: '<%= config.bin %> <%= command.id %> kvm1' },
     { description: 'Empty kvm1 onto kvm3 only', command: '<%= config.bin %> <%= command.id %> kvm1 --to kvm3' },

@@ -6,13 +6,13 @@ import { interruptOnSigint } from '../interrupt.js';
 import { hostOrLocalPath, positionalNames, SELECTION_VALUE_FLAGS, selectionFlags } from '../operations.js';
 import { createProgress } from '../progress.js';
 import { providerCache } from '../providers.js';
-import { renderTable } from '../render.js';
+import { prose, renderTable } from '../render.js';
 
 export default class Export extends LabctlCommand<typeof Export> {
   static override needsLab = true;
   static override summary =
     'Copy stopped VMs out as self-contained bundles (or OVA packages) that labctl import restores.';
-  static override description = [
+  static override description = prose([
     "Seed 003's backup by copying a VM's files, done safely. For each VM, DIR/NAME/ gets its disk flattened into one",
     'qcow2 (the golden image is not needed to restore it), its seed (with its private host keys: the directory is 0700),',
     "libvirt's domain XML, labctl's description (vm.json) and SHA256SUMS, written last (`sha256sum -c SHA256SUMS`",
@@ -20,7 +20,7 @@ export default class Export extends LabctlCommand<typeof Export> {
     '--format ova writes DIR/NAME.ova instead: an OVF 1.0 descriptor, a streamOptimized VMDK and a SHA-256 manifest,',
     'for other hypervisors (VirtualBox, VMware). Kernel and initrd files of direct-kernel-boot VMs are named, not copied.',
     "On Hyper-V, DIR is a folder on the VM's host (D:\\exports): Export-VM's own layout plus vm.json and SHA256SUMS.",
-  ].join('\n');
+  ]);
   static override examples = [
     { description: 'Back up two VMs', command: '<%= config.bin %> <%= command.id %> web-01 db-01 -o /backup/lab' },
     {

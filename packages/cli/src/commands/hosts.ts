@@ -2,7 +2,7 @@ import { UsageError } from '@labctl/core/errors';
 import type { HostReport } from '@labctl/core/provider';
 import { LabctlCommand } from '../base-command.js';
 import { DEFAULT_PROVIDER, makeProvider } from '../providers.js';
-import { renderTable } from '../render.js';
+import { prose, renderTable } from '../render.js';
 
 export interface HostsResult {
   lab: string;
@@ -15,12 +15,12 @@ const gib = (bytes: number | undefined) => (bytes === undefined ? '' : `${(bytes
 export default class Hosts extends LabctlCommand<typeof Hosts> {
   static override needsLab = true;
   static override summary = "Show the lab's hosts: reachable, versions, free memory and space, VMs.";
-  static override description = [
+  static override description = prose([
     'Asks every host of hosts: in labctl.yaml (or the lab’s one connection) at once, read-only. FREE MEM counts the',
     'page cache as free (the kernel gives it back); FREE DISK is where the VMs’ disks go (the disk directory or pool).',
     'LAB VMS are the lab’s VMs the state records on the host; VMS are all the domains it has, of any lab. A host that',
     'cannot be reached says why, and the command exits 1.',
-  ].join('\n');
+  ]);
   static override examples = [
     { description: 'Every host', command: '<%= config.bin %> <%= command.id %>' },
     { description: 'As JSON, for scripts', command: '<%= config.bin %> <%= command.id %> --json' },

@@ -3,14 +3,15 @@ import type { VmRecord } from '@labctl/core/state';
 import { Args, Flags } from '@oclif/core';
 import { LabctlCommand } from '../base-command.js';
 import { DEFAULT_PROVIDER, makeProvider } from '../providers.js';
+import { prose } from '../render.js';
 
 export default class Import extends LabctlCommand<typeof Import> {
   static override summary = 'Make an exported VM (a labctl export bundle) a VM of this lab again, stopped.';
-  static override description = [
+  static override description = prose([
     'Checks the bundle first (every file against SHA256SUMS, vm.json like a lab file; exit 2 otherwise), then copies its',
     "disk and seed into the lab and defines the VM on the lab's connection (or --uri) with the bundle's name, MAC and",
     'host keys, pinned in the state at once. The VM is left stopped: labctl start NAME. A VM of that name must not exist.',
-  ].join('\n');
+  ]);
   static override examples = [
     {
       description: 'Restore a backup',

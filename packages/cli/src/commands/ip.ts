@@ -6,17 +6,17 @@ import { LabctlCommand } from '../base-command.js';
 import { interruptOnSigint } from '../interrupt.js';
 import { createProgress } from '../progress.js';
 import { providerCache } from '../providers.js';
-import { renderTable } from '../render.js';
+import { prose, renderTable } from '../render.js';
 
 export default class Ip extends LabctlCommand<typeof Ip> {
   static override needsLab = true;
   static override summary = "Show the lab's VM addresses as the hypervisor sees them; --wait until they answer SSH.";
-  static override description = [
+  static override description = prose([
     "Asks the hypervisor (libvirt: DHCP leases, then the guest agent, then the neighbour table) for each VM's addresses,",
     'drops unusable ones (0.0.0.0, APIPA 169.254/16, IPv6 link-local, stale leases of a destroyed VM with the same MAC)',
     'and records them in the state. With --wait it polls with backoff until every VM answers an SSH handshake or --timeout',
     'passes; host keys already recorded must match. On timeout it says per VM what it saw and what to check (exit 1).',
-  ].join('\n');
+  ]);
   static override examples = [
     { description: 'Addresses right now', command: '<%= config.bin %> <%= command.id %>' },
     {

@@ -14,18 +14,19 @@ import {
   requireMigration,
 } from '../migration.js';
 import { operationTable, positionalNames, runOperation, SELECTION_VALUE_FLAGS, selectionFlags } from '../operations.js';
+import { prose } from '../render.js';
 
 export type MigrateResult = OperationSummary<MigrateFacts> & { ssh?: AddressesSummary; warnings?: string[] };
 
 export default class Migrate extends LabctlCommand<typeof Migrate> {
   static override needsLab = true;
   static override summary = 'Move VMs to another host of the lab: live while they run, their definition when stopped.';
-  static override description = [
+  static override description = prose([
     'libvirt: `virsh migrate --persistent --undefinesource`, live for a running VM (it keeps running, SSH sessions stay',
     'open), offline for a stopped one. The disks stay where they are, so both hosts must see them at the same path',
     '(shared storage). The state follows the VM; a moved running VM is checked over SSH with its pinned key on the new',
     'host. A VM already on the destination is left alone, so a re-run after an interrupted move finishes it.',
-  ].join('\n');
+  ]);
   static override examples = [
     { description: 'One VM, live', command: '<%= config.bin %> <%= command.id %> web-01 --to kvm2' },
     {

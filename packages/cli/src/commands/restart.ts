@@ -13,6 +13,7 @@ import {
   waitForSsh,
 } from '../operations.js';
 import { stopDetail, stopFlags, stopOperation } from './stop.js';
+import { prose } from '../render.js';
 
 export interface RestartResult {
   stop: OperationSummary<StopFacts>;
@@ -24,10 +25,10 @@ export interface RestartResult {
 export default class Restart extends LabctlCommand<typeof Restart> {
   static override needsLab = true;
   static override summary = 'Stop VMs (as labctl stop) and start them again, then wait for SSH.';
-  static override description = [
+  static override description = prose([
     'A stop with the same deadline and --force as `labctl stop`, then a start of every VM that stopped, then a wait until',
     'they answer SSH (unless --no-wait). A VM that fails to stop is not started again.',
-  ].join('\n');
+  ]);
   static override examples = [
     { description: 'One VM', command: '<%= config.bin %> <%= command.id %> web-01' },
     {

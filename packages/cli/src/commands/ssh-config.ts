@@ -1,6 +1,7 @@
 import { sshConfigText, sshTargets } from '@labctl/inventory/ssh';
 import type { SkippedVm } from '@labctl/inventory/model';
 import { LabctlCommand } from '../base-command.js';
+import { prose } from '../render.js';
 
 export interface SshConfigResult {
   lab: string;
@@ -13,11 +14,11 @@ export interface SshConfigResult {
 export default class SshConfig extends LabctlCommand<typeof SshConfig> {
   static override needsLab = true;
   static override summary = "Print OpenSSH Host blocks for the lab's VMs, to Include from ~/.ssh/config.";
-  static override description = [
+  static override description = prose([
     'One Host block per reachable VM: its address, user, port and key, and its pinned host keys in .labctl/known_hosts',
     "under the VM's name (HostKeyAlias, StrictHostKeyChecking yes). Then plain `ssh web-01`, scp, rsync and VS Code's",
     'Remote-SSH reach the VMs as labctl does. Re-run after VMs change address.',
-  ].join('\n');
+  ]);
   static override examples = [
     {
       description: 'Write it and include it',

@@ -4,6 +4,7 @@ import { checkName } from '@labctl/core/names';
 import { shellWord, sshArgv, sshTargets } from '@labctl/inventory/ssh';
 import { Args, Flags } from '@oclif/core';
 import { LabctlCommand } from '../base-command.js';
+import { prose } from '../render.js';
 
 export interface SshResult {
   name: string;
@@ -16,12 +17,12 @@ export interface SshResult {
 export default class Ssh extends LabctlCommand<typeof Ssh> {
   static override needsLab = true;
   static override summary = 'Open an SSH session to a VM (or run a command there), checking its pinned host key.';
-  static override description = [
+  static override description = prose([
     "Runs OpenSSH with the lab's address, user, port and key for the VM, and its host keys from .labctl/known_hosts",
     "under the VM's name (HostKeyAlias), with StrictHostKeyChecking=yes: a VM that shows another key is refused, never",
     'accepted. Words after -- are the remote command; labctl exits with its status (255: ssh itself failed).',
     '--print prints the ssh command line instead (for scripts, scp -o …, or rsync -e).',
-  ].join('\n');
+  ]);
   static override examples = [
     { description: 'A shell on a VM', command: '<%= config.bin %> <%= command.id %> web-01' },
     { description: 'One command', command: '<%= config.bin %> <%= command.id %> web-01 -- uptime' },

@@ -12,17 +12,18 @@ import {
   selectionFlags,
   waitForSsh,
 } from '../operations.js';
+import { prose } from '../render.js';
 
 export type StartResult = OperationSummary<StartFacts> & { ssh?: AddressesSummary; warnings?: string[] };
 
 export default class Start extends LabctlCommand<typeof Start> {
   static override needsLab = true;
   static override summary = 'Start VMs of the lab and wait until they answer SSH.';
-  static override description = [
+  static override description = prose([
     'Starts the named VMs (or --group, or --all); a VM that is already running is left as it is, so a re-run is a no-op.',
     'Then, unless --no-wait, waits until each started VM answers SSH with its pinned host key and records its address',
     '(as `labctl ip --wait`). One provider call per batch: on Hyper-V one start_vms script per host.',
-  ].join('\n');
+  ]);
   static override examples = [
     { description: 'Two VMs', command: '<%= config.bin %> <%= command.id %> web-01 web-02' },
     {

@@ -11,6 +11,7 @@ import {
   SELECTION_VALUE_FLAGS,
   selectionFlags,
 } from '../operations.js';
+import { prose } from '../render.js';
 
 export const stopFlags = {
   force: Flags.boolean({ summary: 'Power off at once, without asking the guest to shut down.' }),
@@ -57,12 +58,12 @@ export function stopDetail(facts: StopFacts): string {
 export default class Stop extends LabctlCommand<typeof Stop> {
   static override needsLab = true;
   static override summary = 'Shut VMs of the lab down: a guest shutdown with a deadline, then power-off.';
-  static override description = [
+  static override description = prose([
     'Asks each guest to shut down (libvirt: ACPI; Hyper-V: the Shutdown integration service) and waits up to --timeout',
     'seconds for all of them; a guest still running then is powered off (--no-power-off: reported as failed instead).',
     '--force powers off at once. A VM that is not running is left as it is, so a re-run is a no-op. A Hyper-V VM that is',
     'Paused-Critical (its volume is full) is reported as such, with the free space of the volume.',
-  ].join('\n');
+  ]);
   static override examples = [
     { description: 'Two VMs', command: '<%= config.bin %> <%= command.id %> web-01 web-02' },
     {

@@ -3,7 +3,7 @@ import { hyperVProvider } from '@labctl/hyperv/factory';
 import type { RegisterVmResult } from '@labctl/hyperv/types';
 import { Args, Flags } from '@oclif/core';
 import { LabctlCommand } from '../../base-command.js';
-import { renderTable } from '../../render.js';
+import { prose, renderTable } from '../../render.js';
 
 export interface HyperVRegisterResult {
   host: string;
@@ -13,14 +13,14 @@ export interface HyperVRegisterResult {
 
 export default class HyperVRegister extends LabctlCommand<typeof HyperVRegister> {
   static override summary = 'Register VMs on a Hyper-V host in place from their configuration files (.vmcx or .xml).';
-  static override description = [
+  static override description = prose([
     'For VMs whose files are on the host but which Hyper-V no longer lists (a reinstalled host, storage moved from',
     'another host, a VM that was never exported). Runs Compare-VM -Register, reports every incompatibility, fixes the ones',
     'it can (a network adapter whose switch is missing is connected to --switch, or disconnected; a disk that moved is',
     're-pointed to the file of the same name under --vhd-dir), then Import-VM -Register. Disks and configuration files stay',
     'where they are: nothing is copied, moved or deleted, and the VM keeps its Id. A VM already registered is reported and',
     'left alone. PATH is the configuration file as the host sees it: <folder>\\Virtual Machines\\<GUID>.vmcx.',
-  ].join('\n');
+  ]);
   static override examples = [
     {
       description: 'Register one VM, re-pointing its disks to D:\\Disks and its network to LabSwitch',

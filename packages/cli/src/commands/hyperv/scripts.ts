@@ -4,7 +4,7 @@ import { SCRIPT_NAMES, SCRIPTS } from '@labctl/hyperv/scripts/index';
 import { Flags } from '@oclif/core';
 import { LabctlCommand } from '../../base-command.js';
 import { planFlags, planFromFlags } from '../../plan-flags.js';
-import { renderTable } from '../../render.js';
+import { prose, renderTable } from '../../render.js';
 
 export interface HyperVScriptsResult {
   scripts: Array<{ name: string; synopsis: string }>;
@@ -14,13 +14,13 @@ export interface HyperVScriptsResult {
 export default class HyperVScripts extends LabctlCommand<typeof HyperVScripts> {
   static override summary =
     'List the PowerShell scripts labctl runs on Hyper-V hosts, or write them with their inputs for review.';
-  static override description = [
+  static override description = prose([
     'labctl runs one script per operation; each takes one JSON document (-InputJson or -InputPath) and prints one JSON',
     'object between markers. With --emit DIR, the lab is planned from labctl.yaml and the flags exactly as `labctl create',
     '--provider hyperv` would, and DIR receives every script byte for byte, the JSON input of every run, and run-<host>.ps1',
     'that runs them in order: for admins who review before anything runs. Offline: no host is contacted, so VMs that are',
     'not pinned to a host are spread round-robin (a live run places them by free memory).',
-  ].join('\n');
+  ]);
   static override examples = [
     { description: 'The scripts and what they do', command: '<%= config.bin %> <%= command.id %>' },
     {

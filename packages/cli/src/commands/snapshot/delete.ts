@@ -1,12 +1,13 @@
 import type { SnapshotRequest } from '@labctl/core/provider';
 import { type SnapshotResult, SnapshotCommand, selectionFlags, snapshotName } from '../../snapshots.js';
+import { prose } from '../../render.js';
 
 export default class SnapshotDelete extends SnapshotCommand<typeof SnapshotDelete> {
   static override summary = 'Delete a snapshot (default: the newest); the VM keeps its current state.';
-  static override description = [
+  static override description = prose([
     'A snapshot in the middle of the stack can be deleted: the ones above it keep their content (libvirt: qcow2 drops',
     "the snapshot's clusters; Hyper-V merges its AVHDX into its parent).",
-  ].join('\n');
+  ]);
   static override examples = [
     { description: 'The newest snapshot of one VM', command: '<%= config.bin %> <%= command.id %> web-01' },
     {

@@ -1,15 +1,16 @@
 import type { SnapshotRequest } from '@labctl/core/provider';
 import { Flags } from '@oclif/core';
 import { type SnapshotResult, SnapshotCommand, selectionFlags } from '../../snapshots.js';
+import { prose } from '../../render.js';
 
 export default class SnapshotSave extends SnapshotCommand<typeof SnapshotSave> {
   static override summary = "Take a snapshot of VMs, on top of each VM's stack.";
-  static override description = [
+  static override description = prose([
     'Snapshots are a stack per VM, named snap-1, snap-2, ... unless --name says otherwise. libvirt: an internal snapshot',
     "inside the VM's own qcow2 overlay (memory too when the VM runs), never touching the golden image. Hyper-V: a",
     "checkpoint (Checkpoint-VM); --type sets the VM's checkpoint type first. Refused when the volume holding the disk",
     'has less than --min-free GiB free: a VM whose disk cannot grow is paused (Hyper-V: Paused-Critical).',
-  ].join('\n');
+  ]);
   static override examples = [
     {
       description: 'Before an upgrade, every VM of the lab',

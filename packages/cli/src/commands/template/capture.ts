@@ -7,6 +7,7 @@ import { LabctlCommand } from '../../base-command.js';
 import { createProgress } from '../../progress.js';
 import { hostOrLocalPath } from '../../operations.js';
 import { providerCache } from '../../providers.js';
+import { prose } from '../../render.js';
 
 const FORMAT_BY_EXTENSION: Record<string, DiskFormat> = {
   '.qcow2': 'qcow2',
@@ -25,14 +26,14 @@ export interface CaptureResult extends DiskExportFacts {
 export default class TemplateCapture extends LabctlCommand<typeof TemplateCapture> {
   static override summary =
     'Turn a VM\'s disk into a new standalone golden image (the seed\'s "new template from a VM").';
-  static override description = [
+  static override description = prose([
     "Flattens the VM's whole chain (its overlay on the golden image) into one new image, in the format the output's",
     'extension names (.qcow2, .vhd, .vhdx, .raw/.img, .vmdk). The VM must be stopped (labctl stop NAME), or',
     '--from-snapshot copies one of its snapshots while it runs (libvirt). The VM, its chain and the old golden image are only',
     'read; the new image is written under a temporary name, synced, then renamed, and is usable at once:',
     'labctl create --golden OUTPUT. On Hyper-V, OUTPUT is a path on the host (D:\\golden\\web-v2.vhdx) and Convert-VHD',
     'writes it there. Seal the guest first (labctl template prep --seal) when clones must not share its machine-id and keys.',
-  ].join('\n');
+  ]);
   static override examples = [
     {
       description: 'A new golden image from a stopped VM',
