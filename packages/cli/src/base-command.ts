@@ -102,7 +102,7 @@ export abstract class LabctlCommand<T extends typeof Command> extends Command {
     return guess ? `--${guess}` : undefined;
   }
 
-  private debugEnabled(): boolean {
+  protected debugEnabled(): boolean {
     return this.argv.includes('--debug') || /^(1|true|yes)$/i.test(process.env.LABCTL_DEBUG ?? '');
   }
 

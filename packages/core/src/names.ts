@@ -145,3 +145,11 @@ export function nameSchema(kind: NameKind) {
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   });
 }
+
+/**
+ * A jump host list as `ssh -J` takes it: `[user@]host[:port]`, comma-separated, hops in order.
+ * Nothing else: the value reaches ssh command lines, ssh_config and Ansible's ssh args, so no
+ * spaces, quotes, `-` at the start or `%` tokens.
+ */
+export const PROXY_JUMP =
+  /^(?:(?:[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}@)?(?:[A-Za-z0-9][A-Za-z0-9.-]{0,252}|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?)(?:,(?:[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}@)?(?:[A-Za-z0-9][A-Za-z0-9.-]{0,252}|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?){0,7}$/;

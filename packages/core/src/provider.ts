@@ -32,7 +32,7 @@ export interface VmPlan {
    * provider types and checks its own at its boundary (`libvirtOptions`, `hypervOptions`).
    */
   options: VmOptions;
-  ssh: { user: string; port: number; keyFile?: string };
+  ssh: { user: string; port: number; keyFile?: string; proxyJump?: string };
   vars?: Record<string, unknown>;
   /** The address the VM will have, known before it boots (lab file `network.addresses`). */
   address?: PlannedAddress;
@@ -282,7 +282,7 @@ export interface VmBundleDescription {
   network: string;
   /** Provider-specific settings as the VM had them (libvirt: firmware, domainType, kernel, initrd, cmdline). */
   options: Record<string, string | number>;
-  ssh: { user?: string; port?: number; keyFile?: string; hostKeys: string[] };
+  ssh: { user?: string; port?: number; keyFile?: string; proxyJump?: string; hostKeys: string[] };
   instanceId?: string;
   assignedAddress?: string;
   assign?: 'static' | 'reservation';

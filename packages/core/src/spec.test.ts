@@ -78,6 +78,17 @@ describe('lab file', () => {
     expect(resolveLocalPath('D:\\Golden\\c7.vhdx', '/labs/x', '/home/ann')).toBe('D:\\Golden\\c7.vhdx');
   });
 
+  it('ssh.proxyJump takes what ssh -J takes, and nothing that could become another option', () => {
+    for (const good of ['bastion', 'admin@bastion', 'admin@bastion:2222', 'a@j1,b@j2:22', 'ops@[2001:db8::1]:22'])
+      expect(parseLabFile(`defaults:\n  ssh: { proxyJump: "${good}" }\n`, 'labctl.yaml').defaults?.ssh?.proxyJump).toBe(
+        good,
+      );
+    for (const bad of ['-oProxyCommand=x', 'a b', 'a@b;c', 'host%h', 'a,', '"q"'])
+      expect(() => parseLabFile(`defaults:\n  ssh: { proxyJump: '${bad}' }\n`, 'labctl.yaml')).toThrow(
+        /ssh.proxyJump.*not a jump host list/,
+      );
+  });
+
   it('an explicit lab file that does not exist is an input error', async () => {
     await expect(loadLabFile(tmpdir(), '/nonexistent/labctl.yaml')).rejects.toMatchObject({ exitCode: 2 });
   });

@@ -4,7 +4,7 @@ import { isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { UsageError } from './errors.js';
 import { readRegularFile } from './files.js';
-import { checkCaseCollisions, nameSchema } from './names.js';
+import { checkCaseCollisions, nameSchema, PROXY_JUMP } from './names.js';
 import { jsonDepthExceeds, VarValueSchema } from './state.js';
 
 /**
@@ -69,6 +69,11 @@ export const SshSettingsSchema = z.strictObject({
   user: z.string().min(1).optional(),
   port: z.number().int().min(1).max(65535).optional(),
   keyFile: z.string().min(1).optional(),
+  /** Reach the VMs through these jump hosts (`ssh -J`): `admin@bastion`, `a@j1,b@j2:2222`. */
+  proxyJump: z
+    .string()
+    .regex(PROXY_JUMP, 'is not a jump host list: [user@]host[:port], comma-separated (as ssh -J takes it)')
+    .optional(),
 });
 
 /**

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { EXIT_USAGE, LabctlError, LockedError, StateError } from './errors.js';
 import { fileKind, readRegularFile } from './files.js';
-import { nameSchema, quoteForMessage } from './names.js';
+import { nameSchema, PROXY_JUMP, quoteForMessage } from './names.js';
 
 /**
  * The lab's state: `.labctl/state.json` under the lab directory. Documented in docs/state.md; other
@@ -76,6 +76,8 @@ export const SshInfoSchema = z.looseObject({
   hostKeys: z.array(line(16_384)).max(32).default([]),
   /** Private key file to log in with (a path, never the key itself). */
   keyFile: line(4096).optional(),
+  /** Jump hosts to reach the VM through (`ssh -J` syntax; checked like the lab file's ssh.proxyJump). */
+  proxyJump: line(2048).regex(PROXY_JUMP).optional(),
 });
 export type SshInfo = z.infer<typeof SshInfoSchema>;
 

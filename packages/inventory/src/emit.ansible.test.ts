@@ -33,12 +33,14 @@ describe.skipIf(gate.skip)('every format through the real ansible-inventory', ()
       ansible_user: 'labctl np',
       ansible_ssh_private_key_file: join(dir, 'keys/web_ed25519'),
       ansible_ssh_extra_args: '-o HostKeyAlias=web-01',
+      labctl_state: 'unknown',
       ...TRICKY,
     });
     expect(inventory.hosts.find((host) => host.name === 'web-02')?.vars).toEqual({
       ansible_host: '2001:db8::2',
       ansible_ssh_private_key_file: join(dir, 'keys/web_ed25519'),
       ansible_ssh_extra_args: '-o HostKeyAlias=web-02',
+      labctl_state: 'unknown',
     });
     expect(inventory.hosts.find((host) => host.name === 'db1')?.vars.ansible_ssh_private_key_file).toBe(
       join(dir, 'keys dir', 'id "x"'),

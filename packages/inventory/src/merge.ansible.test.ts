@@ -104,6 +104,22 @@ describe.skipIf(gate.skip)("--merge keeps what the user wrote and replaces only 
     });
   }
 
+  it("a [group:vars] the user adds after labctl's block, for one of labctl's groups, merges as Ansible reads it", async () => {
+    const sub = join(dir, 'merge-vars-after');
+    await mkdir(sub);
+    const file = join(sub, 'hosts');
+    await writeInventory({ labDir: dir, output: file, format: 'ini' });
+    const trailer = '\n[web_1:vars]\nowner=ops team\n';
+    await writeFile(file, (await readFile(file, 'utf8')) + trailer);
+    const merged = await mergeInventory({ labDir: dir, existing: file });
+    expect(merged.appended).toBe(false);
+    const text = await readFile(file, 'utf8');
+    expect(text.endsWith(trailer)).toBe(true);
+    const seen = canonicalFromAnsible(await ansibleInventoryList(file, dir));
+    expect(seen.groups.web_1?.vars).toMatchObject({ owner: 'ops team', http_port: 8080 });
+    expect(seen.groups.web_1?.hosts).toEqual(['web-01', 'web-02']);
+  });
+
   it("refuses to move hand-written hosts under labctl's group of the same name, and leaves the file and its mode as they were", async () => {
     const sub = join(dir, 'merge-clash');
     await mkdir(sub);

@@ -43,7 +43,8 @@ export function mergeInventoryText(
   const handWritten = `${before}${after}`;
 
   let hand: ParsedInventory | undefined;
-  if (!isBlank(handWritten)) hand = parseInventory(handWritten, format, `${source} (hand-written part)`);
+  const ourGroupNames = inventory.groups.map((group) => group.name);
+  if (!isBlank(handWritten)) hand = parseInventory(handWritten, format, `${source} (hand-written part)`, ourGroupNames);
   if (hand) {
     const ours = new Set(inventory.hosts.map((host) => host.name));
     const clashingHosts = Object.keys(hand.hostvars).filter((name) => ours.has(name));

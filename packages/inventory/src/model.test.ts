@@ -48,6 +48,7 @@ describe('the inventory model', () => {
     expect(inventory.hosts[0]?.vars).toEqual({
       ansible_host: '192.0.2.1',
       ansible_ssh_extra_args: '-o HostKeyAlias=a',
+      labctl_state: 'running',
       good: 1,
     });
     expect(warnings.some((w) => w.includes('"bad-name"'))).toBe(true);
@@ -63,5 +64,39 @@ describe('the inventory model', () => {
       '-o',
       'StrictHostKeyChecking=yes',
     ]);
+  });
+
+  it("adds to the user's ansible_ssh_common_args (lab, group and host level) instead of replacing them", () => {
+    const pinning = sshCommonArgs('/kh');
+    const { inventory } = build(
+      [vm('a', 'web'), vm('b', 'db', { vars: { ansible_ssh_common_args: '-o ControlPersist=60s' } })],
+      {
+        inventory: { vars: { ansible_ssh_common_args: '-o ProxyJump=admin@bastion' } },
+        groups: { web: { vars: { ansible_ssh_common_args: '-o ForwardAgent=yes' } } },
+      },
+    );
+    const group = (name: string) => inventory.groups.find((g) => g.name === name)!;
+    expect(group('labctl_lab_1').vars.ansible_ssh_common_args).toBe(`-o ProxyJump=admin@bastion ${pinning}`);
+    expect(group('web').vars.ansible_ssh_common_args).toBe(`-o ForwardAgent=yes ${pinning}`);
+    expect(inventory.hosts.find((h) => h.name === 'b')!.vars.ansible_ssh_common_args).toBe(
+      `-o ControlPersist=60s ${pinning}`,
+    );
+  });
+
+  it('ssh.proxyJump reaches the host vars; stopped VMs are in labctl_stopped, not their group, with their state', () => {
+    const { inventory } = build([vm('web-01', 'web'), vm('web-02', 'web', { state: 'stopped' }), vm('db-01', 'db')], {
+      defaults: { ssh: { proxyJump: 'admin@bastion:2222' } },
+      groups: { db: { ssh: { proxyJump: 'j1,ops@j2' } } },
+    });
+    const hosts = Object.fromEntries(inventory.hosts.map((h) => [h.name, h]));
+    expect(hosts['web-01']!.vars.ansible_ssh_extra_args).toBe('-o HostKeyAlias=web-01 -o ProxyJump=admin@bastion:2222');
+    expect(hosts['db-01']!.vars.ansible_ssh_extra_args).toBe('-o HostKeyAlias=db-01 -o ProxyJump=j1,ops@j2');
+    expect(hosts['db-01']!.proxyJump).toBe('j1,ops@j2');
+    const group = (name: string) => inventory.groups.find((g) => g.name === name)!;
+    expect(group('web').hosts).toEqual(['web-01']);
+    expect(group('labctl_stopped').hosts).toEqual(['web-02']);
+    expect(hosts['web-02']!.vars.labctl_state).toBe('stopped');
+    expect(group('labctl_lab_1').children).toContain('labctl_stopped');
+    expect(() => build([vm('a', 'labctl_stopped')])).toThrow(/reserved/);
   });
 });

@@ -21,6 +21,8 @@ export interface InventoryHost {
   name: string;
   group: string;
   vars: Vars;
+  /** Jump hosts (`ssh -J` syntax) from the lab file's ssh.proxyJump; also in the host's ssh args. */
+  proxyJump?: string;
 }
 
 export interface Inventory {
@@ -58,8 +60,12 @@ const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Host names labctl writes: nothing that an inventory would read as a range, a port, a comment or quoting. */
 const HOST_NAME = /^[\p{L}\p{N}_][\p{L}\p{N}_.-]*$/u;
 const HOST_KEY_LINE = /^(ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+) [A-Za-z0-9+/]+={0,2}(\s.*)?$/;
-const RESERVED_GROUPS = new Set(['all', 'ungrouped']);
+/** Holds the lab's stopped VMs, outside their own groups: `ansible web -m ping` does not wait on them. */
+export const STOPPED_GROUP = 'labctl_stopped';
+const RESERVED_GROUPS = new Set(['all', 'ungrouped', STOPPED_GROUP]);
 const GONE_STATES = new Set(['missing', 'destroying', 'planned']);
+/** Recorded as not running: no SSH to wait for. `labctl start` (or a create) moves them back. */
+const STOPPED_STATES = new Set(['stopped', 'paused-critical']);
 
 /** The name Ansible would use with TRANSFORM_INVALID_GROUP_CHARS=always (`web-1` -> `web_1`). */
 export function safeGroupName(name: string): string {
@@ -92,6 +98,17 @@ export function sshCommonArgs(knownHostsFile: string): string {
   const option = `UserKnownHostsFile=${sshValue}`;
   const word = /^[A-Za-z0-9_./:@%+,=-]+$/.test(option) ? option : `'${option.replaceAll("'", `'"'"'`)}'`;
   return `-o ${word} -o StrictHostKeyChecking=yes`;
+}
+
+/**
+ * The user's own `ansible_ssh_common_args` (a ProxyJump, a ControlPath...) followed by labctl's
+ * pinning: added to, never replaced. ssh takes the first value of an option, so what the user
+ * wrote wins where both set one.
+ */
+export function withPinning(userArgs: string, knownHostsFile: string): string {
+  const ours = sshCommonArgs(knownHostsFile);
+  const theirs = userArgs.trim();
+  return theirs === '' || theirs.includes(ours) ? theirs || ours : `${theirs} ${ours}`;
 }
 
 function checkVars(vars: Vars | undefined, where: string, warnings: string[]): Vars {
@@ -175,20 +192,26 @@ export function buildInventory(state: LabState, spec: LabSpec, options: BuildOpt
     const port = vm.ssh.port ?? ssh.port;
     const user = vm.ssh.user ?? ssh.user;
     const keyFile = vm.ssh.keyFile ?? (ssh.keyFile ? resolvePath(ssh.keyFile) : undefined);
+    const proxyJump = vm.ssh.proxyJump ?? ssh.proxyJump;
     const vars: Vars = { ansible_host: address };
     if (port !== undefined) vars.ansible_port = port;
     if (user !== undefined) vars.ansible_user = user;
     if (keyFile !== undefined) vars.ansible_ssh_private_key_file = keyFile;
+    vars.labctl_state = vm.state;
     Object.assign(vars, checkVars(vm.vars, `VM ${vm.name}`, warnings));
+    if (typeof vars.ansible_ssh_common_args === 'string')
+      vars.ansible_ssh_common_args = withPinning(vars.ansible_ssh_common_args, options.knownHostsFile);
 
     const name = groupName(vm.group, `VM ${vm.name}`);
-    group(name).hosts.push(vm.name);
-    hosts.push({ name: vm.name, group: name, vars });
+    const stopped = STOPPED_STATES.has(vm.state);
+    group(stopped ? STOPPED_GROUP : name).hosts.push(vm.name);
+    hosts.push({ name: vm.name, group: stopped ? STOPPED_GROUP : name, vars, ...(proxyJump ? { proxyJump } : {}) });
 
     // Keys are pinned under the VM's name (ssh's HostKeyAlias), not its address: an address another
     // VM had before never looks like a changed key, and a key that changed is refused wherever the
     // VM's own vars point Ansible. Names are [A-Za-z0-9_.-] (HOST_NAME): no known_hosts pattern syntax.
-    vars.ansible_ssh_extra_args = `-o HostKeyAlias=${vm.name}`;
+    // The jump host comes after any ProxyJump of the user's own ssh args (ssh takes the first).
+    vars.ansible_ssh_extra_args = `-o HostKeyAlias=${vm.name}${proxyJump ? ` -o ProxyJump=${proxyJump}` : ''}`;
     const keys = vm.ssh.hostKeys.filter((line) => {
       const ok = HOST_KEY_LINE.test(line.trim());
       if (!ok)
@@ -220,6 +243,9 @@ export function buildInventory(state: LabState, spec: LabSpec, options: BuildOpt
   for (const [raw, source, where] of groupSources) {
     const draft = group(groupName(raw, where));
     Object.assign(draft.vars, checkVars(source?.vars, where, warnings));
+    // A group's ssh args replace the lab's in Ansible: they carry the pinning too.
+    if (typeof draft.vars.ansible_ssh_common_args === 'string')
+      draft.vars.ansible_ssh_common_args = withPinning(draft.vars.ansible_ssh_common_args, options.knownHostsFile);
     for (const child of source?.children ?? []) {
       const childName = groupName(child, `${where}.children`);
       if (childName === draft.name)
@@ -231,7 +257,11 @@ export function buildInventory(state: LabState, spec: LabSpec, options: BuildOpt
   checkCycles(groups);
 
   root.vars.labctl_lab = state.lab;
-  root.vars.ansible_ssh_common_args = sshCommonArgs(options.knownHostsFile);
+  const userArgs = root.vars.ansible_ssh_common_args;
+  root.vars.ansible_ssh_common_args =
+    typeof userArgs === 'string'
+      ? withPinning(userArgs, options.knownHostsFile)
+      : sshCommonArgs(options.knownHostsFile);
   const others = [...groups.values()].filter((g) => g !== root).sort((a, b) => a.name.localeCompare(b.name));
   for (const other of others) root.children.add(other.name);
 

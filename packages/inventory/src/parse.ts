@@ -114,10 +114,20 @@ export function parseHostPattern(pattern: string): { hosts: string[]; port: numb
 const SECTION = /^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:#.*)?$/;
 const GROUP_LINE = /^([^:\]\s]+)\s*(?:#.*)?$/;
 
-export function parseIniInventory(text: string, source = 'inventory'): ParsedInventory {
+/**
+ * `definedElsewhere`: groups another part of the same file defines (labctl's block, when `--merge`
+ * reads the hand-written part alone): a `[web:vars]` for them is as valid as Ansible finds it in
+ * the whole file.
+ */
+export function parseIniInventory(
+  text: string,
+  source = 'inventory',
+  definedElsewhere: readonly string[] = [],
+): ParsedInventory {
   const builder = new InventoryBuilder();
   builder.group('all');
   builder.group('ungrouped');
+  for (const name of definedElsewhere) builder.group(name);
   const pending = new Map<string, { line: number; state: string; parents: string[] }>();
   let group = 'ungrouped';
   let state = 'hosts';
@@ -322,6 +332,11 @@ export function detectInventoryFormat(path: string, text: string): 'ini' | 'yaml
   }
 }
 
-export function parseInventory(text: string, format: 'ini' | 'yaml', source?: string): ParsedInventory {
-  return format === 'ini' ? parseIniInventory(text, source) : parseYamlInventory(text, source);
+export function parseInventory(
+  text: string,
+  format: 'ini' | 'yaml',
+  source?: string,
+  definedElsewhere: readonly string[] = [],
+): ParsedInventory {
+  return format === 'ini' ? parseIniInventory(text, source, definedElsewhere) : parseYamlInventory(text, source);
 }

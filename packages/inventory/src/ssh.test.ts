@@ -76,6 +76,17 @@ describe.skipIf(gate.skip)('ssh options as OpenSSH reads them', () => {
     expect(db).toMatchObject({ hostname: 'fd00::5', hostkeyalias: 'db-01', port: '22' });
   });
 
+  it('a jump host (ssh.proxyJump) reaches ssh as ProxyJump, on the command line and in ssh-config', () => {
+    const jumped = { ...target, proxyJump: 'ops@bastion:2200,admin@inner' };
+    expect(resolved(sshArgv(jumped, knownHosts)).proxyjump).toBe('ops@bastion:2200,admin@inner');
+    const config = join(dir, 'jump.conf');
+    writeFileSync(config, sshConfigText('lab', [jumped], knownHosts));
+    expect(resolved(['-F', config, 'web-01'])).toMatchObject({
+      proxyjump: 'ops@bastion:2200,admin@inner',
+      hostkeyalias: 'web-01',
+    });
+  });
+
   it('refuses values ssh would misread (a double quote, a newline), and quotes --print for a shell', () => {
     expect(() => sshArgv({ ...target, keyFile: '/tmp/a"b' }, knownHosts)).toThrow(
       /double quote or a control character/,

@@ -15,6 +15,8 @@ export interface SshTarget {
   port?: number;
   user?: string;
   keyFile?: string;
+  /** `ssh -J` jump hosts; they are checked against the user's own known_hosts and ssh_config. */
+  proxyJump?: string;
 }
 
 export interface SshTargets {
@@ -37,6 +39,7 @@ export async function sshTargets(source: LabSource): Promise<SshTargets> {
       ...(typeof vars.ansible_port === 'number' ? { port: vars.ansible_port } : {}),
       ...(typeof vars.ansible_user === 'string' ? { user: vars.ansible_user } : {}),
       ...(typeof vars.ansible_ssh_private_key_file === 'string' ? { keyFile: vars.ansible_ssh_private_key_file } : {}),
+      ...(host.proxyJump ? { proxyJump: host.proxyJump } : {}),
     };
   });
   return { targets, skipped: built.skipped, knownHostsFile, warnings: built.warnings };
@@ -72,6 +75,8 @@ export function sshArgv(target: SshTarget, knownHostsFile: string, command: read
     `HostKeyAlias=${target.name}`,
     ...(target.port !== undefined ? ['-p', String(target.port)] : []),
     ...(target.user !== undefined ? ['-l', target.user] : []),
+    // Options given here apply to the VM only; the jump hosts use the user's own ssh_config and known_hosts.
+    ...(target.proxyJump !== undefined ? ['-J', target.proxyJump] : []),
     ...(target.keyFile !== undefined
       ? // Not -i: ssh stats -i's word as given, then expands %-tokens in it, so a path with a % or a
         // space breaks there; -o IdentityFile is read like a config line (quotes, %%).
@@ -101,6 +106,7 @@ export function sshConfigText(lab: string, targets: readonly SshTarget[], knownH
       `  HostKeyAlias ${target.name}`,
       ...(target.user !== undefined ? [`  User ${sshValue(target.user, 'user', false)}`] : []),
       ...(target.port !== undefined ? [`  Port ${target.port}`] : []),
+      ...(target.proxyJump !== undefined ? [`  ProxyJump ${target.proxyJump}`] : []),
       ...(target.keyFile !== undefined
         ? [`  IdentityFile ${sshValue(target.keyFile, 'key file', true)}`, '  IdentitiesOnly yes']
         : []),

@@ -81,6 +81,11 @@ describe('labctl inventory (built binary)', { timeout: 90_000 }, () => {
     const answer = JSON.parse(list.stdout);
     expect(Object.keys(answer._meta.hostvars).sort()).toEqual(['db1', 'web-01', 'web-02']);
     expect(answer.web_1.hosts).toEqual(['web-01', 'web-02']);
+    // Ansible shows a dynamic inventory's stderr in every run: the lab's warnings (a VM without an
+    // address) stay out of it, and come with --debug.
+    expect(list.stderr).toBe('');
+    const debug = await labctl(['inventory', '--lab-dir', dir, '--list', '--debug']);
+    expect(debug.stderr).toMatch(/warning: VM lost left out/);
     const host = await labctl(['inventory', '--lab-dir', dir, '--host', 'web-01']);
     expect(JSON.parse(host.stdout)).toEqual(answer._meta.hostvars['web-01']);
     expect(JSON.parse((await labctl(['inventory', '--lab-dir', dir, '--host', 'nope'])).stdout)).toEqual({});

@@ -89,7 +89,9 @@ export default class Inventory extends LabctlCommand<typeof Inventory> {
       let answer: Record<string, unknown>;
       if (list) {
         const listed = await answerList(source);
-        this.noteAll(listed.summary.warnings);
+        // Ansible shows a dynamic inventory's stderr in every run: warnings (a VM without an
+        // address yet) stay out of it unless --debug asks; errors still reach it.
+        if (this.debugEnabled()) this.noteAll(listed.summary.warnings);
         answer = listed.answer;
       } else answer = await answerHost(source, host as string);
       if (!this.jsonEnabled()) process.stdout.write(`${JSON.stringify(answer)}\n`);

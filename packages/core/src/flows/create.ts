@@ -276,6 +276,7 @@ function plannedRecord(vm: VmPlan, provider: string): Partial<VmRecord> & { name
       port: vm.ssh.port,
       hostKeys: vm.seed?.hostKeys ?? [],
       ...(vm.ssh.keyFile ? { keyFile: vm.ssh.keyFile } : {}),
+      ...(vm.ssh.proxyJump ? { proxyJump: vm.ssh.proxyJump } : {}),
     },
     ...(vm.seed ? { instanceId: vm.seed.instanceId } : {}),
     ...addressFields(vm),

@@ -204,7 +204,12 @@ export function planLab(lab: LoadedLabFile, flags: CreateFlags, options: PlanOpt
           initrd,
           cmdline,
         }),
-        ssh: { user: settings.ssh?.user ?? 'root', port: settings.ssh?.port ?? 22, ...(keyFile ? { keyFile } : {}) },
+        ssh: {
+          user: settings.ssh?.user ?? 'root',
+          port: settings.ssh?.port ?? 22,
+          ...(keyFile ? { keyFile } : {}),
+          ...(settings.ssh?.proxyJump ? { proxyJump: settings.ssh.proxyJump } : {}),
+        },
         ...(target.spec.vars ? { vars: target.spec.vars } : {}),
         ...(address ? { address } : {}),
         ...(cloudInit ? { cloudInit } : {}),
