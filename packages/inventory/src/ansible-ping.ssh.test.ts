@@ -16,6 +16,7 @@ import { ansibleEnv } from './testing/ansible.js';
  * connection would skip the host-key check and hide a wrong key.
  */
 const SSH_HOSTS = fileURLToPath(new URL('../../../scripts/testbed/ssh-hosts.sh', import.meta.url));
+const COLLECTIONS = fileURLToPath(new URL('../../../ansible/collections', import.meta.url));
 const BASE_PORT = 22200; // inventory's ssh tests own 22201-22202
 const run = promisify(execFile);
 const gate = requireTestbed('ansible ping through the emitted inventory', {
@@ -70,6 +71,7 @@ describe.skipIf(gate.skip)('ansible -m ping with strict host-key checking throug
   async function ping(inventory: string): Promise<{ code: number; output: string }> {
     const env = {
       ...ansibleEnv(bed),
+      ANSIBLE_COLLECTIONS_PATH: COLLECTIONS,
       HOME: bed,
       ANSIBLE_SSH_ARGS: '-o ControlMaster=no -o ControlPath=none',
       ANSIBLE_TIMEOUT: '15',
@@ -96,6 +98,19 @@ describe.skipIf(gate.skip)('ansible -m ping with strict host-key checking throug
       expect(code).toBe(0);
     }, 90_000);
   }
+
+  it('the labctl.lab.labctl inventory plugin: both hosts answer pong, keys pinned from the state alone', async () => {
+    const dir = await lab('plugin', (index) => hostKeys[index] ?? []);
+    const config = join(dir, 'lab.labctl.yml');
+    await writeFile(config, 'plugin: labctl.lab.labctl\n');
+    const { code, output } = await ping(config);
+    expect(output).toMatch(/^h1 \| SUCCESS => .*"ping": "pong"/m);
+    expect(output).toMatch(/^h2 \| SUCCESS => .*"ping": "pong"/m);
+    expect(code).toBe(0);
+    expect(
+      (await readFile(join(dir, '.labctl', 'known_hosts'), 'utf8')).split('\n').filter((l) => /^h\d /.test(l)),
+    ).toHaveLength(4);
+  }, 90_000);
 
   it('a wrong recorded host key makes Ansible refuse the host (and only that host)', async () => {
     const wrong = (await readFile(join(bed, 'client', 'wrong_ed25519.pub'), 'utf8')).trim();
