@@ -2,10 +2,22 @@
 # Install what labctl's build, demo and tests need on a fresh Debian 12 machine. Safe to re-run:
 # packages already present are not fetched again. Debian packages need root; without root only the
 # npm part runs (tests that need the missing parts then skip and say why).
-#   ./scripts/setup.sh            # Debian packages + npm packages + build
+#   ./scripts/setup.sh            # Debian packages + npm packages + build, labctl on PATH
+#   ./scripts/setup.sh --minimal  # only what the CLI needs to run (no Samba, kernel, test beds, PowerShell)
 #   SETUP_APT=0 ./scripts/setup.sh  # npm + build only
+# labctl goes on PATH as a link to the built binary: /usr/local/bin/labctl as root, else
+# ~/.local/bin/labctl (LABCTL_BIN_DIR=DIR chooses). An existing labctl that is not such a link is
+# left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+MINIMAL=0
+for arg in "$@"; do
+  case "$arg" in
+    --minimal) MINIMAL=1 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "setup: unknown option $arg (try --help)" >&2; exit 2 ;;
+  esac
+done
 
 # One list for every real part the tests and the demo start (see design.md, "Testing with real parts").
 DEBIAN_PACKAGES=(
@@ -27,6 +39,11 @@ DEBIAN_PACKAGES=(
   # Samba AD DC for Kerberos delegation tests
   samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind python3-samba krb5-user ldb-tools ldap-utils smbclient openssl
 )
+
+# What the CLI itself runs: virsh (libvirt), qemu-img (disks, flatten checks), ssh (labctl ssh,
+# qemu+ssh://), nc (the qemu+ssh transport). Everything else serves the tests, the demo or Samba.
+MINIMAL_PACKAGES=(libvirt-clients qemu-utils openssh-client netcat-openbsd)
+if [ "$MINIMAL" = 1 ]; then DEBIAN_PACKAGES=("${MINIMAL_PACKAGES[@]}"); fi
 
 if [ "${SETUP_APT:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
   missing=()
@@ -52,7 +69,9 @@ fi
 # renderers). Unpacked from Debian's package into .tools, not installed: an installed cloud-init
 # would run at this machine's next boot.
 CLOUD_INIT_DIR=.tools/cloud-init
-if [ -f "$CLOUD_INIT_DIR/usr/lib/python3/dist-packages/cloudinit/__init__.py" ]; then
+if [ "$MINIMAL" = 1 ]; then
+  echo "setup: --minimal, skipping cloud-init's code (tests only)"
+elif [ -f "$CLOUD_INIT_DIR/usr/lib/python3/dist-packages/cloudinit/__init__.py" ]; then
   echo "setup: cloud-init's code already unpacked ($CLOUD_INIT_DIR)"
 elif command -v apt-get >/dev/null && [ "${SETUP_APT:-1}" = 1 ]; then
   echo "setup: cloud-init (Debian package, unpacked into $CLOUD_INIT_DIR)"
@@ -71,7 +90,9 @@ fi
 # version is pinned; without dotnet the tests that need pwsh skip and say so.
 PWSH_VERSION=7.6.9
 PWSH_DIR=.tools/pwsh
-if [ -x "$PWSH_DIR/pwsh" ] && "$PWSH_DIR/pwsh" -NoProfile -NonInteractive -Command '$PSVersionTable.PSVersion.ToString()' 2>/dev/null | grep -qx "$PWSH_VERSION"; then
+if [ "$MINIMAL" = 1 ]; then
+  echo "setup: --minimal, skipping PowerShell (tests only; a Hyper-V host runs its own)"
+elif [ -x "$PWSH_DIR/pwsh" ] && "$PWSH_DIR/pwsh" -NoProfile -NonInteractive -Command '$PSVersionTable.PSVersion.ToString()' 2>/dev/null | grep -qx "$PWSH_VERSION"; then
   echo "setup: PowerShell $PWSH_VERSION already installed ($PWSH_DIR/pwsh)"
 elif command -v dotnet >/dev/null; then
   echo "setup: PowerShell $PWSH_VERSION from NuGet (dotnet tool) into $PWSH_DIR"
@@ -87,3 +108,6 @@ echo "setup: npm packages"
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
 echo "setup: build"
 npx turbo run build --output-logs=errors-only
+
+# labctl on PATH, as the README types it.
+scripts/link-bin.sh

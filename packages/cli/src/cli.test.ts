@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, realpath, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -330,5 +330,24 @@ describe('oclif conventions', () => {
     expect(bash).toMatch(/^destroy .*--all .*--yes/m);
     expect(bash).toMatch(/^snapshot:save .*--name/m);
     expect(bash).toMatch(/^init .*--provider/m);
+  });
+});
+
+describe('install', () => {
+  it('scripts/link-bin.sh puts labctl on PATH as a link to the built binary, re-runs, and leaves a foreign labctl alone', async () => {
+    const script = resolve(import.meta.dirname, '../../../scripts/link-bin.sh');
+    const binDir = await mkdtemp(join(tmpdir(), 'labctl-bin-'));
+    const run = promisify(execFile);
+    for (let round = 0; round < 2; round++) await run(script, [], { env: { ...process.env, LABCTL_BIN_DIR: binDir } });
+    expect(await realpath(join(binDir, 'labctl'))).toBe(await realpath(bin));
+    const { stdout } = await run('labctl', ['version', '--json'], {
+      env: { ...process.env, PATH: `${binDir}:${process.env.PATH}` },
+    });
+    expect(JSON.parse(stdout).version).toMatch(/^\d+\.\d+\.\d+/);
+    const foreign = await mkdtemp(join(tmpdir(), 'labctl-bin-'));
+    await writeFile(join(foreign, 'labctl'), '#!/bin/sh\necho mine\n', { mode: 0o755 });
+    const out = await run(script, [], { env: { ...process.env, LABCTL_BIN_DIR: foreign } });
+    expect(out.stdout).toMatch(/exists and is not a link; left alone/);
+    expect(await readFile(join(foreign, 'labctl'), 'utf8')).toBe('#!/bin/sh\necho mine\n');
   });
 });
