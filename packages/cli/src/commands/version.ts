@@ -1,4 +1,4 @@
-import { LabctlCommand } from '../base-command.js';
+import { Command } from '@oclif/core';
 
 export interface VersionResult {
   version: string;
@@ -7,11 +7,17 @@ export interface VersionResult {
   arch: string;
 }
 
-export default class Version extends LabctlCommand<typeof Version> {
+/**
+ * A plain oclif command, not a LabctlCommand: it needs no lab, so it loads none of the lab's
+ * modules (zod, yaml) and starts as fast as `labctl --version` (bench/startup).
+ */
+export default class Version extends Command {
   static override summary = "Show labctl's version, and the Node.js and platform it runs on.";
+  static override enableJsonFlag = true;
   static override examples = ['<%= config.bin %> version', '<%= config.bin %> version --json'];
 
   async run(): Promise<VersionResult> {
+    await this.parse(Version);
     const result = {
       version: this.config.version,
       node: process.version,
