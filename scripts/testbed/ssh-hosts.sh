@@ -9,6 +9,8 @@
 # Written into DIR: client/id_ed25519 (authorized for both users), client/wrong_ed25519,
 # known_hosts (every host's keys, "[127.0.0.1]:PORT keytype base64"), h<i>/{sshd_config,sshd.log,port},
 # hosts.env (SSH_HOSTS_PORTS="p1 p2 ..."). Needs root (users, namespaces); prints one line when ready.
+# SSH_HOSTS_NETNS_<i>=NS and SSH_HOSTS_ADDR_<i>=ADDR run host i in network namespace NS (made by the
+# caller, e.g. scripts/testbed/ssh-jump.sh), listening on ADDR instead of 127.0.0.1.
 set -euo pipefail
 cmd=${1:?usage: ssh-hosts.sh up|down DIR [N] [BASE_PORT]}; dir=${2:?DIR}; n=${3:-2}; base=${4:-22100}
 USERS=(labctl-np labctl-pw)
@@ -49,11 +51,13 @@ ports=()
 : > "$dir/known_hosts"
 for i in $(seq 1 "$n"); do
   h="$dir/h$i"; port=$((base + i)); mkdir -p "$h"; ports+=("$port"); echo "$port" > "$h/port"
+  ns_var="SSH_HOSTS_NETNS_$i"; addr_var="SSH_HOSTS_ADDR_$i"
+  ns=${!ns_var:-}; addr=${!addr_var:-127.0.0.1}; echo "$addr" > "$h/addr"; echo "$ns" > "$h/netns"
   [ -f "$h/ssh_host_ed25519_key" ] || ssh-keygen -q -t ed25519 -N '' -C "h$i" -f "$h/ssh_host_ed25519_key"
   [ -f "$h/ssh_host_rsa_key" ] || ssh-keygen -q -t rsa -b 2048 -N '' -C "h$i" -f "$h/ssh_host_rsa_key"
   cat > "$h/sshd_config" <<C
 Port $port
-ListenAddress 127.0.0.1
+ListenAddress $addr
 HostKey $h/ssh_host_ed25519_key
 HostKey $h/ssh_host_rsa_key
 PidFile $h/sshd.pid
@@ -69,14 +73,17 @@ PrintMotd no
 Subsystem sftp internal-sftp
 C
   printf '127.0.0.1 localhost\n127.0.1.1 h%s\n' "$i" > "$h/hosts"
-  ( exec unshare --uts --mount --propagation private sh -c \
+  in_ns=(); [ -n "$ns" ] && in_ns=(ip netns exec "$ns")
+  ( exec "${in_ns[@]}" unshare --uts --mount --propagation private sh -c \
       "mount --bind '$h/hosts' /etc/hosts; mount --bind '$dir/resolv.conf' /etc/resolv.conf; hostname h$i; exec /usr/sbin/sshd -D -f '$h/sshd_config' -E '$h/sshd.log'" ) &
   echo $! > "$h/launch.pid"
-  for k in ed25519 rsa; do echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$h/ssh_host_${k}_key.pub")" >> "$dir/known_hosts"; done
+  for k in ed25519 rsa; do echo "[$addr]:$port $(cut -d' ' -f1,2 "$h/ssh_host_${k}_key.pub")" >> "$dir/known_hosts"; done
 done
-for port in "${ports[@]}"; do
-  for _ in $(seq 1 200); do bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null && break; sleep 0.05; done
-  bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null || { echo "ssh-hosts.sh: sshd on port $port did not come up; see $dir/h*/sshd.log" >&2; exit 1; }
+for i in $(seq 1 "$n"); do
+  port=$(cat "$dir/h$i/port"); addr=$(cat "$dir/h$i/addr"); ns=$(cat "$dir/h$i/netns")
+  in_ns=(); [ -n "$ns" ] && in_ns=(ip netns exec "$ns")
+  for _ in $(seq 1 200); do "${in_ns[@]}" bash -c "exec 3<>/dev/tcp/$addr/$port" 2>/dev/null && break; sleep 0.05; done
+  "${in_ns[@]}" bash -c "exec 3<>/dev/tcp/$addr/$port" 2>/dev/null || { echo "ssh-hosts.sh: sshd on $addr port $port did not come up; see $dir/h$i/sshd.log" >&2; exit 1; }
 done
 echo "SSH_HOSTS_PORTS=\"${ports[*]}\"" > "$dir/hosts.env"
-echo "ssh-hosts: $n up on 127.0.0.1 ports ${ports[*]} in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+echo "ssh-hosts: $n up on ports ${ports[*]} in $(( ($(date +%s%N) - t0) / 1000000 )) ms"

@@ -153,6 +153,11 @@ export const HostSchema = z.strictObject({
     .regex(/^[A-Za-z0-9_.+-]{1,64}$/, 'a storage pool name')
     .optional(),
   concurrency: z.number().int().min(1).max(64).optional(),
+  /** SSH to this host through jump hosts (`ssh -J` syntax; Hyper-V hosts reached over SSH). */
+  proxyJump: z
+    .string()
+    .regex(PROXY_JUMP, 'is not a jump host list: [user@]host[:port], comma-separated (as ssh -J takes it)')
+    .optional(),
   /** MiB: the lab never places VMs with more memory than this on the host. */
   memoryLimit: z
     .number()

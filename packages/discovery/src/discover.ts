@@ -256,7 +256,13 @@ export async function discover(
       if (remaining <= 0 || options.signal?.aborted) break;
       last = await semaphoreFor(vm.host ?? 'local').run(() =>
         probe(
-          { address, port: vm.ssh?.port ?? 22, pinnedKeys: vm.ssh?.hostKeys ?? [], ...(login ? { login } : {}) },
+          {
+            address,
+            port: vm.ssh?.port ?? 22,
+            pinnedKeys: vm.ssh?.hostKeys ?? [],
+            ...(login ? { login } : {}),
+            ...(vm.ssh?.proxyJump ? { proxyJump: vm.ssh.proxyJump } : {}),
+          },
           Math.min(probeTimeoutMs, remaining),
         ),
       );

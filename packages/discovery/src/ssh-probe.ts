@@ -1,3 +1,5 @@
+import type { Duplex } from 'node:stream';
+import { throughJumpHosts } from '@labctl/remote/ssh';
 import { Client } from 'ssh2';
 
 /**
@@ -16,6 +18,10 @@ export interface ProbeTarget {
    * the stage users otherwise meet as "Permission denied (publickey)". Nothing is run.
    */
   login?: { user: string; privateKey: Buffer };
+  /** Jump hosts (`ssh -J` syntax): the handshake runs through a channel of the last one. */
+  proxyJump?: string;
+  /** ssh config for the jump hosts (default ~/.ssh/config and /etc/ssh/ssh_config, as ssh reads them). */
+  sshConfigFile?: string;
 }
 
 export type ProbeResult =
@@ -59,7 +65,44 @@ export function sameKey(a: string, b: string): boolean {
   return typeA === typeB && bodyA === bodyB;
 }
 
-export const sshHandshakeProbe: SshProbe = (target, timeoutMs) =>
+export const sshHandshakeProbe: SshProbe = async (target, timeoutMs) => {
+  if (!target.proxyJump) return handshake(target, timeoutMs);
+  let sock: Duplex;
+  try {
+    sock = await withTimeout(
+      throughJumpHosts(target.proxyJump, target.address, target.port, {
+        ...(target.sshConfigFile ? { sshConfigFile: target.sshConfigFile } : {}),
+        readyTimeoutMs: timeoutMs,
+      }),
+      timeoutMs,
+    );
+  } catch (error) {
+    const message = (error as Error).message;
+    // The jump host answered but the VM's port did not: the same as a refused or silent port.
+    if (/cannot open a connection to/.test(message))
+      return { ok: false, reason: /refused/i.test(message) ? 'refused' : 'closed', message };
+    return { ok: false, reason: 'error', message: `through ${target.proxyJump}: ${message}` };
+  }
+  return handshake(target, timeoutMs, sock);
+};
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+const handshake = (target: ProbeTarget, timeoutMs: number, sock?: Duplex): Promise<ProbeResult> =>
   new Promise((resolve) => {
     const client = new Client();
     let hostKey: string | undefined;
@@ -109,6 +152,7 @@ export const sshHandshakeProbe: SshProbe = (target, timeoutMs) =>
     client.connect({
       host: target.address,
       port: target.port,
+      ...(sock ? { sock: sock as never } : {}),
       username: login?.user ?? 'labctl-probe',
       readyTimeout: timeoutMs,
       ...(login ? { privateKey: login.privateKey } : {}),

@@ -54,7 +54,11 @@ export function redactInput(inputJson: string): string {
  * else is SSH with the host key pinned (known_hosts; a changed key is refused under both policies,
  * accept-new only records a host never seen).
  */
-export async function connectTarget(target: string, settings: HyperVSettings): Promise<ClosableRunner> {
+export async function connectTarget(
+  target: string,
+  settings: HyperVSettings,
+  proxyJump?: string,
+): Promise<ClosableRunner> {
   if (target === LOCAL_TARGET) {
     const { LocalPowerShellRunner } = await import('@labctl/remote/local');
     return new LocalPowerShellRunner();
@@ -65,6 +69,8 @@ export async function connectTarget(target: string, settings: HyperVSettings): P
     hostKeyPolicy: settings.hostKeys ?? 'strict',
     ...(settings.knownHosts ? { knownHostsFile: settings.knownHosts } : {}),
     ...(settings.identityFile ? { identityFiles: [settings.identityFile] } : {}),
+    // Without one here, the ProxyJump of the user's ssh config applies, as it would for ssh.
+    ...(proxyJump ? { proxyJump } : {}),
   });
   ssh.setNoDelay(true);
   return ssh;

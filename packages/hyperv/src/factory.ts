@@ -42,8 +42,10 @@ export function hyperVProvider(options: HyperVFactoryOptions): HyperVProvider {
     debug,
     log,
     ...(options.lab.spec.delegation ? { delegationFindings: directoryFindings(options.lab) } : {}),
-    connect: (host) =>
-      connectTarget([...hosts, ...peers].find((item) => item.name === host.name)?.target ?? host.name, settings),
+    connect: (host) => {
+      const entry = [...hosts, ...peers].find((item) => item.name === host.name);
+      return connectTarget(entry?.target ?? host.name, settings, entry?.proxyJump);
+    },
   });
 }
 

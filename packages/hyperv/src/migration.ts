@@ -33,6 +33,7 @@ export interface MigrationTarget {
   labHost: string;
   /** SSH target: user@host[:port], or `local` (PowerShell on this machine). */
   target: string;
+  proxyJump?: string;
 }
 
 /**
@@ -56,7 +57,13 @@ export function migrationTargets(
         : entries.filter((entry) => (entry.name.split('.')[0] ?? '').toUpperCase() === host.short);
     if (matches.length === 0) missing.push(host.given);
     else if (matches.length > 1) ambiguous.push(`${host.given} (${matches.map((entry) => entry.name).join(', ')})`);
-    else targets.push({ host: host.short, labHost: matches[0]!.name, target: matches[0]!.target });
+    else
+      targets.push({
+        host: host.short,
+        labHost: matches[0]!.name,
+        target: matches[0]!.target,
+        ...(matches[0]!.proxyJump ? { proxyJump: matches[0]!.proxyJump } : {}),
+      });
   }
   if (missing.length > 0) {
     throw new UsageError(
@@ -316,6 +323,6 @@ export function migrationConnector(lab: LoadedLabFile, labDir: string, debug = f
     ...(settings.shell ? { flavor: settings.shell } : {}),
     log,
     debug,
-    connect: (target) => connectTarget(target.target, settings),
+    connect: (target) => connectTarget(target.target, settings, target.proxyJump),
   };
 }

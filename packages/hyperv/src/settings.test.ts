@@ -48,6 +48,13 @@ describe('hyperv: settings and hosts: from labctl.yaml', () => {
     expect(hyperVHosts(spec, 'root@hv09:22')).toEqual([{ name: 'hv09', target: 'root@hv09:22' }]);
   });
 
+  it("a host's proxyJump goes with its SSH target", () => {
+    const jumped = { hosts: [{ name: 'hv05', address: 'admin@hv05', proxyJump: 'ops@bastion:2222' }] } as never;
+    expect(hyperVHosts(jumped, 'hv05')).toEqual([
+      { name: 'hv05', target: 'admin@hv05', proxyJump: 'ops@bastion:2222' },
+    ]);
+  });
+
   it('hyperv: keys are checked; paths resolve against the lab directory', () => {
     expect(parseHyperVSettings(spec.hyperv, (path) => `/lab/${path}`)).toEqual({
       shell: 'pwsh',

@@ -1,5 +1,3 @@
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { UsageError } from '@labctl/core/errors';
 import { checkName } from '@labctl/core/names';
 import type { LabSpec } from '@labctl/core/spec';
@@ -25,16 +23,14 @@ export interface HyperVSettings {
 export interface HyperVHostTarget extends HyperVHostConfig {
   /** SSH target: user@host[:port], or `local`: PowerShell on this machine, no SSH. */
   target: string;
+  /** Jump hosts to reach it through (`ssh -J` syntax), from the lab file's hosts: entry. */
+  proxyJump?: string;
 }
 
 /** The address of a host that is this machine: labctl runs PowerShell locally (no SSH). */
 export const LOCAL_TARGET = 'local';
 
 const KEYS = new Set(['knownHosts', 'identityFile', 'shell', 'hostKeys']);
-
-function expandHome(path: string): string {
-  return path.startsWith('~/') ? join(homedir(), path.slice(2)) : path;
-}
 
 export function parseHyperVSettings(
   raw: Record<string, unknown> | undefined,
@@ -57,7 +53,7 @@ export function parseHyperVSettings(
     } else {
       if (typeof value !== 'string' || !value)
         throw new UsageError('LABFILE_INVALID', `labctl.yaml: hyperv.${key}: expected a path`);
-      settings[key as 'knownHosts' | 'identityFile'] = resolvePath(expandHome(value));
+      settings[key as 'knownHosts' | 'identityFile'] = resolvePath(value);
     }
   }
   return settings;
@@ -91,6 +87,7 @@ export function hyperVHosts(
       target,
       ...(host.path ? { path: host.path } : {}),
       ...(host.concurrency ? { concurrency: host.concurrency } : {}),
+      ...(host.proxyJump ? { proxyJump: host.proxyJump } : {}),
     };
   });
   if (!only || only === LOCAL_TARGET) {

@@ -1,4 +1,4 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { UsageError } from '@labctl/core/errors';
@@ -145,8 +145,22 @@ export function sshHostKeyAlgorithms(entries: readonly KnownHostEntry[]): string
   return algorithms.size > 0 ? [...algorithms] : undefined;
 }
 
-/** Record a host key (the `accept-new` policy): plain `[host]:port type base64`, file 0600, directory 0700. */
-export async function appendKnownHost(file: string, host: string, port: number, blob: Buffer): Promise<void> {
+/** The hashed form of a known_hosts name (OpenSSH's HashKnownHosts): `|1|base64(salt)|base64(hmac-sha1)`. */
+export function hashedHostName(name: string, salt: Buffer = randomBytes(20)): string {
+  return `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update(name).digest('base64')}`;
+}
+
+/**
+ * Record a host key (the `accept-new` policy): `[host]:port type base64`, hashed when the user's
+ * ssh config says HashKnownHosts yes; file 0600, directory 0700.
+ */
+export async function appendKnownHost(
+  file: string,
+  host: string,
+  port: number,
+  blob: Buffer,
+  options: { hashed?: boolean } = {},
+): Promise<void> {
   // A host field is a comma list of patterns (*, ?, !negation) ended by a space: only a plain name or
   // address may go in, or the key would be pinned for other hosts too.
   if (!/^[A-Za-z0-9._:%-]+$/.test(host)) {
@@ -156,7 +170,8 @@ export async function appendKnownHost(file: string, host: string, port: number, 
     );
   }
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-  const line = `${knownHostName(host, port)} ${keyBlobType(blob)} ${blob.toString('base64')}\n`;
+  const name = options.hashed ? hashedHostName(knownHostName(host, port)) : knownHostName(host, port);
+  const line = `${name} ${keyBlobType(blob)} ${blob.toString('base64')}\n`;
   let prefix = '';
   const current = await readRegularFile(file, 'known_hosts file', {
     maxBytes: 64 * 1024 * 1024,

@@ -1,4 +1,5 @@
 import { homedir } from 'node:os';
+import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import { Semaphore, sleep } from '@labctl/core/concurrency';
 import { LabctlError, UsageError } from '@labctl/core/errors';
@@ -10,7 +11,7 @@ import ssh2, {
   type ClientChannel,
   type ConnectConfig,
 } from 'ssh2';
-import { defaultSshConfigFile, loadSshConfig } from './ssh-config.js';
+import { loadSshConfig } from './ssh-config.js';
 import {
   appendKnownHost,
   entriesForHost,
@@ -64,6 +65,16 @@ export interface SshConnectOptions {
   /** 0 disables keepalives. */
   keepaliveIntervalMs?: number;
   signal?: AbortSignal;
+  /**
+   * Jump hosts as `ssh -J` takes them (`admin@bastion`, `a@j1,b@j2:2222`); default the ProxyJump of
+   * ssh config; `false` goes direct. Each hop is a full SSH connection of its own, its host key
+   * checked strictly against the user's known_hosts (as OpenSSH checks jump hosts).
+   */
+  proxyJump?: string | false;
+  /** Read /etc/ssh/ssh_known_hosts (ssh config's GlobalKnownHostsFile) too; default true. */
+  globalKnownHosts?: boolean;
+  /** Internal: the stream to run SSH over (a channel through the previous jump host). */
+  via?: (host: string, port: number) => Promise<Duplex>;
 }
 
 export interface ExecOptions {
@@ -268,6 +279,31 @@ export class SshConnection {
     });
   }
 
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** A TCP connection from this host to `host:port` (what `ssh -W` and ProxyJump use). */
+  forwardOut(host: string, port: number): Promise<ClientChannel> {
+    const where = formatTarget(this.target);
+    return new Promise((resolve, reject) => {
+      if (this.closed) return reject(new SshConnectError('SSH_CLOSED', `the SSH connection to ${where} is closed`));
+      this.client.forwardOut('127.0.0.1', 0, host, port, (error, channel) => {
+        if (!error) return resolve(channel);
+        reject(
+          new SshConnectError(
+            'SSH_JUMP_FORWARD',
+            `jump host ${where} cannot open a connection to ${host}:${port}: ${error.message}`,
+            {
+              hint: `Is ${host} up and listening on port ${port}, and does ${where} allow TCP forwarding (AllowTcpForwarding in its sshd_config)?`,
+              details: { transient: /connect failed|refused|timed out/i.test(error.message) },
+            },
+          ),
+        );
+      });
+    });
+  }
+
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     return new Promise((resolve) => {
@@ -281,9 +317,7 @@ export class SshConnection {
 export async function resolveConnectSettings(target: string | SshTarget, options: SshConnectOptions = {}) {
   const parsed = typeof target === 'string' ? parseTarget(target) : target;
   const config =
-    options.sshConfigFile === false
-      ? { identityFiles: [] }
-      : await loadSshConfig(parsed.host, options.sshConfigFile ?? defaultSshConfigFile());
+    options.sshConfigFile === false ? { identityFiles: [] } : await loadSshConfig(parsed.host, options.sshConfigFile);
   const resolved: ResolvedTarget = {
     alias: parsed.host,
     host: config.hostName ?? parsed.host,
@@ -297,7 +331,23 @@ export async function resolveConnectSettings(target: string | SshTarget, options
       ? config.identityFiles
       : ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((name) => join(sshDir, name)));
   const knownHostsFile = options.knownHostsFile ?? config.userKnownHostsFile ?? join(sshDir, 'known_hosts');
-  return { target: resolved, identityFiles, knownHostsFile };
+  // The user's other known_hosts files and the system's are read too, never written.
+  const alsoRead =
+    options.globalKnownHosts === false
+      ? []
+      : [
+          ...(options.knownHostsFile ? [] : (config.userKnownHostsFiles ?? []).slice(1)),
+          ...(config.globalKnownHostsFiles ?? ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2']),
+        ].filter((file) => file !== knownHostsFile);
+  const proxyJump = options.proxyJump === false ? undefined : (options.proxyJump ?? config.proxyJump);
+  return {
+    target: resolved,
+    identityFiles,
+    knownHostsFile,
+    alsoRead,
+    hashKnownHosts: config.hashKnownHosts ?? false,
+    ...(proxyJump && !options.via ? { proxyJump } : {}),
+  };
 }
 
 /**
@@ -339,7 +389,7 @@ async function connectOnce(settings: Settings, options: SshConnectOptions): Prom
   const { target, knownHostsFile } = settings;
   const where = formatTarget(target);
   const policy = options.hostKeyPolicy ?? 'strict';
-  const known = await readKnownHosts(knownHostsFile);
+  const known = (await Promise.all([knownHostsFile, ...settings.alsoRead].map((file) => readKnownHosts(file)))).flat();
   const keys = await readableKeys(settings.identityFiles);
   const agent = options.agent === false ? undefined : (options.agent ?? process.env.SSH_AUTH_SOCK);
 
@@ -386,6 +436,13 @@ async function connectOnce(settings: Settings, options: SshConnectOptions): Prom
   };
   const algorithms = sshHostKeyAlgorithms(entriesForHost(known, target.host, target.port));
   if (algorithms) config.algorithms = { serverHostKey: algorithms as never };
+  // Through jump hosts: the TCP connection is a channel of the last hop; SSH runs end to end.
+  const via =
+    options.via ??
+    (settings.proxyJump
+      ? (host: string, port: number) => throughJumpHosts(settings.proxyJump!, host, port, options)
+      : undefined);
+  if (via) config.sock = (await via(target.host, target.port)) as ConnectConfig['sock'];
 
   await new Promise<void>((resolve, reject) => {
     const onAbort = () => {
@@ -420,7 +477,7 @@ async function connectOnce(settings: Settings, options: SshConnectOptions): Prom
   const key = presented as Buffer;
   let recorded = false;
   if (verdict?.kind === 'unknown') {
-    await appendKnownHost(knownHostsFile, target.host, target.port, key);
+    await appendKnownHost(knownHostsFile, target.host, target.port, key, { hashed: settings.hashKnownHosts });
     recorded = true;
   }
   const connection = new SshConnection(client, target, {
@@ -508,4 +565,94 @@ function describeConnectError(
       ? { hint: 'Nothing listens on that port: check the address, the port and that sshd runs.' }
       : {}),
   });
+}
+
+/**
+ * Jump hosts shared by every connection of this process that goes through the same hops (a create
+ * probes many VMs behind one bastion): one SSH connection per hop, each verified strictly against
+ * the user's known_hosts, closed a moment after the last channel through them closes.
+ */
+const JUMP_IDLE_MS = 1_500;
+interface JumpChain {
+  hops: Promise<SshConnection[]>;
+  channels: number;
+  idle?: NodeJS.Timeout;
+}
+const jumpChains = new Map<string, JumpChain>();
+
+export async function throughJumpHosts(
+  spec: string,
+  host: string,
+  port: number,
+  options: Pick<SshConnectOptions, 'sshConfigFile' | 'agent' | 'signal' | 'readyTimeoutMs'> = {},
+): Promise<ClientChannel> {
+  const key = `${spec}\0${options.sshConfigFile ?? ''}`;
+  let chain = jumpChains.get(key);
+  if (chain && (await chain.hops.then((hops) => hops.some((hop) => hop.isClosed)).catch(() => true))) {
+    jumpChains.delete(key);
+    chain = undefined;
+  }
+  if (!chain) {
+    chain = { hops: openJumpHosts(spec, options), channels: 0 };
+    jumpChains.set(key, chain);
+    chain.hops.catch(() => jumpChains.delete(key));
+  }
+  const entry = chain;
+  clearTimeout(entry.idle);
+  const hops = await entry.hops;
+  const channel = await hops.at(-1)!.forwardOut(host, port);
+  entry.channels++;
+  channel.once('close', () => {
+    entry.channels--;
+    if (entry.channels > 0) return;
+    clearTimeout(entry.idle);
+    entry.idle = setTimeout(() => {
+      if (entry.channels > 0 || jumpChains.get(key) !== entry) return;
+      jumpChains.delete(key);
+      for (const hop of [...hops].reverse()) void hop.close();
+    }, JUMP_IDLE_MS);
+  });
+  return channel;
+}
+
+/** Closes every jump host connection now (they also close themselves when idle). */
+export async function closeJumpHosts(): Promise<void> {
+  const chains = [...jumpChains.values()];
+  jumpChains.clear();
+  for (const chain of chains) {
+    clearTimeout(chain.idle);
+    const hops = await chain.hops.catch(() => [] as SshConnection[]);
+    for (const hop of [...hops].reverse()) await hop.close();
+  }
+}
+
+/** Every hop of `a@j1,b@j2:2222` connected in turn, each through the one before. */
+async function openJumpHosts(
+  spec: string,
+  options: Pick<SshConnectOptions, 'sshConfigFile' | 'agent' | 'signal' | 'readyTimeoutMs'>,
+): Promise<SshConnection[]> {
+  const targets = spec.split(',').map((hop) => parseTarget(hop));
+  if (targets.length === 0 || targets.length > 8)
+    throw new UsageError('SSH_TARGET', `a jump host list has 1 to 8 hops: "${spec}"`);
+  const hops: SshConnection[] = [];
+  try {
+    for (const target of targets) {
+      const previous = hops.at(-1);
+      hops.push(
+        await connect(target, {
+          ...(options.sshConfigFile !== undefined ? { sshConfigFile: options.sshConfigFile } : {}),
+          ...(options.agent !== undefined ? { agent: options.agent } : {}),
+          ...(options.signal ? { signal: options.signal } : {}),
+          ...(options.readyTimeoutMs ? { readyTimeoutMs: options.readyTimeoutMs } : {}),
+          hostKeyPolicy: 'strict',
+          proxyJump: false,
+          ...(previous ? { via: (host: string, port: number) => previous.forwardOut(host, port) } : {}),
+        }),
+      );
+    }
+    return hops;
+  } catch (error) {
+    for (const hop of hops.reverse()) await hop.close();
+    throw error;
+  }
 }
