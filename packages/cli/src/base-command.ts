@@ -5,6 +5,7 @@ import type { EventSink, ProgressEvent } from '@labctl/core/events';
 import { LAB_FILE, loadLabFile, type LoadedLabFile } from '@labctl/core/spec';
 import { resolveLabDir, StateStore } from '@labctl/core/state';
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
+import { plainLine } from './progress.js';
 import { cellSafe, terminalSafe } from './render.js';
 import { closest } from './suggest.js';
 
@@ -87,10 +88,7 @@ export abstract class LabctlCommand<T extends typeof Command> extends Command {
   /** Progress events as plain lines on stderr (nothing with --json). */
   protected progressSink(): EventSink {
     if (this.jsonEnabled()) return () => {};
-    return (event: ProgressEvent) => {
-      const message = event.message ? `: ${event.message}` : '';
-      process.stderr.write(`${cellSafe(`${event.subject} ${event.phase} ${event.status}${message}`)}\n`);
-    };
+    return (event: ProgressEvent) => process.stderr.write(`${cellSafe(plainLine(event))}\n`);
   }
 
   /** The command's flag closest to a nonexistent one (`--forse` -> `--force`). */

@@ -1,6 +1,6 @@
 import { libvirtOptions } from './options.js';
 import { chmod, copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { mapLimit } from '@labctl/core/concurrency';
 import { describeError } from '@labctl/core/errors';
 import type { EventSink } from '@labctl/core/events';
@@ -327,7 +327,12 @@ export class LibvirtProvider implements Provider {
       await this.store.remove(disk).catch(() => {});
       throw err;
     }
-    events({ subject: vm.name, phase: 'disk', status: 'done', message: disk });
+    events({
+      subject: vm.name,
+      phase: 'disk',
+      status: 'done',
+      message: `${vm.clone === 'full' ? 'a full copy of' : 'overlay on'} ${basename(vm.golden)}`,
+    });
     const undo = async (...paths: string[]) => {
       for (const path of paths) await this.store.remove(path).catch(() => {});
     };

@@ -233,6 +233,45 @@ describe('progress', () => {
     };
   }
 
+  it('lines a person reads, and a table of the time each phase took for several VMs', async () => {
+    const plain = stream();
+    const progress = createProgress({
+      json: false,
+      subjects: ['web-01', 'web-02'],
+      finishedBy: () => false,
+      stream: plain.stream,
+    });
+    const at = (s: number) => Date.UTC(2026, 0, 1) + s * 1000;
+    progress.sink({ subject: 'web-01', phase: 'disk', status: 'start', message: 'overlay', at: at(0) });
+    progress.sink({ subject: 'web-02', phase: 'disk', status: 'start', message: 'overlay', at: at(0) });
+    progress.sink({ subject: 'web-01', phase: 'disk', status: 'done', message: 'overlay on golden.vhd', at: at(1) });
+    progress.sink({ subject: 'web-02', phase: 'disk', status: 'done', message: 'overlay on golden.vhd', at: at(3) });
+    progress.sink({ subject: 'web-01', phase: 'start', status: 'start', at: at(3) });
+    progress.sink({ subject: 'web-01', phase: 'start', status: 'done', at: at(4) });
+    progress.sink({ subject: 'web-02', phase: 'start', status: 'start', at: at(3) });
+    progress.sink({ subject: 'web-02', phase: 'start', status: 'failed', message: 'no memory\u001b[2J', at: at(5) });
+    await progress.stop();
+    expect(plain.lines.slice(0, 8)).toEqual([
+      'web-01: making the disk (overlay)\n',
+      'web-02: making the disk (overlay)\n',
+      'web-01: disk ready (overlay on golden.vhd)\n',
+      'web-02: disk ready (overlay on golden.vhd)\n',
+      'web-01: starting\n',
+      'web-01: started\n',
+      'web-02: starting\n',
+      'web-02: start FAILED: no memory\\x1b[2J\n',
+    ]);
+    expect(plain.lines.slice(8).join('')).toBe(
+      [
+        '',
+        'phase  done  failed  took   per VM (median)',
+        'disk   2     0       3.0 s  1.0 s',
+        'start  1     1       2.0 s  1.0 s',
+        '',
+      ].join('\n'),
+    );
+  });
+
   it('not a TTY: one line per event; --json: nothing', async () => {
     const plain = stream();
     const progress = createProgress({
@@ -244,7 +283,7 @@ describe('progress', () => {
     progress.sink({ subject: 'vm-01', phase: 'disk', status: 'done', message: '/d/vm-01.qcow2' });
     progress.sink({ subject: 'vm-01', phase: 'ssh', status: 'failed' });
     await progress.stop();
-    expect(plain.lines).toEqual(['vm-01 disk done: /d/vm-01.qcow2\n', 'vm-01 ssh failed\n']);
+    expect(plain.lines).toEqual(['vm-01: disk ready (/d/vm-01.qcow2)\n', 'vm-01: ssh FAILED\n']);
     const json = stream();
     const quiet = createProgress({ json: true, subjects: ['vm-01'], finishedBy: () => false, stream: json.stream });
     quiet.sink({ subject: 'vm-01', phase: 'disk', status: 'done' });
