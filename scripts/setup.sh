@@ -36,6 +36,7 @@ DEBIAN_PACKAGES=(
   # VHD oracle
   libvhdi-utils fuse3
   mount  # losetup: loop devices stand in for the volumes of a XenServer LVM SR
+  zsh fish  # labctl completion: the scripts are tested under the real shells
   # Samba AD DC for Kerberos delegation tests
   samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind python3-samba krb5-user ldb-tools ldap-utils smbclient openssl
 )

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, realpath, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, realpath, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -134,10 +134,13 @@ describe('command surface', () => {
 
   it('every command teaches: a summary and at least one example; every one has --json', async () => {
     const config = await Config.load(resolve(import.meta.dirname, '..'));
+    // What they print is for a person (help) or a shell (completion scripts and candidates).
+    const textOnly = new Set(['help', 'completion', 'complete']);
     for (const command of config.commands) {
       expect([command.id, Boolean(command.summary)]).toEqual([command.id, true]);
+      if (command.hidden) continue;
       expect([command.id, (command.examples ?? []).length > 0]).toEqual([command.id, true]);
-      expect([command.id, 'json' in command.flags]).toEqual([command.id, true]);
+      if (!textOnly.has(command.id)) expect([command.id, 'json' in command.flags]).toEqual([command.id, true]);
     }
   });
 });
@@ -319,17 +322,87 @@ describe('oclif conventions', () => {
     },
   );
 
-  it('autocomplete writes bash completion naming the commands and their flags', async () => {
-    const home = await mkdtemp(join(tmpdir(), 'labctl-ac-'));
-    const run = await labctl(['autocomplete', '--refresh-cache'], { HOME: home, XDG_CACHE_HOME: join(home, '.cache') });
-    expect(run.code, run.stderr).toBe(0);
-    const bash = await readFile(
-      join(home, '.cache', 'labctl', 'autocomplete', 'functions', 'bash', 'labctl.bash'),
-      'utf8',
+  describe("shell completion: commands, flags, flag values and the lab's VM names", () => {
+    const complete = async (words: string[], env: NodeJS.ProcessEnv = {}) =>
+      (await labctl(['complete', '--', ...words], env)).stdout.split('\n').filter(Boolean);
+    /** A PATH where `labctl` is this build, as after scripts/setup.sh. */
+    const onPath = async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'labctl-path-'));
+      await symlink(bin, join(dir, 'labctl'));
+      return `${dir}:${process.env.PATH}`;
+    };
+    const lab = () =>
+      labWithState({
+        version: 1,
+        lab: 'tabs',
+        vms: ['web-01', 'web-02', 'db-01'].map((name) => ({ name, group: name.slice(0, -3), provider: 'manual' })),
+      });
+
+    it('labctl complete answers for the last word', async () => {
+      expect(await complete(['snap'])).toEqual(['snapshot']);
+      expect(await complete(['snapshot', ''])).toEqual(['delete', 'list', 'revert', 'save']);
+      expect(await complete(['destroy', '--a'])).toEqual(['--all']);
+      expect(await complete(['create', '--provider', ''])).toEqual(['libvirt', 'hyperv']);
+      expect(await complete(['create', '--no-w'])).toEqual(['--no-wait']);
+      const dir = await lab();
+      expect(await complete(['ssh', ''], { LABCTL_LAB_DIR: dir })).toEqual(['db-01', 'web-01', 'web-02']);
+      expect(await complete(['snapshot', 'save', '--lab-dir', dir, 'web'])).toEqual(['web-01', 'web-02']);
+      // A typed --help is a word being completed, not a request for help (no help text comes back).
+      expect(await complete(['destroy', '--help'])).toEqual([]);
+    });
+
+    it('bash: the script completes through labctl, and falls back to file names', async () => {
+      const dir = await lab();
+      const script = (await labctl(['completion', 'bash'])).stdout;
+      const run = async (line: string[]) => {
+        const { stdout } = await promisify(execFile)(
+          'bash',
+          [
+            '-c',
+            `eval "$SCRIPT"; COMP_WORDS=(${line.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=$((\${#COMP_WORDS[@]} - 1)); _labctl; printf '%s\\n' "\${COMPREPLY[@]}"`,
+          ],
+          { env: { ...process.env, SCRIPT: script, PATH: await onPath(), LABCTL_LAB_DIR: dir }, cwd: dir },
+        );
+        return stdout.split('\n').filter(Boolean);
+      };
+      expect(await run(['labctl', 'st'])).toEqual(['start', 'status', 'stop']);
+      expect(await run(['labctl', 'stop', 'w'])).toEqual(['web-01', 'web-02']);
+      expect(script).toMatch(/complete -o default -F _labctl labctl/);
+    });
+
+    it.skipIf(!hasCommand('zsh'))(
+      'zsh: the function offers what labctl answers (compadd), files otherwise',
+      async () => {
+        const dir = await lab();
+        const script = (await labctl(['completion', 'zsh'])).stdout;
+        const { stdout } = await promisify(execFile)(
+          'zsh',
+          [
+            '-c',
+            // The completion system's builtins are stood in for: the function itself runs under zsh.
+            `compdef() { :; }; compadd() { shift; print -l -- "$@"; }; _files() { print FILES; }; eval "$SCRIPT"; words=(labctl stop w); CURRENT=3; _labctl; words=(labctl create --golden ''); CURRENT=4; _labctl`,
+          ],
+          { env: { ...process.env, SCRIPT: script, PATH: await onPath(), LABCTL_LAB_DIR: dir } },
+        );
+        expect(stdout.split('\n').filter(Boolean)).toEqual(['web-01', 'web-02', 'FILES']);
+      },
     );
-    expect(bash).toMatch(/^destroy .*--all .*--yes/m);
-    expect(bash).toMatch(/^snapshot:save .*--name/m);
-    expect(bash).toMatch(/^init .*--provider/m);
+
+    it.skipIf(!hasCommand('fish'))('fish: complete -C gives what labctl answers', async () => {
+      const dir = await lab();
+      const script = (await labctl(['completion', 'fish'])).stdout;
+      const { stdout } = await promisify(execFile)(
+        'fish',
+        ['-c', 'printf "%s" "$SCRIPT" | source; complete -C "labctl snapshot re"; complete -C "labctl ssh db"'],
+        { env: { ...process.env, SCRIPT: script, PATH: await onPath(), LABCTL_LAB_DIR: dir } },
+      );
+      expect(
+        stdout
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => line.split('\t')[0]),
+      ).toEqual(['revert', 'db-01']);
+    });
   });
 });
 
