@@ -1,11 +1,8 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { requireTestbed } from '@labctl/core/testing/testbed';
 import { closeJumpHosts } from '@labctl/remote/ssh';
+import { type SshJumpBed, startJumpBed } from '@labctl/remote/ssh-testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sshHandshakeProbe } from './ssh-probe.js';
 
@@ -14,9 +11,7 @@ import { sshHandshakeProbe } from './ssh-probe.js';
  * target sshd in network namespaces of their own, the target reachable only through the bastion
  * (scripts/testbed/ssh-jump.sh). The VM's pinned key is checked end to end through the channel.
  */
-const JUMP = fileURLToPath(new URL('../../../scripts/testbed/ssh-jump.sh', import.meta.url));
 const BASE_PORT = 22310;
-const run = promisify(execFile);
 const gate = requireTestbed('the SSH probe through a jump host', {
   root: true,
   commands: ['sshd', 'ssh', 'ssh-keygen', 'unshare', 'ip'],
@@ -28,15 +23,10 @@ describe.skipIf(gate.skip)('sshHandshakeProbe through ssh.proxyJump', () => {
   let config: string;
   const keyOf = async (file: string) => (await readFile(file, 'utf8')).split(' ').slice(0, 2).join(' ');
 
+  let jumpBed: SshJumpBed;
   beforeAll(async () => {
-    bed = await mkdtemp(join(tmpdir(), 'probe-jump-'));
-    await run('sh', ['-c', '"$0" up "$1" "$2" > "$1/up.log" 2>&1', JUMP, bed, String(BASE_PORT)]);
-    env = Object.fromEntries(
-      (await readFile(join(bed, 'jump.env'), 'utf8'))
-        .trim()
-        .split('\n')
-        .map((line) => line.split('=') as [string, string]),
-    );
+    jumpBed = await startJumpBed('probe-jump-', BASE_PORT);
+    ({ dir: bed, env } = jumpBed);
     config = join(bed, 'ssh_config');
     await writeFile(
       config,
@@ -45,8 +35,7 @@ describe.skipIf(gate.skip)('sshHandshakeProbe through ssh.proxyJump', () => {
   }, 60_000);
   afterAll(async () => {
     await closeJumpHosts();
-    if (bed) await run('sh', ['-c', '"$0" down "$1" > "$1/down.log" 2>&1', JUMP, bed]).catch(() => undefined);
-    if (bed) await rm(bed, { recursive: true, force: true });
+    await jumpBed?.stop();
   });
 
   const target = () => ({

@@ -63,8 +63,15 @@ function sshValue(value: string, what: string, tokens: boolean): string {
 }
 
 /** ssh's arguments for one VM, then the remote command (ssh joins its words, as always). */
-export function sshArgv(target: SshTarget, knownHostsFile: string, command: readonly string[] = []): string[] {
+export function sshArgv(
+  target: SshTarget,
+  knownHostsFile: string,
+  command: readonly string[] = [],
+  // labctl's `ssh -F` (docs/ssh.md): the jump hosts are resolved in it too.
+  sshConfigFile: string | undefined = process.env.LABCTL_SSH_CONFIG || undefined,
+): string[] {
   return [
+    ...(sshConfigFile ? ['-F', sshConfigFile] : []),
     '-o',
     `UserKnownHostsFile=${sshValue(knownHostsFile, 'known_hosts file', true)}`,
     '-o',

@@ -113,9 +113,12 @@ export function defaultSshConfigFile(): string {
  * Options for `alias` as the user's OpenSSH resolves them: `ssh -G` (Include, Match, ProxyJump,
  * %-tokens, /etc/ssh/ssh_config and every default, exactly as `ssh` would use them); labctl's own
  * parser only where no `ssh` can be run. `file`: a config to read instead of ~/.ssh/config (and,
- * as with `ssh -F`, instead of /etc/ssh/ssh_config).
+ * as with `ssh -F`, instead of /etc/ssh/ssh_config); default `$LABCTL_SSH_CONFIG`, labctl's `-F`.
  */
-export async function loadSshConfig(alias: string, file?: string): Promise<SshHostConfig> {
+export async function loadSshConfig(
+  alias: string,
+  file: string | undefined = process.env.LABCTL_SSH_CONFIG || undefined,
+): Promise<SshHostConfig> {
   // One `ssh -G` per host and config for the process: a create connects to a host many times.
   const key = `${file ?? ''}\0${alias}`;
   let pending = resolved.get(key);

@@ -1,12 +1,11 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { requireTestbed } from '@labctl/core/testing/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeJumpHosts, connect, withSsh } from './ssh.js';
+import { type SshJumpBed, startJumpBed } from './ssh-testbed.js';
 import { loadSshConfig } from './ssh-config.js';
 import { hostFieldMatches } from './ssh-known-hosts.js';
 
@@ -16,7 +15,6 @@ import { hostFieldMatches } from './ssh-known-hosts.js';
  * subnet is an unreachable route). Host settings come from an ssh_config resolved by OpenSSH itself
  * (`ssh -G`), keys are checked at every hop.
  */
-const JUMP = fileURLToPath(new URL('../../../scripts/testbed/ssh-jump.sh', import.meta.url));
 const BASE_PORT = 22300;
 const run = promisify(execFile);
 const gate = requireTestbed('SSH through a jump host (two sshd in network namespaces)', {
@@ -30,15 +28,10 @@ describe.skipIf(gate.skip)('ProxyJump: a target reachable only through a bastion
   let config: string;
   const key = () => join(bed, 'client', 'id_ed25519');
 
+  let jumpBed: SshJumpBed;
   beforeAll(async () => {
-    bed = await mkdtemp(join(tmpdir(), 'ssh-jump-'));
-    await run('sh', ['-c', '"$0" up "$1" "$2" > "$1/up.log" 2>&1', JUMP, bed, String(BASE_PORT)]);
-    env = Object.fromEntries(
-      (await readFile(join(bed, 'jump.env'), 'utf8'))
-        .trim()
-        .split('\n')
-        .map((line) => line.split('=') as [string, string]),
-    );
+    jumpBed = await startJumpBed('ssh-jump-', BASE_PORT);
+    ({ dir: bed, env } = jumpBed);
     config = join(bed, 'ssh_config');
     await writeFile(
       config,
@@ -61,8 +54,8 @@ describe.skipIf(gate.skip)('ProxyJump: a target reachable only through a bastion
     );
   }, 60_000);
   afterAll(async () => {
-    if (bed) await run('sh', ['-c', '"$0" down "$1" > "$1/down.log" 2>&1', JUMP, bed]).catch(() => undefined);
-    if (bed) await rm(bed, { recursive: true, force: true });
+    await closeJumpHosts();
+    await jumpBed?.stop();
   });
 
   const options = () => ({ sshConfigFile: config, agent: false as const, readyTimeoutMs: 10_000 });

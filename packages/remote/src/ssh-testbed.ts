@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -58,5 +59,41 @@ export async function startSshHosts(dir: string, count: number, basePort: number
     wrongIdentityFile: join(dir, 'client/wrong_ed25519'),
     sshdPid: async (index) => Number((await readFile(join(dir, `h${index + 1}/sshd.pid`), 'utf8')).trim()),
     stop: () => runTestbedScript(SSH_HOSTS_SCRIPT, ['down', dir]).then(() => undefined),
+  };
+}
+
+export const SSH_JUMP_SCRIPT = fileURLToPath(new URL('../../../scripts/testbed/ssh-jump.sh', import.meta.url));
+
+/** scripts/testbed/ssh-jump.sh's bed: a bastion and a target sshd, each in a network namespace. */
+export interface SshJumpBed {
+  dir: string;
+  /** jump.env: JUMP_BASTION_ADDR/PORT, JUMP_TARGET_ADDR/PORT, JUMP_TARGET_GATEWAY (the bastion's side). */
+  env: Record<string, string>;
+  identityFile: string;
+  knownHostsFile: string;
+  stop(): Promise<void>;
+}
+
+export async function startJumpBed(prefix: string, basePort: number): Promise<SshJumpBed> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  // Output to a file: the sshd it leaves running would keep a pipe open forever.
+  await runTestbedScript('sh', ['-c', '"$0" up "$1" "$2" > "$1/up.log" 2>&1', SSH_JUMP_SCRIPT, dir, String(basePort)]);
+  const env = Object.fromEntries(
+    (await readFile(join(dir, 'jump.env'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => line.split('=') as [string, string]),
+  );
+  return {
+    dir,
+    env,
+    identityFile: join(dir, 'client', 'id_ed25519'),
+    knownHostsFile: join(dir, 'known_hosts'),
+    stop: async () => {
+      await runTestbedScript('sh', ['-c', '"$0" down "$1" > "$1/down.log" 2>&1', SSH_JUMP_SCRIPT, dir]).catch(
+        () => undefined,
+      );
+      await rm(dir, { recursive: true, force: true });
+    },
   };
 }
