@@ -95,6 +95,14 @@ describe.skipIf(gate.skip)('ProxyJump: a target reachable only through a bastion
       (ssh) => ssh.exec('hostname'),
     );
     expect(seen.stdout.trim()).toBe('h2');
+    // Two hops (the second one through the first, here the bastion again): a chain as ssh -J a,b.
+    await closeJumpHosts();
+    const chained = await withSsh(
+      `labctl-np@${env.JUMP_TARGET_ADDR}:${env.JUMP_TARGET_PORT}`,
+      { ...options(), proxyJump: 'bastion,b-2' },
+      (ssh) => ssh.exec('hostname'),
+    );
+    expect(chained.stdout.trim()).toBe('h2');
   });
 
   it('keys are pinned at every hop: a changed bastion key stops the run before the target is tried', async () => {
