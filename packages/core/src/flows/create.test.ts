@@ -226,7 +226,12 @@ describe('createLab', () => {
     const provider = new FakeProvider();
     provider.batchSize = 3;
     provider.start_Err.set('vm-02', new Error('The virtual machine could not be started: not enough memory'));
-    const first = await createLab({ plan, provider, store, timeoutMs: 1000, discover: fakeDiscover() });
+    const events = collectingSink();
+    const first = await createLab({ plan, provider, store, timeoutMs: 1000, discover: fakeDiscover(), events });
+    // The provider reported the failed start; the flow does not report it a second time.
+    expect(events.events.filter((e) => e.subject === 'vm-02' && e.status === 'failed').map((e) => e.phase)).toEqual([
+      'start',
+    ]);
     expect(first.vms.map((vm) => [vm.name, vm.state])).toEqual([
       ['vm-01', 'running'],
       ['vm-02', 'failed'],

@@ -69,7 +69,18 @@ export class InterruptedError extends LabctlError {}
 
 export async function createLab(options: CreateFlowOptions): Promise<CreateSummary> {
   const { plan, provider, store } = options;
-  const events = options.events ?? silentSink;
+  // A provider reports a VM's failure itself, with its own words; the flow's report of the same
+  // failure would print it twice.
+  const failedReported = new Set<string>();
+  const upstream = options.events ?? silentSink;
+  const events: typeof upstream = (event) => {
+    if (event.status === 'failed') {
+      const key = `${event.subject}\0${event.phase}`;
+      if (failedReported.has(key)) return;
+      failedReported.add(key);
+    }
+    upstream(event);
+  };
   const started = Date.now();
   return store.withLock(plan.lab, options.command ?? 'labctl create', async (session) => {
     // A planned name that differs only in case from one the lab already has would be the same VM
