@@ -75,9 +75,14 @@ export class PhaseClock {
 
   constructor(private readonly now: () => number = Date.now) {}
 
+  /** Each subject's previous event: a phase reported only when it ends (an address found) began there. */
+  private readonly lastAt = new Map<string, number>();
+
   record(event: ProgressEvent): void {
     const at = event.at ?? this.now();
     const key = `${event.subject}\0${event.phase}`;
+    const previous = this.lastAt.get(event.subject);
+    this.lastAt.set(event.subject, at);
     const phase =
       this.phases.get(event.phase) ??
       this.phases.set(event.phase, { done: 0, failed: 0, first: at, last: at, each: [] }).get(event.phase)!;
@@ -89,10 +94,11 @@ export class PhaseClock {
     if (event.status !== 'done' && event.status !== 'failed') return;
     phase[event.status]++;
     phase.last = Math.max(phase.last, at);
-    const began = this.started.get(key);
+    const began = this.started.get(key) ?? previous;
+    this.started.delete(key);
     if (began !== undefined) {
       phase.each.push(at - began);
-      this.started.delete(key);
+      phase.first = Math.min(phase.first, began);
     }
   }
 

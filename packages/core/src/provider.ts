@@ -13,6 +13,20 @@ import type { VmRecord, VmState } from './state.js';
 /** Provider-specific settings of one VM, untyped in core (see VmPlan.options). */
 export type VmOptions = Readonly<Record<string, string | number | undefined>>;
 
+/**
+ * The state's `ssh` of a planned VM: login, key file and jump hosts as planned, host keys as known
+ * (the seed's, or none until first contact). Core and every provider record it the same way.
+ */
+export function plannedSsh(ssh: VmPlan['ssh'], hostKeys: string[] = []): VmRecord['ssh'] {
+  return {
+    user: ssh.user,
+    port: ssh.port,
+    hostKeys,
+    ...(ssh.keyFile ? { keyFile: ssh.keyFile } : {}),
+    ...(ssh.proxyJump ? { proxyJump: ssh.proxyJump } : {}),
+  };
+}
+
 export interface VmPlan {
   name: string;
   group: string;

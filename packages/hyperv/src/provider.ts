@@ -1,4 +1,5 @@
 import { win32 } from 'node:path';
+import type { Check } from '@labctl/core/checks';
 import { mapLimit, sleep } from '@labctl/core/concurrency';
 import { describeError, UsageError } from '@labctl/core/errors';
 import type { EventSink } from '@labctl/core/events';
@@ -13,26 +14,26 @@ import {
   type HostReport,
   type MigrateFacts,
   type MigrateRequest,
-  type VmBundleDescription,
-  type VmExportFacts,
   type PlacedPlan,
   type Plan,
   type PreflightOptions,
   type PreflightResult,
   type Provider,
+  plannedSsh,
   type SnapshotFacts,
   type SnapshotInfo,
   type SnapshotRequest,
   type StartFacts,
   type StopFacts,
   type StopOptions,
+  type VmBundleDescription,
+  type VmExportFacts,
   type VmFailure,
   type VmPlan,
   type VmResult,
   vmFailure,
 } from '@labctl/core/provider';
 import type { VmRecord } from '@labctl/core/state';
-import type { Check } from '@labctl/core/checks';
 import {
   type CommandRunner,
   type PowerShellFlavor,
@@ -43,11 +44,11 @@ import { adapterReports } from './discovery.js';
 import { type DriverTimeouts, type HyperVDriver, PowerShellHyperVDriver } from './driver.js';
 import { HyperVNoHostsError, HyperVPlacementError } from './errors.js';
 import { createSpec, diskDirFor, forHyperV } from './inputs.js';
-import { seedPayload } from './seed-disk.js';
+import { hostFindings, type MigrationFinding, migrationFindings, moveFacts, onSharedStorage } from './move.js';
 import { colonMac, labctlState, objectArray } from './parse.js';
 import { batches, placeVms } from './placement.js';
 import { evaluatePreflight, type HostFactsOutcome } from './preflight.js';
-import { hostFindings, type MigrationFinding, migrationFindings, moveFacts, onSharedStorage } from './move.js';
+import { seedPayload } from './seed-disk.js';
 import type { CheckpointFacts, CreateVmsInput, HostFacts, StartVmResult, VmRef, VolumeSpace } from './types.js';
 
 /** How long a start call waits for others to join its run (see `start`). */
@@ -376,12 +377,7 @@ export class HyperVProvider implements Provider {
       provider: this.name,
       host,
       addresses: [],
-      ssh: {
-        user: vm.ssh.user,
-        port: vm.ssh.port,
-        hostKeys: [],
-        ...(vm.ssh.keyFile ? { keyFile: vm.ssh.keyFile } : {}),
-      },
+      ssh: plannedSsh(vm.ssh),
       state: 'created',
       mac: vm.mac,
       ...(vm.vars ? { vars: vm.vars as VmRecord['vars'] } : {}),

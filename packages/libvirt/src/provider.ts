@@ -1,55 +1,55 @@
-import { libvirtOptions } from './options.js';
 import { chmod, copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, join, posix } from 'node:path';
 import { mapLimit } from '@labctl/core/concurrency';
 import { describeError } from '@labctl/core/errors';
 import type { EventSink } from '@labctl/core/events';
 import { pathInside } from '@labctl/core/names';
 import {
   type AdapterReport,
-  failed,
-  type HostReport,
-  type MigrateFacts,
-  type MigrateRequest,
   type DestroyFacts,
   type DestroyOptions,
   type DiskExportFacts,
   type DiskExportRequest,
-  type VmBundleDescription,
-  type VmExportFacts,
+  failed,
+  type HostReport,
+  type MigrateFacts,
+  type MigrateRequest,
   type Plan,
   type PreflightOptions,
   type PreflightResult,
-  placeInBatches,
   type Provider,
+  placeInBatches,
+  plannedSsh,
   type SnapshotFacts,
   type SnapshotRequest,
   type StartFacts,
   type StopFacts,
   type StopOptions,
+  type VmBundleDescription,
+  type VmExportFacts,
   type VmPlan,
   type VmResult,
   vmFailure,
 } from '@labctl/core/provider';
 import type { VmRecord, VmState } from '@labctl/core/state';
-import { AdapterReader } from './adapters.js';
-import { connectError, isLocalUri, LibvirtError } from './connect.js';
-import { libvirtChecks, type PreflightHost } from './preflight.js';
-import { type Accelerator, type AcceleratorChoice, chooseAccelerator } from './accelerator.js';
-import type { GoldenInfo } from './disks.js';
-import { parseDomainList } from './parse.js';
-import { type DiskStore, LocalStore, PoolStore } from './storage.js';
-import { posix } from 'node:path';
-import { isNoDomain, isNotRunning, Virsh } from './virsh.js';
-import { domainXml, LABCTL_XMLNS, type LabctlMetadata, networkSource, parseLabctlMetadata } from './xml.js';
-import { addressChecks, addReservation, removeReservation } from './reservations.js';
-import { snapshotDomains, stopDomain } from './day2.js';
-import { alreadyThere, migrateDomain } from './migrate.js';
-import { withSshMux } from './ssh-mux.js';
-import { exportDomainDisk } from './export-disk.js';
-import { exportBundle } from './bundle.js';
 import { isoImage } from '@labctl/seed/iso9660';
 import { SEED_LABEL } from '@labctl/seed/nocloud';
+import { type Accelerator, type AcceleratorChoice, chooseAccelerator } from './accelerator.js';
+import { AdapterReader } from './adapters.js';
+import { exportBundle } from './bundle.js';
+import { connectError, isLocalUri, LibvirtError } from './connect.js';
+import { snapshotDomains, stopDomain } from './day2.js';
+import type { GoldenInfo } from './disks.js';
+import { exportDomainDisk } from './export-disk.js';
+import { alreadyThere, migrateDomain } from './migrate.js';
+import { libvirtOptions } from './options.js';
+import { parseDomainList } from './parse.js';
+import { libvirtChecks, type PreflightHost } from './preflight.js';
+import { addReservation, addressChecks, removeReservation } from './reservations.js';
+import { withSshMux } from './ssh-mux.js';
+import { type DiskStore, LocalStore, PoolStore } from './storage.js';
+import { isNoDomain, isNotRunning, Virsh } from './virsh.js';
+import { domainXml, LABCTL_XMLNS, type LabctlMetadata, networkSource, parseLabctlMetadata } from './xml.js';
 
 /**
  * The KVM/libvirt provider: `virsh` with generated domain XML, a qcow2 overlay per VM on the golden
@@ -399,12 +399,7 @@ export class LibvirtProvider implements Provider {
       host: this.host,
       mac: vm.mac,
       addresses: [],
-      ssh: {
-        user: vm.ssh.user,
-        port: vm.ssh.port,
-        hostKeys: [],
-        ...(vm.ssh.keyFile ? { keyFile: vm.ssh.keyFile } : {}),
-      },
+      ssh: plannedSsh(vm.ssh),
       state: 'created',
       ...(vm.vars ? { vars: vm.vars as VmRecord['vars'] } : {}),
       resources: {

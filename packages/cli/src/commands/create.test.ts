@@ -250,8 +250,10 @@ describe('progress', () => {
     progress.sink({ subject: 'web-01', phase: 'start', status: 'done', at: at(4) });
     progress.sink({ subject: 'web-02', phase: 'start', status: 'start', at: at(3) });
     progress.sink({ subject: 'web-02', phase: 'start', status: 'failed', message: 'no memory\u001b[2J', at: at(5) });
+    // Reported only when it ends: it began at the VM's previous event.
+    progress.sink({ subject: 'web-01', phase: 'address', status: 'done', message: '10.0.0.5', at: at(6) });
     await progress.stop();
-    expect(plain.lines.slice(0, 8)).toEqual([
+    expect(plain.lines.slice(0, 9)).toEqual([
       'web-01: making the disk (overlay)\n',
       'web-02: making the disk (overlay)\n',
       'web-01: disk ready (overlay on golden.vhd)\n',
@@ -260,13 +262,15 @@ describe('progress', () => {
       'web-01: started\n',
       'web-02: starting\n',
       'web-02: start FAILED: no memory\\x1b[2J\n',
+      'web-01: address found (10.0.0.5)\n',
     ]);
-    expect(plain.lines.slice(8).join('')).toBe(
+    expect(plain.lines.slice(9).join('')).toBe(
       [
         '',
-        'phase  done  failed  took   per VM (median)',
-        'disk   2     0       3.0 s  1.0 s',
-        'start  1     1       2.0 s  1.0 s',
+        'phase    done  failed  took   per VM (median)',
+        'disk     2     0       3.0 s  1.0 s',
+        'start    1     1       2.0 s  1.0 s',
+        'address  1     0       2.0 s  2.0 s',
         '',
       ].join('\n'),
     );

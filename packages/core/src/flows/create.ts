@@ -2,11 +2,19 @@ import { type Check, failedChecks } from '../checks.js';
 import { mapLimit } from '../concurrency.js';
 import { describeError, isLabctlError, LabctlError } from '../errors.js';
 import { type EventSink, silentSink } from '../events.js';
-import { type Plan, type Provider, resultsFor, type VmFailure, type VmPlan, type VmSeed } from '../provider.js';
+import { checkCaseCollisions } from '../names.js';
+import {
+  type Plan,
+  type Provider,
+  plannedSsh,
+  resultsFor,
+  type VmFailure,
+  type VmPlan,
+  type VmSeed,
+} from '../provider.js';
 import type { StateSession, StateStore, VmRecord } from '../state.js';
 import { type Discover, recordDiscovery, type VmDiscoveryResult } from './discovery.js';
 import { serialSaver } from './save.js';
-import { checkCaseCollisions } from '../names.js';
 
 /**
  * `labctl create`, provider-neutral: preflight -> create in bounded parallel batches (state written
@@ -282,13 +290,7 @@ function plannedRecord(vm: VmPlan, provider: string): Partial<VmRecord> & { name
     host: vm.host,
     mac: vm.mac,
     addresses: [],
-    ssh: {
-      user: vm.ssh.user,
-      port: vm.ssh.port,
-      hostKeys: vm.seed?.hostKeys ?? [],
-      ...(vm.ssh.keyFile ? { keyFile: vm.ssh.keyFile } : {}),
-      ...(vm.ssh.proxyJump ? { proxyJump: vm.ssh.proxyJump } : {}),
-    },
+    ssh: plannedSsh(vm.ssh, vm.seed?.hostKeys ?? []),
     ...(vm.seed ? { instanceId: vm.seed.instanceId } : {}),
     ...addressFields(vm),
     ...(vm.vars ? { vars: vm.vars as VmRecord['vars'] } : {}),
