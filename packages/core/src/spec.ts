@@ -65,15 +65,17 @@ export function parseSizeMiB(value: string): number | undefined {
   return Math.abs(mib - Math.round(mib)) < 1e-9 ? Math.round(mib) : mib;
 }
 
+/** Jump hosts as `ssh -J` takes them (a VM's ssh settings, a host's entry). */
+const proxyJumpSchema = z
+  .string()
+  .regex(PROXY_JUMP, 'is not a jump host list: [user@]host[:port], comma-separated (as ssh -J takes it)');
+
 export const SshSettingsSchema = z.strictObject({
   user: z.string().min(1).optional(),
   port: z.number().int().min(1).max(65535).optional(),
   keyFile: z.string().min(1).optional(),
   /** Reach the VMs through these jump hosts (`ssh -J`): `admin@bastion`, `a@j1,b@j2:2222`. */
-  proxyJump: z
-    .string()
-    .regex(PROXY_JUMP, 'is not a jump host list: [user@]host[:port], comma-separated (as ssh -J takes it)')
-    .optional(),
+  proxyJump: proxyJumpSchema.optional(),
 });
 
 /**
@@ -154,10 +156,7 @@ export const HostSchema = z.strictObject({
     .optional(),
   concurrency: z.number().int().min(1).max(64).optional(),
   /** SSH to this host through jump hosts (`ssh -J` syntax; Hyper-V hosts reached over SSH). */
-  proxyJump: z
-    .string()
-    .regex(PROXY_JUMP, 'is not a jump host list: [user@]host[:port], comma-separated (as ssh -J takes it)')
-    .optional(),
+  proxyJump: proxyJumpSchema.optional(),
   /** MiB: the lab never places VMs with more memory than this on the host. */
   memoryLimit: z
     .number()

@@ -1,12 +1,10 @@
-import { execFile } from 'node:child_process';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { requireTestbed } from '@labctl/core/testing/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderInventory } from './service.js';
-import { ansibleEnv, canonicalFromAnsible } from './testing/ansible.js';
+import { ansibleInventoryList, canonicalFromAnsible } from './testing/ansible.js';
 import { makeTrickyLab, trickyLab } from './testing/tricky.js';
 
 /**
@@ -19,17 +17,8 @@ const gate = requireTestbed('the labctl.lab inventory plugin under ansible-inven
   commands: ['ansible-inventory'],
 });
 
-async function inventoryOf(
-  source: string,
-  tmp: string,
-  args: string[] = ['--export'],
-): Promise<Record<string, unknown>> {
-  const { stdout } = await promisify(execFile)('ansible-inventory', ['-i', source, '--list', ...args], {
-    env: { ...ansibleEnv(tmp), ANSIBLE_COLLECTIONS_PATH: COLLECTIONS },
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  return JSON.parse(stdout) as Record<string, unknown>;
-}
+const inventoryOf = (source: string, tmp: string, args: string[] = ['--export']) =>
+  ansibleInventoryList(source, tmp, args, { ANSIBLE_COLLECTIONS_PATH: COLLECTIONS });
 
 describe.skipIf(gate.skip)('labctl.lab.labctl inventory plugin', () => {
   let dir: string;

@@ -101,8 +101,9 @@ async function listDisks(dir: string, options: ScanOptions): Promise<string[]> {
       const wanted = pattern
         ? pattern.test(e.name)
         : kind === 'file' && (DISK_NAME.test(e.name) || (await looksLikeDisk(p)));
+      if (!wanted) continue;
       const real = await realpath(p);
-      if (wanted && !seen.has(real)) {
+      if (!seen.has(real)) {
         seen.add(real);
         out.push(p);
       }

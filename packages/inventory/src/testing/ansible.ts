@@ -30,9 +30,10 @@ export async function ansibleInventoryList(
   source: string,
   tmpDir: string,
   args: string[] = ['--export'],
+  env: NodeJS.ProcessEnv = {},
 ): Promise<Record<string, unknown>> {
   const { stdout } = await promisify(execFile)('ansible-inventory', ['-i', source, '--list', ...args], {
-    env: ansibleEnv(tmpDir),
+    env: { ...ansibleEnv(tmpDir), ...env },
     maxBuffer: 512 * 1024 * 1024,
   });
   return JSON.parse(stdout) as Record<string, unknown>;
